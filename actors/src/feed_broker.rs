@@ -1,0 +1,533 @@
+//! The FeedBroker: knows which sessions are online and whose posts each should see, and fans
+//! committed events out to them.
+//!
+//! Routing state is per online user: the authors they follow (loaded from PostgreSQL when their
+//! first session connects, then kept current from the committed follow changes) and, inverted,
+//! for each author the online followers. A committed event is serialised once and the same
+//! frame (a reference-counted string) is handed to every recipient session, in commit order.
+//!
+//! While a user's follow list is loading, the changes committed meanwhile are held and replayed
+//! to that user once the list is in, so nothing committed after a session connected is missed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytestring::ByteString;
+use prometheus::{IntCounter, IntGauge, register_int_counter, register_int_gauge};
+
+use crate::committed::{Committed, CommittedChange, FollowChange};
+use crate::event_log::{Audience, CommittedEvent};
+use crate::ids::{EventId, PostId, SessionId, UserId};
+use crate::meter::{ActorMeter, MeteredRecipient};
+use crate::metered_handler;
+use crate::protocol::{self, EventKind};
+use crate::store::ReadPool;
+
+/// FeedBroker → Session: a frame to write to the socket.
+#[derive(Debug, Message, Clone)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    /// Set for durable events; sessions use it to drop duplicates and keep ids increasing.
+    pub event: Option<EventId>,
+    pub frame: ByteString,
+    pub committed_at: Option<Instant>,
+}
+
+/// FeedBroker → Session: close the socket with this code (1001 on shutdown, 1013 when the
+/// broker cannot serve the session right now).
+#[derive(Debug, Message, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct CloseSession {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+/// Session → FeedBroker: a session is online. Answered once it is registered, so that every
+/// event committed after the answer reaches it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Connect {
+    pub session: SessionId,
+    pub user: UserId,
+    pub deliver: MeteredRecipient<Deliver>,
+    pub close: MeteredRecipient<CloseSession>,
+}
+
+/// Session → FeedBroker: the session ended.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    pub session: SessionId,
+    pub user: UserId,
+}
+
+/// Session → FeedBroker: deliver `thread.reply` for replies in the thread rooted at `root`.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SubscribeThread {
+    pub session: SessionId,
+    pub root: PostId,
+}
+
+/// Session → FeedBroker: stop delivering `thread.reply` for `root`.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct UnsubscribeThread {
+    pub session: SessionId,
+    pub root: PostId,
+}
+
+/// Shutdown → FeedBroker: close every session with `code`; answers how many were closed.
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+pub struct CloseAll {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+/// Anyone → FeedBroker: how many sessions and users are online.
+#[derive(Debug, Message)]
+#[rtype(result = "OnlineStats")]
+pub struct GetOnline;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, MessageResponse)]
+pub struct OnlineStats {
+    pub sessions: usize,
+    pub users: usize,
+}
+
+macro_rules! metric {
+    ($register:ident, $name:literal, $help:literal) => {
+        LazyLock::new(|| {
+            #[expect(clippy::expect_used, reason = "metric definitions are constants")]
+            $register!($name, $help).expect("valid metric definition")
+        })
+    };
+}
+
+static DELIVERIES: LazyLock<IntCounter> = metric!(
+    register_int_counter,
+    "aisocial_broker_deliveries_total",
+    "Frames the FeedBroker handed to sessions."
+);
+static ONLINE_SESSIONS: LazyLock<IntGauge> = metric!(
+    register_int_gauge,
+    "aisocial_broker_online_sessions",
+    "Sessions registered with the FeedBroker."
+);
+static FOLLOW_LOAD_FAILURES: LazyLock<IntCounter> = metric!(
+    register_int_counter,
+    "aisocial_broker_follow_load_failures_total",
+    "Follow lists that could not be loaded (their sessions were closed with 1013)."
+);
+
+struct SessionLink {
+    id: SessionId,
+    deliver: MeteredRecipient<Deliver>,
+    close: MeteredRecipient<CloseSession>,
+}
+
+struct OnlineUser {
+    sessions: Vec<SessionLink>,
+    followees: HashSet<UserId>,
+    /// While the follow list loads: the position in `held` from which this user must replay.
+    loading_from: Option<u64>,
+}
+
+/// The FeedBroker actor.
+pub struct FeedBroker {
+    meter: ActorMeter,
+    pool: ReadPool,
+    load_timeout: Duration,
+    users: HashMap<UserId, OnlineUser>,
+    /// Author → online followers whose follow lists are loaded.
+    audience: HashMap<UserId, HashSet<UserId>>,
+    session_user: HashMap<SessionId, UserId>,
+    threads: HashMap<PostId, HashSet<SessionId>>,
+    /// Changes committed while some user's follow list was loading; `held[0]` is number
+    /// `held_start` in the broker's life.
+    held: Vec<CommittedChange>,
+    held_start: u64,
+    loading: usize,
+}
+
+impl FeedBroker {
+    pub const KIND: &'static str = "feed_broker";
+
+    pub fn new(pool: ReadPool, load_timeout: Duration) -> Self {
+        Self {
+            meter: ActorMeter::new(Self::KIND),
+            pool,
+            load_timeout,
+            users: HashMap::new(),
+            audience: HashMap::new(),
+            session_user: HashMap::new(),
+            threads: HashMap::new(),
+            held: Vec::new(),
+            held_start: 0,
+            loading: 0,
+        }
+    }
+
+    pub fn meter() -> ActorMeter {
+        ActorMeter::new(Self::KIND)
+    }
+
+    fn held_end(&self) -> u64 {
+        self.held_start + self.held.len() as u64
+    }
+
+    fn load_followees(&mut self, user: UserId, ctx: &mut Context<Self>) {
+        let pool = self.pool.clone();
+        let timeout = self.load_timeout;
+        let load = async move {
+            let read = async {
+                let conn = pool.get().await.map_err(|e| e.to_string())?;
+                let rows = conn
+                    .query(
+                        "SELECT followee_id FROM follows WHERE follower_id = $1",
+                        &[&user.0],
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                rows.iter()
+                    .map(|r| r.try_get::<_, i64>(0).map(UserId))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| e.to_string())
+            };
+            match tokio::time::timeout(timeout, read).await {
+                Ok(result) => result,
+                Err(_) => Err(format!("no answer within {timeout:?}")),
+            }
+        };
+        ctx.spawn(load.into_actor(self).map(move |result, broker, _| {
+            broker.followees_loaded(user, result);
+        }));
+    }
+
+    fn followees_loaded(&mut self, user: UserId, result: Result<Vec<UserId>, String>) {
+        let Some(online) = self.users.get_mut(&user) else {
+            return; // every session left while loading
+        };
+        let Some(from) = online.loading_from.take() else {
+            return;
+        };
+        self.loading = self.loading.saturating_sub(1);
+        match result {
+            Err(e) => {
+                FOLLOW_LOAD_FAILURES.inc();
+                tracing::warn!(%user, error = %e, "cannot load a follow list; closing the user's sessions");
+                for link in &online.sessions {
+                    link.close.do_send(CloseSession {
+                        code: 1013,
+                        reason: "try again later",
+                    });
+                }
+            }
+            Ok(followees) => {
+                online.followees = followees.into_iter().collect();
+                for author in &online.followees {
+                    self.audience.entry(*author).or_default().insert(user);
+                }
+                let skip =
+                    usize::try_from(from.saturating_sub(self.held_start)).unwrap_or(usize::MAX);
+                let held: Vec<CommittedChange> = self.held.iter().skip(skip).cloned().collect();
+                for change in held {
+                    match change {
+                        CommittedChange::Follow(f) if f.follower == user => self.apply_follow(f),
+                        CommittedChange::Follow(_) => {}
+                        CommittedChange::Event(e) => {
+                            if self.addressed_to(&e, user) {
+                                let frame = durable(&e);
+                                self.deliver_to_user(user, &e, &frame, None);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.trim_held();
+    }
+
+    fn trim_held(&mut self) {
+        if self.loading == 0 {
+            self.held_start = self.held_end();
+            self.held.clear();
+        }
+    }
+
+    fn apply_follow(&mut self, f: FollowChange) {
+        let Some(online) = self.users.get_mut(&f.follower) else {
+            return;
+        };
+        if online.loading_from.is_some() {
+            return; // replayed from `held` once the list is in
+        }
+        if f.following {
+            online.followees.insert(f.followee);
+            self.audience
+                .entry(f.followee)
+                .or_default()
+                .insert(f.follower);
+        } else {
+            online.followees.remove(&f.followee);
+            if let Some(followers) = self.audience.get_mut(&f.followee) {
+                followers.remove(&f.follower);
+                if followers.is_empty() {
+                    self.audience.remove(&f.followee);
+                }
+            }
+        }
+    }
+
+    fn addressed_to(&self, event: &CommittedEvent, user: UserId) -> bool {
+        match event.audience {
+            Audience::User(u) => u == user,
+            Audience::FollowersOf(author) => {
+                author == user
+                    || self
+                        .users
+                        .get(&user)
+                        .is_some_and(|u| u.followees.contains(&author))
+            }
+        }
+    }
+
+    fn deliver_to_user(
+        &self,
+        user: UserId,
+        event: &CommittedEvent,
+        frame: &ByteString,
+        committed_at: Option<Instant>,
+    ) {
+        let Some(online) = self.users.get(&user) else {
+            return;
+        };
+        if online.loading_from.is_some() {
+            return;
+        }
+        for link in &online.sessions {
+            link.deliver.do_send(Deliver {
+                event: Some(event.id),
+                frame: frame.clone(),
+                committed_at,
+            });
+            DELIVERIES.inc();
+        }
+    }
+
+    fn route_event(&self, event: &CommittedEvent, committed_at: Instant) {
+        let mut cached = None;
+        let mut frame = || cached.get_or_insert_with(|| durable(event)).clone();
+        match event.audience {
+            Audience::User(user) => {
+                if self.users.contains_key(&user) {
+                    self.deliver_to_user(user, event, &frame(), Some(committed_at));
+                }
+            }
+            Audience::FollowersOf(author) => {
+                let followers = self.audience.get(&author);
+                if self.users.contains_key(&author) || followers.is_some() {
+                    let frame = frame();
+                    self.deliver_to_user(author, event, &frame, Some(committed_at));
+                    for follower in followers.into_iter().flatten() {
+                        self.deliver_to_user(*follower, event, &frame, Some(committed_at));
+                    }
+                }
+            }
+        }
+        if event.kind == EventKind::PostCreated {
+            self.route_thread_reply(event, committed_at);
+        }
+    }
+
+    fn route_thread_reply(&self, event: &CommittedEvent, committed_at: Instant) {
+        let Some(root) = event.payload.get("root_id").and_then(|v| v.as_i64()) else {
+            return;
+        };
+        let Some(subscribers) = self.threads.get(&PostId(root)) else {
+            return;
+        };
+        let frame = protocol::thread_reply_frame(&event.payload);
+        for session in subscribers {
+            if let Some(link) = self.link(*session) {
+                link.deliver.do_send(Deliver {
+                    event: None,
+                    frame: frame.clone(),
+                    committed_at: Some(committed_at),
+                });
+                DELIVERIES.inc();
+            }
+        }
+    }
+
+    fn link(&self, session: SessionId) -> Option<&SessionLink> {
+        let user = self.session_user.get(&session)?;
+        self.users
+            .get(user)?
+            .sessions
+            .iter()
+            .find(|l| l.id == session)
+    }
+
+    fn remove_thread_subscriptions(&mut self, session: SessionId) {
+        self.threads.retain(|_, sessions| {
+            sessions.remove(&session);
+            !sessions.is_empty()
+        });
+    }
+}
+
+fn durable(event: &CommittedEvent) -> ByteString {
+    protocol::durable_frame(event.kind, event.id, &event.payload)
+}
+
+impl Actor for FeedBroker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+    }
+}
+
+impl Handler<Connect> for FeedBroker {
+    type Result = ();
+
+    fn handle(&mut self, msg: Connect, ctx: &mut Self::Context) {
+        ONLINE_SESSIONS.inc();
+        self.session_user.insert(msg.session, msg.user);
+        let link = SessionLink {
+            id: msg.session,
+            deliver: msg.deliver,
+            close: msg.close,
+        };
+        if let Some(online) = self.users.get_mut(&msg.user) {
+            online.sessions.push(link);
+            return;
+        }
+        let from = self.held_end();
+        self.users.insert(
+            msg.user,
+            OnlineUser {
+                sessions: vec![link],
+                followees: HashSet::new(),
+                loading_from: Some(from),
+            },
+        );
+        self.loading += 1;
+        self.load_followees(msg.user, ctx);
+    }
+}
+metered_handler!(FeedBroker, Connect);
+
+impl Handler<Disconnect> for FeedBroker {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnect, _: &mut Self::Context) {
+        if self.session_user.remove(&msg.session).is_none() {
+            return;
+        }
+        ONLINE_SESSIONS.dec();
+        self.remove_thread_subscriptions(msg.session);
+        let Some(online) = self.users.get_mut(&msg.user) else {
+            return;
+        };
+        online.sessions.retain(|l| l.id != msg.session);
+        if !online.sessions.is_empty() {
+            return;
+        }
+        if let Some(online) = self.users.remove(&msg.user) {
+            if online.loading_from.is_some() {
+                self.loading = self.loading.saturating_sub(1);
+                self.trim_held();
+            }
+            for author in online.followees {
+                if let Some(followers) = self.audience.get_mut(&author) {
+                    followers.remove(&msg.user);
+                    if followers.is_empty() {
+                        self.audience.remove(&author);
+                    }
+                }
+            }
+        }
+    }
+}
+metered_handler!(FeedBroker, Disconnect);
+
+impl Handler<Committed> for FeedBroker {
+    type Result = ();
+
+    fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
+        for change in msg.changes {
+            match &change {
+                CommittedChange::Follow(f) => self.apply_follow(*f),
+                CommittedChange::Event(e) => self.route_event(e, msg.committed_at),
+            }
+            if self.loading > 0 {
+                self.held.push(change);
+            }
+        }
+    }
+}
+metered_handler!(FeedBroker, Committed);
+
+impl Handler<SubscribeThread> for FeedBroker {
+    type Result = ();
+
+    fn handle(&mut self, msg: SubscribeThread, _: &mut Self::Context) {
+        if self.session_user.contains_key(&msg.session) {
+            self.threads
+                .entry(msg.root)
+                .or_default()
+                .insert(msg.session);
+        }
+    }
+}
+metered_handler!(FeedBroker, SubscribeThread);
+
+impl Handler<UnsubscribeThread> for FeedBroker {
+    type Result = ();
+
+    fn handle(&mut self, msg: UnsubscribeThread, _: &mut Self::Context) {
+        if let Some(sessions) = self.threads.get_mut(&msg.root) {
+            sessions.remove(&msg.session);
+            if sessions.is_empty() {
+                self.threads.remove(&msg.root);
+            }
+        }
+    }
+}
+metered_handler!(FeedBroker, UnsubscribeThread);
+
+impl Handler<CloseAll> for FeedBroker {
+    type Result = usize;
+
+    fn handle(&mut self, msg: CloseAll, _: &mut Self::Context) -> usize {
+        let mut closed = 0;
+        for online in self.users.values() {
+            for link in &online.sessions {
+                link.close.do_send(CloseSession {
+                    code: msg.code,
+                    reason: msg.reason,
+                });
+                closed += 1;
+            }
+        }
+        closed
+    }
+}
+metered_handler!(FeedBroker, CloseAll);
+
+impl Handler<GetOnline> for FeedBroker {
+    type Result = OnlineStats;
+
+    fn handle(&mut self, _: GetOnline, _: &mut Self::Context) -> OnlineStats {
+        OnlineStats {
+            sessions: self.session_user.len(),
+            users: self.users.len(),
+        }
+    }
+}
+metered_handler!(FeedBroker, GetOnline);

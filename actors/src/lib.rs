@@ -1,0 +1,24 @@
+//! The actors of aisocial and the typed messages between them.
+//!
+//! # Layout
+//! - [`session`]: one actor per websocket; resume, delivery in id order, client operations.
+//! - [`feed_broker`]: who is online and who follows whom; fans committed events out.
+//! - [`db_writer`]: the only writer to PostgreSQL; group commit, answers after COMMIT.
+//! - [`committed`]: what the DbWriter announces after COMMIT.
+//! - [`event_log`]: the durable event log (dense ids in commit order) and resume reads.
+//! - [`protocol`]: the websocket wire format, the only module that knows it.
+//! - [`meter`]: mailbox depth, wait and handling time for every actor.
+//! - [`ids`], [`model`], [`store`]: newtype ids, domain records, row mapping.
+//!
+//! Nothing here knows HTTP routes; the server crate turns requests into these messages.
+
+pub mod committed;
+pub mod db_writer;
+pub mod event_log;
+pub mod feed_broker;
+pub mod ids;
+pub mod meter;
+pub mod model;
+pub mod protocol;
+pub mod session;
+pub mod store;

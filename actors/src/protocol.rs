@@ -1,0 +1,299 @@
+//! The websocket wire format (v1): the only module that knows how frames look as JSON.
+//!
+//! Server → client frames are `{"type": …, "id": …, "data": …}` (`id` only on durable events);
+//! client → server frames are `{"op": …}` and are parsed into the closed set [`ClientOp`].
+
+use bytestring::ByteString;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{EventId, PostId, UserId};
+
+/// The largest client frame accepted; larger ones close the socket with 1009.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// What a client may ask for over its socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientOp {
+    Subscribe(Topic),
+    Unsubscribe(Topic),
+    Ping,
+}
+
+/// A topic a session can subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Replies anywhere in the thread whose root post is this one.
+    Thread(PostId),
+}
+
+impl Topic {
+    fn parse(raw: &str) -> Result<Self, FrameError> {
+        let bad = || FrameError::new("invalid_topic", "topics look like thread:<post id>");
+        let id = raw.strip_prefix("thread:").ok_or_else(bad)?;
+        if id.is_empty() || id.len() > 19 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let id: i64 = id.parse().map_err(|_| bad())?;
+        if id <= 0 {
+            return Err(bad());
+        }
+        Ok(Topic::Thread(PostId(id)))
+    }
+}
+
+impl std::fmt::Display for Topic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Topic::Thread(id) => write!(f, "thread:{id}"),
+        }
+    }
+}
+
+/// Why a client frame was refused; sent back as an `error` frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl FrameError {
+    pub fn new(code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum RawOp {
+    Subscribe { topic: String },
+    Unsubscribe { topic: String },
+    Ping,
+}
+
+/// Parses one client text frame.
+pub fn parse_client_frame(text: &str) -> Result<ClientOp, FrameError> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| FrameError::new("invalid_json", format!("the frame is not JSON: {e}")))?;
+    let op = value
+        .get("op")
+        .and_then(|op| op.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            FrameError::new("invalid_frame", "a frame is an object with a string \"op\"")
+        })?;
+    if !matches!(op.as_str(), "subscribe" | "unsubscribe" | "ping") {
+        return Err(FrameError::new(
+            "unknown_op",
+            "op is one of subscribe, unsubscribe, ping",
+        ));
+    }
+    let raw: RawOp = serde_json::from_value(value)
+        .map_err(|e| FrameError::new("invalid_frame", format!("{op}: {e}")))?;
+    Ok(match raw {
+        RawOp::Subscribe { topic } => ClientOp::Subscribe(Topic::parse(&topic)?),
+        RawOp::Unsubscribe { topic } => ClientOp::Unsubscribe(Topic::parse(&topic)?),
+        RawOp::Ping => ClientOp::Ping,
+    })
+}
+
+/// The kinds of durable events, as stored in `events.kind` and sent as `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    PostCreated,
+    PostDeleted,
+    Notification,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::PostCreated => "post.created",
+            EventKind::PostDeleted => "post.deleted",
+            EventKind::Notification => "notification",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "post.created" => Some(EventKind::PostCreated),
+            "post.deleted" => Some(EventKind::PostDeleted),
+            "notification" => Some(EventKind::Notification),
+            _ => None,
+        }
+    }
+}
+
+/// How a resume request was answered, in `hello.resume.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResumeStatus {
+    /// No `since` was given: live events from now on.
+    Fresh,
+    /// Every durable event after `since` was replayed, then live.
+    Resumed,
+    /// `since` is outside the retention window (or unknown): refetch over HTTP.
+    ResyncRequired,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Resume {
+    pub since: Option<EventId>,
+    pub replayed: u64,
+    pub status: ResumeStatus,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HelloUser {
+    pub id: UserId,
+    pub handle: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Hello {
+    pub session_id: String,
+    pub user: HelloUser,
+    pub heartbeat_ms: u64,
+    pub resume: Resume,
+}
+
+#[derive(Serialize)]
+struct Frame<'a, T: Serialize> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<EventId>,
+    data: &'a T,
+}
+
+fn frame<T: Serialize>(kind: &str, id: Option<EventId>, data: &T) -> ByteString {
+    // Serialising plain structs, strings, numbers and `serde_json::Value`s into a Vec cannot
+    // fail: every map key is a string.
+    match serde_json::to_string(&Frame { kind, id, data }) {
+        Ok(text) => ByteString::from(text),
+        Err(e) => error_frame("internal", &format!("could not encode a {kind} frame: {e}")),
+    }
+}
+
+pub fn hello_frame(hello: &Hello) -> ByteString {
+    frame("hello", None, hello)
+}
+
+/// A durable event: serialised once and shared by every recipient.
+pub fn durable_frame(kind: EventKind, id: EventId, data: &serde_json::Value) -> ByteString {
+    frame(kind.as_str(), Some(id), data)
+}
+
+/// `thread.reply`: an ephemeral frame carrying the reply post.
+pub fn thread_reply_frame(data: &serde_json::Value) -> ByteString {
+    frame("thread.reply", None, data)
+}
+
+pub fn pong_frame() -> ByteString {
+    ByteString::from_static(r#"{"type":"pong","data":{}}"#)
+}
+
+/// `subscribed` / `unsubscribed`: the answer to a topic request.
+pub fn topic_frame(subscribed: bool, topic: Topic) -> ByteString {
+    #[derive(Serialize)]
+    struct TopicData {
+        topic: String,
+    }
+    let kind = if subscribed {
+        "subscribed"
+    } else {
+        "unsubscribed"
+    };
+    frame(
+        kind,
+        None,
+        &TopicData {
+            topic: topic.to_string(),
+        },
+    )
+}
+
+pub fn error_frame(code: &str, detail: &str) -> ByteString {
+    #[derive(Serialize)]
+    struct ErrorData<'a> {
+        code: &'a str,
+        detail: &'a str,
+    }
+    let data = ErrorData { code, detail };
+    match serde_json::to_string(&Frame {
+        kind: "error",
+        id: None,
+        data: &data,
+    }) {
+        Ok(text) => ByteString::from(text),
+        Err(_) => ByteString::from_static(r#"{"type":"error","data":{"code":"internal"}}"#),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &str, expect: Result<ClientOp, &str>) {
+        let got = parse_client_frame(input).map_err(|e| e.code);
+        assert_eq!(got, expect, "{input}");
+    }
+
+    #[test]
+    fn client_frames_parse_into_a_closed_set() {
+        check(r#"{"op":"ping"}"#, Ok(ClientOp::Ping));
+        check(
+            r#"{"op":"subscribe","topic":"thread:42"}"#,
+            Ok(ClientOp::Subscribe(Topic::Thread(PostId(42)))),
+        );
+        check(
+            r#"{"op":"unsubscribe","topic":"thread:7"}"#,
+            Ok(ClientOp::Unsubscribe(Topic::Thread(PostId(7)))),
+        );
+        check("", Err("invalid_json"));
+        check("{", Err("invalid_json"));
+        check("[]", Err("invalid_frame"));
+        check(r#"{"op":5}"#, Err("invalid_frame"));
+        check(r#"{"op":"shutdown"}"#, Err("unknown_op"));
+        check(r#"{"op":"ping","x":1}"#, Err("invalid_frame"));
+        check(r#"{"op":"subscribe"}"#, Err("invalid_frame"));
+        check(
+            r#"{"op":"subscribe","topic":"user:1"}"#,
+            Err("invalid_topic"),
+        );
+        check(
+            r#"{"op":"subscribe","topic":"thread:"}"#,
+            Err("invalid_topic"),
+        );
+        check(
+            r#"{"op":"subscribe","topic":"thread:-1"}"#,
+            Err("invalid_topic"),
+        );
+        check(
+            r#"{"op":"subscribe","topic":"thread:0"}"#,
+            Err("invalid_topic"),
+        );
+        check(
+            r#"{"op":"subscribe","topic":"thread:99999999999999999999"}"#,
+            Err("invalid_topic"),
+        );
+    }
+
+    #[test]
+    fn frames_have_the_documented_shape() {
+        let f = durable_frame(
+            EventKind::PostCreated,
+            EventId(9),
+            &serde_json::json!({"id": 1}),
+        );
+        assert_eq!(&*f, r#"{"type":"post.created","id":9,"data":{"id":1}}"#);
+        assert_eq!(
+            &*error_frame("x", "a \"b\""),
+            r#"{"type":"error","data":{"code":"x","detail":"a \"b\""}}"#
+        );
+        let v: serde_json::Value = serde_json::from_str(&pong_frame()).unwrap_or_default();
+        assert_eq!(v["type"], "pong");
+    }
+}

@@ -1,0 +1,494 @@
+//! The Session: one actor per websocket. It registers with the FeedBroker, replays what the
+//! client missed when it resumes with `since`, writes delivered frames to the socket in id
+//! order without duplicates, answers client operations, and keeps the connection alive.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, register_histogram,
+    register_int_counter_vec, register_int_gauge,
+};
+
+use crate::event_log::{self, Replay};
+use crate::feed_broker::{
+    CloseSession, Connect, Deliver, Disconnect, FeedBroker, SubscribeThread, UnsubscribeThread,
+};
+use crate::ids::{EventId, PostId, SessionId, UserId};
+use crate::meter::{ActorMeter, MeteredAddr};
+use crate::metered_handler;
+use crate::protocol::{self, ClientOp, Hello, HelloUser, Resume, ResumeStatus, Topic};
+use crate::store::ReadPool;
+
+/// Settings shared by every session of a node.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub node_id: String,
+    /// How often the server pings.
+    pub heartbeat: Duration,
+    /// A client silent for this long is disconnected.
+    pub idle_timeout: Duration,
+    /// How far back `since` can reach.
+    pub retention: Duration,
+    /// The most events one resume replays; beyond it the client must resync.
+    pub replay_limit: usize,
+    /// Thread subscriptions per session at most.
+    pub max_topics: usize,
+    /// Client frames per second allowed on average, and the burst above it.
+    pub frames_per_second: f64,
+    pub frame_burst: f64,
+    /// A database read (resume, topic check) that takes longer fails.
+    pub read_timeout: Duration,
+}
+
+#[expect(clippy::expect_used, reason = "metric definitions are constants")]
+static OPEN: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "aisocial_websocket_connections",
+        "Websocket sessions open on this node."
+    )
+    .expect("valid metric definition")
+});
+
+#[expect(clippy::expect_used, reason = "metric definitions are constants")]
+static CLOSES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        Opts::new(
+            "aisocial_websocket_closes_total",
+            "Websocket sessions ended, by the close code the server sent (client when the client closed first)."
+        ),
+        &["code"]
+    )
+    .expect("valid metric definition")
+});
+
+#[expect(clippy::expect_used, reason = "metric definitions are constants")]
+static DELIVERY_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        HistogramOpts::new(
+            "aisocial_delivery_latency_seconds",
+            "From COMMIT to the frame written to the session's socket buffer."
+        )
+        .buckets(prometheus::exponential_buckets(0.000_05, 2.0, 18).unwrap_or_default())
+    )
+    .expect("valid metric definition")
+});
+
+#[expect(clippy::expect_used, reason = "metric definitions are constants")]
+static DUPLICATES_DROPPED: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    prometheus::register_int_counter!(
+        "aisocial_session_duplicates_dropped_total",
+        "Durable frames a session dropped because it had already written that id."
+    )
+    .expect("valid metric definition")
+});
+
+/// A token bucket for client frames.
+#[derive(Debug)]
+struct FrameBudget {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl FrameBudget {
+    fn new(burst: f64) -> Self {
+        Self {
+            tokens: burst,
+            refilled: Instant::now(),
+        }
+    }
+
+    fn take(&mut self, rate: f64, burst: f64) -> bool {
+        let now = Instant::now();
+        let earned = now.duration_since(self.refilled).as_secs_f64() * rate;
+        self.tokens = (self.tokens + earned).min(burst);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+enum Phase {
+    /// Registered or registering; replaying. Live frames wait here until the replay is out.
+    Starting {
+        held: Vec<Deliver>,
+    },
+    Live,
+}
+
+/// The Session actor.
+pub struct Session {
+    meter: ActorMeter,
+    id: SessionId,
+    user: UserId,
+    handle: String,
+    since: Option<EventId>,
+    broker: MeteredAddr<FeedBroker>,
+    pool: ReadPool,
+    config: Arc<SessionConfig>,
+    phase: Phase,
+    /// The last durable id written to the socket.
+    last_event: Option<EventId>,
+    last_heard: Instant,
+    budget: FrameBudget,
+    /// Requested topic → the thread root it resolved to.
+    topics: HashMap<Topic, PostId>,
+    /// The close code this side sent, for the close counter.
+    closed_with: Option<u16>,
+}
+
+impl Session {
+    pub const KIND: &'static str = "session";
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a session is born with all of these"
+    )]
+    pub fn new(
+        id: SessionId,
+        user: UserId,
+        handle: String,
+        since: Option<EventId>,
+        broker: MeteredAddr<FeedBroker>,
+        pool: ReadPool,
+        config: Arc<SessionConfig>,
+    ) -> Self {
+        let burst = config.frame_burst;
+        Self {
+            meter: ActorMeter::new(Self::KIND),
+            id,
+            user,
+            handle,
+            since,
+            broker,
+            pool,
+            config,
+            phase: Phase::Starting { held: Vec::new() },
+            last_event: None,
+            last_heard: Instant::now(),
+            budget: FrameBudget::new(burst),
+            topics: HashMap::new(),
+            closed_with: None,
+        }
+    }
+
+    fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: u16, reason: &str) {
+        if self.closed_with.is_none() {
+            self.closed_with = Some(code);
+            ctx.close(Some(CloseReason {
+                code: CloseCode::from(code),
+                description: Some(reason.to_owned()),
+            }));
+        }
+        ctx.stop();
+    }
+
+    fn error(&self, ctx: &mut ws::WebsocketContext<Self>, code: &str, detail: &str) {
+        ctx.text(protocol::error_frame(code, detail));
+    }
+
+    /// Writes one delivered frame, dropping durable ids at or below the last one written.
+    fn write(&mut self, ctx: &mut ws::WebsocketContext<Self>, deliver: Deliver) {
+        if let Some(id) = deliver.event {
+            if self.last_event.is_some_and(|last| id <= last) {
+                DUPLICATES_DROPPED.inc();
+                return;
+            }
+            self.last_event = Some(id);
+        }
+        if let Some(at) = deliver.committed_at {
+            DELIVERY_LATENCY.observe(at.elapsed().as_secs_f64());
+        }
+        ctx.text(deliver.frame);
+    }
+
+    fn hello(&self, ctx: &mut ws::WebsocketContext<Self>, replayed: u64, status: ResumeStatus) {
+        let hello = Hello {
+            session_id: format!("{}-{}", self.config.node_id, self.id),
+            user: HelloUser {
+                id: self.user,
+                handle: self.handle.clone(),
+            },
+            heartbeat_ms: u64::try_from(self.config.heartbeat.as_millis()).unwrap_or(u64::MAX),
+            resume: Resume {
+                since: self.since,
+                replayed,
+                status,
+            },
+        };
+        ctx.text(protocol::hello_frame(&hello));
+    }
+
+    /// Registered with the broker: replay if asked, then go live.
+    fn resume(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(since) = self.since else {
+            self.hello(ctx, 0, ResumeStatus::Fresh);
+            self.go_live(ctx);
+            return;
+        };
+        let pool = self.pool.clone();
+        let (user, retention, limit, timeout) = (
+            self.user,
+            self.config.retention,
+            self.config.replay_limit,
+            self.config.read_timeout,
+        );
+        let read = async move {
+            let work = async {
+                let conn = pool.get().await.map_err(|e| e.to_string())?;
+                event_log::replay(&conn, user, since, retention, limit)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            tokio::time::timeout(timeout, work)
+                .await
+                .unwrap_or_else(|_| Err("the event log did not answer in time".into()))
+        };
+        ctx.spawn(
+            read.into_actor(self)
+                .map(|result, session, ctx| match result {
+                    Ok(Replay::Events(events)) => {
+                        session.hello(ctx, events.len() as u64, ResumeStatus::Resumed);
+                        session.last_event = session.since;
+                        for (id, kind, payload) in events {
+                            let frame = protocol::durable_frame(kind, id, &payload);
+                            session.write(
+                                ctx,
+                                Deliver {
+                                    event: Some(id),
+                                    frame,
+                                    committed_at: None,
+                                },
+                            );
+                        }
+                        session.go_live(ctx);
+                    }
+                    Ok(Replay::ResyncRequired) => {
+                        session.hello(ctx, 0, ResumeStatus::ResyncRequired);
+                        session.go_live(ctx);
+                    }
+                    Err(e) => {
+                        tracing::warn!(session = %session.id, error = %e, "resume failed");
+                        session.close(ctx, 1013, "resume unavailable, try again later");
+                    }
+                }),
+        );
+    }
+
+    fn go_live(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if let Phase::Starting { held } = std::mem::replace(&mut self.phase, Phase::Live) {
+            for deliver in held {
+                self.write(ctx, deliver);
+            }
+        }
+    }
+
+    fn on_text(&mut self, ctx: &mut ws::WebsocketContext<Self>, text: &str) {
+        match protocol::parse_client_frame(text) {
+            Err(e) => self.error(ctx, e.code, &e.detail),
+            Ok(ClientOp::Ping) => ctx.text(protocol::pong_frame()),
+            Ok(ClientOp::Subscribe(topic)) => self.subscribe(ctx, topic),
+            Ok(ClientOp::Unsubscribe(topic)) => {
+                if let Some(root) = self.topics.remove(&topic) {
+                    if !self.topics.values().any(|r| *r == root) {
+                        self.broker.do_send(UnsubscribeThread {
+                            session: self.id,
+                            root,
+                        });
+                    }
+                }
+                ctx.text(protocol::topic_frame(false, topic));
+            }
+        }
+    }
+
+    fn subscribe(&mut self, ctx: &mut ws::WebsocketContext<Self>, topic: Topic) {
+        if self.topics.contains_key(&topic) {
+            ctx.text(protocol::topic_frame(true, topic));
+            return;
+        }
+        if self.topics.len() >= self.config.max_topics {
+            let detail = format!("at most {} topics per connection", self.config.max_topics);
+            self.error(ctx, "too_many_topics", &detail);
+            return;
+        }
+        let Topic::Thread(post) = topic;
+        let pool = self.pool.clone();
+        let timeout = self.config.read_timeout;
+        let read = async move {
+            let work = async {
+                let conn = pool.get().await.map_err(|e| e.to_string())?;
+                let row = conn
+                    .query_opt(
+                        "SELECT coalesce(root_id, id) FROM posts WHERE id = $1 AND deleted_at IS NULL",
+                        &[&post.0],
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                row.map(|r| r.try_get::<_, i64>(0).map(PostId))
+                    .transpose()
+                    .map_err(|e| e.to_string())
+            };
+            tokio::time::timeout(timeout, work)
+                .await
+                .unwrap_or_else(|_| Err("the database did not answer in time".into()))
+        };
+        ctx.spawn(
+            read.into_actor(self)
+                .map(move |result, session, ctx| match result {
+                    Ok(Some(root)) => {
+                        if session.topics.len() >= session.config.max_topics {
+                            let detail = format!(
+                                "at most {} topics per connection",
+                                session.config.max_topics
+                            );
+                            session.error(ctx, "too_many_topics", &detail);
+                            return;
+                        }
+                        session.topics.insert(topic, root);
+                        session.broker.do_send(SubscribeThread {
+                            session: session.id,
+                            root,
+                        });
+                        ctx.text(protocol::topic_frame(true, topic));
+                    }
+                    Ok(None) => session.error(ctx, "not_found", &format!("{topic}: no such post")),
+                    Err(e) => session.error(ctx, "unavailable", &format!("{topic}: {e}")),
+                }),
+        );
+    }
+
+    /// Charges one client frame to the budget; a flood closes the socket with 1008.
+    fn within_budget(&mut self, ctx: &mut ws::WebsocketContext<Self>) -> bool {
+        let (rate, burst) = (self.config.frames_per_second, self.config.frame_burst);
+        if self.budget.take(rate, burst) {
+            true
+        } else {
+            self.close(ctx, 1008, "message rate exceeded");
+            false
+        }
+    }
+}
+
+impl Actor for Session {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        OPEN.inc();
+        let me = MeteredAddr::new(ctx.address(), self.meter.clone());
+        let connect = Connect {
+            session: self.id,
+            user: self.user,
+            deliver: me.recipient(),
+            close: me.recipient(),
+        };
+        let heartbeat = self.config.heartbeat;
+        ctx.run_interval(heartbeat, |session, ctx| {
+            if session.last_heard.elapsed() > session.config.idle_timeout {
+                session.close(ctx, 1001, "idle timeout");
+            } else {
+                ctx.ping(b"");
+            }
+        });
+        let broker = self.broker.clone();
+        let register = async move { broker.send(connect).await };
+        ctx.wait(
+            register
+                .into_actor(self)
+                .map(|result, session, ctx| match result {
+                    Ok(()) => session.resume(ctx),
+                    Err(_) => session.close(ctx, 1011, "the feed is unavailable"),
+                }),
+        );
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        OPEN.dec();
+        let code = self
+            .closed_with
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "client".to_owned());
+        CLOSES.with_label_values(&[&code]).inc();
+        self.broker.do_send(Disconnect {
+            session: self.id,
+            user: self.user,
+        });
+    }
+}
+
+impl Handler<Deliver> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
+        match &mut self.phase {
+            Phase::Starting { held } => held.push(msg),
+            Phase::Live => self.write(ctx, msg),
+        }
+    }
+}
+metered_handler!(Session, Deliver);
+
+impl Handler<CloseSession> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseSession, ctx: &mut Self::Context) {
+        self.close(ctx, msg.code, msg.reason);
+    }
+}
+metered_handler!(Session, CloseSession);
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        let message = match item {
+            Ok(message) => message,
+            Err(ws::ProtocolError::Overflow) => {
+                let detail = format!("frames are at most {} bytes", protocol::MAX_FRAME_BYTES);
+                self.close(ctx, 1009, &detail);
+                return;
+            }
+            Err(e) => {
+                self.close(ctx, 1002, &format!("protocol error: {e}"));
+                return;
+            }
+        };
+        match message {
+            ws::Message::Text(text) => {
+                if self.within_budget(ctx) {
+                    self.on_text(ctx, &text);
+                }
+            }
+            ws::Message::Binary(_) | ws::Message::Continuation(_) => {
+                if self.within_budget(ctx) {
+                    self.error(
+                        ctx,
+                        "unsupported_frame",
+                        "send one JSON object per text frame",
+                    );
+                }
+            }
+            ws::Message::Ping(payload) => {
+                if self.within_budget(ctx) {
+                    ctx.pong(&payload);
+                }
+            }
+            ws::Message::Pong(_) | ws::Message::Nop => {}
+            ws::Message::Close(reason) => {
+                // Echo the client's close and end.
+                ctx.close(reason);
+                ctx.stop();
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

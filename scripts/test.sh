@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against the real PostgreSQL and Redis on this machine (ensured
+# first). Each integration test makes its own database and Redis prefix and removes them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/services.sh
+exec cargo test --workspace --all-targets "$@"

@@ -1,0 +1,433 @@
+//! Command line and configuration: every setting is an environment variable and a `serve`
+//! flag, with a documented default, checked once at start-up into a typed [`Settings`].
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand};
+
+/// aisocial: the realtime backend of an AI social network.
+#[derive(Debug, Parser)]
+#[command(name = "aisocial", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply migrations, start the actors and serve HTTP and websockets.
+    Serve(Box<ServeArgs>),
+    /// Create the database if it is missing and apply pending migrations, then exit.
+    Migrate(DatabaseArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL; the database is created if it does not exist.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/aisocial",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Listen address; port 0 picks a free port (the `listening` log line names it).
+    #[arg(long, env = "AISOCIAL_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+
+    /// Connections in the read pool.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16)]
+    pub database_pool_size: u32,
+
+    /// Redis URL.
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub redis_url: String,
+
+    /// Prefix of every Redis key and channel; isolates deployments (and tests) sharing a Redis.
+    #[arg(long, env = "REDIS_PREFIX", default_value = "aisocial:")]
+    pub redis_prefix: String,
+
+    /// This node's name in logs, metrics and cross-node messages [default: host name + pid].
+    #[arg(long, env = "NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Enable `POST /api/v1/auth/dev` (sign in by handle, no password). Never in production.
+    #[arg(long, env = "AUTH_DEV_LOGIN", default_value = "false", value_parser = BoolishValueParser::new())]
+    pub auth_dev_login: bool,
+
+    /// Key (≥ 32 bytes) for our access tokens [default: a fixed dev key, only with dev login].
+    #[arg(long, env = "JWT_SIGNING_KEY", hide_env_values = true)]
+    pub jwt_signing_key: Option<String>,
+
+    /// Access-token lifetime in seconds (at most 900).
+    #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub access_token_ttl_secs: u64,
+
+    /// Comma-separated exact origins allowed to open websockets; clients sending no Origin are
+    /// always allowed [default: none, so any Origin is refused].
+    #[arg(long, env = "WS_ALLOWED_ORIGINS", default_value = "")]
+    pub ws_allowed_origins: String,
+
+    /// Server ping interval on websockets, in milliseconds.
+    #[arg(long, env = "WS_HEARTBEAT_MS", default_value_t = 25_000)]
+    pub ws_heartbeat_ms: u64,
+
+    /// A websocket client silent for this long is disconnected, in milliseconds.
+    #[arg(long, env = "WS_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub ws_idle_timeout_ms: u64,
+
+    /// How far back `since` can resume, in hours.
+    #[arg(long, env = "EVENT_RETENTION_HOURS", default_value_t = 72)]
+    pub event_retention_hours: u64,
+
+    /// The most events one resume replays before asking the client to resync.
+    #[arg(long, env = "WS_REPLAY_LIMIT", default_value_t = 10_000)]
+    pub ws_replay_limit: usize,
+
+    /// HTTP worker threads [default: one per core].
+    #[arg(long, env = "AISOCIAL_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Commands the DbWriter commits together at most.
+    #[arg(long, env = "DB_WRITER_MAX_BATCH", default_value_t = 256)]
+    pub db_writer_max_batch: usize,
+
+    /// Commands the DbWriter holds at most before answering 503.
+    #[arg(long, env = "DB_WRITER_MAX_QUEUE", default_value_t = 10_000)]
+    pub db_writer_max_queue: usize,
+
+    /// Seconds in-flight requests get to finish on SIGTERM.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
+    pub shutdown_timeout_secs: u64,
+
+    /// Log format: json (one object per line) or text.
+    #[arg(long, env = "LOG_FORMAT", default_value = "json")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// A secret that never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The signing key used when dev login is on and no key was given; never valid without dev login.
+pub const DEV_SIGNING_KEY: &str = "aisocial-dev-only-signing-key-do-not-use-in-production";
+
+/// A configuration mistake, named by its variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+fn bad(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+/// Everything `serve` needs, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub database: tokio_postgres::Config,
+    pub database_url_display: String,
+    pub database_pool_size: u32,
+    pub redis_url: Secret,
+    pub redis_display: String,
+    pub redis_prefix: String,
+    pub node_id: String,
+    pub dev_login: bool,
+    pub signing_key: Secret,
+    pub access_token_ttl: Duration,
+    pub allowed_origins: Vec<String>,
+    pub heartbeat: Duration,
+    pub idle_timeout: Duration,
+    pub event_retention: Duration,
+    pub replay_limit: usize,
+    pub workers: usize,
+    pub writer_max_batch: usize,
+    pub writer_max_queue: usize,
+    pub shutdown_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+/// Parses and checks a PostgreSQL URL; the error names `DATABASE_URL`.
+pub fn parse_database_url(raw: &str) -> Result<(tokio_postgres::Config, String), ConfigError> {
+    let config = tokio_postgres::Config::from_str(raw).map_err(|e| {
+        bad(
+            "DATABASE_URL",
+            format!("not a PostgreSQL URL ({e}); expected postgres://user@host:5432/database"),
+        )
+    })?;
+    let Some(name) = config.get_dbname() else {
+        return Err(bad(
+            "DATABASE_URL",
+            "names no database; expected postgres://user@host:5432/database",
+        ));
+    };
+    if config.get_hosts().is_empty() {
+        return Err(bad("DATABASE_URL", "names no host"));
+    }
+    let display = format!("{}/{}", describe_hosts(&config), name);
+    Ok((config, display))
+}
+
+/// `host:port` of a PostgreSQL config, for messages (no credentials).
+pub fn describe_hosts(config: &tokio_postgres::Config) -> String {
+    let ports = config.get_ports();
+    config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match host {
+                tokio_postgres::config::Host::Tcp(h) => format!("{h}:{port}"),
+                tokio_postgres::config::Host::Unix(p) => format!("{}:{port}", p.display()),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Settings {
+    pub fn from_args(args: ServeArgs) -> Result<Self, ConfigError> {
+        let bind: SocketAddr = args.bind.parse().map_err(|_| {
+            bad(
+                "AISOCIAL_BIND",
+                format!("{:?} is not an address like 127.0.0.1:8080", args.bind),
+            )
+        })?;
+        let (database, database_url_display) = parse_database_url(&args.database.database_url)?;
+        if args.database_pool_size == 0 {
+            return Err(bad("DATABASE_POOL_SIZE", "must be at least 1"));
+        }
+        let redis_info = redis::IntoConnectionInfo::into_connection_info(args.redis_url.as_str())
+            .map_err(|e| {
+            bad(
+                "REDIS_URL",
+                format!("not a Redis URL ({e}); expected redis://host:6379"),
+            )
+        })?;
+        let redis_display = redis_info.addr().to_string();
+        if args.redis_prefix.is_empty() || args.redis_prefix.len() > 64 {
+            return Err(bad("REDIS_PREFIX", "must be 1 to 64 characters"));
+        }
+        let node_id = match args.node_id {
+            Some(id) if !id.trim().is_empty() => id.trim().to_owned(),
+            Some(_) => return Err(bad("NODE_ID", "must not be blank")),
+            None => default_node_id(),
+        };
+        let signing_key = match (args.jwt_signing_key, args.auth_dev_login) {
+            (Some(key), _) if key.len() >= 32 => key,
+            (Some(_), _) => return Err(bad("JWT_SIGNING_KEY", "must be at least 32 bytes")),
+            (None, true) => {
+                tracing::warn!(
+                    "JWT_SIGNING_KEY is not set: using the fixed dev key, acceptable only because AUTH_DEV_LOGIN=true"
+                );
+                DEV_SIGNING_KEY.to_owned()
+            }
+            (None, false) => {
+                return Err(bad(
+                    "JWT_SIGNING_KEY",
+                    "is required (at least 32 random bytes) unless AUTH_DEV_LOGIN=true",
+                ));
+            }
+        };
+        if !args.auth_dev_login && signing_key == DEV_SIGNING_KEY {
+            return Err(bad(
+                "JWT_SIGNING_KEY",
+                "is the public dev key; set a secret key or enable AUTH_DEV_LOGIN for local use",
+            ));
+        }
+        if !(60..=900).contains(&args.access_token_ttl_secs) {
+            return Err(bad("ACCESS_TOKEN_TTL_SECS", "must be between 60 and 900"));
+        }
+        let allowed_origins = args
+            .ws_allowed_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|o| {
+                let parsed = url::Url::parse(o).map_err(|_| {
+                    bad("WS_ALLOWED_ORIGINS", format!("{o:?} is not an origin like https://example.com"))
+                })?;
+                let origin = parsed.origin().ascii_serialization();
+                if origin != o.trim_end_matches('/') {
+                    return Err(bad(
+                        "WS_ALLOWED_ORIGINS",
+                        format!("{o:?} is not an exact origin (scheme://host[:port]); did you mean {origin}?"),
+                    ));
+                }
+                Ok(origin)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if args.ws_heartbeat_ms < 100 {
+            return Err(bad("WS_HEARTBEAT_MS", "must be at least 100"));
+        }
+        if args.ws_idle_timeout_ms <= args.ws_heartbeat_ms {
+            return Err(bad(
+                "WS_IDLE_TIMEOUT_MS",
+                "must be longer than WS_HEARTBEAT_MS",
+            ));
+        }
+        if args.event_retention_hours == 0 {
+            return Err(bad("EVENT_RETENTION_HOURS", "must be at least 1"));
+        }
+        let workers = match args.workers {
+            Some(0) => return Err(bad("AISOCIAL_WORKERS", "must be at least 1")),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        if args.db_writer_max_batch == 0 {
+            return Err(bad("DB_WRITER_MAX_BATCH", "must be at least 1"));
+        }
+        if args.db_writer_max_queue < args.db_writer_max_batch {
+            return Err(bad(
+                "DB_WRITER_MAX_QUEUE",
+                "must be at least DB_WRITER_MAX_BATCH",
+            ));
+        }
+        Ok(Self {
+            bind,
+            database,
+            database_url_display,
+            database_pool_size: args.database_pool_size,
+            redis_url: Secret(args.redis_url),
+            redis_display,
+            redis_prefix: args.redis_prefix,
+            node_id,
+            dev_login: args.auth_dev_login,
+            signing_key: Secret(signing_key),
+            access_token_ttl: Duration::from_secs(args.access_token_ttl_secs),
+            allowed_origins,
+            heartbeat: Duration::from_millis(args.ws_heartbeat_ms),
+            idle_timeout: Duration::from_millis(args.ws_idle_timeout_ms),
+            event_retention: Duration::from_secs(args.event_retention_hours * 3600),
+            replay_limit: args.ws_replay_limit.max(1),
+            workers,
+            writer_max_batch: args.db_writer_max_batch,
+            writer_max_queue: args.db_writer_max_queue,
+            shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
+            log_format: args.log_format,
+        })
+    }
+}
+
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "node".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(extra: &[&str]) -> Result<Settings, ConfigError> {
+        let mut argv = vec!["aisocial", "serve"];
+        argv.extend_from_slice(extra);
+        let cli = Cli::try_parse_from(argv).map_err(|e| bad("argv", e.to_string()))?;
+        match cli.command {
+            Command::Serve(args) => Settings::from_args(*args),
+            Command::Migrate(_) => Err(bad("argv", "not serve")),
+        }
+    }
+
+    fn check(extra: &[&str], expect_variable: Option<&str>) {
+        let got = settings(extra).err().map(|e| e.variable);
+        assert_eq!(got, expect_variable, "{extra:?}");
+    }
+
+    #[test]
+    fn each_mistake_names_its_variable() {
+        let key = "--jwt-signing-key=0123456789abcdef0123456789abcdef";
+        check(&[key], None);
+        check(&["--auth-dev-login=true"], None);
+        check(&[], Some("JWT_SIGNING_KEY"));
+        check(&["--jwt-signing-key=short"], Some("JWT_SIGNING_KEY"));
+        check(
+            &[&format!("--jwt-signing-key={DEV_SIGNING_KEY}")],
+            Some("JWT_SIGNING_KEY"),
+        );
+        check(&[key, "--bind=localhost"], Some("AISOCIAL_BIND"));
+        check(&[key, "--database-url=mysql://x"], Some("DATABASE_URL"));
+        check(
+            &[key, "--database-url=postgres://127.0.0.1:5432"],
+            Some("DATABASE_URL"),
+        );
+        check(&[key, "--redis-url=http://x"], Some("REDIS_URL"));
+        check(&[key, "--redis-prefix="], Some("REDIS_PREFIX"));
+        check(&[key, "--node-id= "], Some("NODE_ID"));
+        check(
+            &[key, "--ws-allowed-origins=https://a.example/path"],
+            Some("WS_ALLOWED_ORIGINS"),
+        );
+        check(
+            &[key, "--ws-allowed-origins=nope"],
+            Some("WS_ALLOWED_ORIGINS"),
+        );
+        check(
+            &[
+                key,
+                "--ws-allowed-origins=https://a.example, http://b.example:8080",
+            ],
+            None,
+        );
+        check(
+            &[key, "--access-token-ttl-secs=3600"],
+            Some("ACCESS_TOKEN_TTL_SECS"),
+        );
+        check(
+            &[key, "--ws-idle-timeout-ms=10", "--ws-heartbeat-ms=100"],
+            Some("WS_IDLE_TIMEOUT_MS"),
+        );
+        check(&[key, "--workers=0"], Some("AISOCIAL_WORKERS"));
+        check(&[key, "--bind=127.0.0.1:0"], None);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret("hunter2".into());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

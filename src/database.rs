@@ -1,0 +1,159 @@
+//! PostgreSQL at start-up: create the database if missing, apply migrations, build the read
+//! pool, and check readiness. Errors say which server, and how to start it.
+
+use std::time::{Duration, Instant};
+
+use aisocial_actors::store::ReadPool;
+use anyhow::{Context, anyhow};
+use bb8_postgres::PostgresConnectionManager;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls};
+
+use crate::config::describe_hosts;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Connection attempts at start-up give up after this long.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An advisory-lock key that serialises migrations across nodes starting together.
+const MIGRATION_LOCK: i64 = 0x6169_736f_6369_616c; // "aisocial"
+
+fn unreachable_hint(config: &tokio_postgres::Config, e: &dyn std::fmt::Display) -> anyhow::Error {
+    anyhow!(
+        "cannot reach PostgreSQL at {} (DATABASE_URL): {e}. Is it running? Start it with \
+         `scripts/services.sh` (or `pg_ctlcluster --skip-systemctl-redirect 15 main start`), \
+         or point DATABASE_URL at a running server.",
+        describe_hosts(config)
+    )
+}
+
+async fn connect(config: &tokio_postgres::Config) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "a start-up connection ended");
+        }
+    });
+    Ok(client)
+}
+
+async fn connect_with_timeout(
+    config: &tokio_postgres::Config,
+) -> anyhow::Result<Result<Client, tokio_postgres::Error>> {
+    tokio::time::timeout(CONNECT_TIMEOUT, connect(config))
+        .await
+        .map_err(|_| unreachable_hint(config, &format!("no answer within {CONNECT_TIMEOUT:?}")))
+}
+
+/// Creates the database named in `config` when it does not exist yet.
+pub async fn ensure_database(config: &tokio_postgres::Config) -> anyhow::Result<()> {
+    let name = config
+        .get_dbname()
+        .ok_or_else(|| anyhow!("DATABASE_URL names no database"))?
+        .to_owned();
+    match connect_with_timeout(config).await? {
+        Ok(_) => return Ok(()),
+        Err(e) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {}
+        Err(e) => return Err(unreachable_hint(config, &e)),
+    }
+    let mut maintenance = config.clone();
+    maintenance.dbname("postgres");
+    let admin = connect_with_timeout(&maintenance)
+        .await?
+        .map_err(|e| unreachable_hint(config, &e))?;
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    match admin
+        .batch_execute(&format!("CREATE DATABASE {quoted}"))
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(database = %name, "created the database");
+            Ok(())
+        }
+        Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => Ok(()),
+        Err(e) => Err(anyhow!(
+            "the database {name:?} does not exist and could not be created: {e}"
+        )),
+    }
+}
+
+/// Applies pending migrations; nodes starting together take turns.
+pub async fn migrate(config: &tokio_postgres::Config) -> anyhow::Result<usize> {
+    let mut client = connect_with_timeout(config)
+        .await?
+        .map_err(|e| unreachable_hint(config, &e))?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .context("taking the migration lock")?;
+    let report = embedded::migrations::runner()
+        .run_async(&mut client)
+        .await
+        .context("applying migrations");
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    let report = report?;
+    for m in report.applied_migrations() {
+        tracing::info!(version = m.version(), name = m.name(), "applied migration");
+    }
+    Ok(report.applied_migrations().len())
+}
+
+/// The read pool; its first connection is made before this returns.
+pub async fn read_pool(config: &tokio_postgres::Config, size: u32) -> anyhow::Result<ReadPool> {
+    let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+    bb8::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(2))
+        .build(manager)
+        .await
+        .map_err(|e| unreachable_hint(config, &e))
+}
+
+/// A dependency's state for readiness.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    pub up: bool,
+    pub latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Check {
+    pub fn from_result<E: std::fmt::Display>(started: Instant, result: Result<(), E>) -> Self {
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match result {
+            Ok(()) => Check {
+                up: true,
+                latency_ms,
+                error: None,
+            },
+            Err(e) => Check {
+                up: false,
+                latency_ms,
+                error: Some(e.to_string()),
+            },
+        }
+    }
+}
+
+/// Runs `SELECT 1` through the pool within `timeout`.
+pub async fn check(pool: &ReadPool, timeout: Duration) -> Check {
+    let started = Instant::now();
+    let probe = async {
+        let conn = pool.get().await.map_err(|e| e.to_string())?;
+        conn.simple_query("SELECT 1")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<(), String>(())
+    };
+    let result = tokio::time::timeout(timeout, probe)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")));
+    Check::from_result(started, result)
+}

@@ -1,0 +1,51 @@
+//! The `aisocial` binary: parse the command line, then serve or migrate.
+
+use aisocial::config::{Cli, Command, LogFormat, Settings, parse_database_url};
+use aisocial::startup::Application;
+use aisocial::{database, telemetry};
+use anyhow::Context;
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    actix_rt::System::new().block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Migrate(args) => {
+            telemetry::init(LogFormat::Text);
+            let (config, display) = parse_database_url(&args.database_url)?;
+            database::ensure_database(&config).await?;
+            let applied = database::migrate(&config).await?;
+            println!("{display}: {applied} migration(s) applied; the schema is current");
+            Ok(())
+        }
+        Command::Serve(args) => {
+            telemetry::init(args.log_format);
+            let settings = Settings::from_args(*args).context("invalid configuration")?;
+            let app = Application::build(settings).await?;
+            app.run_until_stopped(shutdown_signal()).await?;
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = terminate => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

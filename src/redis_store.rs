@@ -1,0 +1,53 @@
+//! Redis: one auto-reconnecting multiplexed connection, checked at start-up and by readiness.
+
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::database::Check;
+
+/// Connects (failing fast at start-up with a message that says where and how to start Redis).
+/// Afterwards the manager reconnects by itself with backoff.
+pub async fn connect(url: &str, display: &str) -> anyhow::Result<ConnectionManager> {
+    let hint = |e: &dyn std::fmt::Display| {
+        anyhow!(
+            "cannot reach Redis at {display} (REDIS_URL): {e}. Is it running? Start it with \
+             `scripts/services.sh` (or `redis-server --daemonize yes`), or point REDIS_URL at a \
+             running server."
+        )
+    };
+    let client = redis::Client::open(url).map_err(|e| hint(&e))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(2));
+    let connecting = ConnectionManager::new_with_config(client, config);
+    let mut manager = tokio::time::timeout(Duration::from_secs(5), connecting)
+        .await
+        .map_err(|_| hint(&"no answer within 5s"))?
+        .map_err(|e| hint(&e))?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut manager)
+        .await
+        .map_err(|e| hint(&e))?;
+    Ok(manager)
+}
+
+/// `PING` within `timeout`.
+pub async fn check(redis: &ConnectionManager, timeout: Duration) -> Check {
+    let started = Instant::now();
+    let mut conn = redis.clone();
+    let probe = async move {
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let result = tokio::time::timeout(timeout, probe)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")));
+    Check::from_result(started, result)
+}

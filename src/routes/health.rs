@@ -1,0 +1,65 @@
+//! `/health/live`, `/health/ready` (each dependency with its latency; 503 when one is down or
+//! while draining) and `/health/system` (CPU, memory, disk, uptime, connections).
+
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use aisocial_actors::feed_broker::GetOnline;
+use serde::Serialize;
+
+use crate::database::{self, Check};
+use crate::redis_store;
+use crate::state::AppState;
+use crate::system;
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "live"}))
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    status: &'static str,
+    node_id: String,
+    checks: Checks,
+}
+
+#[derive(Serialize)]
+struct Checks {
+    postgres: Check,
+    redis: Check,
+}
+
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let (postgres, redis) = tokio::join!(
+        database::check(&state.pool, CHECK_TIMEOUT),
+        redis_store::check(&state.redis, CHECK_TIMEOUT)
+    );
+    let draining = state.lifecycle.is_draining();
+    let status = if draining {
+        "draining"
+    } else if postgres.up && redis.up {
+        "ready"
+    } else {
+        "not_ready"
+    };
+    let body = Readiness {
+        status,
+        node_id: state.node_id.clone(),
+        checks: Checks { postgres, redis },
+    };
+    if status == "ready" {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "2"))
+            .json(body)
+    }
+}
+
+pub async fn system(state: web::Data<AppState>) -> HttpResponse {
+    let online = state.broker.send(GetOnline).await.unwrap_or_default();
+    HttpResponse::Ok().json(system::snapshot(state.started_at, online))
+}

@@ -1,0 +1,87 @@
+//! HTTP routes, one module per resource, and the extractor configuration that turns every
+//! malformed request into a problem document.
+
+mod auth_dev;
+mod follows;
+mod health;
+mod metrics;
+mod posts;
+mod timeline;
+mod ws;
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{HttpRequest, web};
+
+use crate::problem::ApiError;
+
+/// The largest JSON body any route accepts.
+pub const MAX_JSON_BYTES: usize = 16 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_JSON_BYTES)
+            .error_handler(json_error),
+    )
+    .app_data(web::PathConfig::default().error_handler(path_error))
+    .app_data(web::QueryConfig::default().error_handler(query_error))
+    .service(
+        web::scope("/api/v1")
+            .service(web::resource("/auth/dev").route(web::post().to(auth_dev::sign_in_dev)))
+            .service(
+                web::resource("/users/{handle}/follow")
+                    .route(web::put().to(follows::follow_user))
+                    .route(web::delete().to(follows::unfollow_user)),
+            )
+            .service(web::resource("/posts").route(web::post().to(posts::create_post)))
+            .service(web::resource("/timeline").route(web::get().to(timeline::home_timeline)))
+            .service(web::resource("/ws").route(web::get().to(ws::open_socket))),
+    )
+    .service(web::resource("/health/live").route(web::get().to(health::live)))
+    .service(web::resource("/health/ready").route(web::get().to(health::ready)))
+    .service(web::resource("/health/system").route(web::get().to(health::system)))
+    .service(web::resource("/metrics").route(web::get().to(metrics::export)));
+}
+
+fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let api = match &err {
+        JsonPayloadError::OverflowKnownLength { length, limit } => ApiError::PayloadTooLarge(
+            format!("the body is {length} bytes; at most {limit} are accepted"),
+        ),
+        JsonPayloadError::Overflow { limit } => {
+            ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::UnsupportedMediaType("send the body as Content-Type: application/json".into())
+        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::Validation {
+            field: field_in(&e.to_string()),
+            detail: e.to_string(),
+        },
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+        }
+        other => ApiError::bad_request("invalid_body", other.to_string()),
+    };
+    api.into()
+}
+
+/// Names the field a serde error is about, when its message says (`missing field `x``, …).
+fn field_in(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    let field = &message[start..start + len];
+    (!field.is_empty() && field.len() <= 64).then(|| field.to_owned())
+}
+
+fn path_error(err: PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::NotFound(format!("no such resource ({err})")).into()
+}
+
+fn query_error(err: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request(
+        "invalid_query",
+        format!("the query string is invalid: {err}"),
+    )
+    .into()
+}

@@ -1,0 +1,202 @@
+//! Building and running the application: connect to PostgreSQL and Redis, migrate, start the
+//! actors, bind the listener, serve until told to stop, then drain.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Arbiter};
+use actix_web::dev::Server;
+use actix_web::middleware::{ErrorHandlers, from_fn};
+use actix_web::{App, HttpServer, web};
+use aisocial_actors::db_writer::{DbWriter, DbWriterConfig, Drain};
+use aisocial_actors::feed_broker::{CloseAll, FeedBroker};
+use aisocial_actors::meter::MeteredAddr;
+use aisocial_actors::session::SessionConfig;
+use anyhow::Context;
+
+use crate::auth::TokenIssuer;
+use crate::config::Settings;
+use crate::problem::ensure_problem;
+use crate::request_context::request_context;
+use crate::state::{AppState, Lifecycle};
+use crate::{database, redis_store, routes};
+
+/// How long a follow list may take to load before the user's sessions are told to retry.
+const FOLLOW_LOAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A built application: listening, actors running, not yet serving.
+pub struct Application {
+    addr: SocketAddr,
+    server: Server,
+    state: web::Data<AppState>,
+    arbiters: Vec<Arbiter>,
+    shutdown_timeout: Duration,
+}
+
+/// What a drain did, for the log and for tests.
+#[derive(Debug, Clone, Copy)]
+pub struct DrainReport {
+    pub sockets_closed: usize,
+    pub drain_time: Duration,
+}
+
+impl Application {
+    /// Everything up to the open listener: fails with a clear message when a dependency is
+    /// missing or the configuration is wrong.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let tokens = TokenIssuer::new(
+            settings.signing_key.expose().as_bytes(),
+            settings.access_token_ttl,
+        );
+        tokens.self_test().context(
+            "the token self-test failed (is exactly one jsonwebtoken crypto backend enabled?)",
+        )?;
+
+        database::ensure_database(&settings.database).await?;
+        database::migrate(&settings.database).await?;
+        let pool = database::read_pool(&settings.database, settings.database_pool_size).await?;
+        let redis =
+            redis_store::connect(settings.redis_url.expose(), &settings.redis_display).await?;
+
+        let broker_arbiter = Arbiter::new();
+        let broker_pool = pool.clone();
+        let broker = FeedBroker::start_in_arbiter(&broker_arbiter.handle(), move |_| {
+            FeedBroker::new(broker_pool, FOLLOW_LOAD_TIMEOUT)
+        });
+        let broker = MeteredAddr::new(broker, FeedBroker::meter());
+
+        let writer_arbiter = Arbiter::new();
+        let writer_config = DbWriterConfig {
+            database: settings.database.clone(),
+            max_batch: settings.writer_max_batch,
+            max_queue: settings.writer_max_queue,
+            connect_timeout: Duration::from_secs(2),
+            batch_timeout: Duration::from_secs(15),
+        };
+        let committed_to = broker.recipient();
+        let writer = DbWriter::start_in_arbiter(&writer_arbiter.handle(), move |_| {
+            DbWriter::new(writer_config, committed_to)
+        });
+        let writer = MeteredAddr::new(writer, DbWriter::meter());
+
+        let session_config = Arc::new(SessionConfig {
+            node_id: settings.node_id.clone(),
+            heartbeat: settings.heartbeat,
+            idle_timeout: settings.idle_timeout,
+            retention: settings.event_retention,
+            replay_limit: settings.replay_limit,
+            max_topics: 100,
+            frames_per_second: 20.0,
+            frame_burst: 60.0,
+            read_timeout: Duration::from_secs(5),
+        });
+        let state = web::Data::new(AppState::new(
+            pool,
+            redis,
+            settings.redis_prefix.clone(),
+            writer,
+            broker,
+            tokens,
+            settings.dev_login,
+            settings.allowed_origins.clone(),
+            session_config,
+            Arc::new(Lifecycle::default()),
+        ));
+
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("cannot listen on {} (AISOCIAL_BIND)", settings.bind))?;
+        let addr = listener.local_addr()?;
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .configure(routes::configure)
+                .wrap(ErrorHandlers::new().default_handler(ensure_problem))
+                .wrap(from_fn(request_context))
+        })
+        .workers(settings.workers)
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        .listen(listener)?
+        .run();
+        tracing::info!(
+            address = %addr,
+            node_id = %settings.node_id,
+            database = %settings.database_url_display,
+            redis = %settings.redis_display,
+            dev_login = settings.dev_login,
+            "listening"
+        );
+        Ok(Self {
+            addr,
+            server,
+            state,
+            arbiters: vec![broker_arbiter, writer_arbiter],
+            shutdown_timeout: settings.shutdown_timeout,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Serves until `shutdown` resolves, then drains: readiness turns 503 and upgrades are
+    /// refused, every socket is closed with 1001, in-flight requests finish, the DbWriter
+    /// commits or fails everything it holds, and the actors stop.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<DrainReport> {
+        let handle = self.server.handle();
+        let mut serving = actix_rt::spawn(self.server);
+        tokio::select! {
+            () = shutdown => {}
+            result = &mut serving => {
+                result.context("the server task failed")?.context("the server stopped")?;
+            }
+        }
+        let started = Instant::now();
+        let state = self.state;
+        state.lifecycle.start_draining();
+        tracing::info!("draining: not ready, closing websockets with 1001");
+        let sockets_closed = state
+            .broker
+            .send(CloseAll {
+                code: 1001,
+                reason: "server shutting down",
+            })
+            .await
+            .unwrap_or(0);
+        // Graceful: stop accepting, let in-flight requests finish (bounded by the timeout).
+        let stopping = handle.stop(true);
+        if tokio::time::timeout(self.shutdown_timeout + Duration::from_secs(1), stopping)
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight requests did not finish in time");
+        }
+        let _ = serving.await;
+        // Nothing can send new commands now; wait for the DbWriter to answer what it holds.
+        if state.writer.send(Drain).await.is_err() {
+            tracing::warn!("the DbWriter stopped before draining");
+        }
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+        let report = DrainReport {
+            sockets_closed,
+            drain_time: started.elapsed(),
+        };
+        tracing::info!(
+            sockets_closed = report.sockets_closed,
+            drain_ms = report.drain_time.as_millis() as u64,
+            "drained"
+        );
+        Ok(report)
+    }
+}
