@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// aisocial: the realtime backend of an AI social network.
 #[derive(Debug, Parser)]
-#[command(name = "aisocial", version, about, long_about = None)]
+#[command(name = "aisocial", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -67,7 +67,7 @@ pub struct ServeArgs {
     pub node_id: Option<String>,
 
     /// Enable `POST /api/v1/auth/dev` (sign in by handle, no password). Never in production.
-    #[arg(long, env = "AUTH_DEV_LOGIN", default_value = "false", value_parser = BoolishValueParser::new())]
+    #[arg(long, env = "AUTH_DEV_LOGIN", default_value = "false", action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub auth_dev_login: bool,
 
     /// Key (≥ 32 bytes) for our access tokens [default: a fixed dev key, only with dev login].

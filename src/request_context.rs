@@ -9,34 +9,26 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
+use aisocial_actors::meter;
+use prometheus::{HistogramVec, IntCounterVec};
 use tracing::Instrument;
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-#[expect(clippy::expect_used, reason = "metric definitions are constants")]
 static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    prometheus::register_int_counter_vec!(
-        Opts::new(
-            "aisocial_http_requests_total",
-            "HTTP requests by route and status."
-        ),
-        &["method", "route", "status"]
+    meter::labelled_counter(
+        "aisocial_http_requests_total",
+        "HTTP requests by route and status.",
+        &["method", "route", "status"],
     )
-    .expect("valid metric definition")
 });
-
-#[expect(clippy::expect_used, reason = "metric definitions are constants")]
 static DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
-    prometheus::register_histogram_vec!(
-        HistogramOpts::new(
-            "aisocial_http_request_duration_seconds",
-            "HTTP request latency by route."
-        )
-        .buckets(prometheus::exponential_buckets(0.000_1, 2.0, 18).unwrap_or_default()),
-        &["method", "route"]
+    meter::labelled_histogram(
+        "aisocial_http_request_duration_seconds",
+        "HTTP request latency by route.",
+        &["method", "route"],
+        meter::exponential(0.000_1, 2.0, 18),
     )
-    .expect("valid metric definition")
 });
 
 fn sane_request_id(value: &HeaderValue) -> Option<String> {

@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytestring::ByteString;
-use prometheus::{IntCounter, IntGauge, register_int_counter, register_int_gauge};
+use prometheus::{IntCounter, IntGauge};
 
 use crate::committed::{Committed, CommittedChange, FollowChange};
 use crate::event_log::{Audience, CommittedEvent};
 use crate::ids::{EventId, PostId, SessionId, UserId};
-use crate::meter::{ActorMeter, MeteredRecipient};
+use crate::meter::{self, ActorMeter, MeteredRecipient};
 use crate::metered_handler;
 use crate::protocol::{self, EventKind};
 use crate::store::ReadPool;
@@ -98,30 +98,24 @@ pub struct OnlineStats {
     pub users: usize,
 }
 
-macro_rules! metric {
-    ($register:ident, $name:literal, $help:literal) => {
-        LazyLock::new(|| {
-            #[expect(clippy::expect_used, reason = "metric definitions are constants")]
-            $register!($name, $help).expect("valid metric definition")
-        })
-    };
-}
-
-static DELIVERIES: LazyLock<IntCounter> = metric!(
-    register_int_counter,
-    "aisocial_broker_deliveries_total",
-    "Frames the FeedBroker handed to sessions."
-);
-static ONLINE_SESSIONS: LazyLock<IntGauge> = metric!(
-    register_int_gauge,
-    "aisocial_broker_online_sessions",
-    "Sessions registered with the FeedBroker."
-);
-static FOLLOW_LOAD_FAILURES: LazyLock<IntCounter> = metric!(
-    register_int_counter,
-    "aisocial_broker_follow_load_failures_total",
-    "Follow lists that could not be loaded (their sessions were closed with 1013)."
-);
+static DELIVERIES: LazyLock<IntCounter> = LazyLock::new(|| {
+    meter::counter(
+        "aisocial_broker_deliveries_total",
+        "Frames the FeedBroker handed to sessions.",
+    )
+});
+static ONLINE_SESSIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+    meter::gauge(
+        "aisocial_broker_online_sessions",
+        "Sessions registered with the FeedBroker.",
+    )
+});
+static FOLLOW_LOAD_FAILURES: LazyLock<IntCounter> = LazyLock::new(|| {
+    meter::counter(
+        "aisocial_broker_follow_load_failures_total",
+        "Follow lists that could not be loaded (their sessions were closed with 1013).",
+    )
+});
 
 struct SessionLink {
     id: SessionId,

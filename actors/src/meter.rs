@@ -12,8 +12,9 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, register_histogram_vec,
-    register_int_counter_vec, register_int_gauge_vec,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec,
+    register_int_gauge, register_int_gauge_vec,
 };
 
 /// Buckets for mailbox wait and handling times: 10 µs to 10 s.
@@ -47,6 +48,65 @@ fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
 fn histogram_vec(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
     let opts = HistogramOpts::new(name, help).buckets(TIME_BUCKETS.to_vec());
     register_histogram_vec!(opts, labels).expect("valid metric definition")
+}
+
+/// A counter registered in the process registry (for `/metrics`).
+#[expect(
+    clippy::expect_used,
+    reason = "metric names and labels are compile-time constants"
+)]
+pub fn counter(name: &str, help: &str) -> IntCounter {
+    register_int_counter!(name, help).expect("valid metric definition")
+}
+
+/// A gauge registered in the process registry.
+#[expect(
+    clippy::expect_used,
+    reason = "metric names and labels are compile-time constants"
+)]
+pub fn gauge(name: &str, help: &str) -> IntGauge {
+    register_int_gauge!(name, help).expect("valid metric definition")
+}
+
+/// A histogram with these buckets, registered in the process registry.
+#[expect(
+    clippy::expect_used,
+    reason = "metric names and labels are compile-time constants"
+)]
+pub fn histogram(name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    register_histogram!(HistogramOpts::new(name, help).buckets(buckets))
+        .expect("valid metric definition")
+}
+
+/// A labelled counter registered in the process registry.
+pub fn labelled_counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    counter_vec(name, help, labels)
+}
+
+/// A labelled histogram with these buckets, registered in the process registry.
+#[expect(
+    clippy::expect_used,
+    reason = "metric names and labels are compile-time constants"
+)]
+pub fn labelled_histogram(
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> HistogramVec {
+    register_histogram_vec!(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .expect("valid metric definition")
+}
+
+/// `count` buckets from `start`, each `factor` times the last.
+pub fn exponential(start: f64, factor: f64, count: usize) -> Vec<f64> {
+    (0..count)
+        .scan(start, |bound, _| {
+            let this = *bound;
+            *bound *= factor;
+            Some(this)
+        })
+        .collect()
 }
 
 /// `aisocial_actor_mailbox_depth{actor}`: envelopes sent and not yet handled.
@@ -334,7 +394,7 @@ mod tests {
         let a = Envelope::new(&meter, ());
         let b = Envelope::new(&meter, ());
         assert_eq!(meter.depth(), before + 2);
-        drop(a.open());
+        a.open();
         assert_eq!(meter.depth(), before + 1);
         drop(b);
         assert_eq!(meter.depth(), before);

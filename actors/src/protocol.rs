@@ -70,7 +70,7 @@ impl FrameError {
 enum RawOp {
     Subscribe { topic: String },
     Unsubscribe { topic: String },
-    Ping,
+    Ping {},
 }
 
 /// Parses one client text frame.
@@ -95,7 +95,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientOp, FrameError> {
     Ok(match raw {
         RawOp::Subscribe { topic } => ClientOp::Subscribe(Topic::parse(&topic)?),
         RawOp::Unsubscribe { topic } => ClientOp::Unsubscribe(Topic::parse(&topic)?),
-        RawOp::Ping => ClientOp::Ping,
+        RawOp::Ping {} => ClientOp::Ping,
     })
 }
 

@@ -8,17 +8,14 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
-use prometheus::{
-    Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, register_histogram,
-    register_int_counter_vec, register_int_gauge,
-};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge};
 
 use crate::event_log::{self, Replay};
 use crate::feed_broker::{
     CloseSession, Connect, Deliver, Disconnect, FeedBroker, SubscribeThread, UnsubscribeThread,
 };
 use crate::ids::{EventId, PostId, SessionId, UserId};
-use crate::meter::{ActorMeter, MeteredAddr};
+use crate::meter::{self, ActorMeter, MeteredAddr};
 use crate::metered_handler;
 use crate::protocol::{self, ClientOp, Hello, HelloUser, Resume, ResumeStatus, Topic};
 use crate::store::ReadPool;
@@ -44,46 +41,31 @@ pub struct SessionConfig {
     pub read_timeout: Duration,
 }
 
-#[expect(clippy::expect_used, reason = "metric definitions are constants")]
 static OPEN: LazyLock<IntGauge> = LazyLock::new(|| {
-    register_int_gauge!(
+    meter::gauge(
         "aisocial_websocket_connections",
-        "Websocket sessions open on this node."
+        "Websocket sessions open on this node.",
     )
-    .expect("valid metric definition")
 });
-
-#[expect(clippy::expect_used, reason = "metric definitions are constants")]
 static CLOSES: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!(
-        Opts::new(
-            "aisocial_websocket_closes_total",
-            "Websocket sessions ended, by the close code the server sent (client when the client closed first)."
-        ),
-        &["code"]
+    meter::labelled_counter(
+        "aisocial_websocket_closes_total",
+        "Websocket sessions ended, by the close code the server sent (client when the client closed first).",
+        &["code"],
     )
-    .expect("valid metric definition")
 });
-
-#[expect(clippy::expect_used, reason = "metric definitions are constants")]
 static DELIVERY_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
-    register_histogram!(
-        HistogramOpts::new(
-            "aisocial_delivery_latency_seconds",
-            "From COMMIT to the frame written to the session's socket buffer."
-        )
-        .buckets(prometheus::exponential_buckets(0.000_05, 2.0, 18).unwrap_or_default())
+    meter::histogram(
+        "aisocial_delivery_latency_seconds",
+        "From COMMIT to the frame written to the session's socket buffer.",
+        meter::exponential(0.000_05, 2.0, 18),
     )
-    .expect("valid metric definition")
 });
-
-#[expect(clippy::expect_used, reason = "metric definitions are constants")]
-static DUPLICATES_DROPPED: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
-    prometheus::register_int_counter!(
+static DUPLICATES_DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
+    meter::counter(
         "aisocial_session_duplicates_dropped_total",
-        "Durable frames a session dropped because it had already written that id."
+        "Durable frames a session dropped because it had already written that id.",
     )
-    .expect("valid metric definition")
 });
 
 /// A token bucket for client frames.
@@ -147,10 +129,6 @@ pub struct Session {
 impl Session {
     pub const KIND: &'static str = "session";
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "a session is born with all of these"
-    )]
     pub fn new(
         id: SessionId,
         user: UserId,
@@ -296,13 +274,13 @@ impl Session {
             Ok(ClientOp::Ping) => ctx.text(protocol::pong_frame()),
             Ok(ClientOp::Subscribe(topic)) => self.subscribe(ctx, topic),
             Ok(ClientOp::Unsubscribe(topic)) => {
-                if let Some(root) = self.topics.remove(&topic) {
-                    if !self.topics.values().any(|r| *r == root) {
-                        self.broker.do_send(UnsubscribeThread {
-                            session: self.id,
-                            root,
-                        });
-                    }
+                if let Some(root) = self.topics.remove(&topic)
+                    && !self.topics.values().any(|r| *r == root)
+                {
+                    self.broker.do_send(UnsubscribeThread {
+                        session: self.id,
+                        root,
+                    });
                 }
                 ctx.text(protocol::topic_frame(false, topic));
             }

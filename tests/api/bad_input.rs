@@ -1,0 +1,497 @@
+//! Every route given bad input answers a 4xx problem document: never a 5xx, never a hang.
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+
+struct Case {
+    name: &'static str,
+    method: &'static str,
+    path: String,
+    token: Option<String>,
+    headers: Vec<(&'static str, String)>,
+    body: Option<Vec<u8>>,
+    status: u16,
+    code: &'static str,
+}
+
+fn case(
+    name: &'static str,
+    method: &'static str,
+    path: &str,
+    status: u16,
+    code: &'static str,
+) -> Case {
+    Case {
+        name,
+        method,
+        path: path.to_owned(),
+        token: None,
+        headers: vec![("content-type", "application/json".to_owned())],
+        body: None,
+        status,
+        code,
+    }
+}
+
+impl Case {
+    fn token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
+    }
+    fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+    fn header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.retain(|(n, _)| *n != name);
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+}
+
+async fn check(app: &TestApp, case: Case) {
+    let method = reqwest::Method::from_bytes(case.method.as_bytes()).unwrap_or_default();
+    let mut req = app.http.request(method, app.url(&case.path));
+    for (name, value) in &case.headers {
+        req = req.header(*name, value);
+    }
+    if let Some(token) = &case.token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(body) = case.body {
+        req = req.body(body);
+    }
+    let res = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    let status = res.status().as_u16();
+    let ctype = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body: serde_json::Value = res.json().await.unwrap_or_default();
+    assert_eq!(status, case.status, "{}: {body}", case.name);
+    assert_eq!(ctype, "application/problem+json", "{}", case.name);
+    assert_eq!(body["status"], status, "{}", case.name);
+    assert_eq!(body["code"], case.code, "{}: {body}", case.name);
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{}",
+        case.name
+    );
+}
+
+#[actix_web::test]
+async fn every_route_answers_bad_input_with_a_problem_document() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice").await;
+    let t = alice.token.as_str();
+    let long_body = format!(r#"{{"body":"{}"}}"#, "é".repeat(1001));
+    let huge = format!(r#"{{"body":"{}"}}"#, "a".repeat(100_000));
+    let cases = vec![
+        // Dev sign-in.
+        case(
+            "dev: malformed",
+            "POST",
+            "/api/v1/auth/dev",
+            400,
+            "invalid_json",
+        )
+        .body("{"),
+        case(
+            "dev: wrong type",
+            "POST",
+            "/api/v1/auth/dev",
+            422,
+            "validation_failed",
+        )
+        .body(r#"{"handle":5}"#),
+        case(
+            "dev: missing",
+            "POST",
+            "/api/v1/auth/dev",
+            422,
+            "validation_failed",
+        )
+        .body("{}"),
+        case(
+            "dev: unknown field",
+            "POST",
+            "/api/v1/auth/dev",
+            422,
+            "validation_failed",
+        )
+        .body(r#"{"handle":"abc","admin":true}"#),
+        case(
+            "dev: bad handle",
+            "POST",
+            "/api/v1/auth/dev",
+            422,
+            "validation_failed",
+        )
+        .body(r#"{"handle":"Robert'); DROP TABLE users;--"}"#),
+        case(
+            "dev: html handle",
+            "POST",
+            "/api/v1/auth/dev",
+            422,
+            "validation_failed",
+        )
+        .body(r#"{"handle":"<b>x</b>"}"#),
+        case(
+            "dev: not utf-8",
+            "POST",
+            "/api/v1/auth/dev",
+            400,
+            "invalid_json",
+        )
+        .body(vec![b'{', b'"', 0xff, 0xfe, b'"', b'}']),
+        case(
+            "dev: no content type",
+            "POST",
+            "/api/v1/auth/dev",
+            415,
+            "unsupported_media_type",
+        )
+        .header("content-type", "text/plain")
+        .body(r#"{"handle":"abc"}"#),
+        case(
+            "dev: huge",
+            "POST",
+            "/api/v1/auth/dev",
+            413,
+            "payload_too_large",
+        )
+        .body(huge.clone()),
+        case(
+            "dev: wrong method",
+            "GET",
+            "/api/v1/auth/dev",
+            405,
+            "method_not_allowed",
+        ),
+        // Posts.
+        case(
+            "post: no token",
+            "POST",
+            "/api/v1/posts",
+            401,
+            "unauthorized",
+        )
+        .body(r#"{"body":"x"}"#),
+        case(
+            "post: forged token",
+            "POST",
+            "/api/v1/posts",
+            401,
+            "unauthorized",
+        )
+        .token("eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.")
+        .body(r#"{"body":"x"}"#),
+        case(
+            "post: malformed",
+            "POST",
+            "/api/v1/posts",
+            400,
+            "invalid_json",
+        )
+        .token(t)
+        .body(r#"{"body":"#),
+        case(
+            "post: wrong type",
+            "POST",
+            "/api/v1/posts",
+            422,
+            "validation_failed",
+        )
+        .token(t)
+        .body(r#"{"body":["x"]}"#),
+        case(
+            "post: empty",
+            "POST",
+            "/api/v1/posts",
+            422,
+            "validation_failed",
+        )
+        .token(t)
+        .body(r#"{"body":"   "}"#),
+        case(
+            "post: too long",
+            "POST",
+            "/api/v1/posts",
+            422,
+            "validation_failed",
+        )
+        .token(t)
+        .body(long_body),
+        case(
+            "post: huge",
+            "POST",
+            "/api/v1/posts",
+            413,
+            "payload_too_large",
+        )
+        .token(t)
+        .body(huge),
+        case(
+            "post: unknown field",
+            "POST",
+            "/api/v1/posts",
+            422,
+            "validation_failed",
+        )
+        .token(t)
+        .body(r#"{"body":"x","author_id":1}"#),
+        case(
+            "post: reply_to string",
+            "POST",
+            "/api/v1/posts",
+            422,
+            "validation_failed",
+        )
+        .token(t)
+        .body(r#"{"body":"x","reply_to":"1"}"#),
+        case(
+            "post: reply_to negative",
+            "POST",
+            "/api/v1/posts",
+            422,
+            "validation_failed",
+        )
+        .token(t)
+        .body(r#"{"body":"x","reply_to":-4}"#),
+        case(
+            "post: reply_to missing",
+            "POST",
+            "/api/v1/posts",
+            404,
+            "not_found",
+        )
+        .token(t)
+        .body(r#"{"body":"x","reply_to":424242}"#),
+        case(
+            "post: reply_to overflow",
+            "POST",
+            "/api/v1/posts",
+            422,
+            "validation_failed",
+        )
+        .token(t)
+        .body(r#"{"body":"x","reply_to":99999999999999999999}"#),
+        case(
+            "post: NUL",
+            "POST",
+            "/api/v1/posts",
+            422,
+            "validation_failed",
+        )
+        .token(t)
+        .body(r#"{"body":"a\u0000b"}"#),
+        case(
+            "post: bad idempotency key",
+            "POST",
+            "/api/v1/posts",
+            422,
+            "validation_failed",
+        )
+        .token(t)
+        .header("idempotency-key", &"k".repeat(300))
+        .body(r#"{"body":"x"}"#),
+        case(
+            "post: not utf-8",
+            "POST",
+            "/api/v1/posts",
+            400,
+            "invalid_json",
+        )
+        .token(t)
+        .body(vec![
+            b'{', b'"', b'b', b'o', b'd', b'y', b'"', b':', b'"', 0xc3, 0x28, b'"', b'}',
+        ]),
+        case(
+            "posts: wrong method",
+            "DELETE",
+            "/api/v1/posts",
+            405,
+            "method_not_allowed",
+        )
+        .token(t),
+        // Follows.
+        case(
+            "follow: no token",
+            "PUT",
+            "/api/v1/users/alice/follow",
+            401,
+            "unauthorized",
+        ),
+        case(
+            "follow: sql",
+            "PUT",
+            "/api/v1/users/a'%20OR%201=1--/follow",
+            404,
+            "not_found",
+        )
+        .token(t),
+        case(
+            "follow: self",
+            "PUT",
+            "/api/v1/users/alice/follow",
+            422,
+            "validation_failed",
+        )
+        .token(t),
+        case(
+            "follow: unknown",
+            "DELETE",
+            "/api/v1/users/ghost_user/follow",
+            404,
+            "not_found",
+        )
+        .token(t),
+        case(
+            "follow: wrong method",
+            "POST",
+            "/api/v1/users/alice/follow",
+            405,
+            "method_not_allowed",
+        )
+        .token(t),
+        // Timeline.
+        case(
+            "timeline: no token",
+            "GET",
+            "/api/v1/timeline",
+            401,
+            "unauthorized",
+        ),
+        case(
+            "timeline: limit 0",
+            "GET",
+            "/api/v1/timeline?limit=0",
+            422,
+            "validation_failed",
+        )
+        .token(t),
+        case(
+            "timeline: limit 101",
+            "GET",
+            "/api/v1/timeline?limit=101",
+            422,
+            "validation_failed",
+        )
+        .token(t),
+        case(
+            "timeline: limit text",
+            "GET",
+            "/api/v1/timeline?limit=ten",
+            400,
+            "invalid_query",
+        )
+        .token(t),
+        case(
+            "timeline: cursor",
+            "GET",
+            "/api/v1/timeline?cursor=%27%20OR%201%3D1",
+            400,
+            "invalid_cursor",
+        )
+        .token(t),
+        case(
+            "timeline: expired token",
+            "GET",
+            "/api/v1/timeline",
+            401,
+            "unauthorized",
+        )
+        .token("a.b.c"),
+        // Elsewhere.
+        case("unknown route", "GET", "/api/v1/nothing", 404, "not_found"),
+        case(
+            "health: wrong method",
+            "POST",
+            "/health/ready",
+            405,
+            "method_not_allowed",
+        ),
+        case(
+            "metrics: wrong method",
+            "DELETE",
+            "/metrics",
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for c in cases {
+        check(&app, c).await;
+    }
+}
+
+#[actix_web::test]
+async fn dev_login_is_not_found_unless_enabled() {
+    let app = spawn_app_with(&["--auth-dev-login=false"]).await;
+    check(
+        &app,
+        case(
+            "dev login off",
+            "POST",
+            "/api/v1/auth/dev",
+            404,
+            "not_found",
+        )
+        .body(r#"{"handle":"alice"}"#),
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn health_and_metrics_answer() {
+    let app = spawn_app().await;
+    let res = app
+        .http
+        .get(app.url("/health/live"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status(), 200);
+    let res = app
+        .http
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap_or_default();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["postgres"]["up"], true);
+    assert_eq!(body["checks"]["redis"]["up"], true);
+    assert!(body["checks"]["redis"]["latency_ms"].as_f64().is_some());
+    let res = app
+        .http
+        .get(app.url("/health/system"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap_or_default();
+    assert!(
+        body["memory"]["process_rss_bytes"]
+            .as_u64()
+            .is_some_and(|b| b > 0)
+    );
+    assert!(body["uptime_secs"].as_f64().is_some());
+    let res = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.text()
+            .await
+            .unwrap_or_default()
+            .contains("aisocial_actor_mailbox_depth")
+    );
+}

@@ -1,0 +1,351 @@
+//! `spawn_app()` and the typed helpers every test uses.
+
+use std::time::Duration;
+
+use aisocial::config::{Cli, Command, Settings};
+use aisocial::startup::{Application, DrainReport};
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const SIGNING_KEY: &str = "test-signing-key-0123456789abcdef-0123456789";
+pub const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// A running server with its own database and Redis prefix; both are removed on drop.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub db_name: String,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    run: Option<actix_rt::task::JoinHandle<anyhow::Result<DrainReport>>>,
+}
+
+/// A server with dev login on and the defaults otherwise.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Settings as `aisocial serve` would parse them from these flags (plus the test's own).
+pub fn test_settings(
+    db_name: &str,
+    redis_prefix: &str,
+    extra: &[&str],
+) -> anyhow::Result<Settings> {
+    let database_url = format!("--database-url={PG_BASE}/{db_name}");
+    let prefix = format!("--redis-prefix={redis_prefix}");
+    let key = format!("--jwt-signing-key={SIGNING_KEY}");
+    let mut argv = vec![
+        "aisocial",
+        "serve",
+        "--bind=127.0.0.1:0",
+        &database_url,
+        &prefix,
+        &key,
+        "--auth-dev-login=true",
+        "--workers=2",
+        "--database-pool-size=4",
+        "--node-id=test-node",
+        "--shutdown-timeout-secs=5",
+    ];
+    argv.extend_from_slice(extra);
+    let cli = Cli::try_parse_from(argv)?;
+    match cli.command {
+        Command::Serve(args) => Ok(Settings::from_args(*args)?),
+        Command::Migrate(_) => anyhow::bail!("not serve"),
+    }
+}
+
+pub fn unique_name() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        aisocial::telemetry::init(aisocial::config::LogFormat::Text);
+    }
+    let id = unique_name();
+    let db_name = format!("aisocial_test_{id}");
+    let redis_prefix = format!("aisocial-test:{id}:");
+    let settings =
+        test_settings(&db_name, &redis_prefix, extra).unwrap_or_else(|e| panic!("settings: {e}"));
+    let app = Application::build(settings)
+        .await
+        .unwrap_or_else(|e| panic!("the app did not start: {e:#}"));
+    let port = app.port();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let run = actix_rt::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        db_name,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}")),
+        stop: Some(stop),
+        run: Some(run),
+    }
+}
+
+/// A signed-in user.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: i64,
+    pub handle: String,
+    pub token: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn sign_in(&self, handle: &str) -> TestUser {
+        let res = self
+            .http
+            .post(self.url("/api/v1/auth/dev"))
+            .json(&serde_json::json!({ "handle": handle }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(res.status(), 200, "dev sign-in of {handle}");
+        let body: Value = res.json().await.unwrap_or_default();
+        TestUser {
+            id: body["user"]["id"].as_i64().unwrap_or_default(),
+            handle: handle.to_owned(),
+            token: body["access_token"].as_str().unwrap_or_default().to_owned(),
+        }
+    }
+
+    pub async fn post(&self, user: &TestUser, body: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/v1/posts"))
+            .bearer_auth(&user.token)
+            .json(&serde_json::json!({ "body": body }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Posts and returns the created post's JSON (asserting 201).
+    pub async fn create_post(&self, user: &TestUser, body: &str) -> Value {
+        let res = self.post(user, body).await;
+        assert_eq!(res.status(), 201, "post by {}", user.handle);
+        res.json().await.unwrap_or_default()
+    }
+
+    pub async fn follow(&self, follower: &TestUser, followee: &str) -> reqwest::StatusCode {
+        self.http
+            .put(self.url(&format!("/api/v1/users/{followee}/follow")))
+            .bearer_auth(&follower.token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .status()
+    }
+
+    pub async fn get_json(&self, user: &TestUser, path: &str) -> (reqwest::StatusCode, Value) {
+        let res = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let status = res.status();
+        (status, res.json().await.unwrap_or_default())
+    }
+
+    /// Opens a websocket as `user`, resuming after `since` when given, and reads `hello`.
+    pub async fn ws(&self, user: &TestUser, since: Option<i64>) -> (WsClient, Value) {
+        let mut ws = self
+            .ws_raw(user, since)
+            .await
+            .unwrap_or_else(|e| panic!("ws: {e}"));
+        let hello = ws.next_json().await;
+        assert_eq!(hello["type"], "hello", "the first frame is hello: {hello}");
+        (ws, hello)
+    }
+
+    pub async fn ws_raw(
+        &self,
+        user: &TestUser,
+        since: Option<i64>,
+    ) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
+        let mut url = format!("ws://127.0.0.1:{}/api/v1/ws", self.port);
+        if let Some(since) = since {
+            url.push_str(&format!("?since={since}"));
+        }
+        let mut request = url.into_client_request()?;
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", user.token)
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+        let (stream, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(WsClient { stream })
+    }
+
+    pub async fn db(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(
+            &format!("{PG_BASE}/{}", self.db_name),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        actix_rt::spawn(async move {
+            let _ = conn.await;
+        });
+        client
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .text()
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Takes the shutdown trigger out, to be pulled while the app is in use.
+    pub fn shutdown_trigger(&mut self) -> ShutdownTrigger {
+        ShutdownTrigger {
+            stop: self.stop.take(),
+            run: self
+                .run
+                .take()
+                .unwrap_or_else(|| panic!("already shut down")),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let db_name = self.db_name.clone();
+        // Drop the database from a thread of its own: Drop cannot await.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok((client, conn)) =
+                    tokio_postgres::connect(&format!("{PG_BASE}/postgres"), tokio_postgres::NoTls)
+                        .await
+                {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!(
+                            "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
+                        ))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Starts the drain of a [`TestApp`] when pulled.
+pub struct ShutdownTrigger {
+    stop: Option<oneshot::Sender<()>>,
+    run: actix_rt::task::JoinHandle<anyhow::Result<DrainReport>>,
+}
+
+impl ShutdownTrigger {
+    pub async fn pull(mut self) -> DrainReport {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.run
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("drain failed: {e:#}"))
+    }
+}
+
+/// A websocket client over a plain TCP stream.
+pub struct WsClient {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// What the server did next.
+#[derive(Debug)]
+pub enum WsEvent {
+    Json(Value),
+    Closed(Option<CloseFrame>),
+    Timeout,
+}
+
+impl WsClient {
+    /// The next text frame as JSON, the close, or a timeout; pings are answered and skipped.
+    pub async fn next_event(&mut self, timeout: Duration) -> WsEvent {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.stream.next()).await;
+            match next {
+                Err(_) => return WsEvent::Timeout,
+                Ok(None) => return WsEvent::Closed(None),
+                Ok(Some(Err(_))) => return WsEvent::Closed(None),
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let value: Value = serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("the server sent non-JSON {text:?}: {e}"));
+                    return WsEvent::Json(value);
+                }
+                Ok(Some(Ok(Message::Close(frame)))) => return WsEvent::Closed(frame),
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    pub async fn next_json(&mut self) -> Value {
+        match self.next_event(Duration::from_secs(10)).await {
+            WsEvent::Json(v) => v,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    /// Waits for the server to close; returns the close code.
+    pub async fn closed_with(&mut self) -> Option<u16> {
+        loop {
+            match self.next_event(Duration::from_secs(10)).await {
+                WsEvent::Json(_) => continue,
+                WsEvent::Closed(frame) => return frame.map(|f| u16::from(f.code)),
+                WsEvent::Timeout => panic!("the server did not close the socket"),
+            }
+        }
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream
+            .send(Message::text(text))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Asserts nothing but pings arrives for `wait`.
+    pub async fn assert_quiet(&mut self, wait: Duration) {
+        match self.next_event(wait).await {
+            WsEvent::Timeout => {}
+            other => panic!("expected silence, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Start-up errors that say what is wrong, and the drain on shutdown.
+
+use std::time::Duration;
+
+use aisocial::startup::Application;
+use futures_util::future::join_all;
+
+use crate::helpers::{PG_BASE, spawn_app, test_settings, unique_name};
+
+#[actix_web::test]
+async fn start_up_names_an_unreachable_dependency() {
+    let id = unique_name();
+    let settings = test_settings(
+        "unused",
+        "x:",
+        &["--database-url=postgres://postgres@127.0.0.1:1/aisocial_nowhere"],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let err = Application::build(settings)
+        .await
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    assert!(
+        err.contains("PostgreSQL") && err.contains("127.0.0.1:1"),
+        "{err}"
+    );
+
+    let db = format!("aisocial_test_{id}");
+    let settings = test_settings(&db, "x:", &["--redis-url=redis://127.0.0.1:1"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = Application::build(settings)
+        .await
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    assert!(
+        err.contains("Redis") && err.contains("127.0.0.1:1"),
+        "{err}"
+    );
+    // The database it created on the way is removed again.
+    if let Ok((client, conn)) =
+        tokio_postgres::connect(&format!("{PG_BASE}/postgres"), tokio_postgres::NoTls).await
+    {
+        actix_rt::spawn(conn);
+        let _ = client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+            .await;
+    }
+}
+
+#[actix_web::test]
+async fn shutdown_drains_every_acknowledged_post_and_closes_sockets_with_1001() {
+    let mut app = spawn_app().await;
+    let alice = app.sign_in("alice").await;
+    let bob = app.sign_in("bob").await;
+    app.follow(&bob, "alice").await;
+    let (mut ws, _) = app.ws(&bob, None).await;
+
+    // Posts in flight while the drain starts.
+    let trigger = app.shutdown_trigger();
+    let posts = (0..200).map(|n| {
+        let app = &app;
+        let alice = &alice;
+        async move {
+            // Once the listener is closed a request cannot connect: status 0, never acknowledged.
+            let sent = app
+                .http
+                .post(app.url("/api/v1/posts"))
+                .bearer_auth(&alice.token)
+                .header("Idempotency-Key", format!("k{n}"))
+                .json(&serde_json::json!({ "body": format!("post {n}") }))
+                .send()
+                .await;
+            match sent {
+                Err(_) => (0, None),
+                Ok(res) => {
+                    let status = res.status().as_u16();
+                    let body: serde_json::Value = res.json().await.unwrap_or_default();
+                    (status, body["id"].as_i64())
+                }
+            }
+        }
+    });
+    let (results, report) = futures_util::join!(join_all(posts), async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        trigger.pull().await
+    });
+    assert!(report.drain_time < Duration::from_secs(10), "{report:?}");
+    assert!(report.sockets_closed >= 1);
+
+    let acknowledged: Vec<i64> = results
+        .iter()
+        .filter(|(status, _)| *status == 201)
+        .filter_map(|(_, id)| *id)
+        .collect();
+    for (status, _) in &results {
+        assert!(
+            *status == 201 || *status == 0 || *status == 503,
+            "a request during the drain got {status}"
+        );
+    }
+    assert!(
+        !acknowledged.is_empty(),
+        "some posts were acknowledged before the drain"
+    );
+    let db = app.db().await;
+    let stored: Vec<i64> = db
+        .query("SELECT id FROM posts", &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for id in &acknowledged {
+        assert!(
+            stored.contains(id),
+            "acknowledged post {id} is not in the database"
+        );
+    }
+    assert_eq!(ws.closed_with().await, Some(1001));
+}

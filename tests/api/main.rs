@@ -1,0 +1,9 @@
+//! Integration tests: the real server on port 0, a fresh database per test, real websocket
+//! clients, the PostgreSQL and Redis of this machine.
+
+mod bad_input;
+mod feed;
+mod helpers;
+mod lifecycle;
+mod posts;
+mod websocket;

@@ -1,0 +1,138 @@
+//! Posts, follows and the timeline over HTTP.
+
+use std::collections::HashSet;
+
+use crate::helpers::spawn_app;
+
+#[actix_web::test]
+async fn an_idempotency_key_never_makes_a_second_post() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice").await;
+    let send = || async {
+        app.http
+            .post(app.url("/api/v1/posts"))
+            .bearer_auth(&alice.token)
+            .header("Idempotency-Key", "key-1")
+            .json(&serde_json::json!({"body": "once"}))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (a, b) = futures_util::join!(send(), send());
+    let c = send().await;
+    let mut ids = HashSet::new();
+    for res in [a, b, c] {
+        assert_eq!(res.status(), 201);
+        let body: serde_json::Value = res.json().await.unwrap_or_default();
+        ids.insert(body["id"].as_i64().unwrap_or_default());
+    }
+    assert_eq!(ids.len(), 1, "one post for one key");
+    let db = app.db().await;
+    let row = db
+        .query_one(
+            "SELECT count(*), (SELECT count(*) FROM events) FROM posts",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (1, 1));
+    // Another user may use the same key.
+    let bob = app.sign_in("bob").await;
+    let res = app
+        .http
+        .post(app.url("/api/v1/posts"))
+        .bearer_auth(&bob.token)
+        .header("Idempotency-Key", "key-1")
+        .json(&serde_json::json!({"body": "mine"}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status(), 201);
+}
+
+#[actix_web::test]
+async fn follows_are_idempotent_and_checked() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice").await;
+    app.sign_in("bob").await;
+    assert_eq!(app.follow(&alice, "bob").await, 204);
+    assert_eq!(app.follow(&alice, "bob").await, 204);
+    assert_eq!(app.follow(&alice, "alice").await, 422);
+    assert_eq!(app.follow(&alice, "nobody_here").await, 404);
+    assert_eq!(app.follow(&alice, "NOT-A-HANDLE").await, 404);
+    let db = app.db().await;
+    let row = db
+        .query_one(
+            "SELECT (SELECT count(*) FROM follows), \
+                    (SELECT followers_count FROM users WHERE handle = 'bob'), \
+                    (SELECT following_count FROM users WHERE handle = 'alice')",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (
+            row.get::<_, i64>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, i64>(2)
+        ),
+        (1, 1, 1)
+    );
+    for _ in 0..2 {
+        let res = app
+            .http
+            .delete(app.url("/api/v1/users/bob/follow"))
+            .bearer_auth(&alice.token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(res.status(), 204);
+    }
+    let row = db
+        .query_one(
+            "SELECT (SELECT count(*) FROM follows), \
+                    (SELECT followers_count FROM users WHERE handle = 'bob')",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (0, 0));
+}
+
+#[actix_web::test]
+async fn the_timeline_pages_without_skips_or_repeats() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice").await;
+    let bob = app.sign_in("bob").await;
+    let stranger = app.sign_in("stranger").await;
+    app.follow(&alice, "bob").await;
+    let mut expected = Vec::new();
+    for n in 0..13 {
+        let author = if n % 2 == 0 { &alice } else { &bob };
+        expected.push(
+            app.create_post(author, &format!("post {n}")).await["id"]
+                .as_i64()
+                .unwrap_or_default(),
+        );
+        app.create_post(&stranger, "not in alice's timeline").await;
+    }
+    expected.reverse();
+    let mut got = Vec::new();
+    let mut path = "/api/v1/timeline?limit=5".to_owned();
+    loop {
+        let (status, page) = app.get_json(&alice, &path).await;
+        assert_eq!(status, 200);
+        for item in page["items"].as_array().cloned().unwrap_or_default() {
+            got.push(item["id"].as_i64().unwrap_or_default());
+            // Posts written after the first page do not disturb the next pages.
+            if got.len() == 1 {
+                app.create_post(&bob, "newer than the first page").await;
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/timeline?limit=5&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(got, expected);
+}

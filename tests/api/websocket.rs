@@ -1,0 +1,194 @@
+//! The websocket entry point: authentication, Origin, bad frames, floods, oversize frames.
+
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+
+async fn upgrade_status(
+    app: &TestApp,
+    headers: &[(&str, &str)],
+    query: &str,
+) -> (u16, String, String) {
+    let mut req = app
+        .http
+        .get(app.url(&format!("/api/v1/ws{query}")))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+    let status = res.status().as_u16();
+    let ctype = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, ctype, res.text().await.unwrap_or_default())
+}
+
+#[actix_web::test]
+async fn upgrades_are_authenticated_and_origin_checked() {
+    let app = spawn_app_with(&["--ws-allowed-origins=https://app.example"]).await;
+    let alice = app.sign_in("alice").await;
+    let bearer = format!("Bearer {}", alice.token);
+
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, u16);
+    let cases: Vec<Case> = vec![
+        ("no token", vec![], "", 401),
+        ("bad token", vec![("authorization", "Bearer nope")], "", 401),
+        ("basic auth", vec![("authorization", "Basic YTpi")], "", 401),
+        (
+            "foreign origin",
+            vec![
+                ("authorization", &bearer),
+                ("origin", "https://evil.example"),
+            ],
+            "",
+            403,
+        ),
+        (
+            "origin with path",
+            vec![
+                ("authorization", &bearer),
+                ("origin", "https://app.example.evil"),
+            ],
+            "",
+            403,
+        ),
+        (
+            "bad since",
+            vec![("authorization", &bearer)],
+            "?since=abc",
+            422,
+        ),
+        (
+            "negative since",
+            vec![("authorization", &bearer)],
+            "?since=-1",
+            422,
+        ),
+        (
+            "huge since",
+            vec![("authorization", &bearer)],
+            "?since=99999999999999999999",
+            422,
+        ),
+    ];
+    for (name, headers, query, expected) in cases {
+        let (status, ctype, body) = upgrade_status(&app, &headers, query).await;
+        assert_eq!(status, expected, "{name}: {body}");
+        assert_eq!(ctype, "application/problem+json", "{name}");
+    }
+    // Not an upgrade at all.
+    let res = app
+        .http
+        .get(app.url("/api/v1/ws"))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status(), 400);
+
+    // The allowed origin and no origin both work.
+    let (status, _, _) = upgrade_status(
+        &app,
+        &[
+            ("authorization", &bearer),
+            ("origin", "https://app.example"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(status, 101);
+    let (status, _, _) = upgrade_status(&app, &[("authorization", &bearer)], "").await;
+    assert_eq!(status, 101);
+}
+
+#[actix_web::test]
+async fn bad_frames_get_error_frames_not_disconnects() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice").await;
+    let (mut ws, _) = app.ws(&alice, None).await;
+    let cases = [
+        ("not json", "invalid_json"),
+        ("[1,2]", "invalid_frame"),
+        (r#"{"op":"drop_tables"}"#, "unknown_op"),
+        (r#"{"op":"subscribe","topic":"user:1"}"#, "invalid_topic"),
+        (r#"{"op":"subscribe"}"#, "invalid_frame"),
+        (r#"{"op":"ping","extra":true}"#, "invalid_frame"),
+        ("{\"op\":\"<script>alert(1)</script>\"}", "unknown_op"),
+    ];
+    for (frame, code) in cases {
+        ws.send_text(frame).await;
+        let reply = ws.next_json().await;
+        assert_eq!(reply["type"], "error", "{frame}");
+        assert_eq!(reply["data"]["code"], code, "{frame}");
+    }
+    ws.stream
+        .send(Message::binary(vec![1u8, 2, 3]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ws.next_json().await["data"]["code"], "unsupported_frame");
+    // Still connected and answering.
+    ws.send_text(r#"{"op":"ping"}"#).await;
+    assert_eq!(ws.next_json().await["type"], "pong");
+}
+
+#[actix_web::test]
+async fn an_oversized_frame_closes_with_1009() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice").await;
+    let (mut ws, _) = app.ws(&alice, None).await;
+    let big = format!(r#"{{"op":"ping","pad":"{}"}}"#, "x".repeat(70 * 1024));
+    ws.send_text(&big).await;
+    assert_eq!(ws.closed_with().await, Some(1009));
+}
+
+#[actix_web::test]
+async fn a_flood_closes_with_1008() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice").await;
+    let (mut ws, _) = app.ws(&alice, None).await;
+    for _ in 0..500 {
+        if ws
+            .stream
+            .send(Message::text(r#"{"op":"ping"}"#))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(ws.closed_with().await, Some(1008));
+}
+
+#[actix_web::test]
+async fn a_silent_client_is_dropped_after_the_idle_timeout() {
+    let app = spawn_app_with(&["--ws-heartbeat-ms=100", "--ws-idle-timeout-ms=300"]).await;
+    let alice = app.sign_in("alice").await;
+    // tungstenite answers pings only while it is read; this client reads nothing for a while.
+    let mut request = format!("ws://127.0.0.1:{}/api/v1/ws", app.port)
+        .into_client_request()
+        .unwrap_or_else(|e| panic!("{e}"));
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", alice.token)
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let (stream, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut ws = crate::helpers::WsClient { stream };
+    assert_eq!(ws.next_json().await["type"], "hello");
+    assert_eq!(ws.closed_with().await, Some(1001));
+}
