@@ -74,6 +74,66 @@ pub struct ServeArgs {
     #[arg(long, env = "JWT_SIGNING_KEY", hide_env_values = true)]
     pub jwt_signing_key: Option<String>,
 
+    /// Absolute lifetime of a sign-in session (its refresh-token family), in days.
+    #[arg(long, env = "REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
+    pub refresh_token_ttl_days: u64,
+
+    /// Comma-separated handles granted the admin role when they sign in.
+    #[arg(long, env = "ADMIN_HANDLES", default_value = "")]
+    pub admin_handles: String,
+
+    /// Google OAuth client id; Google sign-in is off without it.
+    #[arg(long, env = "GOOGLE_CLIENT_ID")]
+    pub google_client_id: Option<String>,
+
+    /// Google OAuth client secret (for the authorization-code flow).
+    #[arg(long, env = "GOOGLE_CLIENT_SECRET", hide_env_values = true)]
+    pub google_client_secret: Option<String>,
+
+    /// Where Google sends the browser back: this server's `/api/v1/auth/google/callback`.
+    #[arg(long, env = "GOOGLE_REDIRECT_URL")]
+    pub google_redirect_url: Option<String>,
+
+    /// Google's signing keys (JWKS).
+    #[arg(
+        long,
+        env = "GOOGLE_JWKS_URL",
+        default_value = "https://www.googleapis.com/oauth2/v3/certs"
+    )]
+    pub google_jwks_url: String,
+
+    /// Google's authorization endpoint.
+    #[arg(
+        long,
+        env = "GOOGLE_AUTH_URL",
+        default_value = "https://accounts.google.com/o/oauth2/v2/auth"
+    )]
+    pub google_auth_url: String,
+
+    /// Google's token endpoint.
+    #[arg(
+        long,
+        env = "GOOGLE_TOKEN_URL",
+        default_value = "https://oauth2.googleapis.com/token"
+    )]
+    pub google_token_url: String,
+
+    /// Comma-separated proxies (IPs or CIDRs) whose X-Forwarded-For is believed [default: none].
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+
+    /// Requests per minute per signed-in user.
+    #[arg(long, env = "RATE_LIMIT_USER_PER_MIN", default_value_t = 600)]
+    pub rate_limit_user_per_min: u32,
+
+    /// Requests per minute per client IP.
+    #[arg(long, env = "RATE_LIMIT_IP_PER_MIN", default_value_t = 1200)]
+    pub rate_limit_ip_per_min: u32,
+
+    /// Sign-in and token requests per minute per client IP.
+    #[arg(long, env = "RATE_LIMIT_AUTH_PER_MIN", default_value_t = 30)]
+    pub rate_limit_auth_per_min: u32,
+
     /// Access-token lifetime in seconds (at most 900).
     #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
     pub access_token_ttl_secs: u64,
@@ -160,6 +220,25 @@ fn bad(variable: &'static str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Google sign-in, when configured.
+#[derive(Debug, Clone)]
+pub struct GoogleSettings {
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub redirect_url: Option<String>,
+    pub jwks_url: String,
+    pub auth_url: String,
+    pub token_url: String,
+}
+
+/// Requests per minute allowed per key.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    pub user_per_min: u32,
+    pub ip_per_min: u32,
+    pub auth_per_min: u32,
+}
+
 /// Everything `serve` needs, checked.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -174,6 +253,11 @@ pub struct Settings {
     pub dev_login: bool,
     pub signing_key: Secret,
     pub access_token_ttl: Duration,
+    pub refresh_lifetime: Duration,
+    pub admin_handles: Vec<String>,
+    pub google: Option<GoogleSettings>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub rate_limits: RateLimits,
     pub allowed_origins: Vec<String>,
     pub heartbeat: Duration,
     pub idle_timeout: Duration,
@@ -234,6 +318,7 @@ impl Settings {
             )
         })?;
         let (database, database_url_display) = parse_database_url(&args.database.database_url)?;
+        let google = google_settings(&args)?;
         if args.database_pool_size == 0 {
             return Err(bad("DATABASE_POOL_SIZE", "must be at least 1"));
         }
@@ -297,6 +382,40 @@ impl Settings {
                 Ok(origin)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if !(1..=365).contains(&args.refresh_token_ttl_days) {
+            return Err(bad("REFRESH_TOKEN_TTL_DAYS", "must be between 1 and 365"));
+        }
+        let admin_handles = args
+            .admin_handles
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(|h| {
+                aisocial_actors::ids::Handle::parse(h)
+                    .map(|h| h.as_str().to_owned())
+                    .map_err(|e| bad("ADMIN_HANDLES", format!("{h:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let trusted_proxies = args
+            .trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| bad("TRUSTED_PROXIES", format!("{p:?} is not an IP or CIDR")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for (value, variable) in [
+            (args.rate_limit_user_per_min, "RATE_LIMIT_USER_PER_MIN"),
+            (args.rate_limit_ip_per_min, "RATE_LIMIT_IP_PER_MIN"),
+            (args.rate_limit_auth_per_min, "RATE_LIMIT_AUTH_PER_MIN"),
+        ] {
+            if value == 0 {
+                return Err(bad(variable, "must be at least 1"));
+            }
+        }
         if args.ws_heartbeat_ms < 100 {
             return Err(bad("WS_HEARTBEAT_MS", "must be at least 100"));
         }
@@ -335,6 +454,15 @@ impl Settings {
             dev_login: args.auth_dev_login,
             signing_key: Secret(signing_key),
             access_token_ttl: Duration::from_secs(args.access_token_ttl_secs),
+            refresh_lifetime: Duration::from_secs(args.refresh_token_ttl_days * 86_400),
+            admin_handles,
+            google,
+            trusted_proxies,
+            rate_limits: RateLimits {
+                user_per_min: args.rate_limit_user_per_min,
+                ip_per_min: args.rate_limit_ip_per_min,
+                auth_per_min: args.rate_limit_auth_per_min,
+            },
             allowed_origins,
             heartbeat: Duration::from_millis(args.ws_heartbeat_ms),
             idle_timeout: Duration::from_millis(args.ws_idle_timeout_ms),
@@ -347,6 +475,50 @@ impl Settings {
             log_format: args.log_format,
         })
     }
+}
+
+fn http_url(variable: &'static str, raw: &str) -> Result<String, ConfigError> {
+    let url =
+        url::Url::parse(raw).map_err(|e| bad(variable, format!("{raw:?} is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad(variable, "must be an http(s) URL"));
+    }
+    Ok(url.to_string())
+}
+
+fn google_settings(args: &ServeArgs) -> Result<Option<GoogleSettings>, ConfigError> {
+    let Some(client_id) = args
+        .google_client_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    else {
+        return Ok(None);
+    };
+    let redirect_url = args
+        .google_redirect_url
+        .as_deref()
+        .map(|u| http_url("GOOGLE_REDIRECT_URL", u))
+        .transpose()?;
+    let client_secret = args
+        .google_client_secret
+        .clone()
+        .filter(|s| !s.is_empty())
+        .map(Secret);
+    if redirect_url.is_some() != client_secret.is_some() {
+        return Err(bad(
+            "GOOGLE_REDIRECT_URL",
+            "the browser sign-in flow needs both GOOGLE_REDIRECT_URL and GOOGLE_CLIENT_SECRET",
+        ));
+    }
+    Ok(Some(GoogleSettings {
+        client_id: client_id.to_owned(),
+        client_secret,
+        redirect_url,
+        jwks_url: http_url("GOOGLE_JWKS_URL", &args.google_jwks_url)?,
+        auth_url: http_url("GOOGLE_AUTH_URL", &args.google_auth_url)?,
+        token_url: http_url("GOOGLE_TOKEN_URL", &args.google_token_url)?,
+    }))
 }
 
 fn default_node_id() -> String {
@@ -423,6 +595,33 @@ mod tests {
         );
         check(&[key, "--workers=0"], Some("AISOCIAL_WORKERS"));
         check(&[key, "--bind=127.0.0.1:0"], None);
+        check(&[key, "--admin-handles=alice, bob_2"], None);
+        check(&[key, "--admin-handles=Alice"], Some("ADMIN_HANDLES"));
+        check(&[key, "--trusted-proxies=10.0.0.0/8, 127.0.0.1,::1"], None);
+        check(
+            &[key, "--trusted-proxies=proxy.local"],
+            Some("TRUSTED_PROXIES"),
+        );
+        check(
+            &[key, "--google-client-id=cid", "--google-jwks-url=ftp://x"],
+            Some("GOOGLE_JWKS_URL"),
+        );
+        check(
+            &[
+                key,
+                "--google-client-id=cid",
+                "--google-redirect-url=http://a/cb",
+            ],
+            Some("GOOGLE_REDIRECT_URL"),
+        );
+        check(
+            &[key, "--rate-limit-ip-per-min=0"],
+            Some("RATE_LIMIT_IP_PER_MIN"),
+        );
+        check(
+            &[key, "--refresh-token-ttl-days=0"],
+            Some("REFRESH_TOKEN_TTL_DAYS"),
+        );
     }
 
     #[test]

@@ -7,15 +7,20 @@
 //! - [`routes`]: one module per resource; [`problem`] is the single error format.
 //! - [`auth`]: our access tokens and the `AuthUser` extractor.
 //! - [`database`], [`redis_store`]: connections, migrations, readiness checks.
+//! - [`revocation`], [`rate_limit`], [`client_ip`]: revoked sessions, shared rate limits, who
+//!   the client is behind proxies.
 //! - [`request_context`], [`telemetry`], [`system`]: request ids, logs, metrics, host facts.
 
 pub mod auth;
+pub mod client_ip;
 pub mod config;
 pub mod cursor;
 pub mod database;
 pub mod problem;
+pub mod rate_limit;
 pub mod redis_store;
 pub mod request_context;
+pub mod revocation;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -34,6 +34,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Too many requests for this user or address in the current window.
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64, limit: u32 },
     /// A dependency is down, the service is draining, or a queue is full.
     #[error("{detail}")]
     Unavailable {
@@ -78,6 +81,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unavailable { code, .. } => code,
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -88,6 +92,10 @@ impl From<WriteError> for ApiError {
         match e {
             WriteError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             WriteError::Invalid { field, detail } => ApiError::validation(field, detail),
+            WriteError::Unauthorized(why) => ApiError::Unauthorized(why.into()),
+            WriteError::RefreshReused { .. } => ApiError::Unauthorized(
+                "this refresh token was already used; the session is revoked, sign in again".into(),
+            ),
             WriteError::Overloaded => ApiError::Unavailable {
                 code: "overloaded",
                 detail: "too many writes are waiting; retry shortly".into(),
@@ -151,6 +159,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -178,6 +187,16 @@ impl ResponseError for ApiError {
                 retry_after_secs, ..
             } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            ApiError::RateLimited {
+                retry_after_secs,
+                limit,
+            } => {
+                let reset = retry_after_secs.to_string();
+                response.insert_header((header::RETRY_AFTER, reset.clone()));
+                response.insert_header(("ratelimit-limit", limit.to_string()));
+                response.insert_header(("ratelimit-remaining", "0"));
+                response.insert_header(("ratelimit-reset", reset));
             }
             _ => {}
         }

@@ -38,16 +38,21 @@ pub async fn connect(url: &str, display: &str) -> anyhow::Result<ConnectionManag
 /// `PING` within `timeout`.
 pub async fn check(redis: &ConnectionManager, timeout: Duration) -> Check {
     let started = Instant::now();
-    let mut conn = redis.clone();
-    let probe = async move {
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
-    let result = tokio::time::timeout(timeout, probe)
+    let result = run::<String>(redis, redis::cmd("PING"), timeout)
         .await
-        .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")));
+        .map(|_| ());
     Check::from_result(started, result)
+}
+
+/// Runs one command with a deadline; the error says what went wrong.
+pub async fn run<T: redis::FromRedisValue>(
+    redis: &ConnectionManager,
+    cmd: redis::Cmd,
+    timeout: Duration,
+) -> Result<T, String> {
+    let mut conn = redis.clone();
+    match tokio::time::timeout(timeout, cmd.query_async::<T>(&mut conn)).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Arbiter};
@@ -16,10 +17,13 @@ use aisocial_actors::session::SessionConfig;
 use anyhow::Context;
 
 use crate::auth::TokenIssuer;
+use crate::auth::google::{GoogleVerifier, Jwks};
 use crate::config::Settings;
 use crate::problem::ensure_problem;
+use crate::rate_limit::{self, RateLimiter};
 use crate::request_context::request_context;
-use crate::state::{AppState, Lifecycle};
+use crate::revocation::Revocations;
+use crate::state::{AppState, Google, Lifecycle};
 use crate::{database, redis_store, routes};
 
 /// How long a follow list may take to load before the user's sessions are told to retry.
@@ -80,6 +84,33 @@ impl Application {
         });
         let writer = MeteredAddr::new(writer, DbWriter::meter());
 
+        // reqwest uses rustls without a built-in provider: install ring once per process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(15))
+            .build()
+            .context("building the HTTP client")?;
+        let google = settings.google.clone().map(|g| {
+            let jwks = Jwks::new(http.clone(), g.jwks_url.clone());
+            Google {
+                verifier: GoogleVerifier::new(g.client_id.clone(), jwks),
+                settings: g,
+                http: http.clone(),
+            }
+        });
+        // Remember a revocation for as long as one of its access tokens could still be valid.
+        let remember = settings.access_token_ttl + Duration::from_secs(120);
+        let revocations = Arc::new(Revocations::new(
+            remember,
+            broker.clone(),
+            redis.clone(),
+            &settings.redis_prefix,
+        ));
+        let pubsub_client =
+            redis::Client::open(settings.redis_url.expose()).context("REDIS_URL")?;
+        revocations.clone().listen(pubsub_client, pool.clone());
+
         let session_config = Arc::new(SessionConfig {
             node_id: settings.node_id.clone(),
             heartbeat: settings.heartbeat,
@@ -91,18 +122,28 @@ impl Application {
             frame_burst: 60.0,
             read_timeout: Duration::from_secs(5),
         });
-        let state = web::Data::new(AppState::new(
+        let state = web::Data::new(AppState {
             pool,
+            rate_limiter: RateLimiter::new(redis.clone(), settings.redis_prefix.clone()),
             redis,
-            settings.redis_prefix.clone(),
+            redis_prefix: settings.redis_prefix.clone(),
             writer,
             broker,
             tokens,
-            settings.dev_login,
-            settings.allowed_origins.clone(),
+            refresh_lifetime: settings.refresh_lifetime,
+            admin_handles: settings.admin_handles.clone().into(),
+            google,
+            revocations,
+            rate_limits: settings.rate_limits,
+            trusted_proxies: settings.trusted_proxies.clone(),
+            dev_login: settings.dev_login,
+            allowed_origins: settings.allowed_origins.clone(),
             session_config,
-            Arc::new(Lifecycle::default()),
-        ));
+            lifecycle: Arc::new(Lifecycle::default()),
+            started_at: Instant::now(),
+            node_id: settings.node_id.clone(),
+            next_session: AtomicU64::new(1),
+        });
 
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {} (AISOCIAL_BIND)", settings.bind))?;
@@ -112,6 +153,7 @@ impl Application {
             App::new()
                 .app_data(app_state.clone())
                 .configure(routes::configure)
+                .wrap(from_fn(rate_limit::per_ip))
                 .wrap(ErrorHandlers::new().default_handler(ensure_problem))
                 .wrap(from_fn(request_context))
         })

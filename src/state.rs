@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aisocial_actors::db_writer::DbWriter;
 use aisocial_actors::feed_broker::FeedBroker;
@@ -12,6 +12,10 @@ use aisocial_actors::session::SessionConfig;
 use aisocial_actors::store::ReadPool;
 
 use crate::auth::TokenIssuer;
+use crate::auth::google::GoogleVerifier;
+use crate::config::{GoogleSettings, RateLimits};
+use crate::rate_limit::RateLimiter;
+use crate::revocation::Revocations;
 
 /// Whether the node is serving or draining; shared by readiness, the upgrade route and shutdown.
 #[derive(Debug, Default)]
@@ -29,6 +33,13 @@ impl Lifecycle {
     }
 }
 
+/// Google sign-in, when configured: the settings and the verifier with its key cache.
+pub struct Google {
+    pub settings: GoogleSettings,
+    pub verifier: GoogleVerifier,
+    pub http: reqwest::Client,
+}
+
 /// Shared application state (behind `web::Data`).
 pub struct AppState {
     pub pool: ReadPool,
@@ -37,48 +48,29 @@ pub struct AppState {
     pub writer: MeteredAddr<DbWriter>,
     pub broker: MeteredAddr<FeedBroker>,
     pub tokens: TokenIssuer,
+    pub refresh_lifetime: Duration,
+    pub admin_handles: Arc<[String]>,
+    pub google: Option<Google>,
+    pub revocations: Arc<Revocations>,
+    pub rate_limiter: RateLimiter,
+    pub rate_limits: RateLimits,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub dev_login: bool,
     pub allowed_origins: Vec<String>,
     pub session_config: Arc<SessionConfig>,
     pub lifecycle: Arc<Lifecycle>,
     pub started_at: Instant,
     pub node_id: String,
-    next_session: AtomicU64,
+    pub next_session: AtomicU64,
 }
 
 impl AppState {
-    #[expect(clippy::too_many_arguments, reason = "built once, at start-up")]
-    pub fn new(
-        pool: ReadPool,
-        redis: redis::aio::ConnectionManager,
-        redis_prefix: String,
-        writer: MeteredAddr<DbWriter>,
-        broker: MeteredAddr<FeedBroker>,
-        tokens: TokenIssuer,
-        dev_login: bool,
-        allowed_origins: Vec<String>,
-        session_config: Arc<SessionConfig>,
-        lifecycle: Arc<Lifecycle>,
-    ) -> Self {
-        let node_id = session_config.node_id.clone();
-        Self {
-            pool,
-            redis,
-            redis_prefix,
-            writer,
-            broker,
-            tokens,
-            dev_login,
-            allowed_origins,
-            session_config,
-            lifecycle,
-            started_at: Instant::now(),
-            node_id,
-            next_session: AtomicU64::new(1),
-        }
-    }
-
     pub fn next_session_id(&self) -> SessionId {
         SessionId(self.next_session.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A Redis key under this deployment's prefix.
+    pub fn redis_key(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.redis_prefix)
     }
 }

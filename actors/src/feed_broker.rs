@@ -51,8 +51,18 @@ pub struct CloseSession {
 pub struct Connect {
     pub session: SessionId,
     pub user: UserId,
+    /// The sign-in session (refresh-token family) the socket was opened under.
+    pub family: Option<i64>,
     pub deliver: MeteredRecipient<Deliver>,
     pub close: MeteredRecipient<CloseSession>,
+}
+
+/// Revocation → FeedBroker: a sign-in session was revoked; close its websockets with 1008.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct CloseFamily {
+    pub user: UserId,
+    pub family: i64,
 }
 
 /// Session → FeedBroker: the session ended.
@@ -119,6 +129,7 @@ static FOLLOW_LOAD_FAILURES: LazyLock<IntCounter> = LazyLock::new(|| {
 
 struct SessionLink {
     id: SessionId,
+    family: Option<i64>,
     deliver: MeteredRecipient<Deliver>,
     close: MeteredRecipient<CloseSession>,
 }
@@ -394,6 +405,7 @@ impl Handler<Connect> for FeedBroker {
         self.session_user.insert(msg.session, msg.user);
         let link = SessionLink {
             id: msg.session,
+            family: msg.family,
             deliver: msg.deliver,
             close: msg.close,
         };
@@ -494,6 +506,27 @@ impl Handler<UnsubscribeThread> for FeedBroker {
     }
 }
 metered_handler!(FeedBroker, UnsubscribeThread);
+
+impl Handler<CloseFamily> for FeedBroker {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseFamily, _: &mut Self::Context) {
+        let Some(online) = self.users.get(&msg.user) else {
+            return;
+        };
+        for link in online
+            .sessions
+            .iter()
+            .filter(|l| l.family == Some(msg.family))
+        {
+            link.close.do_send(CloseSession {
+                code: 1008,
+                reason: "this sign-in session was revoked",
+            });
+        }
+    }
+}
+metered_handler!(FeedBroker, CloseFamily);
 
 impl Handler<CloseAll> for FeedBroker {
     type Result = usize;

@@ -97,6 +97,15 @@ impl FrameBudget {
     }
 }
 
+/// Who opened the socket.
+#[derive(Debug, Clone)]
+pub struct SessionIdentity {
+    pub user: UserId,
+    pub handle: String,
+    /// The sign-in session the socket belongs to; revoking it closes the socket.
+    pub family: Option<i64>,
+}
+
 enum Phase {
     /// Registered or registering; replaying. Live frames wait here until the replay is out.
     Starting {
@@ -111,6 +120,7 @@ pub struct Session {
     id: SessionId,
     user: UserId,
     handle: String,
+    family: Option<i64>,
     since: Option<EventId>,
     broker: MeteredAddr<FeedBroker>,
     pool: ReadPool,
@@ -131,19 +141,24 @@ impl Session {
 
     pub fn new(
         id: SessionId,
-        user: UserId,
-        handle: String,
+        identity: SessionIdentity,
         since: Option<EventId>,
         broker: MeteredAddr<FeedBroker>,
         pool: ReadPool,
         config: Arc<SessionConfig>,
     ) -> Self {
+        let SessionIdentity {
+            user,
+            handle,
+            family,
+        } = identity;
         let burst = config.frame_burst;
         Self {
             meter: ActorMeter::new(Self::KIND),
             id,
             user,
             handle,
+            family,
             since,
             broker,
             pool,
@@ -364,6 +379,7 @@ impl Actor for Session {
         let connect = Connect {
             session: self.id,
             user: self.user,
+            family: self.family,
             deliver: me.recipient(),
             close: me.recipient(),
         };

@@ -1,11 +1,11 @@
-//! The `AuthUser` extractor: a route that takes one requires `Authorization: Bearer <token>`.
-
-use std::future::{Ready, ready};
+//! The `AuthUser` extractor: a route that takes one requires a valid, unrevoked access token in
+//! `Authorization: Bearer …`, and counts against the caller's rate limit.
 
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use aisocial_actors::ids::UserId;
 use aisocial_actors::model::Role;
+use futures_util::future::LocalBoxFuture;
 
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -16,7 +16,13 @@ pub struct AuthUser {
     pub id: UserId,
     pub handle: String,
     pub role: Role,
+    /// The sign-in session (refresh-token family) of the token.
+    pub family: i64,
 }
+
+/// The caller, who must also be an admin (403 otherwise).
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub AuthUser);
 
 /// The token in an `Authorization: Bearer …` header, if there is one.
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
@@ -28,10 +34,14 @@ pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))?;
+pub fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))
+}
+
+/// Checks the bearer token alone (signature, claims, revocation); no rate limit.
+pub fn verify_bearer(req: &HttpRequest) -> Result<AuthUser, ApiError> {
+    let state = app_state(req)?;
     let token = bearer_token(req).ok_or_else(|| {
         ApiError::Unauthorized("send Authorization: Bearer <access token>".into())
     })?;
@@ -39,6 +49,11 @@ fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
         tracing::debug!(error = %e, "access token refused");
         ApiError::Unauthorized("the access token is invalid or expired".into())
     })?;
+    if state.revocations.is_revoked(claims.sid) {
+        return Err(ApiError::Unauthorized(
+            "this sign-in session was revoked; sign in again".into(),
+        ));
+    }
     let id = claims
         .user_id()
         .ok_or_else(|| ApiError::Unauthorized("the access token is invalid".into()))?;
@@ -46,21 +61,54 @@ fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
         id,
         handle: claims.handle,
         role: claims.role,
+        family: claims.sid,
     })
 }
 
-impl AuthUser {
-    /// Authenticates from the request head alone (for handlers that cannot take an extractor).
-    pub fn extract_from(req: &HttpRequest) -> Result<Self, ApiError> {
-        authenticate(req)
+/// Counts a request against the user's limit.
+pub async fn charge_user(state: &AppState, user: &AuthUser) -> Result<(), ApiError> {
+    let limit = state.rate_limits.user_per_min;
+    let decision = state
+        .rate_limiter
+        .check("user", &user.id.to_string(), limit)
+        .await;
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(ApiError::RateLimited {
+            retry_after_secs: decision.reset_secs,
+            limit,
+        })
     }
 }
 
 impl FromRequest for AuthUser {
     type Error = ApiError;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        let req = req.clone();
+        Box::pin(async move {
+            let user = verify_bearer(&req)?;
+            charge_user(app_state(&req)?, &user).await?;
+            Ok(user)
+        })
+    }
+}
+
+impl FromRequest for AdminUser {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = AuthUser::from_request(req, payload);
+        Box::pin(async move {
+            let user = user.await?;
+            if user.role == Role::Admin {
+                Ok(AdminUser(user))
+            } else {
+                Err(ApiError::Forbidden("this route is for admins".into()))
+            }
+        })
     }
 }

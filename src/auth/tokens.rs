@@ -23,6 +23,8 @@ pub struct AccessClaims {
     pub typ: String,
     pub handle: String,
     pub role: Role,
+    /// The sign-in session (refresh-token family) this token belongs to; logout revokes it.
+    pub sid: i64,
     pub iat: u64,
     pub exp: u64,
     pub jti: String,
@@ -79,7 +81,7 @@ impl TokenIssuer {
         self.ttl
     }
 
-    pub fn issue(&self, user: &User) -> Result<String, TokenError> {
+    pub fn issue(&self, user: &User, family: i64) -> Result<String, TokenError> {
         let iat = now_secs();
         let claims = AccessClaims {
             iss: ISSUER.into(),
@@ -88,6 +90,7 @@ impl TokenIssuer {
             typ: ACCESS_TYPE.into(),
             handle: user.handle.clone(),
             role: user.role,
+            sid: family,
             iat,
             exp: iat + self.ttl.as_secs(),
             jti: uuid::Uuid::new_v4().simple().to_string(),
@@ -129,7 +132,7 @@ impl TokenIssuer {
             display_name: String::new(),
             role: Role::User,
         };
-        let token = self.issue(&probe)?;
+        let token = self.issue(&probe, 0)?;
         let claims = self.verify(&token)?;
         if claims.handle != probe.handle {
             return Err(TokenError::Invalid(
@@ -175,7 +178,7 @@ mod tests {
         let now = now_secs();
         serde_json::json!({
             "iss": ISSUER, "aud": AUDIENCE, "sub": "7", "typ": "access", "handle": "alice",
-            "role": "user", "iat": now, "exp": now + 600, "jti": "x"
+            "role": "user", "sid": 1, "iat": now, "exp": now + 600, "jti": "x"
         })
     }
 
@@ -183,7 +186,7 @@ mod tests {
     fn a_token_round_trips_and_the_self_test_passes() {
         let issuer = TokenIssuer::new(KEY, Duration::from_secs(900));
         issuer.self_test().unwrap_or_else(|e| panic!("{e}"));
-        let token = issuer.issue(&user()).unwrap_or_default();
+        let token = issuer.issue(&user(), 3).unwrap_or_default();
         let claims = issuer.verify(&token).map_err(|e| e.to_string());
         assert_eq!(claims.map(|c| c.user_id()), Ok(Some(UserId(7))));
     }

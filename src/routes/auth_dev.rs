@@ -3,9 +3,9 @@
 use actix_web::{HttpResponse, web};
 use aisocial_actors::db_writer::SignInDev;
 use aisocial_actors::ids::Handle;
-use aisocial_actors::model::User;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+use crate::auth::pair::{new_refresh, token_pair};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -13,14 +13,6 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct DevSignIn {
     handle: String,
-}
-
-#[derive(Serialize)]
-pub struct TokenResponse {
-    access_token: String,
-    token_type: &'static str,
-    expires_in: u64,
-    user: User,
 }
 
 pub async fn sign_in_dev(
@@ -32,15 +24,14 @@ pub async fn sign_in_dev(
     }
     let handle =
         Handle::parse(&body.handle).map_err(|e| ApiError::validation("handle", e.to_string()))?;
-    let user = state.writer.send(SignInDev { handle }).await??;
-    let access_token = state
-        .tokens
-        .issue(&user)
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(HttpResponse::Ok().json(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: state.tokens.ttl().as_secs(),
-        user,
-    }))
+    let (refresh, new) = new_refresh(&state);
+    let signed_in = state
+        .writer
+        .send(SignInDev {
+            handle,
+            refresh: new,
+            admin_handles: state.admin_handles.clone(),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(token_pair(&state, signed_in, refresh)?))
 }

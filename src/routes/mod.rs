@@ -1,9 +1,13 @@
 //! HTTP routes, one module per resource, and the extractor configuration that turns every
 //! malformed request into a problem document.
 
+mod admin;
 mod auth_dev;
+mod auth_google;
+mod auth_session;
 mod follows;
 mod health;
+mod me;
 mod metrics;
 mod posts;
 mod timeline;
@@ -29,6 +33,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .service(web::resource("/auth/dev").route(web::post().to(auth_dev::sign_in_dev)))
             .service(
+                web::resource("/auth/google")
+                    .route(web::post().to(auth_google::sign_in_with_id_token)),
+            )
+            .service(web::resource("/auth/google/login").route(web::get().to(auth_google::login)))
+            .service(
+                web::resource("/auth/google/callback").route(web::get().to(auth_google::callback)),
+            )
+            .service(web::resource("/auth/refresh").route(web::post().to(auth_session::refresh)))
+            .service(web::resource("/auth/logout").route(web::post().to(auth_session::logout)))
+            .service(
+                web::resource("/me")
+                    .route(web::get().to(me::get_me))
+                    .route(web::patch().to(me::patch_me)),
+            )
+            .service(web::resource("/ws/ticket").route(web::post().to(ws::issue_ticket)))
+            .service(
                 web::resource("/users/{handle}/follow")
                     .route(web::put().to(follows::follow_user))
                     .route(web::delete().to(follows::unfollow_user)),
@@ -40,7 +60,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/health/live").route(web::get().to(health::live)))
     .service(web::resource("/health/ready").route(web::get().to(health::ready)))
     .service(web::resource("/health/system").route(web::get().to(health::system)))
-    .service(web::resource("/metrics").route(web::get().to(metrics::export)));
+    .service(web::resource("/metrics").route(web::get().to(metrics::export)))
+    .service(web::resource("/admin/actors").route(web::get().to(admin::actors)));
 }
 
 fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {

@@ -1,21 +1,102 @@
 //! `GET /api/v1/ws`: the websocket upgrade. Checks draining, `Origin`, the handshake and the
-//! caller's token before a Session actor is started.
+//! caller (a single-use `ticket`, or a bearer token) before a Session actor is started; and
+//! `POST /api/v1/ws/ticket`, which issues the tickets.
+
+use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws as actix_ws;
-use aisocial_actors::ids::EventId;
+use aisocial_actors::ids::{EventId, UserId};
+use aisocial_actors::model::Role;
 use aisocial_actors::protocol::MAX_FRAME_BYTES;
-use aisocial_actors::session::Session;
-use serde::Deserialize;
+use aisocial_actors::session::{Session, SessionIdentity};
+use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
+use crate::auth::extract::verify_bearer;
+use crate::auth::opaque;
 use crate::problem::ApiError;
+use crate::redis_store;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct SocketQuery {
     since: Option<String>,
+    ticket: Option<String>,
+}
+
+const TICKET_PREFIX: &str = "tk_";
+const TICKET_TTL_SECS: u64 = 60;
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a ticket stands for, kept in Redis until used or expired.
+#[derive(Serialize, Deserialize)]
+struct TicketClaims {
+    user: i64,
+    handle: String,
+    role: Role,
+    family: i64,
+}
+
+fn ticket_key(state: &AppState, ticket: &str) -> String {
+    state.redis_key(&format!("ticket:{}", hex::encode(opaque::hash(ticket))))
+}
+
+fn store_unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::unavailable(format!("the ticket store is unavailable ({e})"), 2)
+}
+
+/// `POST /api/v1/ws/ticket`: a single-use ticket for a browser's websocket, valid 60 s.
+pub async fn issue_ticket(
+    state: web::Data<AppState>,
+    me: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let ticket = opaque::generate(TICKET_PREFIX);
+    let claims = TicketClaims {
+        user: me.id.0,
+        handle: me.handle,
+        role: me.role,
+        family: me.family,
+    };
+    let value = serde_json::to_string(&claims).map_err(|e| ApiError::Internal(e.into()))?;
+    let mut store = redis::cmd("SET");
+    store
+        .arg(ticket_key(&state, &ticket.text))
+        .arg(value)
+        .arg("EX")
+        .arg(TICKET_TTL_SECS);
+    redis_store::run::<()>(&state.redis, store, REDIS_TIMEOUT)
+        .await
+        .map_err(store_unavailable)?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({"ticket": ticket.text, "expires_in": TICKET_TTL_SECS})))
+}
+
+/// Redeems a ticket (at most once).
+async fn redeem(state: &AppState, ticket: &str) -> Result<AuthUser, ApiError> {
+    let refused =
+        || ApiError::Unauthorized("the ticket is unknown, expired or already used".into());
+    if !opaque::well_formed(ticket, TICKET_PREFIX) {
+        return Err(refused());
+    }
+    let mut take = redis::cmd("GETDEL");
+    take.arg(ticket_key(state, ticket));
+    let value = redis_store::run::<Option<String>>(&state.redis, take, REDIS_TIMEOUT)
+        .await
+        .map_err(store_unavailable)?
+        .ok_or_else(refused)?;
+    let claims: TicketClaims = serde_json::from_str(&value).map_err(|_| refused())?;
+    if state.revocations.is_revoked(claims.family) {
+        return Err(refused());
+    }
+    Ok(AuthUser {
+        id: UserId(claims.user),
+        handle: claims.handle,
+        role: claims.role,
+        family: claims.family,
+    })
 }
 
 fn parse_since(raw: Option<&str>) -> Result<Option<EventId>, ApiError> {
@@ -61,12 +142,19 @@ pub async fn open_socket(
     actix_ws::handshake(&req).map_err(|e| {
         ApiError::bad_request("invalid_handshake", format!("not a websocket upgrade: {e}"))
     })?;
-    let me = AuthUser::extract_from(&req)?;
     let since = parse_since(query.since.as_deref())?;
+    let me = match &query.ticket {
+        Some(ticket) => redeem(&state, ticket).await?,
+        None => verify_bearer(&req)?,
+    };
+    let identity = SessionIdentity {
+        user: me.id,
+        handle: me.handle,
+        family: Some(me.family),
+    };
     let session = Session::new(
         state.next_session_id(),
-        me.id,
-        me.handle,
+        identity,
         since,
         state.broker.clone(),
         state.pool.clone(),

@@ -102,6 +102,7 @@ pub struct TestUser {
     pub id: i64,
     pub handle: String,
     pub token: String,
+    pub refresh: String,
 }
 
 impl TestApp {
@@ -123,6 +124,10 @@ impl TestApp {
             id: body["user"]["id"].as_i64().unwrap_or_default(),
             handle: handle.to_owned(),
             token: body["access_token"].as_str().unwrap_or_default().to_owned(),
+            refresh: body["refresh_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
         }
     }
 

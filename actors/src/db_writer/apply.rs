@@ -8,18 +8,26 @@ use std::sync::LazyLock;
 
 use tokio::sync::oneshot;
 
-use super::commands::{CreatePost, CreatedPost, Follow, SignInDev, Unfollow, WriteError};
+use super::commands::{
+    CreatePost, CreatedPost, Follow, NewRefresh, RecordAudit, RevokeFamily, RotateRefresh,
+    SignInDev, SignInGoogle, SignedIn, Unfollow, UpdateProfile, WriteError,
+};
 use super::conn::WriterConn;
 use crate::committed::FollowChange;
 use crate::event_log::{Audience, NewEvent};
 use crate::ids::{Handle, UserId};
-use crate::model::User;
+use crate::model::{Role, User};
 use crate::protocol::EventKind;
 use crate::store::{POST_COLUMNS, USER_COLUMNS, post_from_row, user_from_row};
 
 /// A command waiting in the DbWriter, with the channel its answer goes back on.
 pub enum Command {
-    SignInDev(SignInDev, Reply<User>),
+    SignInDev(SignInDev, Reply<SignedIn>),
+    SignInGoogle(SignInGoogle, Reply<SignedIn>),
+    RotateRefresh(RotateRefresh, Reply<SignedIn>),
+    RevokeFamily(RevokeFamily, Reply<()>),
+    UpdateProfile(UpdateProfile, Reply<User>),
+    RecordAudit(RecordAudit, Reply<()>),
     CreatePost(CreatePost, Reply<CreatedPost>),
     Follow(Follow, Reply<()>),
     Unfollow(Unfollow, Reply<()>),
@@ -29,9 +37,12 @@ pub type Reply<T> = oneshot::Sender<Result<T, WriteError>>;
 
 /// A command's result before COMMIT.
 pub enum Output {
+    SignedIn(SignedIn),
     User(User),
     Post(CreatedPost),
     Done,
+    /// The transaction must commit (it records why), but the caller gets this error.
+    Refused(WriteError),
 }
 
 /// Something a command changed that must be announced after COMMIT.
@@ -56,11 +67,35 @@ impl From<tokio_postgres::Error> for ApplyError {
 
 pub type Applied = Result<(Output, Vec<Change>), ApplyError>;
 
+fn refuse(e: WriteError) -> ApplyError {
+    ApplyError::Refused(e)
+}
+
+/// Sends `result` on `tx`, taking the output of the expected kind; a caller that stopped
+/// waiting is not an error.
+fn answer<T>(
+    tx: Reply<T>,
+    result: Result<Output, WriteError>,
+    take: impl FnOnce(Output) -> Option<T>,
+) {
+    let result = result.and_then(|output| match output {
+        Output::Refused(e) => Err(e),
+        other => take(other)
+            .ok_or_else(|| WriteError::Failed("internal: command and output disagree".into())),
+    });
+    let _ = tx.send(result);
+}
+
 impl Command {
     /// The message type, for logs.
     pub fn name(&self) -> &'static str {
         match self {
             Command::SignInDev(..) => "SignInDev",
+            Command::SignInGoogle(..) => "SignInGoogle",
+            Command::RotateRefresh(..) => "RotateRefresh",
+            Command::RevokeFamily(..) => "RevokeFamily",
+            Command::UpdateProfile(..) => "UpdateProfile",
+            Command::RecordAudit(..) => "RecordAudit",
             Command::CreatePost(..) => "CreatePost",
             Command::Follow(..) => "Follow",
             Command::Unfollow(..) => "Unfollow",
@@ -70,56 +105,264 @@ impl Command {
     pub async fn apply(&self, conn: &mut WriterConn) -> Applied {
         match self {
             Command::SignInDev(cmd, _) => sign_in_dev(conn, cmd).await,
+            Command::SignInGoogle(cmd, _) => sign_in_google(conn, cmd).await,
+            Command::RotateRefresh(cmd, _) => rotate_refresh(conn, cmd).await,
+            Command::RevokeFamily(cmd, _) => revoke_family(conn, cmd).await,
+            Command::UpdateProfile(cmd, _) => update_profile(conn, cmd).await,
+            Command::RecordAudit(cmd, _) => record_audit(conn, cmd).await,
             Command::CreatePost(cmd, _) => create_post(conn, cmd).await,
             Command::Follow(cmd, _) => set_follow(conn, cmd.follower, &cmd.followee, true).await,
             Command::Unfollow(cmd, _) => set_follow(conn, cmd.follower, &cmd.followee, false).await,
         }
     }
 
-    /// Sends the answer; a caller that stopped waiting is not an error.
+    /// Sends the answer.
     pub fn respond(self, result: Result<Output, WriteError>) {
-        let mismatch = || WriteError::Failed("internal: command and output disagree".into());
+        let signed_in = |o| match o {
+            Output::SignedIn(s) => Some(s),
+            _ => None,
+        };
+        let done = |o| matches!(o, Output::Done).then_some(());
         match self {
-            Command::SignInDev(_, tx) => {
-                let _ = tx.send(result.and_then(|o| match o {
-                    Output::User(u) => Ok(u),
-                    _ => Err(mismatch()),
-                }));
-            }
-            Command::CreatePost(_, tx) => {
-                let _ = tx.send(result.and_then(|o| match o {
-                    Output::Post(p) => Ok(p),
-                    _ => Err(mismatch()),
-                }));
-            }
-            Command::Follow(_, tx) | Command::Unfollow(_, tx) => {
-                let _ = tx.send(result.map(|_| ()));
-            }
+            Command::SignInDev(_, tx)
+            | Command::SignInGoogle(_, tx)
+            | Command::RotateRefresh(_, tx) => answer(tx, result, signed_in),
+            Command::UpdateProfile(_, tx) => answer(tx, result, |o| match o {
+                Output::User(u) => Some(u),
+                _ => None,
+            }),
+            Command::CreatePost(_, tx) => answer(tx, result, |o| match o {
+                Output::Post(p) => Some(p),
+                _ => None,
+            }),
+            Command::RevokeFamily(_, tx)
+            | Command::RecordAudit(_, tx)
+            | Command::Follow(_, tx)
+            | Command::Unfollow(_, tx) => answer(tx, result, done),
         }
     }
 }
 
-static UPSERT_USER: LazyLock<String> = LazyLock::new(|| {
+const AUDIT: &str = "INSERT INTO audit_log (actor_id, action, detail) VALUES ($1, $2, $3)";
+
+async fn audit(
+    conn: &mut WriterConn,
+    actor: Option<UserId>,
+    action: &str,
+    detail: &serde_json::Value,
+) -> Result<(), tokio_postgres::Error> {
+    conn.execute(AUDIT, &[&actor.map(|a| a.0), &action, detail])
+        .await
+        .map(|_| ())
+}
+
+static GRANT_ADMIN: LazyLock<String> = LazyLock::new(|| {
+    format!("UPDATE users SET role = 'admin' WHERE id = $1 RETURNING {USER_COLUMNS}")
+});
+const NEW_FAMILY: &str = "INSERT INTO refresh_tokens (family_id, user_id, token_hash, expires_at) \
+     VALUES (nextval('refresh_family_seq'), $1, $2, now() + make_interval(secs => $3)) \
+     RETURNING family_id";
+
+/// The end of every sign-in: the admin role when configured, a new refresh family, the audit.
+async fn finish_sign_in(
+    conn: &mut WriterConn,
+    mut user: User,
+    refresh: &NewRefresh,
+    admin_handles: &[String],
+    method: &str,
+) -> Applied {
+    if user.role != Role::Admin && admin_handles.iter().any(|h| *h == user.handle) {
+        let row = conn.query_opt(GRANT_ADMIN.as_str(), &[&user.id.0]).await?;
+        if let Some(row) = row {
+            user = user_from_row(&row)?;
+            let detail = serde_json::json!({"role": "admin", "reason": "ADMIN_HANDLES"});
+            audit(conn, Some(user.id), "role_grant", &detail).await?;
+        }
+    }
+    let lifetime = refresh.lifetime.as_secs_f64();
+    let family: i64 = conn
+        .query_opt(
+            NEW_FAMILY,
+            &[&user.id.0, &refresh.hash.as_slice(), &lifetime],
+        )
+        .await?
+        .ok_or_else(|| refuse(WriteError::Failed("no refresh family was created".into())))?
+        .try_get(0)?;
+    let detail = serde_json::json!({"method": method, "family": family});
+    audit(conn, Some(user.id), "sign_in", &detail).await?;
+    Ok((Output::SignedIn(SignedIn { user, family }), Vec::new()))
+}
+
+static UPSERT_DEV_USER: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO users (handle, display_name) VALUES ($1, $1) \
-         ON CONFLICT (handle) DO UPDATE SET handle = EXCLUDED.handle RETURNING {USER_COLUMNS}"
+         ON CONFLICT (handle) DO UPDATE SET handle = EXCLUDED.handle \
+         RETURNING {USER_COLUMNS}, disabled_at IS NOT NULL"
     )
 });
 
-const AUDIT: &str = "INSERT INTO audit_log (actor_id, action, detail) VALUES ($1, $2, $3)";
-
 async fn sign_in_dev(conn: &mut WriterConn, cmd: &SignInDev) -> Applied {
     let row = conn
-        .query_opt(UPSERT_USER.as_str(), &[&cmd.handle.as_str()])
+        .query_opt(UPSERT_DEV_USER.as_str(), &[&cmd.handle.as_str()])
         .await?
-        .ok_or(ApplyError::Refused(WriteError::Failed(
-            "the user upsert returned nothing".into(),
-        )))?;
+        .ok_or_else(|| {
+            refuse(WriteError::Failed(
+                "the user upsert returned nothing".into(),
+            ))
+        })?;
+    if row.try_get::<_, bool>(4)? {
+        return Err(refuse(WriteError::Unauthorized("this account is disabled")));
+    }
     let user = user_from_row(&row)?;
-    let detail = serde_json::json!({"method": "dev"});
-    conn.execute(AUDIT, &[&user.id.0, &"sign_in", &detail])
+    finish_sign_in(conn, user, &cmd.refresh, &cmd.admin_handles, "dev").await
+}
+
+static USER_BY_SUB: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {USER_COLUMNS}, disabled_at IS NOT NULL FROM users WHERE google_sub = $1")
+});
+static INSERT_GOOGLE_USER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO users (handle, google_sub, email, display_name) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT DO NOTHING RETURNING {USER_COLUMNS}, false"
+    )
+});
+const UPDATE_EMAIL: &str =
+    "UPDATE users SET email = $2 WHERE id = $1 AND email IS DISTINCT FROM $2";
+
+/// Handles tried for a new Google user before giving up.
+const HANDLE_ATTEMPTS: u32 = 50;
+
+async fn sign_in_google(conn: &mut WriterConn, cmd: &SignInGoogle) -> Applied {
+    let mut found = conn.query_opt(USER_BY_SUB.as_str(), &[&cmd.sub]).await?;
+    if found.is_none() {
+        for attempt in 0..HANDLE_ATTEMPTS {
+            let handle = handle_candidate(&cmd.handle_hint, attempt);
+            let display_name: String = cmd.display_name.chars().take(100).collect();
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                [&handle, &cmd.sub, &cmd.email, &display_name];
+            found = conn.query_opt(INSERT_GOOGLE_USER.as_str(), &params).await?;
+            if found.is_some() {
+                break;
+            }
+            // The handle was taken, or another node created this user meanwhile.
+            found = conn.query_opt(USER_BY_SUB.as_str(), &[&cmd.sub]).await?;
+            if found.is_some() {
+                break;
+            }
+        }
+    }
+    let row = found.ok_or_else(|| {
+        refuse(WriteError::Failed(
+            "no free handle could be derived for this account".into(),
+        ))
+    })?;
+    if row.try_get::<_, bool>(4)? {
+        return Err(refuse(WriteError::Unauthorized("this account is disabled")));
+    }
+    let user = user_from_row(&row)?;
+    if let Some(email) = &cmd.email {
+        conn.execute(UPDATE_EMAIL, &[&user.id.0, email]).await?;
+    }
+    finish_sign_in(conn, user, &cmd.refresh, &cmd.admin_handles, "google").await
+}
+
+/// The `attempt`-th handle to try for `hint` (already a valid handle): the hint itself, then
+/// the hint shortened to leave room for a numeric suffix.
+pub fn handle_candidate(hint: &str, attempt: u32) -> String {
+    if attempt == 0 {
+        return hint.to_owned();
+    }
+    let suffix = if attempt < 10 {
+        format!("_{}", attempt + 1)
+    } else {
+        // Past the first few, spread out so a popular name does not walk a long chain.
+        format!("_{}", uuid::Uuid::new_v4().as_u128() % 1_000_000)
+    };
+    let keep = 30 - suffix.len();
+    let base: String = hint.chars().take(keep).collect();
+    format!("{base}{suffix}")
+}
+
+const REFRESH_BY_HASH: &str = "SELECT id, family_id, user_id, expires_at < now(), \
+     rotated_at IS NOT NULL, revoked_at IS NOT NULL \
+     FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE";
+const REVOKE_FAMILY: &str = "UPDATE refresh_tokens SET revoked_at = now() \
+     WHERE family_id = $1 AND user_id = $2 AND revoked_at IS NULL";
+const MARK_ROTATED: &str = "UPDATE refresh_tokens SET rotated_at = now() WHERE id = $1";
+const NEXT_IN_FAMILY: &str = "INSERT INTO refresh_tokens (family_id, user_id, token_hash, expires_at) \
+     SELECT family_id, user_id, $2, expires_at FROM refresh_tokens WHERE id = $1";
+static ACTIVE_USER: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND disabled_at IS NULL")
+});
+
+async fn rotate_refresh(conn: &mut WriterConn, cmd: &RotateRefresh) -> Applied {
+    let row = conn
+        .query_opt(REFRESH_BY_HASH, &[&cmd.presented.as_slice()])
+        .await?
+        .ok_or_else(|| refuse(WriteError::Unauthorized("unknown refresh token")))?;
+    let (id, family, user): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+    let (expired, rotated, revoked): (bool, bool, bool) =
+        (row.try_get(3)?, row.try_get(4)?, row.try_get(5)?);
+    if revoked {
+        return Err(refuse(WriteError::Unauthorized("this session was revoked")));
+    }
+    if rotated {
+        // Someone holds an old token of this family: end the whole session.
+        conn.execute(REVOKE_FAMILY, &[&family, &user]).await?;
+        let detail = serde_json::json!({"family": family});
+        audit(conn, Some(UserId(user)), "refresh_reuse", &detail).await?;
+        let refused = WriteError::RefreshReused {
+            user: UserId(user),
+            family,
+        };
+        return Ok((Output::Refused(refused), Vec::new()));
+    }
+    if expired {
+        return Err(refuse(WriteError::Unauthorized(
+            "this session has expired; sign in again",
+        )));
+    }
+    let user_row = conn
+        .query_opt(ACTIVE_USER.as_str(), &[&user])
+        .await?
+        .ok_or_else(|| refuse(WriteError::Unauthorized("this account is disabled")))?;
+    conn.execute(MARK_ROTATED, &[&id]).await?;
+    conn.execute(NEXT_IN_FAMILY, &[&id, &cmd.next.as_slice()])
         .await?;
-    Ok((Output::User(user), Vec::new()))
+    let user = user_from_row(&user_row)?;
+    Ok((Output::SignedIn(SignedIn { user, family }), Vec::new()))
+}
+
+async fn revoke_family(conn: &mut WriterConn, cmd: &RevokeFamily) -> Applied {
+    let revoked = conn
+        .execute(REVOKE_FAMILY, &[&cmd.family, &cmd.user.0])
+        .await?;
+    let detail = serde_json::json!({"family": cmd.family, "tokens_revoked": revoked});
+    audit(conn, Some(cmd.user), "logout", &detail).await?;
+    Ok((Output::Done, Vec::new()))
+}
+
+static UPDATE_PROFILE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE users SET display_name = COALESCE($2, display_name), bio = COALESCE($3, bio) \
+         WHERE id = $1 AND disabled_at IS NULL RETURNING {USER_COLUMNS}"
+    )
+});
+
+async fn update_profile(conn: &mut WriterConn, cmd: &UpdateProfile) -> Applied {
+    let row = conn
+        .query_opt(
+            UPDATE_PROFILE.as_str(),
+            &[&cmd.user.0, &cmd.display_name, &cmd.bio],
+        )
+        .await?
+        .ok_or_else(|| refuse(WriteError::NotFound("user")))?;
+    Ok((Output::User(user_from_row(&row)?), Vec::new()))
+}
+
+async fn record_audit(conn: &mut WriterConn, cmd: &RecordAudit) -> Applied {
+    audit(conn, cmd.actor, cmd.action, &cmd.detail).await?;
+    Ok((Output::Done, Vec::new()))
 }
 
 const PARENT: &str = "SELECT id, root_id FROM posts WHERE id = $1 AND deleted_at IS NULL";
@@ -166,7 +409,7 @@ async fn create_post(conn: &mut WriterConn, cmd: &CreatePost) -> Applied {
             let row = conn
                 .query_opt(PARENT, &[&parent.0])
                 .await?
-                .ok_or(ApplyError::Refused(WriteError::NotFound("reply_to post")))?;
+                .ok_or_else(|| refuse(WriteError::NotFound("reply_to post")))?;
             let parent_id: i64 = row.try_get(0)?;
             let parent_root: Option<i64> = row.try_get(1)?;
             (Some(parent_id), Some(parent_root.unwrap_or(parent_id)))

@@ -1,5 +1,8 @@
 //! The DbWriter's typed commands (one message per intent) and the errors a command can meet.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use actix::Message;
 
 use crate::ids::{Handle, PostId, UserId};
@@ -11,6 +14,12 @@ pub enum WriteError {
     /// Something the command names does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A credential (refresh token) is unknown, expired, revoked or already used.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// A rotated refresh token was presented again: its whole family is now revoked.
+    #[error("refresh token reused; the session was revoked")]
+    RefreshReused { user: UserId, family: i64 },
     /// The command is well-formed but not allowed.
     #[error("{field}: {detail}")]
     Invalid { field: &'static str, detail: String },
@@ -26,11 +35,77 @@ pub enum WriteError {
     Failed(String),
 }
 
+/// A refresh token to store with a sign-in or a rotation: only its SHA-256 travels.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRefresh {
+    pub hash: [u8; 32],
+    /// The family's absolute lifetime, counted from the sign-in.
+    pub lifetime: Duration,
+}
+
+/// Who signed in, and the refresh-token family (the sign-in session) that was started.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: User,
+    pub family: i64,
+}
+
 /// Sign in through the dev login: the user with this handle, created on first use.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<User, WriteError>")]
+#[rtype(result = "Result<SignedIn, WriteError>")]
 pub struct SignInDev {
     pub handle: Handle,
+    pub refresh: NewRefresh,
+    /// Handles that get the admin role when they sign in.
+    pub admin_handles: Arc<[String]>,
+}
+
+/// Sign in with a verified Google identity: the user with this `sub`, created on first use with
+/// a unique handle derived from `handle_hint`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<SignedIn, WriteError>")]
+pub struct SignInGoogle {
+    pub sub: String,
+    /// Only an address Google is authoritative for.
+    pub email: Option<String>,
+    pub display_name: String,
+    pub handle_hint: String,
+    pub refresh: NewRefresh,
+    pub admin_handles: Arc<[String]>,
+}
+
+/// Exchange a refresh token for the next one in its family.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<SignedIn, WriteError>")]
+pub struct RotateRefresh {
+    pub presented: [u8; 32],
+    pub next: [u8; 32],
+}
+
+/// Revoke a sign-in session (logout): every refresh token of the family.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), WriteError>")]
+pub struct RevokeFamily {
+    pub user: UserId,
+    pub family: i64,
+}
+
+/// Change the caller's own profile; `None` leaves a field as it is.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<User, WriteError>")]
+pub struct UpdateProfile {
+    pub user: UserId,
+    pub display_name: Option<String>,
+    pub bio: Option<String>,
+}
+
+/// Record something in the audit log (a failed sign-in, …).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), WriteError>")]
+pub struct RecordAudit {
+    pub actor: Option<UserId>,
+    pub action: &'static str,
+    pub detail: serde_json::Value,
 }
 
 /// Create a post (or a reply when `reply_to` is set).

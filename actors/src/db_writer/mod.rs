@@ -16,17 +16,19 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use prometheus::{
-    Histogram, HistogramOpts, IntCounterVec, Opts, register_histogram, register_int_counter_vec,
-};
+use prometheus::{Histogram, IntCounterVec};
 use tokio::sync::oneshot;
 
+pub use self::apply::handle_candidate;
 use self::apply::{ApplyError, Change, Command, Output};
-pub use self::commands::{CreatePost, CreatedPost, Drain, Follow, SignInDev, Unfollow, WriteError};
+pub use self::commands::{
+    CreatePost, CreatedPost, Drain, Follow, NewRefresh, RecordAudit, RevokeFamily, RotateRefresh,
+    SignInDev, SignInGoogle, SignedIn, Unfollow, UpdateProfile, WriteError,
+};
 use self::conn::WriterConn;
 use crate::committed::{Committed, CommittedChange};
 use crate::event_log;
-use crate::meter::{ActorMeter, MeteredRecipient};
+use crate::meter::{self, ActorMeter, MeteredRecipient};
 use crate::metered_handler;
 
 /// How the DbWriter reaches PostgreSQL and how much it holds.
@@ -43,58 +45,38 @@ pub struct DbWriterConfig {
     pub batch_timeout: Duration,
 }
 
-#[expect(
-    clippy::expect_used,
-    reason = "metric definitions are compile-time constants"
-)]
 static BATCH_SIZE: LazyLock<Histogram> = LazyLock::new(|| {
-    register_histogram!(
-        HistogramOpts::new(
-            "aisocial_db_writer_batch_size",
-            "Commands committed together in one DbWriter transaction."
-        )
-        .buckets(vec![
-            1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0
-        ])
+    meter::histogram(
+        "aisocial_db_writer_batch_size",
+        "Commands committed together in one DbWriter transaction.",
+        meter::exponential(1.0, 2.0, 10),
     )
-    .expect("valid metric definition")
 });
-
-#[expect(
-    clippy::expect_used,
-    reason = "metric definitions are compile-time constants"
-)]
 static COMMIT_TIME: LazyLock<Histogram> = LazyLock::new(|| {
-    register_histogram!(
-        HistogramOpts::new(
-            "aisocial_db_writer_commit_seconds",
-            "Time from BEGIN to the end of COMMIT for one DbWriter batch."
-        )
-        .buckets(prometheus::exponential_buckets(0.000_25, 2.0, 16).unwrap_or_default())
+    meter::histogram(
+        "aisocial_db_writer_commit_seconds",
+        "Time from BEGIN to the end of COMMIT for one DbWriter batch.",
+        meter::exponential(0.000_25, 2.0, 16),
     )
-    .expect("valid metric definition")
 });
-
-#[expect(
-    clippy::expect_used,
-    reason = "metric definitions are compile-time constants"
-)]
 static OUTCOMES: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!(
-        Opts::new(
-            "aisocial_db_writer_commands_total",
-            "DbWriter commands by outcome (committed, refused, overloaded, unavailable, failed)."
-        ),
-        &["outcome"]
+    meter::labelled_counter(
+        "aisocial_db_writer_commands_total",
+        "DbWriter commands by outcome (committed, refused, overloaded, unavailable, failed).",
+        &["outcome"],
     )
-    .expect("valid metric definition")
 });
 
 /// Counts one answered command; `None` is a commit.
 fn count_outcome(error: Option<&WriteError>) {
     let outcome = match error {
         None => "committed",
-        Some(WriteError::NotFound(_) | WriteError::Invalid { .. }) => "refused",
+        Some(
+            WriteError::NotFound(_)
+            | WriteError::Invalid { .. }
+            | WriteError::Unauthorized(_)
+            | WriteError::RefreshReused { .. },
+        ) => "refused",
         Some(WriteError::Overloaded) => "overloaded",
         Some(WriteError::Unavailable(_)) => "unavailable",
         Some(WriteError::Failed(_)) => "failed",
@@ -201,7 +183,12 @@ macro_rules! command_handler {
     };
 }
 
-command_handler!(SignInDev, crate::model::User);
+command_handler!(SignInDev, SignedIn);
+command_handler!(SignInGoogle, SignedIn);
+command_handler!(RotateRefresh, SignedIn);
+command_handler!(RevokeFamily, ());
+command_handler!(UpdateProfile, crate::model::User);
+command_handler!(RecordAudit, ());
 command_handler!(CreatePost, CreatedPost);
 command_handler!(Follow, ());
 command_handler!(Unfollow, ());

@@ -1,0 +1,142 @@
+//! Revoked sign-in sessions (refresh-token families). The truth is in PostgreSQL
+//! (`refresh_tokens.revoked_at`); each node keeps the recently revoked families in memory, so
+//! every request checks without a round trip, and learns of other nodes' revocations through a
+//! Redis channel. Whenever that subscription (re)connects, the node reloads the list from
+//! PostgreSQL, so a Redis restart loses nothing. A revocation also closes that session's
+//! websockets on every node.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use aisocial_actors::feed_broker::{CloseFamily, FeedBroker};
+use aisocial_actors::ids::UserId;
+use aisocial_actors::meter::MeteredAddr;
+use aisocial_actors::store::ReadPool;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::redis_store;
+
+/// The Redis payload announcing one revocation (this module is its only reader and writer).
+#[derive(Debug, Serialize, Deserialize)]
+struct Announcement {
+    user: i64,
+    family: i64,
+}
+
+pub struct Revocations {
+    /// Family → when it may be forgotten (every access token of it has expired by then).
+    revoked: RwLock<HashMap<i64, Instant>>,
+    remember: Duration,
+    broker: MeteredAddr<FeedBroker>,
+    redis: redis::aio::ConnectionManager,
+    channel: String,
+}
+
+impl Revocations {
+    /// `remember` must cover an access token's lifetime plus clock leeway.
+    pub fn new(
+        remember: Duration,
+        broker: MeteredAddr<FeedBroker>,
+        redis: redis::aio::ConnectionManager,
+        prefix: &str,
+    ) -> Self {
+        Self {
+            revoked: RwLock::new(HashMap::new()),
+            remember,
+            broker,
+            redis,
+            channel: format!("{prefix}revocations"),
+        }
+    }
+
+    pub fn is_revoked(&self, family: i64) -> bool {
+        self.revoked
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&family)
+    }
+
+    fn apply(&self, user: UserId, family: i64) {
+        let now = Instant::now();
+        {
+            let mut revoked = self.revoked.write().unwrap_or_else(|e| e.into_inner());
+            revoked.retain(|_, forget_at| *forget_at > now);
+            revoked.insert(family, now + self.remember);
+        }
+        self.broker.do_send(CloseFamily { user, family });
+    }
+
+    /// Revokes here at once and tells the other nodes (best effort: they also reload from
+    /// PostgreSQL whenever their subscription reconnects).
+    pub async fn revoke(&self, user: UserId, family: i64) {
+        self.apply(user, family);
+        let payload = serde_json::to_string(&Announcement {
+            user: user.0,
+            family,
+        })
+        .unwrap_or_default();
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(&self.channel).arg(payload);
+        if let Err(e) = redis_store::run::<i64>(&self.redis, publish, Duration::from_secs(1)).await
+        {
+            tracing::warn!(error = %e, "could not announce a revocation");
+        }
+    }
+
+    async fn reload(&self, pool: &ReadPool) -> Result<usize, String> {
+        let conn = pool.get().await.map_err(|e| e.to_string())?;
+        let rows = conn
+            .query(
+                "SELECT DISTINCT family_id, user_id FROM refresh_tokens \
+                 WHERE revoked_at > now() - make_interval(secs => $1)",
+                &[&self.remember.as_secs_f64()],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        for row in &rows {
+            let family: i64 = row.try_get(0).map_err(|e| e.to_string())?;
+            let user: i64 = row.try_get(1).map_err(|e| e.to_string())?;
+            self.apply(UserId(user), family);
+        }
+        Ok(rows.len())
+    }
+
+    /// Listens for other nodes' revocations until the process ends, reconnecting with backoff.
+    pub fn listen(self: Arc<Self>, client: redis::Client, pool: ReadPool) {
+        actix_rt::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match self.subscribe_once(&client, &pool).await {
+                    Ok(()) => backoff = Duration::from_millis(100),
+                    Err(e) => tracing::warn!(error = %e, "revocation channel lost; reconnecting"),
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        });
+    }
+
+    async fn subscribe_once(&self, client: &redis::Client, pool: &ReadPool) -> Result<(), String> {
+        let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
+        pubsub
+            .subscribe(&self.channel)
+            .await
+            .map_err(|e| e.to_string())?;
+        // Anything announced while we were not listening is in PostgreSQL.
+        let reloaded = self.reload(pool).await?;
+        tracing::debug!(reloaded, "revocation channel subscribed");
+        let mut messages = pubsub.on_message();
+        while let Some(message) = messages.next().await {
+            let Ok(payload) = message.get_payload::<String>() else {
+                continue;
+            };
+            match serde_json::from_str::<Announcement>(&payload) {
+                Ok(a) => self.apply(UserId(a.user), a.family),
+                Err(e) => tracing::warn!(error = %e, "ignoring a malformed revocation message"),
+            }
+        }
+        Err("the subscription ended".into())
+    }
+}
