@@ -171,7 +171,7 @@ async fn finish_sign_in(
     admin_handles: &[String],
     method: &str,
 ) -> Applied {
-    if user.role != Role::Admin && admin_handles.iter().any(|h| *h == user.handle) {
+    if user.role != Role::Admin && admin_handles.contains(&user.handle) {
         let row = conn.query_opt(GRANT_ADMIN.as_str(), &[&user.id.0]).await?;
         if let Some(row) = row {
             user = user_from_row(&row)?;
