@@ -68,9 +68,10 @@ pub struct Jwks {
     keys: RwLock<Keys>,
     refresh: tokio::sync::Mutex<()>,
     fetches: AtomicU64,
+    min_refetch: Duration,
 }
 
-fn max_age(headers: &reqwest::header::HeaderMap) -> Duration {
+fn max_age(headers: &reqwest::header::HeaderMap, floor: Duration) -> Duration {
     headers
         .get(reqwest::header::CACHE_CONTROL)
         .and_then(|v| v.to_str().ok())
@@ -81,7 +82,7 @@ fn max_age(headers: &reqwest::header::HeaderMap) -> Duration {
                 .and_then(|n| n.parse::<u64>().ok())
         })
         .map_or(DEFAULT_MAX_AGE, Duration::from_secs)
-        .clamp(MIN_REFETCH, MAX_MAX_AGE)
+        .clamp(floor, MAX_MAX_AGE)
 }
 
 impl Jwks {
@@ -96,7 +97,14 @@ impl Jwks {
             }),
             refresh: tokio::sync::Mutex::new(()),
             fetches: AtomicU64::new(0),
+            min_refetch: MIN_REFETCH,
         }
+    }
+
+    /// Changes the floor between refetches (tests use a short one to see rotation).
+    pub fn with_min_refetch(mut self, min_refetch: Duration) -> Self {
+        self.min_refetch = min_refetch;
+        self
     }
 
     /// How many times the JWKS was fetched.
@@ -110,7 +118,7 @@ impl Jwks {
         let fresh = keys.fresh_until.is_some_and(|t| now < t);
         let may_refetch = keys
             .last_fetch
-            .is_none_or(|t| now.duration_since(t) >= MIN_REFETCH);
+            .is_none_or(|t| now.duration_since(t) >= self.min_refetch);
         (keys.by_kid.get(kid).cloned(), fresh, may_refetch)
     }
 
@@ -154,7 +162,7 @@ impl Jwks {
         if !response.status().is_success() {
             return Err(GoogleError::Jwks(format!("status {}", response.status())));
         }
-        let ttl = max_age(response.headers());
+        let ttl = max_age(response.headers(), self.min_refetch);
         let set: JwkSet = response
             .json()
             .await

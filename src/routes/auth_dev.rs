@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::auth::pair::{new_refresh, token_pair};
 use crate::problem::ApiError;
+use crate::routes::body::JsonBody;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -17,7 +18,7 @@ pub struct DevSignIn {
 
 pub async fn sign_in_dev(
     state: web::Data<AppState>,
-    body: web::Json<DevSignIn>,
+    body: JsonBody<DevSignIn>,
 ) -> Result<HttpResponse, ApiError> {
     if !state.dev_login {
         return Err(ApiError::NotFound("no such resource".into()));

@@ -19,6 +19,7 @@ use crate::auth::opaque;
 use crate::auth::pair::{new_refresh, token_pair};
 use crate::problem::ApiError;
 use crate::redis_store;
+use crate::routes::body::JsonBody;
 use crate::state::{AppState, Google};
 
 const FLOW_COOKIE: &str = "aisocial_oauth";
@@ -79,7 +80,7 @@ async fn sign_in(
 
 pub async fn sign_in_with_id_token(
     state: web::Data<AppState>,
-    body: web::Json<IdTokenSignIn>,
+    body: JsonBody<IdTokenSignIn>,
 ) -> Result<HttpResponse, ApiError> {
     let google = google(&state)?;
     sign_in(&state, google, &body.id_token, None).await

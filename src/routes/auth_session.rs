@@ -9,6 +9,7 @@ use crate::auth::AuthUser;
 use crate::auth::opaque;
 use crate::auth::pair::{REFRESH_PREFIX, token_pair};
 use crate::problem::ApiError;
+use crate::routes::body::JsonBody;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -19,7 +20,7 @@ pub struct RefreshRequest {
 
 pub async fn refresh(
     state: web::Data<AppState>,
-    body: web::Json<RefreshRequest>,
+    body: JsonBody<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     if !opaque::well_formed(&body.refresh_token, REFRESH_PREFIX) {
         return Err(ApiError::Unauthorized("unknown refresh token".into()));

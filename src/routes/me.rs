@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
 use crate::problem::{ApiError, pool_error, read_error};
+use crate::routes::body::JsonBody;
 use crate::state::AppState;
 
 pub const MAX_DISPLAY_NAME: usize = 100;
@@ -92,7 +93,7 @@ fn clean(
 pub async fn patch_me(
     state: web::Data<AppState>,
     me: AuthUser,
-    body: web::Json<ProfilePatch>,
+    body: JsonBody<ProfilePatch>,
 ) -> Result<HttpResponse, ApiError> {
     let ProfilePatch { display_name, bio } = body.into_inner();
     let display_name = clean("display_name", display_name, MAX_DISPLAY_NAME, 1)?;

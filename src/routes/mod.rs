@@ -5,6 +5,7 @@ mod admin;
 mod auth_dev;
 mod auth_google;
 mod auth_session;
+pub mod body;
 mod follows;
 mod health;
 mod me;
@@ -13,86 +14,52 @@ mod posts;
 mod timeline;
 mod ws;
 
-use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::{HttpRequest, web};
 
 use crate::problem::ApiError;
 
-/// The largest JSON body any route accepts.
-pub const MAX_JSON_BYTES: usize = 16 * 1024;
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(MAX_JSON_BYTES)
-            .error_handler(json_error),
-    )
-    .app_data(web::PathConfig::default().error_handler(path_error))
-    .app_data(web::QueryConfig::default().error_handler(query_error))
-    .service(
-        web::scope("/api/v1")
-            .service(web::resource("/auth/dev").route(web::post().to(auth_dev::sign_in_dev)))
-            .service(
-                web::resource("/auth/google")
-                    .route(web::post().to(auth_google::sign_in_with_id_token)),
-            )
-            .service(web::resource("/auth/google/login").route(web::get().to(auth_google::login)))
-            .service(
-                web::resource("/auth/google/callback").route(web::get().to(auth_google::callback)),
-            )
-            .service(web::resource("/auth/refresh").route(web::post().to(auth_session::refresh)))
-            .service(web::resource("/auth/logout").route(web::post().to(auth_session::logout)))
-            .service(
-                web::resource("/me")
-                    .route(web::get().to(me::get_me))
-                    .route(web::patch().to(me::patch_me)),
-            )
-            .service(web::resource("/ws/ticket").route(web::post().to(ws::issue_ticket)))
-            .service(
-                web::resource("/users/{handle}/follow")
-                    .route(web::put().to(follows::follow_user))
-                    .route(web::delete().to(follows::unfollow_user)),
-            )
-            .service(web::resource("/posts").route(web::post().to(posts::create_post)))
-            .service(web::resource("/timeline").route(web::get().to(timeline::home_timeline)))
-            .service(web::resource("/ws").route(web::get().to(ws::open_socket))),
-    )
-    .service(web::resource("/health/live").route(web::get().to(health::live)))
-    .service(web::resource("/health/ready").route(web::get().to(health::ready)))
-    .service(web::resource("/health/system").route(web::get().to(health::system)))
-    .service(web::resource("/metrics").route(web::get().to(metrics::export)))
-    .service(web::resource("/admin/actors").route(web::get().to(admin::actors)));
-}
-
-fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
-    let api = match &err {
-        JsonPayloadError::OverflowKnownLength { length, limit } => ApiError::PayloadTooLarge(
-            format!("the body is {length} bytes; at most {limit} are accepted"),
-        ),
-        JsonPayloadError::Overflow { limit } => {
-            ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
-        }
-        JsonPayloadError::ContentType => {
-            ApiError::UnsupportedMediaType("send the body as Content-Type: application/json".into())
-        }
-        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::Validation {
-            field: field_in(&e.to_string()),
-            detail: e.to_string(),
-        },
-        JsonPayloadError::Deserialize(e) => {
-            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
-        }
-        other => ApiError::bad_request("invalid_body", other.to_string()),
-    };
-    api.into()
-}
-
-/// Names the field a serde error is about, when its message says (`missing field `x``, …).
-fn field_in(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    let field = &message[start..start + len];
-    (!field.is_empty() && field.len() <= 64).then(|| field.to_owned())
+    cfg.app_data(web::PathConfig::default().error_handler(path_error))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .service(
+            web::scope("/api/v1")
+                .service(web::resource("/auth/dev").route(web::post().to(auth_dev::sign_in_dev)))
+                .service(
+                    web::resource("/auth/google")
+                        .route(web::post().to(auth_google::sign_in_with_id_token)),
+                )
+                .service(
+                    web::resource("/auth/google/login").route(web::get().to(auth_google::login)),
+                )
+                .service(
+                    web::resource("/auth/google/callback")
+                        .route(web::get().to(auth_google::callback)),
+                )
+                .service(
+                    web::resource("/auth/refresh").route(web::post().to(auth_session::refresh)),
+                )
+                .service(web::resource("/auth/logout").route(web::post().to(auth_session::logout)))
+                .service(
+                    web::resource("/me")
+                        .route(web::get().to(me::get_me))
+                        .route(web::patch().to(me::patch_me)),
+                )
+                .service(web::resource("/ws/ticket").route(web::post().to(ws::issue_ticket)))
+                .service(
+                    web::resource("/users/{handle}/follow")
+                        .route(web::put().to(follows::follow_user))
+                        .route(web::delete().to(follows::unfollow_user)),
+                )
+                .service(web::resource("/posts").route(web::post().to(posts::create_post)))
+                .service(web::resource("/timeline").route(web::get().to(timeline::home_timeline)))
+                .service(web::resource("/ws").route(web::get().to(ws::open_socket))),
+        )
+        .service(web::resource("/health/live").route(web::get().to(health::live)))
+        .service(web::resource("/health/ready").route(web::get().to(health::ready)))
+        .service(web::resource("/health/system").route(web::get().to(health::system)))
+        .service(web::resource("/metrics").route(web::get().to(metrics::export)))
+        .service(web::resource("/admin/actors").route(web::get().to(admin::actors)));
 }
 
 fn path_error(err: PathError, _: &HttpRequest) -> actix_web::Error {

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::auth::AuthUser;
 use crate::problem::ApiError;
+use crate::routes::body::JsonBody;
 use crate::state::AppState;
 
 pub const MAX_BODY_CHARS: usize = 1000;
@@ -45,7 +46,7 @@ pub async fn create_post(
     state: web::Data<AppState>,
     me: AuthUser,
     req: HttpRequest,
-    body: web::Json<NewPost>,
+    body: JsonBody<NewPost>,
 ) -> Result<HttpResponse, ApiError> {
     let NewPost { body, reply_to } = body.into_inner();
     let text = body.trim();

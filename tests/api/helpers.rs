@@ -22,6 +22,7 @@ pub struct TestApp {
     pub address: String,
     pub port: u16,
     pub db_name: String,
+    pub redis_prefix: String,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     run: Option<actix_rt::task::JoinHandle<anyhow::Result<DrainReport>>>,
@@ -87,6 +88,7 @@ pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
         db_name,
+        redis_prefix,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()

@@ -1,9 +1,12 @@
 //! Integration tests: the real server on port 0, a fresh database per test, real websocket
 //! clients, the PostgreSQL and Redis of this machine.
 
+mod auth;
 mod bad_input;
 mod feed;
+mod google;
 mod helpers;
 mod lifecycle;
 mod posts;
+mod provider;
 mod websocket;

@@ -1,0 +1,356 @@
+//! Our tokens and sessions: refresh rotation and reuse, logout, tickets, /me, roles, rate limits.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestUser, WsEvent, spawn_app, spawn_app_with};
+
+async fn refresh(app: &TestApp, token: &str) -> (u16, Value) {
+    let res = app
+        .http
+        .post(app.url("/api/v1/auth/refresh"))
+        .json(&json!({ "refresh_token": token }))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or_default())
+}
+
+async fn me_status(app: &TestApp, access: &str) -> u16 {
+    app.http
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .status()
+        .as_u16()
+}
+
+#[actix_web::test]
+async fn refresh_rotates_and_reuse_revokes_the_family() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice").await;
+    let (status, first) = refresh(&app, &alice.refresh).await;
+    assert_eq!(status, 200, "{first}");
+    let rotated = first["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_ne!(rotated, alice.refresh);
+    let access = first["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(me_status(&app, &access).await, 200);
+
+    // The old token again: refused, and the whole family with it.
+    let (status, body) = refresh(&app, &alice.refresh).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = refresh(&app, &rotated).await;
+    assert_eq!(
+        status, 401,
+        "the newest token of a revoked family is dead too"
+    );
+    assert_eq!(me_status(&app, &access).await, 401, "its access tokens too");
+    // Another sign-in session of the same user is untouched.
+    let other = app.sign_in("alice").await;
+    assert_eq!(me_status(&app, &other.token).await, 200);
+    let (status, _) = refresh(&app, &other.refresh).await;
+    assert_eq!(status, 200);
+    println!("security item 6: 0 successes after a reuse");
+
+    let db = app.db().await;
+    let reuse: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'refresh_reuse'",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(0);
+    assert_eq!(reuse, 1);
+    // Only hashes are stored: no row holds a token we handed out, every row a 32-byte digest.
+    let rows = db
+        .query("SELECT token_hash FROM refresh_tokens", &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let plaintext = rows
+        .iter()
+        .filter(|r| {
+            let h: Vec<u8> = r.get(0);
+            [&alice.refresh, &rotated, &other.refresh]
+                .iter()
+                .any(|t| h == t.as_bytes() || String::from_utf8_lossy(&h).contains(t.as_str()))
+        })
+        .count();
+    println!("security item 6: {plaintext} plaintext refresh tokens in the database");
+    assert_eq!(plaintext, 0);
+    assert!(rows.iter().all(|r| r.get::<_, Vec<u8>>(0).len() == 32));
+}
+
+#[actix_web::test]
+async fn of_a_hundred_concurrent_refreshes_exactly_one_wins() {
+    let app = spawn_app_with(&["--rate-limit-auth-per-min=10000"]).await;
+    let alice = app.sign_in("alice").await;
+    let attempts = (0..100).map(|_| refresh(&app, &alice.refresh));
+    let results = join_all(attempts).await;
+    let winners = results.iter().filter(|(s, _)| *s == 200).count();
+    let others: Vec<u16> = results
+        .iter()
+        .map(|(s, _)| *s)
+        .filter(|s| *s != 200)
+        .collect();
+    println!("security item 6: of 100 concurrent refreshes with one token, {winners} succeeded");
+    assert_eq!(winners, 1);
+    assert!(others.iter().all(|s| *s == 401), "{others:?}");
+}
+
+#[actix_web::test]
+async fn logout_revokes_the_session_and_closes_its_websockets_within_a_second() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice").await;
+    let elsewhere = app.sign_in("alice").await;
+    let (mut ws, _) = app.ws(&alice, None).await;
+    let (mut other_ws, _) = app.ws(&elsewhere, None).await;
+
+    let started = Instant::now();
+    let res = app
+        .http
+        .post(app.url("/api/v1/auth/logout"))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status(), 204);
+    let code = match ws.next_event(Duration::from_secs(1)).await {
+        WsEvent::Closed(frame) => frame.map(|f| u16::from(f.code)),
+        other => panic!("the socket was not closed within 1 s: {other:?}"),
+    };
+    println!(
+        "security item 7: websocket closed {:?} after logout",
+        started.elapsed()
+    );
+    assert_eq!(code, Some(1008));
+    assert_eq!(me_status(&app, &alice.token).await, 401);
+    let (status, _) = refresh(&app, &alice.refresh).await;
+    assert_eq!(status, 401);
+    // The other sign-in session keeps its socket and its token.
+    other_ws.send_text(r#"{"op":"ping"}"#).await;
+    assert_eq!(other_ws.next_json().await["type"], "pong");
+    assert_eq!(me_status(&app, &elsewhere.token).await, 200);
+}
+
+async fn ticket(app: &TestApp, user: &TestUser) -> String {
+    let res = app
+        .http
+        .post(app.url("/api/v1/ws/ticket"))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap_or_default();
+    assert_eq!(body["expires_in"], 60);
+    body["ticket"].as_str().unwrap_or_default().to_owned()
+}
+
+async fn connect_with_ticket(app: &TestApp, ticket: &str) -> Result<(), u16> {
+    let url = format!("ws://127.0.0.1:{}/api/v1/ws?ticket={ticket}", app.port);
+    match tokio_tungstenite::connect_async(url).await {
+        Ok(_) => Ok(()),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[actix_web::test]
+async fn tickets_are_single_use_and_short_lived() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice").await;
+    let t = ticket(&app, &alice).await;
+    assert!(connect_with_ticket(&app, &t).await.is_ok());
+    let second = connect_with_ticket(&app, &t).await;
+    println!("security item 8: second use of a ticket -> {second:?}");
+    assert_eq!(second, Err(401));
+    assert_eq!(connect_with_ticket(&app, "tk_forged").await, Err(401));
+    // Stored with a TTL of at most 60 s, under the deployment's prefix.
+    let t2 = ticket(&app, &alice).await;
+    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap_or_else(|e| panic!("{e}"));
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}ticket:*", app.redis_prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    assert_eq!(keys.len(), 1, "one unused ticket");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap_or(-1);
+    assert!((1..=60).contains(&ttl), "ttl {ttl}");
+    assert!(!keys[0].contains(&t2), "the ticket itself is not the key");
+    // A ticket of a revoked session is refused.
+    app.http
+        .post(app.url("/api/v1/auth/logout"))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(connect_with_ticket(&app, &t2).await, Err(401));
+}
+
+#[actix_web::test]
+async fn the_profile_reads_and_patches() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice").await;
+    let (status, me) = app.get_json(&alice, "/api/v1/me").await;
+    assert_eq!(status, 200);
+    assert_eq!(me["handle"], "alice");
+    assert_eq!(me["posts_count"], 0);
+    let patch = |body: Value| {
+        app.http
+            .patch(app.url("/api/v1/me"))
+            .bearer_auth(&alice.token)
+            .json(&body)
+            .send()
+    };
+    let res = patch(json!({"display_name": "  Alice A.  ", "bio": "<b>hi</b>"}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap_or_default();
+    assert_eq!(body["display_name"], "Alice A.");
+    assert_eq!(
+        body["bio"], "<b>hi</b>",
+        "stored as text, escaped by clients"
+    );
+    for (bad, field) in [
+        (json!({"display_name": ""}), "display_name"),
+        (json!({"display_name": "x".repeat(101)}), "display_name"),
+        (json!({"display_name": "two\nlines"}), "display_name"),
+        (json!({"bio": "b".repeat(501)}), "bio"),
+        (json!({"bio": "bell\u{7}"}), "bio"),
+        (json!({"role": "admin"}), "role"),
+        (json!({"display_name": 5}), "display_name"),
+    ] {
+        let res = patch(bad.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(res.status(), 422, "{bad}");
+        let body: Value = res.json().await.unwrap_or_default();
+        assert_eq!(body["field"], field, "{bad}: {body}");
+    }
+}
+
+#[actix_web::test]
+async fn admin_routes_answer_403_to_users() {
+    let app = spawn_app_with(&["--admin-handles=boss"]).await;
+    let boss = app.sign_in("boss").await;
+    let alice = app.sign_in("alice").await;
+    let (status, body) = app.get_json(&boss, "/admin/actors").await;
+    assert_eq!(status, 200);
+    assert!(
+        body["actors"]["db_writer"]["mailbox_depth"].is_number(),
+        "{body}"
+    );
+    let (status, body) = app.get_json(&alice, "/admin/actors").await;
+    assert_eq!(status, 403);
+    assert_eq!(body["code"], "forbidden");
+    let res = app
+        .http
+        .get(app.url("/admin/actors"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status(), 401);
+}
+
+#[actix_web::test]
+async fn rate_limits_answer_429_and_a_spoofed_forwarded_for_does_not_bypass_them() {
+    let app = spawn_app_with(&["--rate-limit-user-per-min=5", "--rate-limit-ip-per-min=40"]).await;
+    let alice = app.sign_in("alice").await;
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let res = app
+            .http
+            .get(app.url("/api/v1/timeline"))
+            .bearer_auth(&alice.token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        statuses.push(res.status().as_u16());
+        if res.status() == 429 {
+            let retry: u64 = res
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            assert!((1..=60).contains(&retry));
+            assert_eq!(
+                res.headers()
+                    .get("ratelimit-limit")
+                    .and_then(|v| v.to_str().ok()),
+                Some("5")
+            );
+            let body: Value = res.json().await.unwrap_or_default();
+            assert_eq!(body["code"], "rate_limited");
+        }
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 200, 200, 429, 429]);
+
+    // Per IP: 40 a minute; pretending to be 40 other clients through X-Forwarded-For from an
+    // untrusted peer changes nothing.
+    let mut bypasses = 0;
+    let mut limited = 0;
+    for n in 0..60 {
+        let res = app
+            .http
+            .get(app.url("/api/v1/nothing-here"))
+            .header("x-forwarded-for", format!("198.51.100.{n}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        match res.status().as_u16() {
+            429 => limited += 1,
+            _ if n >= 40 => bypasses += 1,
+            _ => {}
+        }
+    }
+    println!(
+        "security item 10: {bypasses} bypasses by a spoofed X-Forwarded-For ({limited} limited)"
+    );
+    assert_eq!(bypasses, 0);
+    assert!(limited >= 20);
+}
+
+#[actix_web::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_limit() {
+    let app = spawn_app_with(&["--rate-limit-ip-per-min=3", "--trusted-proxies=127.0.0.1"]).await;
+    for client in ["203.0.113.1", "203.0.113.2"] {
+        for n in 0..4 {
+            let res = app
+                .http
+                .get(app.url("/health/live"))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(res.status(), 200, "health is never limited");
+            let res = app
+                .http
+                .get(app.url("/api/v1/nothing-here"))
+                .header("x-forwarded-for", client)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let expected = if n < 3 { 404 } else { 429 };
+            assert_eq!(res.status().as_u16(), expected, "{client} request {n}");
+        }
+    }
+}
