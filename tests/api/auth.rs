@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, WsEvent, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, TestUser, WsEvent, spawn_app, spawn_app_with, spawn_peer};
 
 async fn refresh(app: &TestApp, token: &str) -> (u16, Value) {
     let res = app
@@ -142,6 +142,38 @@ async fn logout_revokes_the_session_and_closes_its_websockets_within_a_second() 
     other_ws.send_text(r#"{"op":"ping"}"#).await;
     assert_eq!(other_ws.next_json().await["type"], "pong");
     assert_eq!(me_status(&app, &elsewhere.token).await, 200);
+}
+
+#[actix_web::test]
+async fn logout_on_one_node_closes_the_sockets_on_another() {
+    let node_a = spawn_app().await;
+    let node_b = spawn_peer(&node_a, &[]).await;
+    let alice = node_a.sign_in("alice").await;
+    let (mut ws_on_b, _) = node_b.ws(&alice, None).await;
+    // Let node B's revocation subscription settle (it reloads from PostgreSQL on connect too).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let res = node_a
+        .http
+        .post(node_a.url("/api/v1/auth/logout"))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status(), 204);
+    match ws_on_b.next_event(Duration::from_secs(1)).await {
+        WsEvent::Closed(frame) => assert_eq!(frame.map(|f| u16::from(f.code)), Some(1008)),
+        other => panic!("node B did not close the socket within 1 s: {other:?}"),
+    }
+    println!(
+        "security item 7: socket on another node closed {:?} after logout",
+        started.elapsed()
+    );
+    assert_eq!(
+        me_status(&node_b, &alice.token).await,
+        401,
+        "node B refuses the token too"
+    );
 }
 
 async fn ticket(app: &TestApp, user: &TestUser) -> String {

@@ -68,12 +68,24 @@ pub fn unique_name() -> String {
 }
 
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
+    let id = unique_name();
+    spawn_node(
+        format!("aisocial_test_{id}"),
+        format!("aisocial-test:{id}:"),
+        extra,
+    )
+    .await
+}
+
+/// A second node of `app`'s deployment: the same database and Redis prefix.
+pub async fn spawn_peer(app: &TestApp, extra: &[&str]) -> TestApp {
+    spawn_node(app.db_name.clone(), app.redis_prefix.clone(), extra).await
+}
+
+async fn spawn_node(db_name: String, redis_prefix: String, extra: &[&str]) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         aisocial::telemetry::init(aisocial::config::LogFormat::Text);
     }
-    let id = unique_name();
-    let db_name = format!("aisocial_test_{id}");
-    let redis_prefix = format!("aisocial-test:{id}:");
     let settings =
         test_settings(&db_name, &redis_prefix, extra).unwrap_or_else(|e| panic!("settings: {e}"));
     let app = Application::build(settings)
