@@ -1,21 +1,72 @@
-//! Opaque list cursors: clients pass back what we gave them and never build one themselves.
+//! Keyset pagination: opaque cursors (clients pass back what we gave them and never build one),
+//! the `cursor` + `limit` query every list takes, and the page every list answers.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use serde::{Deserialize, Serialize};
+
 use crate::problem::ApiError;
+
+/// `?cursor=&limit=` of every list route.
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// Which way a list runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    NewestFirst,
+    OldestFirst,
+}
+
+impl PageQuery {
+    /// The id to continue past (exclusive) and the page size.
+    pub fn bounds(&self, order: Order) -> Result<(i64, i64), ApiError> {
+        let limit = page_limit(self.limit)?;
+        let position = match (&self.cursor, order) {
+            (Some(raw), _) => Cursor::decode(raw)?.id,
+            (None, Order::NewestFirst) => i64::MAX,
+            (None, Order::OldestFirst) => 0,
+        };
+        Ok((position, limit))
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Present when there may be more: pass it back as `cursor`.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// `items` fetched with `LIMIT limit`; `id` gives each item's position.
+    pub fn new(items: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Self {
+        let full = i64::try_from(items.len()).unwrap_or(i64::MAX) >= limit;
+        let next_cursor = items
+            .last()
+            .filter(|_| full)
+            .map(|last| Cursor { id: id(last) }.encode());
+        Self { items, next_cursor }
+    }
+}
 
 const PREFIX: &str = "v1:";
 
-/// A position in a list ordered by id, newest first: the next page holds ids below this.
+/// A position in a list ordered by an id: the next page continues past this id (below it for
+/// newest-first lists, above it for oldest-first ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
-    pub before_id: i64,
+    pub id: i64,
 }
 
 impl Cursor {
     pub fn encode(self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{PREFIX}{}", self.before_id))
+        URL_SAFE_NO_PAD.encode(format!("{PREFIX}{}", self.id))
     }
 
     pub fn decode(raw: &str) -> Result<Self, ApiError> {
@@ -30,8 +81,8 @@ impl Cursor {
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid());
         }
-        let before_id: i64 = id.parse().map_err(|_| invalid())?;
-        Ok(Self { before_id })
+        let id: i64 = id.parse().map_err(|_| invalid())?;
+        Ok(Self { id })
     }
 }
 
@@ -51,7 +102,7 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
         for id in [0, 1, 42, i64::MAX] {
-            let c = Cursor { before_id: id };
+            let c = Cursor { id };
             assert_eq!(Cursor::decode(&c.encode()).ok(), Some(c));
         }
         let evil = [

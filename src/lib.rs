@@ -12,6 +12,7 @@
 //! - [`request_context`], [`telemetry`], [`system`]: request ids, logs, metrics, host facts.
 
 pub mod auth;
+pub mod cache;
 pub mod client_ip;
 pub mod config;
 pub mod cursor;

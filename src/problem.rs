@@ -93,6 +93,7 @@ impl From<WriteError> for ApiError {
             WriteError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             WriteError::Invalid { field, detail } => ApiError::validation(field, detail),
             WriteError::Unauthorized(why) => ApiError::Unauthorized(why.into()),
+            WriteError::Forbidden(why) => ApiError::Forbidden(why.into()),
             WriteError::RefreshReused { .. } => ApiError::Unauthorized(
                 "this refresh token was already used; the session is revoked, sign in again".into(),
             ),

@@ -60,3 +60,14 @@ pub struct Post {
     pub like_count: i64,
     pub created_at: DateTime<Utc>,
 }
+
+/// A notification: someone liked, followed, replied to or mentioned the recipient.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Notification {
+    pub id: i64,
+    /// `like`, `follow`, `reply` or `mention`.
+    pub kind: String,
+    pub actor: Author,
+    pub post_id: Option<PostId>,
+    pub created_at: DateTime<Utc>,
+}

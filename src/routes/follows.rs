@@ -5,6 +5,7 @@ use aisocial_actors::db_writer::{Follow, Unfollow};
 use aisocial_actors::ids::Handle;
 
 use crate::auth::AuthUser;
+use crate::cache;
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -19,6 +20,7 @@ pub async fn follow_user(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let followee = target(&path)?;
+    let followee_handle = followee.as_str().to_owned();
     state
         .writer
         .send(Follow {
@@ -26,6 +28,7 @@ pub async fn follow_user(
             followee,
         })
         .await??;
+    cache::invalidate_profiles(&state, &[&me.handle, &followee_handle]).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -35,6 +38,7 @@ pub async fn unfollow_user(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let followee = target(&path)?;
+    let followee_handle = followee.as_str().to_owned();
     state
         .writer
         .send(Unfollow {
@@ -42,5 +46,6 @@ pub async fn unfollow_user(
             followee,
         })
         .await??;
+    cache::invalidate_profiles(&state, &[&me.handle, &followee_handle]).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
+use crate::cache;
 use crate::problem::{ApiError, pool_error, read_error};
 use crate::routes::body::JsonBody;
 use crate::state::AppState;
@@ -112,5 +113,6 @@ pub async fn patch_me(
             bio,
         })
         .await??;
+    cache::invalidate_profiles(&state, &[&me.handle]).await;
     Ok(HttpResponse::Ok().json(load(&state, &me).await?))
 }

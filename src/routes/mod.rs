@@ -10,8 +10,11 @@ mod follows;
 mod health;
 mod me;
 mod metrics;
+mod notifications;
 mod posts;
+mod reads;
 mod timeline;
+mod users;
 mod ws;
 
 use actix_web::error::{PathError, QueryPayloadError};
@@ -46,6 +49,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::patch().to(me::patch_me)),
                 )
                 .service(web::resource("/ws/ticket").route(web::post().to(ws::issue_ticket)))
+                .service(web::resource("/users/{handle}").route(web::get().to(users::get_profile)))
+                .service(
+                    web::resource("/users/{handle}/followers")
+                        .route(web::get().to(users::followers)),
+                )
+                .service(
+                    web::resource("/users/{handle}/following")
+                        .route(web::get().to(users::following)),
+                )
+                .service(web::resource("/users/{handle}/posts").route(web::get().to(users::posts)))
+                .service(
+                    web::resource("/posts/{id}")
+                        .route(web::get().to(posts::get_post))
+                        .route(web::delete().to(posts::delete_post)),
+                )
+                .service(web::resource("/posts/{id}/replies").route(web::get().to(posts::replies)))
+                .service(
+                    web::resource("/posts/{id}/like")
+                        .route(web::put().to(posts::like))
+                        .route(web::delete().to(posts::unlike)),
+                )
+                .service(web::resource("/notifications").route(web::get().to(notifications::list)))
                 .service(
                     web::resource("/users/{handle}/follow")
                         .route(web::put().to(follows::follow_user))

@@ -1,15 +1,22 @@
-//! `POST /api/v1/posts`: create a post or reply, answered 201 after COMMIT; honours
-//! `Idempotency-Key`.
+//! Posts: `POST /api/v1/posts` (201 after COMMIT; honours `Idempotency-Key`),
+//! `GET/DELETE /api/v1/posts/{id}`, `GET …/replies` (oldest first), `PUT/DELETE …/like`.
+
+use std::sync::LazyLock;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use aisocial_actors::db_writer::CreatePost;
+use aisocial_actors::db_writer::{CreatePost, DeletePost, LikePost, UnlikePost};
 use aisocial_actors::ids::PostId;
+use aisocial_actors::model::{Post, Role};
+use aisocial_actors::store::{POST_COLUMNS, post_from_row};
 use serde::Deserialize;
 
 use crate::auth::AuthUser;
+use crate::cache;
+use crate::cursor::{Order, PageQuery};
 use crate::problem::ApiError;
 use crate::routes::body::JsonBody;
+use crate::routes::reads::{post_page, query, rows_to};
 use crate::state::AppState;
 
 pub const MAX_BODY_CHARS: usize = 1000;
@@ -78,6 +85,9 @@ pub async fn create_post(
             idempotency_key: key,
         })
         .await??;
+    if created.created {
+        cache::invalidate_profiles(&state, &[&me.handle]).await;
+    }
     let location = format!("/api/v1/posts/{}", created.post.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
@@ -86,4 +96,104 @@ pub async fn create_post(
             if created.created { "false" } else { "true" },
         ))
         .json(created.post))
+}
+
+static ONE_POST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {POST_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id \
+         WHERE p.id = $1 AND p.deleted_at IS NULL"
+    )
+});
+
+static REPLIES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {POST_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id \
+         WHERE p.reply_to = $1 AND p.deleted_at IS NULL AND p.id > $2 \
+         ORDER BY p.id ASC LIMIT $3"
+    )
+});
+
+fn no_post() -> ApiError {
+    ApiError::NotFound("post not found".into())
+}
+
+/// A post id from the path; anything that is not a positive integer names no post.
+fn path_post(raw: &str) -> Result<PostId, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .map(PostId)
+        .ok_or_else(no_post)
+}
+
+async fn load_post(state: &AppState, id: PostId) -> Result<Post, ApiError> {
+    let rows = query(state, ONE_POST.as_str(), &[&id.0]).await?;
+    rows_to(&rows, post_from_row)?
+        .into_iter()
+        .next()
+        .ok_or_else(no_post)
+}
+
+pub async fn get_post(
+    state: web::Data<AppState>,
+    _me: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_post(&path)?;
+    Ok(HttpResponse::Ok().json(load_post(&state, id).await?))
+}
+
+pub async fn delete_post(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_post(&path)?;
+    let post = load_post(&state, id).await?;
+    state
+        .writer
+        .send(DeletePost {
+            actor: me.id,
+            actor_is_admin: me.role == Role::Admin,
+            post: id,
+        })
+        .await??;
+    cache::invalidate_profiles(&state, &[&post.author.handle]).await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn replies(
+    state: web::Data<AppState>,
+    _me: AuthUser,
+    path: web::Path<String>,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_post(&path)?;
+    let (after, limit) = page.bounds(Order::OldestFirst)?;
+    load_post(&state, id).await?;
+    let page = post_page(&state, REPLIES.as_str(), &[&id.0, &after, &limit], limit).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+pub async fn like(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let post = path_post(&path)?;
+    state.writer.send(LikePost { user: me.id, post }).await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn unlike(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let post = path_post(&path)?;
+    state
+        .writer
+        .send(UnlikePost { user: me.id, post })
+        .await??;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -3,27 +3,13 @@
 use std::sync::LazyLock;
 
 use actix_web::{HttpResponse, web};
-use aisocial_actors::model::Post;
-use aisocial_actors::store::{POST_COLUMNS, post_from_row};
-use anyhow::Context;
-use serde::{Deserialize, Serialize};
+use aisocial_actors::store::POST_COLUMNS;
 
 use crate::auth::AuthUser;
-use crate::cursor::{Cursor, page_limit};
-use crate::problem::{ApiError, pool_error, read_error};
+use crate::cursor::{Order, PageQuery};
+use crate::problem::ApiError;
+use crate::routes::reads::post_page;
 use crate::state::AppState;
-
-#[derive(Deserialize)]
-pub struct PageQuery {
-    cursor: Option<String>,
-    limit: Option<i64>,
-}
-
-#[derive(Serialize)]
-pub struct Page<T> {
-    items: Vec<T>,
-    next_cursor: Option<String>,
-}
 
 /// Each followee's newest posts come from `posts_author_idx`; the union is cut to one page.
 static HOME: LazyLock<String> = LazyLock::new(|| {
@@ -41,25 +27,7 @@ pub async fn home_timeline(
     me: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = page_limit(query.limit)?;
-    let before = match &query.cursor {
-        Some(raw) => Cursor::decode(raw)?.before_id,
-        None => i64::MAX,
-    };
-    let conn = state.pool.get().await.map_err(pool_error)?;
-    let rows = conn
-        .query(HOME.as_str(), &[&me.id.0, &before, &limit])
-        .await
-        .map_err(read_error)?;
-    let items = rows
-        .iter()
-        .map(post_from_row)
-        .collect::<Result<Vec<Post>, _>>()
-        .context("reading a timeline row")?;
-    let full = i64::try_from(items.len()).unwrap_or(i64::MAX) == limit;
-    let next_cursor = items
-        .last()
-        .filter(|_| full)
-        .map(|p| Cursor { before_id: p.id.0 }.encode());
-    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
+    let (before, limit) = query.bounds(Order::NewestFirst)?;
+    let page = post_page(&state, HOME.as_str(), &[&me.id.0, &before, &limit], limit).await?;
+    Ok(HttpResponse::Ok().json(page))
 }

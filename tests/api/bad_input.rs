@@ -406,6 +406,210 @@ async fn every_route_answers_bad_input_with_a_problem_document() {
             "unauthorized",
         )
         .token("a.b.c"),
+        // Posts by id, likes, replies.
+        case(
+            "post: not an id",
+            "GET",
+            "/api/v1/posts/abc",
+            404,
+            "not_found",
+        )
+        .token(t),
+        case(
+            "post: negative id",
+            "GET",
+            "/api/v1/posts/-1",
+            404,
+            "not_found",
+        )
+        .token(t),
+        case(
+            "post: overflow id",
+            "GET",
+            "/api/v1/posts/99999999999999999999",
+            404,
+            "not_found",
+        )
+        .token(t),
+        case(
+            "post: sql id",
+            "DELETE",
+            "/api/v1/posts/1%20OR%201=1",
+            404,
+            "not_found",
+        )
+        .token(t),
+        case(
+            "post: missing",
+            "DELETE",
+            "/api/v1/posts/777",
+            404,
+            "not_found",
+        )
+        .token(t),
+        case(
+            "post: no token",
+            "GET",
+            "/api/v1/posts/1",
+            401,
+            "unauthorized",
+        ),
+        case(
+            "like: missing post",
+            "PUT",
+            "/api/v1/posts/777/like",
+            404,
+            "not_found",
+        )
+        .token(t),
+        case(
+            "like: wrong method",
+            "POST",
+            "/api/v1/posts/1/like",
+            405,
+            "method_not_allowed",
+        )
+        .token(t),
+        case(
+            "replies: bad cursor",
+            "GET",
+            "/api/v1/posts/1/replies?cursor=zzz",
+            400,
+            "invalid_cursor",
+        )
+        .token(t),
+        // Users and lists.
+        case(
+            "profile: unknown",
+            "GET",
+            "/api/v1/users/ghost_user",
+            404,
+            "not_found",
+        )
+        .token(t),
+        case(
+            "profile: html",
+            "GET",
+            "/api/v1/users/%3Cscript%3E",
+            404,
+            "not_found",
+        )
+        .token(t),
+        case(
+            "followers: limit",
+            "GET",
+            "/api/v1/users/alice/followers?limit=-5",
+            422,
+            "validation_failed",
+        )
+        .token(t),
+        case(
+            "following: cursor",
+            "GET",
+            "/api/v1/users/alice/following?cursor=%00",
+            400,
+            "invalid_cursor",
+        )
+        .token(t),
+        case(
+            "user posts: limit",
+            "GET",
+            "/api/v1/users/alice/posts?limit=1e3",
+            400,
+            "invalid_query",
+        )
+        .token(t),
+        case(
+            "notifications: no token",
+            "GET",
+            "/api/v1/notifications",
+            401,
+            "unauthorized",
+        ),
+        case(
+            "notifications: limit",
+            "GET",
+            "/api/v1/notifications?limit=1000",
+            422,
+            "validation_failed",
+        )
+        .token(t),
+        // Me, tokens, tickets.
+        case(
+            "me: unknown field",
+            "PATCH",
+            "/api/v1/me",
+            422,
+            "validation_failed",
+        )
+        .token(t)
+        .body(r#"{"handle":"root"}"#),
+        case("me: malformed", "PATCH", "/api/v1/me", 400, "invalid_json")
+            .token(t)
+            .body("{"),
+        case("me: no token", "GET", "/api/v1/me", 401, "unauthorized"),
+        case(
+            "refresh: malformed",
+            "POST",
+            "/api/v1/auth/refresh",
+            400,
+            "invalid_json",
+        )
+        .body("nope"),
+        case(
+            "refresh: wrong type",
+            "POST",
+            "/api/v1/auth/refresh",
+            422,
+            "validation_failed",
+        )
+        .body(r#"{"refresh_token":1}"#),
+        case(
+            "refresh: unknown token",
+            "POST",
+            "/api/v1/auth/refresh",
+            401,
+            "unauthorized",
+        )
+        .body(r#"{"refresh_token":"rt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#),
+        case(
+            "refresh: sql",
+            "POST",
+            "/api/v1/auth/refresh",
+            401,
+            "unauthorized",
+        )
+        .body(r#"{"refresh_token":"' OR 1=1 --"}"#),
+        case(
+            "logout: no token",
+            "POST",
+            "/api/v1/auth/logout",
+            401,
+            "unauthorized",
+        ),
+        case(
+            "ticket: no token",
+            "POST",
+            "/api/v1/ws/ticket",
+            401,
+            "unauthorized",
+        ),
+        case(
+            "google: not configured",
+            "POST",
+            "/api/v1/auth/google",
+            404,
+            "not_found",
+        )
+        .body(r#"{"id_token":"x"}"#),
+        case(
+            "admin: no token",
+            "GET",
+            "/admin/actors",
+            401,
+            "unauthorized",
+        ),
+        case("admin: not admin", "GET", "/admin/actors", 403, "forbidden").token(t),
         // Elsewhere.
         case("unknown route", "GET", "/api/v1/nothing", 404, "not_found"),
         case(

@@ -9,4 +9,5 @@ mod helpers;
 mod lifecycle;
 mod posts;
 mod provider;
+mod social;
 mod websocket;

@@ -9,13 +9,14 @@ use std::sync::LazyLock;
 use tokio::sync::oneshot;
 
 use super::commands::{
-    CreatePost, CreatedPost, Follow, NewRefresh, RecordAudit, RevokeFamily, RotateRefresh,
-    SignInDev, SignInGoogle, SignedIn, Unfollow, UpdateProfile, WriteError,
+    CreatePost, CreatedPost, DeletePost, Follow, LikePost, NewRefresh, RecordAudit, RevokeFamily,
+    RotateRefresh, SignInDev, SignInGoogle, SignedIn, Unfollow, UnlikePost, UpdateProfile,
+    WriteError,
 };
 use super::conn::WriterConn;
 use crate::committed::FollowChange;
 use crate::event_log::{Audience, NewEvent};
-use crate::ids::{Handle, UserId};
+use crate::ids::{Handle, PostId, UserId};
 use crate::model::{Role, User};
 use crate::protocol::EventKind;
 use crate::store::{POST_COLUMNS, USER_COLUMNS, post_from_row, user_from_row};
@@ -29,6 +30,9 @@ pub enum Command {
     UpdateProfile(UpdateProfile, Reply<User>),
     RecordAudit(RecordAudit, Reply<()>),
     CreatePost(CreatePost, Reply<CreatedPost>),
+    LikePost(LikePost, Reply<()>),
+    UnlikePost(UnlikePost, Reply<()>),
+    DeletePost(DeletePost, Reply<()>),
     Follow(Follow, Reply<()>),
     Unfollow(Unfollow, Reply<()>),
 }
@@ -97,6 +101,9 @@ impl Command {
             Command::UpdateProfile(..) => "UpdateProfile",
             Command::RecordAudit(..) => "RecordAudit",
             Command::CreatePost(..) => "CreatePost",
+            Command::LikePost(..) => "LikePost",
+            Command::UnlikePost(..) => "UnlikePost",
+            Command::DeletePost(..) => "DeletePost",
             Command::Follow(..) => "Follow",
             Command::Unfollow(..) => "Unfollow",
         }
@@ -111,6 +118,9 @@ impl Command {
             Command::UpdateProfile(cmd, _) => update_profile(conn, cmd).await,
             Command::RecordAudit(cmd, _) => record_audit(conn, cmd).await,
             Command::CreatePost(cmd, _) => create_post(conn, cmd).await,
+            Command::LikePost(cmd, _) => set_like(conn, cmd.user, cmd.post, true).await,
+            Command::UnlikePost(cmd, _) => set_like(conn, cmd.user, cmd.post, false).await,
+            Command::DeletePost(cmd, _) => delete_post(conn, cmd).await,
             Command::Follow(cmd, _) => set_follow(conn, cmd.follower, &cmd.followee, true).await,
             Command::Unfollow(cmd, _) => set_follow(conn, cmd.follower, &cmd.followee, false).await,
         }
@@ -137,6 +147,9 @@ impl Command {
             }),
             Command::RevokeFamily(_, tx)
             | Command::RecordAudit(_, tx)
+            | Command::LikePost(_, tx)
+            | Command::UnlikePost(_, tx)
+            | Command::DeletePost(_, tx)
             | Command::Follow(_, tx)
             | Command::Unfollow(_, tx) => answer(tx, result, done),
         }
@@ -365,7 +378,8 @@ async fn record_audit(conn: &mut WriterConn, cmd: &RecordAudit) -> Applied {
     Ok((Output::Done, Vec::new()))
 }
 
-const PARENT: &str = "SELECT id, root_id FROM posts WHERE id = $1 AND deleted_at IS NULL";
+const PARENT: &str =
+    "SELECT id, root_id, author_id FROM posts WHERE id = $1 AND deleted_at IS NULL";
 
 static INSERT_POST: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -403,8 +417,8 @@ async fn create_post(conn: &mut WriterConn, cmd: &CreatePost) -> Applied {
             Vec::new(),
         ));
     }
-    let (reply_to, root_id) = match cmd.reply_to {
-        None => (None, None),
+    let (reply_to, root_id, parent_author) = match cmd.reply_to {
+        None => (None, None, None),
         Some(parent) => {
             let row = conn
                 .query_opt(PARENT, &[&parent.0])
@@ -412,7 +426,12 @@ async fn create_post(conn: &mut WriterConn, cmd: &CreatePost) -> Applied {
                 .ok_or_else(|| refuse(WriteError::NotFound("reply_to post")))?;
             let parent_id: i64 = row.try_get(0)?;
             let parent_root: Option<i64> = row.try_get(1)?;
-            (Some(parent_id), Some(parent_root.unwrap_or(parent_id)))
+            let parent_author: i64 = row.try_get(2)?;
+            (
+                Some(parent_id),
+                Some(parent_root.unwrap_or(parent_id)),
+                Some(UserId(parent_author)),
+            )
         }
     };
     let inserted = conn
@@ -450,12 +469,46 @@ async fn create_post(conn: &mut WriterConn, cmd: &CreatePost) -> Applied {
         audience: Audience::FollowersOf(cmd.author),
         payload,
     };
+    let mut changes = vec![Change::Event(event)];
+    // One notification per person per post: the parent's author hears of a reply; everyone
+    // else named with @handle hears of a mention.
+    if let Some(parent_author) = parent_author.filter(|a| *a != cmd.author) {
+        changes.push(
+            notify(
+                conn,
+                parent_author,
+                NotificationKind::Reply,
+                cmd.author,
+                Some(post.id),
+            )
+            .await?,
+        );
+    }
+    let mentioned = mentions(&post.body);
+    if !mentioned.is_empty() {
+        let rows = conn.query(MENTIONED_USERS, &[&mentioned]).await?;
+        for row in rows {
+            let user = UserId(row.try_get(0)?);
+            if user != cmd.author && Some(user) != parent_author {
+                changes.push(
+                    notify(
+                        conn,
+                        user,
+                        NotificationKind::Mention,
+                        cmd.author,
+                        Some(post.id),
+                    )
+                    .await?,
+                );
+            }
+        }
+    }
     Ok((
         Output::Post(CreatedPost {
             post,
             created: true,
         }),
-        vec![Change::Event(event)],
+        changes,
     ))
 }
 
@@ -502,5 +555,192 @@ async fn set_follow(
         followee,
         following,
     };
-    Ok((Output::Done, vec![Change::Follow(change)]))
+    let mut changes = vec![Change::Follow(change)];
+    if following {
+        changes.push(notify(conn, followee, NotificationKind::Follow, follower, None).await?);
+    }
+    Ok((Output::Done, changes))
+}
+
+const MENTIONED_USERS: &str = "SELECT id FROM users WHERE handle = ANY($1) AND disabled_at IS NULL";
+
+/// The most people one post can notify by mention.
+pub const MAX_MENTIONS: usize = 10;
+
+/// The distinct `@handle`s in `body`, in order, at most [`MAX_MENTIONS`]. A mention starts at
+/// the beginning or after a character that cannot be part of a handle or an e-mail address.
+pub fn mentions(body: &str) -> Vec<String> {
+    let is_handle = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+    let chars: Vec<char> = body.chars().collect();
+    let mut found: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < chars.len() && found.len() < MAX_MENTIONS {
+        let boundary = i == 0
+            || !(is_handle(chars[i - 1]) || chars[i - 1].is_alphanumeric() || chars[i - 1] == '.');
+        if chars[i] == '@' && boundary {
+            let start = i + 1;
+            let mut end = start;
+            while end < chars.len() && is_handle(chars[end]) {
+                end += 1;
+            }
+            let handle: String = chars[start..end].iter().collect();
+            let next_ok =
+                end == chars.len() || !(chars[end].is_alphanumeric() || chars[end] == '@');
+            if (3..=30).contains(&handle.len()) && next_ok && !found.contains(&handle) {
+                found.push(handle);
+            }
+            i = end.max(i + 1);
+        } else {
+            i += 1;
+        }
+    }
+    found
+}
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationKind {
+    Like,
+    Follow,
+    Reply,
+    Mention,
+}
+
+impl NotificationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::Like => "like",
+            NotificationKind::Follow => "follow",
+            NotificationKind::Reply => "reply",
+            NotificationKind::Mention => "mention",
+        }
+    }
+}
+
+const INSERT_NOTIFICATION: &str = "WITH n AS (INSERT INTO notifications (user_id, kind, actor_id, post_id) \
+       VALUES ($1, $2, $3, $4) RETURNING id, kind, actor_id, post_id, created_at) \
+     SELECT n.id, n.kind, n.post_id, n.created_at, u.id, u.handle, u.display_name \
+     FROM n JOIN users u ON u.id = n.actor_id";
+
+/// Stores a notification for `recipient` and returns the durable event announcing it.
+async fn notify(
+    conn: &mut WriterConn,
+    recipient: UserId,
+    kind: NotificationKind,
+    actor: UserId,
+    post: Option<PostId>,
+) -> Result<Change, ApplyError> {
+    let row = conn
+        .query_opt(
+            INSERT_NOTIFICATION,
+            &[&recipient.0, &kind.as_str(), &actor.0, &post.map(|p| p.0)],
+        )
+        .await?
+        .ok_or_else(|| {
+            refuse(WriteError::Failed(
+                "the notification insert returned nothing".into(),
+            ))
+        })?;
+    let notification = crate::model::Notification {
+        id: row.try_get(0)?,
+        kind: row.try_get(1)?,
+        post_id: row.try_get::<_, Option<i64>>(2)?.map(PostId),
+        created_at: row.try_get(3)?,
+        actor: crate::model::Author {
+            id: UserId(row.try_get(4)?),
+            handle: row.try_get(5)?,
+            display_name: row.try_get(6)?,
+        },
+    };
+    let payload = serde_json::to_value(&notification)
+        .map_err(|e| refuse(WriteError::Failed(e.to_string())))?;
+    Ok(Change::Event(NewEvent {
+        kind: EventKind::Notification,
+        audience: Audience::User(recipient),
+        payload,
+    }))
+}
+
+const LIVE_POST: &str = "SELECT author_id FROM posts WHERE id = $1 AND deleted_at IS NULL";
+const INSERT_LIKE: &str =
+    "INSERT INTO likes (user_id, post_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+const DELETE_LIKE: &str = "DELETE FROM likes WHERE user_id = $1 AND post_id = $2";
+const COUNT_LIKE: &str = "UPDATE posts SET like_count = like_count + $2 WHERE id = $1";
+
+async fn set_like(conn: &mut WriterConn, user: UserId, post: PostId, liked: bool) -> Applied {
+    let row = conn
+        .query_opt(LIVE_POST, &[&post.0])
+        .await?
+        .ok_or_else(|| refuse(WriteError::NotFound("post")))?;
+    let author = UserId(row.try_get(0)?);
+    let sql = if liked { INSERT_LIKE } else { DELETE_LIKE };
+    if conn.execute(sql, &[&user.0, &post.0]).await? == 0 {
+        return Ok((Output::Done, Vec::new()));
+    }
+    let delta: i64 = if liked { 1 } else { -1 };
+    conn.execute(COUNT_LIKE, &[&post.0, &delta]).await?;
+    let mut changes = Vec::new();
+    if liked && author != user {
+        changes.push(notify(conn, author, NotificationKind::Like, user, Some(post)).await?);
+    }
+    Ok((Output::Done, changes))
+}
+
+const POST_FOR_DELETE: &str = "SELECT author_id, reply_to, root_id FROM posts WHERE id = $1 AND deleted_at IS NULL FOR UPDATE";
+const MARK_DELETED: &str = "UPDATE posts SET deleted_at = now() WHERE id = $1";
+const UNCOUNT_POST: &str = "UPDATE users SET posts_count = posts_count - 1 WHERE id = $1";
+const UNCOUNT_REPLY: &str = "UPDATE posts SET reply_count = reply_count - 1 WHERE id = $1";
+
+async fn delete_post(conn: &mut WriterConn, cmd: &DeletePost) -> Applied {
+    let row = conn
+        .query_opt(POST_FOR_DELETE, &[&cmd.post.0])
+        .await?
+        .ok_or_else(|| refuse(WriteError::NotFound("post")))?;
+    let author = UserId(row.try_get(0)?);
+    let reply_to: Option<i64> = row.try_get(1)?;
+    let root_id: Option<i64> = row.try_get(2)?;
+    if author != cmd.actor && !cmd.actor_is_admin {
+        return Err(refuse(WriteError::Forbidden(
+            "only its author or an admin may delete a post",
+        )));
+    }
+    conn.execute(MARK_DELETED, &[&cmd.post.0]).await?;
+    conn.execute(UNCOUNT_POST, &[&author.0]).await?;
+    if let Some(parent) = reply_to {
+        conn.execute(UNCOUNT_REPLY, &[&parent]).await?;
+    }
+    let detail = serde_json::json!({"post": cmd.post.0, "author": author.0, "as_admin": author != cmd.actor});
+    audit(conn, Some(cmd.actor), "post_delete", &detail).await?;
+    let payload = serde_json::json!({
+        "id": cmd.post.0,
+        "author_id": author.0,
+        "reply_to": reply_to,
+        "root_id": root_id,
+    });
+    let event = NewEvent {
+        kind: EventKind::PostDeleted,
+        audience: Audience::FollowersOf(author),
+        payload,
+    };
+    Ok((Output::Done, vec![Change::Event(event)]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_are_found_where_they_stand_alone() {
+        let check = |body: &str, expected: &[&str]| assert_eq!(mentions(body), expected, "{body}");
+        check("hi @alice and @bob_2!", &["alice", "bob_2"]);
+        check("@ai what is this?", &["ai"][..0]); // too short to be a handle
+        check("@abc", &["abc"]);
+        check("mail me at x@example.com", &[]);
+        check("@alice @alice @alice", &["alice"]);
+        check("(@carol), @dave.", &["carol", "dave"]);
+        check("@UPPER @x @waytoolongwaytoolongwaytoolong_31", &[]);
+        check("@émile @abc@def", &[]);
+        let many: String = (0..20).map(|n| format!("@user_{n} ")).collect();
+        assert_eq!(mentions(&many).len(), MAX_MENTIONS);
+    }
 }

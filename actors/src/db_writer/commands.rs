@@ -20,6 +20,9 @@ pub enum WriteError {
     /// A rotated refresh token was presented again: its whole family is now revoked.
     #[error("refresh token reused; the session was revoked")]
     RefreshReused { user: UserId, family: i64 },
+    /// The caller may not do this to that resource.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// The command is well-formed but not allowed.
     #[error("{field}: {detail}")]
     Invalid { field: &'static str, detail: String },
@@ -147,3 +150,28 @@ pub struct Unfollow {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Drain;
+
+/// `user` likes `post` (idempotent).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), WriteError>")]
+pub struct LikePost {
+    pub user: UserId,
+    pub post: PostId,
+}
+
+/// `user` takes back a like of `post` (idempotent).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), WriteError>")]
+pub struct UnlikePost {
+    pub user: UserId,
+    pub post: PostId,
+}
+
+/// Delete a post: its author may, and an admin may.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), WriteError>")]
+pub struct DeletePost {
+    pub actor: UserId,
+    pub actor_is_admin: bool,
+    pub post: PostId,
+}

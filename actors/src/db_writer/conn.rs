@@ -60,6 +60,15 @@ impl WriterConn {
         Ok(statement)
     }
 
+    pub async fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.client.query(&statement, params).await
+    }
+
     pub async fn query_opt(
         &mut self,
         sql: &'static str,

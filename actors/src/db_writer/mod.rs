@@ -19,11 +19,12 @@ use actix::prelude::*;
 use prometheus::{Histogram, IntCounterVec};
 use tokio::sync::oneshot;
 
-pub use self::apply::handle_candidate;
 use self::apply::{ApplyError, Change, Command, Output};
+pub use self::apply::{MAX_MENTIONS, NotificationKind, handle_candidate, mentions};
 pub use self::commands::{
-    CreatePost, CreatedPost, Drain, Follow, NewRefresh, RecordAudit, RevokeFamily, RotateRefresh,
-    SignInDev, SignInGoogle, SignedIn, Unfollow, UpdateProfile, WriteError,
+    CreatePost, CreatedPost, DeletePost, Drain, Follow, LikePost, NewRefresh, RecordAudit,
+    RevokeFamily, RotateRefresh, SignInDev, SignInGoogle, SignedIn, Unfollow, UnlikePost,
+    UpdateProfile, WriteError,
 };
 use self::conn::WriterConn;
 use crate::committed::{Committed, CommittedChange};
@@ -75,6 +76,7 @@ fn count_outcome(error: Option<&WriteError>) {
             WriteError::NotFound(_)
             | WriteError::Invalid { .. }
             | WriteError::Unauthorized(_)
+            | WriteError::Forbidden(_)
             | WriteError::RefreshReused { .. },
         ) => "refused",
         Some(WriteError::Overloaded) => "overloaded",
@@ -190,6 +192,9 @@ command_handler!(RevokeFamily, ());
 command_handler!(UpdateProfile, crate::model::User);
 command_handler!(RecordAudit, ());
 command_handler!(CreatePost, CreatedPost);
+command_handler!(LikePost, ());
+command_handler!(UnlikePost, ());
+command_handler!(DeletePost, ());
 command_handler!(Follow, ());
 command_handler!(Unfollow, ());
 

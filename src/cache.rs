@@ -1,0 +1,80 @@
+//! Hot reads cached in Redis (public profiles), dropped on every write that changes them. A
+//! cache failure is never an error: the read goes to PostgreSQL.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use aisocial_actors::meter;
+use prometheus::IntCounterVec;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::redis_store;
+use crate::state::AppState;
+
+const TIMEOUT: Duration = Duration::from_millis(200);
+/// How long a cached profile may live even if an invalidation was lost.
+pub const PROFILE_TTL_SECS: u64 = 30;
+
+static LOOKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    meter::labelled_counter(
+        "aisocial_cache_lookups_total",
+        "Redis cache lookups by result (hit, miss, error).",
+        &["result"],
+    )
+});
+
+pub fn profile_key(state: &AppState, handle: &str) -> String {
+    state.redis_key(&format!("profile:{handle}"))
+}
+
+pub async fn get<T: DeserializeOwned>(state: &AppState, key: &str) -> Option<T> {
+    let mut cmd = redis::cmd("GET");
+    cmd.arg(key);
+    match redis_store::run::<Option<String>>(&state.redis, cmd, TIMEOUT).await {
+        Ok(Some(text)) => {
+            let value = serde_json::from_str(&text).ok();
+            LOOKUPS
+                .with_label_values(&[if value.is_some() { "hit" } else { "error" }])
+                .inc();
+            value
+        }
+        Ok(None) => {
+            LOOKUPS.with_label_values(&["miss"]).inc();
+            None
+        }
+        Err(_) => {
+            LOOKUPS.with_label_values(&["error"]).inc();
+            None
+        }
+    }
+}
+
+pub async fn put<T: Serialize>(state: &AppState, key: &str, value: &T, ttl_secs: u64) {
+    let Ok(text) = serde_json::to_string(value) else {
+        return;
+    };
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key).arg(text).arg("EX").arg(ttl_secs);
+    let _ = redis_store::run::<()>(&state.redis, cmd, TIMEOUT).await;
+}
+
+/// Drops `keys`; a failure is logged (the entries expire on their own).
+pub async fn invalidate(state: &AppState, keys: &[String]) {
+    if keys.is_empty() {
+        return;
+    }
+    let mut cmd = redis::cmd("DEL");
+    for key in keys {
+        cmd.arg(key);
+    }
+    if let Err(e) = redis_store::run::<i64>(&state.redis, cmd, TIMEOUT).await {
+        tracing::warn!(error = %e, "a cache invalidation failed; entries expire within their TTL");
+    }
+}
+
+/// Drops the cached profiles of these handles.
+pub async fn invalidate_profiles(state: &AppState, handles: &[&str]) {
+    let keys: Vec<String> = handles.iter().map(|h| profile_key(state, h)).collect();
+    invalidate(state, &keys).await;
+}

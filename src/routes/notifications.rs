@@ -1,0 +1,38 @@
+//! `GET /api/v1/notifications`: likes, follows, replies and mentions, newest first.
+
+use actix_web::{HttpResponse, web};
+use aisocial_actors::ids::{PostId, UserId};
+use aisocial_actors::model::{Author, Notification};
+
+use crate::auth::AuthUser;
+use crate::cursor::{Order, Page, PageQuery};
+use crate::problem::ApiError;
+use crate::routes::reads::{query, rows_to};
+use crate::state::AppState;
+
+const NOTIFICATIONS: &str = "SELECT n.id, n.kind, n.post_id, n.created_at, u.id, u.handle, \
+     u.display_name FROM notifications n JOIN users u ON u.id = n.actor_id \
+     WHERE n.user_id = $1 AND n.id < $2 ORDER BY n.id DESC LIMIT $3";
+
+pub async fn list(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (before, limit) = page.bounds(Order::NewestFirst)?;
+    let rows = query(&state, NOTIFICATIONS, &[&me.id.0, &before, &limit]).await?;
+    let items = rows_to(&rows, |r| {
+        Ok(Notification {
+            id: r.try_get(0)?,
+            kind: r.try_get(1)?,
+            post_id: r.try_get::<_, Option<i64>>(2)?.map(PostId),
+            created_at: r.try_get(3)?,
+            actor: Author {
+                id: UserId(r.try_get(4)?),
+                handle: r.try_get(5)?,
+                display_name: r.try_get(6)?,
+            },
+        })
+    })?;
+    Ok(HttpResponse::Ok().json(Page::new(items, limit, |n| n.id)))
+}

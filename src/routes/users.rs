@@ -1,0 +1,165 @@
+//! `GET /api/v1/users/{handle}` (profile with counts, cached), and its `followers`,
+//! `following` and `posts` lists.
+
+use std::sync::LazyLock;
+
+use actix_web::{HttpResponse, web};
+use aisocial_actors::ids::{Handle, UserId};
+use aisocial_actors::model::Author;
+use aisocial_actors::store::POST_COLUMNS;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthUser;
+use crate::cache;
+use crate::cursor::{Order, Page, PageQuery};
+use crate::problem::ApiError;
+use crate::routes::reads::{post_page, query, rows_to};
+use crate::state::AppState;
+
+/// A public profile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Profile {
+    pub id: i64,
+    pub handle: String,
+    pub display_name: String,
+    pub bio: String,
+    pub role: String,
+    pub followers_count: i64,
+    pub following_count: i64,
+    pub posts_count: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+fn no_user() -> ApiError {
+    ApiError::NotFound("user not found".into())
+}
+
+/// A path's handle; a string that cannot be a handle names no user.
+pub fn path_handle(raw: &str) -> Result<Handle, ApiError> {
+    Handle::parse(raw).map_err(|_| no_user())
+}
+
+async fn load_profile(state: &AppState, handle: &Handle) -> Result<Profile, ApiError> {
+    let key = cache::profile_key(state, handle.as_str());
+    if let Some(profile) = cache::get::<Profile>(state, &key).await {
+        return Ok(profile);
+    }
+    let rows = query(
+        state,
+        "SELECT id, handle, display_name, bio, role, followers_count, following_count, \
+         posts_count, created_at FROM users WHERE handle = $1 AND disabled_at IS NULL",
+        &[&handle.as_str()],
+    )
+    .await?;
+    let profiles = rows_to(&rows, |r| {
+        Ok(Profile {
+            id: r.try_get(0)?,
+            handle: r.try_get(1)?,
+            display_name: r.try_get(2)?,
+            bio: r.try_get(3)?,
+            role: r.try_get(4)?,
+            followers_count: r.try_get(5)?,
+            following_count: r.try_get(6)?,
+            posts_count: r.try_get(7)?,
+            created_at: r.try_get(8)?,
+        })
+    })?;
+    let profile = profiles.into_iter().next().ok_or_else(no_user)?;
+    cache::put(state, &key, &profile, cache::PROFILE_TTL_SECS).await;
+    Ok(profile)
+}
+
+async fn user_id(state: &AppState, handle: &Handle) -> Result<UserId, ApiError> {
+    let rows = query(
+        state,
+        "SELECT id FROM users WHERE handle = $1 AND disabled_at IS NULL",
+        &[&handle.as_str()],
+    )
+    .await?;
+    rows_to(&rows, |r| r.try_get(0).map(UserId))?
+        .into_iter()
+        .next()
+        .ok_or_else(no_user)
+}
+
+pub async fn get_profile(
+    state: web::Data<AppState>,
+    _me: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let handle = path_handle(&path)?;
+    Ok(HttpResponse::Ok().json(load_profile(&state, &handle).await?))
+}
+
+const FOLLOWERS: &str = "SELECT u.id, u.handle, u.display_name FROM follows f \
+     JOIN users u ON u.id = f.follower_id \
+     WHERE f.followee_id = $1 AND f.follower_id < $2 ORDER BY f.follower_id DESC LIMIT $3";
+const FOLLOWING: &str = "SELECT u.id, u.handle, u.display_name FROM follows f \
+     JOIN users u ON u.id = f.followee_id \
+     WHERE f.follower_id = $1 AND f.followee_id < $2 ORDER BY f.followee_id DESC LIMIT $3";
+
+async fn people(
+    state: &AppState,
+    sql: &str,
+    raw_handle: &str,
+    page: &PageQuery,
+) -> Result<Page<Author>, ApiError> {
+    let handle = path_handle(raw_handle)?;
+    let (before, limit) = page.bounds(Order::NewestFirst)?;
+    let user = user_id(state, &handle).await?;
+    let rows = query(state, sql, &[&user.0, &before, &limit]).await?;
+    let items = rows_to(&rows, |r| {
+        Ok(Author {
+            id: UserId(r.try_get(0)?),
+            handle: r.try_get(1)?,
+            display_name: r.try_get(2)?,
+        })
+    })?;
+    Ok(Page::new(items, limit, |a| a.id.0))
+}
+
+pub async fn followers(
+    state: web::Data<AppState>,
+    _me: AuthUser,
+    path: web::Path<String>,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(people(&state, FOLLOWERS, &path, &page).await?))
+}
+
+pub async fn following(
+    state: web::Data<AppState>,
+    _me: AuthUser,
+    path: web::Path<String>,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(people(&state, FOLLOWING, &path, &page).await?))
+}
+
+static USER_POSTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {POST_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id \
+         WHERE p.author_id = $1 AND p.deleted_at IS NULL AND p.id < $2 \
+         ORDER BY p.id DESC LIMIT $3"
+    )
+});
+
+pub async fn posts(
+    state: web::Data<AppState>,
+    _me: AuthUser,
+    path: web::Path<String>,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let handle = path_handle(&path)?;
+    let (before, limit) = page.bounds(Order::NewestFirst)?;
+    let user = user_id(&state, &handle).await?;
+    let page = post_page(
+        &state,
+        USER_POSTS.as_str(),
+        &[&user.0, &before, &limit],
+        limit,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
