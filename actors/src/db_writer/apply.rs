@@ -744,3 +744,96 @@ mod tests {
         assert_eq!(mentions(&many).len(), MAX_MENTIONS);
     }
 }
+
+impl Command {
+    /// A post that needs nothing but an insert (no reply, no key, no mention): such posts
+    /// are written together with [`create_posts_together`].
+    pub fn plain_post(&self) -> Option<&CreatePost> {
+        match self {
+            Command::CreatePost(cmd, _)
+                if cmd.reply_to.is_none()
+                    && cmd.idempotency_key.is_none()
+                    && !cmd.body.contains('@') =>
+            {
+                Some(cmd)
+            }
+            _ => None,
+        }
+    }
+}
+
+const INSERT_POSTS: &str = "INSERT INTO posts (author_id, body) \
+     SELECT * FROM unnest($1::bigint[], $2::text[]) \
+     RETURNING id, author_id, body, reply_count, like_count, created_at";
+const AUTHORS: &str = "SELECT id, handle, display_name FROM users WHERE id = ANY($1)";
+const COUNT_POSTS: &str = "UPDATE users u SET posts_count = posts_count + c.n \
+     FROM (SELECT author, count(*) AS n FROM unnest($1::bigint[]) AS author GROUP BY author) c \
+     WHERE u.id = c.author";
+
+/// Writes many plain posts with three statements in all (multi-row insert, authors, counts);
+/// the results come back in the order of `posts`.
+pub async fn create_posts_together(
+    conn: &mut WriterConn,
+    posts: &[&CreatePost],
+) -> Result<Vec<(Output, Vec<Change>)>, tokio_postgres::Error> {
+    use std::collections::HashMap;
+
+    let authors: Vec<i64> = posts.iter().map(|p| p.author.0).collect();
+    let bodies: Vec<&str> = posts.iter().map(|p| p.body.as_str()).collect();
+    let rows = conn.query(INSERT_POSTS, &[&authors, &bodies]).await?;
+    let mut distinct = authors.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let mut names: HashMap<i64, (String, String)> = HashMap::new();
+    for row in conn.query(AUTHORS, &[&distinct]).await? {
+        names.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
+    }
+    conn.execute(COUNT_POSTS, &[&authors]).await?;
+    // Match each inserted row to a command with the same author and body (identical posts are
+    // interchangeable), so the answer does not depend on the order RETURNING yields.
+    let mut waiting: HashMap<(i64, String), Vec<usize>> = HashMap::new();
+    for (i, post) in posts.iter().enumerate().rev() {
+        waiting.entry((post.author.0, post.body.clone())).or_default().push(i);
+    }
+    let mut results: Vec<Option<(Output, Vec<Change>)>> = (0..posts.len()).map(|_| None).collect();
+    for row in rows {
+        let author: i64 = row.try_get(1)?;
+        let key = (author, row.try_get::<_, String>(2)?);
+        let Some(i) = waiting.get_mut(&key).and_then(Vec::pop) else {
+            continue;
+        };
+        let body = key.1;
+        let (handle, display_name) = names.get(&author).cloned().unwrap_or_default();
+        let post = crate::model::Post {
+            id: PostId(row.try_get(0)?),
+            author: crate::model::Author {
+                id: UserId(author),
+                handle,
+                display_name,
+            },
+            body,
+            reply_to: None,
+            root_id: None,
+            reply_count: row.try_get(3)?,
+            like_count: row.try_get(4)?,
+            created_at: row.try_get(5)?,
+        };
+        let payload = serde_json::to_value(&post).unwrap_or(serde_json::Value::Null);
+        let event = NewEvent {
+            kind: EventKind::PostCreated,
+            audience: Audience::FollowersOf(post.author.id),
+            payload,
+        };
+        results[i] = Some((
+            Output::Post(CreatedPost {
+                post,
+                created: true,
+            }),
+            vec![Change::Event(event)],
+        ));
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.unwrap_or((Output::Refused(WriteError::Failed("the post was not inserted".into())), Vec::new())))
+        .collect())
+}

@@ -280,10 +280,25 @@ async fn apply_together(
     batch: &[Command],
 ) -> Result<(Outputs, Vec<CommittedChange>), tokio_postgres::Error> {
     conn.batch("BEGIN").await?;
+    // Plain posts go in together (one multi-row insert); everything else one by one. Their
+    // changes are then announced in command order, whatever order they were written in.
+    let plain: Vec<&CreatePost> = batch.iter().filter_map(Command::plain_post).collect();
+    let mut together = if plain.len() > 1 {
+        apply::create_posts_together(conn, &plain).await?.into_iter()
+    } else {
+        Vec::new().into_iter()
+    };
     let mut outputs = Vec::with_capacity(batch.len());
     let mut changes = Vec::new();
     for command in batch {
-        match command.apply(conn).await {
+        let applied = match command.plain_post() {
+            Some(_) if plain.len() > 1 => together.next().map_or_else(
+                || Err(ApplyError::Refused(WriteError::Failed("a post went missing".into()))),
+                Ok,
+            ),
+            _ => command.apply(conn).await,
+        };
+        match applied {
             Ok((output, c)) => {
                 outputs.push(Ok(output));
                 changes.extend(c);

@@ -1,0 +1,34 @@
+//! `aisocial-loadtest`: load scenarios against a running aisocial node (or its database).
+//!
+//! - `writes`: HTTP posts from many concurrent clients, acknowledged/s and latency.
+//! - `writer`: the DbWriter's group commit against one transaction per request through a pool,
+//!   the same work each way, in one run.
+
+mod report;
+mod writer;
+mod writes;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "aisocial-loadtest", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// HTTP posts through the API.
+    Writes(writes::Args),
+    /// The DbWriter against one transaction per request, straight to PostgreSQL.
+    Writer(writer::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.scenario {
+        Scenario::Writes(args) => tokio::runtime::Runtime::new()?.block_on(writes::run(args)),
+        Scenario::Writer(args) => actix_rt::System::new().block_on(writer::run(args)),
+    }
+}
