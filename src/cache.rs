@@ -78,3 +78,37 @@ pub async fn invalidate_profiles(state: &AppState, handles: &[&str]) {
     let keys: Vec<String> = handles.iter().map(|h| profile_key(state, h)).collect();
     invalidate(state, &keys).await;
 }
+
+/// Invalidations that may land a few milliseconds after the response (a post's effect on its
+/// author's `posts_count`): queued without waiting and sent as one `DEL` per tick.
+#[derive(Clone)]
+pub struct Invalidator {
+    queue: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl Invalidator {
+    pub fn start(redis: redis::aio::ConnectionManager) -> Self {
+        let (queue, mut keys) = tokio::sync::mpsc::unbounded_channel::<String>();
+        actix_rt::spawn(async move {
+            let mut batch = std::collections::HashSet::new();
+            while let Some(key) = keys.recv().await {
+                batch.insert(key);
+                while let Ok(key) = keys.try_recv() {
+                    batch.insert(key);
+                }
+                let mut cmd = redis::cmd("DEL");
+                for key in batch.drain() {
+                    cmd.arg(key);
+                }
+                if let Err(e) = redis_store::run::<i64>(&redis, cmd, TIMEOUT).await {
+                    tracing::warn!(error = %e, "a batched cache invalidation failed; entries expire within their TTL");
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    pub fn later(&self, key: String) {
+        let _ = self.queue.send(key);
+    }
+}

@@ -27,3 +27,9 @@ pub mod startup;
 pub mod state;
 pub mod system;
 pub mod telemetry;
+
+/// Installs the TLS crypto provider (ring) for outgoing HTTPS, once per process; reqwest is
+/// built without a provider of its own and refuses to build a client before this.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -6,6 +6,10 @@ use aisocial::{database, telemetry};
 use anyhow::Context;
 use clap::Parser;
 
+/// mimalloc: fewer cycles per allocation than glibc's under many small, cross-thread frees.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     actix_rt::System::new().block_on(run(cli))

@@ -1,8 +1,15 @@
-//! Rate limits shared by every node through Redis: fixed one-minute windows per key
-//! (`INCR` + `EXPIRE`), answered with 429, `Retry-After` and `RateLimit-*` headers. When Redis
-//! cannot answer, requests pass (availability over strictness) and the failure is counted.
+//! Rate limits shared by every node through Redis, without a Redis round trip per request.
+//!
+//! Each node counts requests per key in fixed one-minute windows in memory and decides at
+//! once: a request passes while (the window's global count as last seen in Redis) + (what this
+//! node counted since) stays within the limit. Every 50 ms a background task adds what it
+//! counted to Redis (`INCRBY` + `EXPIRE`, pipelined) and learns the global counts back. Other
+//! nodes' traffic is thus seen within one flush; a burst across N nodes can exceed a limit by
+//! at most what N−1 nodes admit in one flush interval. When Redis cannot answer, each node
+//! still enforces the limit on its own traffic.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aisocial_actors::meter;
@@ -10,13 +17,20 @@ use prometheus::IntCounterVec;
 use redis::aio::ConnectionManager;
 
 const WINDOW_SECS: u64 = 60;
-const TIMEOUT: Duration = Duration::from_millis(250);
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+const FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
 
 static DECISIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     meter::labelled_counter(
         "aisocial_rate_limit_decisions_total",
-        "Rate-limit checks by scope and result (allowed, limited, unchecked when Redis failed).",
+        "Rate-limit decisions by scope and result (allowed, limited).",
         &["scope", "result"],
+    )
+});
+static FLUSH_FAILURES: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    meter::counter(
+        "aisocial_rate_limit_flush_failures_total",
+        "Flushes of local rate-limit counts to Redis that failed (limits then hold per node).",
     )
 });
 
@@ -30,55 +44,124 @@ pub struct Decision {
     pub reset_secs: u64,
 }
 
+#[derive(Default)]
+struct Count {
+    /// The global count Redis last reported for this window.
+    global: u64,
+    /// Counted here and not yet added to Redis.
+    pending: u64,
+}
+
+#[derive(Default)]
+struct Counts {
+    window: u64,
+    by_key: HashMap<String, Count>,
+}
+
 #[derive(Clone)]
 pub struct RateLimiter {
-    redis: ConnectionManager,
+    counts: Arc<Mutex<Counts>>,
     prefix: String,
 }
 
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 impl RateLimiter {
+    /// Starts the flush task on the current runtime.
     pub fn new(redis: ConnectionManager, prefix: String) -> Self {
-        Self { redis, prefix }
+        let limiter = Self {
+            counts: Arc::new(Mutex::new(Counts::default())),
+            prefix,
+        };
+        let flusher = limiter.clone();
+        actix_rt::spawn(async move {
+            let mut tick = tokio::time::interval(FLUSH_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                flusher.flush(&redis).await;
+            }
+        });
+        limiter
     }
 
     /// Counts one request for `key` in `scope` against `limit` per minute.
-    pub async fn check(&self, scope: &'static str, key: &str, limit: u32) -> Decision {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+    pub fn check(&self, scope: &'static str, key: &str, limit: u32) -> Decision {
+        let now = now_secs();
         let window = now / WINDOW_SECS;
         let reset_secs = WINDOW_SECS - now % WINDOW_SECS;
-        let redis_key = format!("{}rl:{scope}:{key}:{window}", self.prefix);
-        let mut conn = self.redis.clone();
-        let counting = async move {
-            redis::pipe()
-                .atomic()
-                .incr(&redis_key, 1u32)
-                .expire(&redis_key, (WINDOW_SECS * 2) as i64)
-                .ignore()
-                .query_async::<(u64,)>(&mut conn)
-                .await
+        let seen = {
+            let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+            if counts.window != window {
+                counts.window = window;
+                counts.by_key.clear();
+            }
+            let count = counts.by_key.entry(format!("{scope}:{key}")).or_default();
+            count.pending += 1;
+            count.global + count.pending
         };
-        match tokio::time::timeout(TIMEOUT, counting).await {
-            Ok(Ok((count,))) => {
-                let allowed = count <= u64::from(limit);
-                DECISIONS
-                    .with_label_values(&[scope, if allowed { "allowed" } else { "limited" }])
-                    .inc();
-                Decision {
-                    allowed,
-                    limit,
-                    remaining: u32::try_from(u64::from(limit).saturating_sub(count)).unwrap_or(0),
-                    reset_secs,
+        let allowed = seen <= u64::from(limit);
+        DECISIONS
+            .with_label_values(&[scope, if allowed { "allowed" } else { "limited" }])
+            .inc();
+        Decision {
+            allowed,
+            limit,
+            remaining: u32::try_from(u64::from(limit).saturating_sub(seen)).unwrap_or(0),
+            reset_secs,
+        }
+    }
+
+    /// Adds the pending counts to Redis and learns the global ones.
+    async fn flush(&self, redis: &ConnectionManager) {
+        let (window, batch): (u64, Vec<(String, u64)>) = {
+            let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+            let window = counts.window;
+            let batch = counts
+                .by_key
+                .iter_mut()
+                .filter(|(_, c)| c.pending > 0)
+                .map(|(k, c)| (k.clone(), std::mem::take(&mut c.pending)))
+                .collect();
+            (window, batch)
+        };
+        if batch.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for (key, delta) in &batch {
+            let redis_key = format!("{}rl:{key}:{window}", self.prefix);
+            pipe.incr(&redis_key, *delta)
+                .expire(&redis_key, (WINDOW_SECS * 2) as i64)
+                .ignore();
+        }
+        let mut conn = redis.clone();
+        let result =
+            tokio::time::timeout(FLUSH_TIMEOUT, pipe.query_async::<Vec<u64>>(&mut conn)).await;
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let same_window = counts.window == window;
+        match result {
+            Ok(Ok(globals)) if same_window => {
+                for ((key, _), global) in batch.into_iter().zip(globals) {
+                    if let Some(count) = counts.by_key.get_mut(&key) {
+                        count.global = global;
+                    }
                 }
             }
+            Ok(Ok(_)) => {}
             _ => {
-                DECISIONS.with_label_values(&[scope, "unchecked"]).inc();
-                Decision {
-                    allowed: true,
-                    limit,
-                    remaining: limit,
-                    reset_secs,
+                FLUSH_FAILURES.inc();
+                // Keep enforcing locally: what could not be flushed stays counted here.
+                if same_window {
+                    for (key, delta) in batch {
+                        if let Some(count) = counts.by_key.get_mut(&key) {
+                            count.global += delta;
+                        }
+                    }
                 }
             }
         }
@@ -110,7 +193,7 @@ pub async fn per_ip(
                 checks.push(("auth", state.rate_limits.auth_per_min));
             }
             for (scope, limit) in checks {
-                let decision = state.rate_limiter.check(scope, &key, limit).await;
+                let decision = state.rate_limiter.check(scope, &key, limit);
                 if !decision.allowed {
                     return Err(ApiError::RateLimited {
                         retry_after_secs: decision.reset_secs,

@@ -84,8 +84,7 @@ impl Application {
         });
         let writer = MeteredAddr::new(writer, DbWriter::meter());
 
-        // reqwest uses rustls without a built-in provider: install ring once per process.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(15))
@@ -125,6 +124,7 @@ impl Application {
         let state = web::Data::new(AppState {
             pool,
             rate_limiter: RateLimiter::new(redis.clone(), settings.redis_prefix.clone()),
+            invalidator: crate::cache::Invalidator::start(redis.clone()),
             redis,
             redis_prefix: settings.redis_prefix.clone(),
             writer,

@@ -53,6 +53,7 @@ pub struct AppState {
     pub google: Option<Google>,
     pub revocations: Arc<Revocations>,
     pub rate_limiter: RateLimiter,
+    pub invalidator: crate::cache::Invalidator,
     pub rate_limits: RateLimits,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub dev_login: bool,

@@ -27,6 +27,8 @@ enum Scenario {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // reqwest is built without a TLS provider of its own.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.scenario {
         Scenario::Writes(args) => tokio::runtime::Runtime::new()?.block_on(writes::run(args)),
         Scenario::Writer(args) => actix_rt::System::new().block_on(writer::run(args)),

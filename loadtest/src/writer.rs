@@ -21,7 +21,11 @@ use crate::report::{self, Latency};
 #[derive(clap::Args)]
 pub struct Args {
     /// A migrated aisocial database (`aisocial migrate`); posts are added to it.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/aisocial_bench")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/aisocial_bench"
+    )]
     database_url: String,
     /// Concurrent callers in each mode.
     #[arg(long, default_value_t = 200)]
@@ -74,7 +78,8 @@ async fn per_request(
     tx.execute(PER_REQUEST[1], &[&author]).await?;
     let event: i64 = tx.query_one(PER_REQUEST[2], &[]).await?.try_get(0)?;
     let payload = serde_json::json!({"id": id, "body": body});
-    tx.execute(PER_REQUEST[3], &[&event, &author, &payload]).await?;
+    tx.execute(PER_REQUEST[3], &[&event, &author, &payload])
+        .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -182,21 +187,33 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .await;
 
     let pool = Arc::new(pool);
-    let per_request_report = drive("transaction_per_request", args.clients, args.seconds, move |n, seq| {
-        let pool = pool.clone();
-        let author = authors[n];
-        async move {
-            per_request(&pool, author, &format!("bench post {n}-{seq}"))
-                .await
-                .is_ok()
-        }
-    })
+    let per_request_report = drive(
+        "transaction_per_request",
+        args.clients,
+        args.seconds,
+        move |n, seq| {
+            let pool = pool.clone();
+            let author = authors[n];
+            async move {
+                per_request(&pool, author, &format!("bench post {n}-{seq}"))
+                    .await
+                    .is_ok()
+            }
+        },
+    )
     .await;
 
     for r in [&batched, &per_request_report] {
         println!(
             "writer: {:<24} {} clients, {:.1} s: {} committed ({:.0}/s), {} failed; p50 {:.1} ms, p99 {:.1} ms",
-            r.mode, r.clients, r.seconds, r.committed, r.per_second, r.failed, r.latency.p50_ms, r.latency.p99_ms
+            r.mode,
+            r.clients,
+            r.seconds,
+            r.committed,
+            r.per_second,
+            r.failed,
+            r.latency.p50_ms,
+            r.latency.p99_ms
         );
         println!("{}", serde_json::to_string(r)?);
     }

@@ -49,7 +49,11 @@ async fn sign_in(http: &reqwest::Client, url: &str, handle: &str) -> anyhow::Res
         .json(&serde_json::json!({ "handle": handle }))
         .send()
         .await?;
-    anyhow::ensure!(res.status().is_success(), "dev sign-in answered {} (is AUTH_DEV_LOGIN=true and the auth rate limit raised?)", res.status());
+    anyhow::ensure!(
+        res.status().is_success(),
+        "dev sign-in answered {} (is AUTH_DEV_LOGIN=true and the auth rate limit raised?)",
+        res.status()
+    );
     let body: serde_json::Value = res.json().await?;
     body["access_token"]
         .as_str()
@@ -60,7 +64,9 @@ async fn sign_in(http: &reqwest::Client, url: &str, handle: &str) -> anyhow::Res
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let mut tokens = Vec::with_capacity(args.clients);
-    let http = reqwest::Client::builder().pool_max_idle_per_host(args.clients).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients)
+        .build()?;
     for n in 0..args.clients {
         tokens.push(sign_in(&http, &args.url, &format!("lt_{run_id}_{n}")).await?);
     }
@@ -76,8 +82,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for (n, token) in tokens.into_iter().enumerate() {
         let (http, url) = (http.clone(), args.url.clone());
-        let (histogram, acknowledged, failed, late) =
-            (histogram.clone(), acknowledged.clone(), failed.clone(), late.clone());
+        let (histogram, acknowledged, failed, late) = (
+            histogram.clone(),
+            acknowledged.clone(),
+            failed.clone(),
+            late.clone(),
+        );
         let idempotency = args.idempotency;
         let clients = args.clients;
         tasks.push(tokio::spawn(async move {

@@ -70,8 +70,7 @@ pub async fn charge_user(state: &AppState, user: &AuthUser) -> Result<(), ApiErr
     let limit = state.rate_limits.user_per_min;
     let decision = state
         .rate_limiter
-        .check("user", &user.id.to_string(), limit)
-        .await;
+        .check("user", &user.id.to_string(), limit);
     if decision.allowed {
         Ok(())
     } else {

@@ -86,7 +86,9 @@ pub async fn create_post(
         })
         .await??;
     if created.created {
-        cache::invalidate_profiles(&state, &[&me.handle]).await;
+        state
+            .invalidator
+            .later(cache::profile_key(&state, &me.handle));
     }
     let location = format!("/api/v1/posts/{}", created.post.id);
     Ok(HttpResponse::Created()

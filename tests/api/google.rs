@@ -317,6 +317,7 @@ async fn forged_and_mutated_google_tokens_are_all_refused() {
 
 #[actix_web::test]
 async fn a_flood_of_unknown_kids_fetches_the_jwks_once() {
+    aisocial::install_crypto_provider();
     let provider = Provider::start().await;
     let http = reqwest::Client::new();
     let verifier = GoogleVerifier::new(
@@ -350,6 +351,7 @@ async fn a_flood_of_unknown_kids_fetches_the_jwks_once() {
 
 #[actix_web::test]
 async fn keys_rotate_and_stale_keys_survive_a_failed_refresh() {
+    aisocial::install_crypto_provider();
     let provider = Provider::start().await;
     let floor = Duration::from_millis(200);
     let verifier = GoogleVerifier::new(

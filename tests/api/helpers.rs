@@ -83,6 +83,7 @@ pub async fn spawn_peer(app: &TestApp, extra: &[&str]) -> TestApp {
 }
 
 async fn spawn_node(db_name: String, redis_prefix: String, extra: &[&str]) -> TestApp {
+    aisocial::install_crypto_provider();
     if std::env::var_os("TEST_LOG").is_some() {
         aisocial::telemetry::init(aisocial::config::LogFormat::Text);
     }

@@ -725,26 +725,6 @@ async fn delete_post(conn: &mut WriterConn, cmd: &DeletePost) -> Applied {
     Ok((Output::Done, vec![Change::Event(event)]))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mentions_are_found_where_they_stand_alone() {
-        let check = |body: &str, expected: &[&str]| assert_eq!(mentions(body), expected, "{body}");
-        check("hi @alice and @bob_2!", &["alice", "bob_2"]);
-        check("@ai what is this?", &["ai"][..0]); // too short to be a handle
-        check("@abc", &["abc"]);
-        check("mail me at x@example.com", &[]);
-        check("@alice @alice @alice", &["alice"]);
-        check("(@carol), @dave.", &["carol", "dave"]);
-        check("@UPPER @x @waytoolongwaytoolongwaytoolong_31", &[]);
-        check("@émile @abc@def", &[]);
-        let many: String = (0..20).map(|n| format!("@user_{n} ")).collect();
-        assert_eq!(mentions(&many).len(), MAX_MENTIONS);
-    }
-}
-
 impl Command {
     /// A post that needs nothing but an insert (no reply, no key, no mention): such posts
     /// are written together with [`create_posts_together`].
@@ -793,7 +773,10 @@ pub async fn create_posts_together(
     // interchangeable), so the answer does not depend on the order RETURNING yields.
     let mut waiting: HashMap<(i64, String), Vec<usize>> = HashMap::new();
     for (i, post) in posts.iter().enumerate().rev() {
-        waiting.entry((post.author.0, post.body.clone())).or_default().push(i);
+        waiting
+            .entry((post.author.0, post.body.clone()))
+            .or_default()
+            .push(i);
     }
     let mut results: Vec<Option<(Output, Vec<Change>)>> = (0..posts.len()).map(|_| None).collect();
     for row in rows {
@@ -834,6 +817,31 @@ pub async fn create_posts_together(
     }
     Ok(results
         .into_iter()
-        .map(|r| r.unwrap_or((Output::Refused(WriteError::Failed("the post was not inserted".into())), Vec::new())))
+        .map(|r| {
+            r.unwrap_or((
+                Output::Refused(WriteError::Failed("the post was not inserted".into())),
+                Vec::new(),
+            ))
+        })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_are_found_where_they_stand_alone() {
+        let check = |body: &str, expected: &[&str]| assert_eq!(mentions(body), expected, "{body}");
+        check("hi @alice and @bob_2!", &["alice", "bob_2"]);
+        check("@ai what is this?", &["ai"][..0]); // too short to be a handle
+        check("@abc", &["abc"]);
+        check("mail me at x@example.com", &[]);
+        check("@alice @alice @alice", &["alice"]);
+        check("(@carol), @dave.", &["carol", "dave"]);
+        check("@UPPER @x @waytoolongwaytoolongwaytoolong_31", &[]);
+        check("@émile @abc@def", &[]);
+        let many: String = (0..20).map(|n| format!("@user_{n} ")).collect();
+        assert_eq!(mentions(&many).len(), MAX_MENTIONS);
+    }
 }

@@ -284,7 +284,9 @@ async fn apply_together(
     // changes are then announced in command order, whatever order they were written in.
     let plain: Vec<&CreatePost> = batch.iter().filter_map(Command::plain_post).collect();
     let mut together = if plain.len() > 1 {
-        apply::create_posts_together(conn, &plain).await?.into_iter()
+        apply::create_posts_together(conn, &plain)
+            .await?
+            .into_iter()
     } else {
         Vec::new().into_iter()
     };
@@ -293,7 +295,11 @@ async fn apply_together(
     for command in batch {
         let applied = match command.plain_post() {
             Some(_) if plain.len() > 1 => together.next().map_or_else(
-                || Err(ApplyError::Refused(WriteError::Failed("a post went missing".into()))),
+                || {
+                    Err(ApplyError::Refused(WriteError::Failed(
+                        "a post went missing".into(),
+                    )))
+                },
                 Ok,
             ),
             _ => command.apply(conn).await,
