@@ -9,9 +9,12 @@ use serde::{Deserialize, Serialize};
 use crate::problem::ApiError;
 
 /// `?cursor=&limit=` of every list route.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// An opaque cursor: the `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Items per page, 1 to 100 (default 20).
     pub limit: Option<i64>,
 }
 
@@ -36,7 +39,7 @@ impl PageQuery {
 }
 
 /// One page of a list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Present when there may be more: pass it back as `cursor`.

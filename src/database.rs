@@ -116,7 +116,7 @@ pub async fn read_pool(config: &tokio_postgres::Config, size: u32) -> anyhow::Re
 }
 
 /// A dependency's state for readiness.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Check {
     pub up: bool,
     pub latency_ms: f64,

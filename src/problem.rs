@@ -119,14 +119,20 @@ impl From<actix::MailboxError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem document: every error this API answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// Always `about:blank`: `code` says what happened.
     #[serde(rename = "type")]
     kind: &'static str,
+    /// The HTTP status text.
     title: &'a str,
     status: u16,
+    /// A stable snake_case word (`validation_failed`, `not_found`, `rate_limited`, …).
     code: &'a str,
+    /// What went wrong, for people.
     detail: &'a str,
+    /// The offending field, for validation errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }

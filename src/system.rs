@@ -5,7 +5,7 @@ use std::time::Instant;
 use aisocial_actors::feed_broker::OnlineStats;
 use serde::Serialize;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SystemSnapshot {
     pub uptime_secs: f64,
     pub cpu: Cpu,
@@ -14,28 +14,28 @@ pub struct SystemSnapshot {
     pub connections: Connections,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Cpu {
     pub cores: usize,
     pub process_seconds: Option<f64>,
     pub load_average: Option<[f64; 3]>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Memory {
     pub process_rss_bytes: Option<u64>,
     pub machine_total_bytes: Option<u64>,
     pub machine_available_bytes: Option<u64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Disk {
     pub path: &'static str,
     pub total_bytes: u64,
     pub available_bytes: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Connections {
     pub websockets: usize,
     pub online_users: usize,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{PostId, UserId};
 
 /// A user's role; admins may moderate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     User,
@@ -31,7 +31,7 @@ impl Role {
 }
 
 /// A user as the API shows it to its owner.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct User {
     pub id: UserId,
     pub handle: String,
@@ -40,7 +40,7 @@ pub struct User {
 }
 
 /// The author of a post, as embedded in the post.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Author {
     pub id: UserId,
     pub handle: String,
@@ -48,7 +48,7 @@ pub struct Author {
 }
 
 /// A post or a reply.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Post {
     pub id: PostId,
     pub author: Author,
@@ -62,7 +62,7 @@ pub struct Post {
 }
 
 /// A notification: someone liked, followed, replied to or mentioned the recipient.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Notification {
     pub id: i64,
     /// `like`, `follow`, `reply` or `mention`.

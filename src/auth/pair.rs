@@ -11,7 +11,7 @@ use crate::state::AppState;
 /// Refresh tokens start with this.
 pub const REFRESH_PREFIX: &str = "rt_";
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,

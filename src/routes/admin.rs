@@ -7,9 +7,10 @@ use prometheus::proto::MetricFamily;
 use serde::Serialize;
 
 use crate::auth::extract::AdminUser;
+use crate::problem::Problem;
 
-#[derive(Serialize, Default)]
-struct ActorKind {
+#[derive(Serialize, Default, utoipa::ToSchema)]
+pub struct ActorKind {
     mailbox_depth: f64,
     messages_handled: BTreeMap<String, f64>,
 }
@@ -49,6 +50,22 @@ fn collect(families: &[MetricFamily]) -> BTreeMap<String, ActorKind> {
     kinds
 }
 
+/// Every actor kind right now.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Actors {
+    actors: BTreeMap<String, ActorKind>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/actors",
+    tag = "operations",
+    summary = "Every actor kind's mailbox (admins only)",
+    responses((status = 200, body = Actors), (status = 401, description = "not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn actors(_admin: AdminUser) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "actors": collect(&prometheus::gather()) }))
+    HttpResponse::Ok().json(Actors {
+        actors: collect(&prometheus::gather()),
+    })
 }

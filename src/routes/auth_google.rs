@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::google::{GoogleIdentity, handle_hint};
 use crate::auth::opaque;
-use crate::auth::pair::{new_refresh, token_pair};
-use crate::problem::ApiError;
+use crate::auth::pair::{TokenPair, new_refresh, token_pair};
+use crate::problem::{ApiError, Problem};
 use crate::redis_store;
 use crate::routes::body::JsonBody;
 use crate::state::{AppState, Google};
@@ -34,7 +34,7 @@ fn google(state: &AppState) -> Result<&Google, ApiError> {
         .ok_or_else(|| ApiError::NotFound("Google sign-in is not configured".into()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdTokenSignIn {
     id_token: String,
@@ -78,6 +78,14 @@ async fn sign_in(
     Ok(HttpResponse::Ok().json(token_pair(state, signed_in, refresh)?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/google",
+    tag = "auth",
+    summary = "Sign in with a Google ID token",
+    request_body = IdTokenSignIn,
+    responses((status = 200, body = TokenPair), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 413, description = "body over 16 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "body not application/json", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "the ID token is not valid", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Google sign-in is not configured", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json"))
+)]
 pub async fn sign_in_with_id_token(
     state: web::Data<AppState>,
     body: JsonBody<IdTokenSignIn>,
@@ -125,6 +133,13 @@ fn code_flow(google: &Google) -> Result<(&str, &str), ApiError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/google/login",
+    tag = "auth",
+    summary = "Start the browser sign-in flow (redirects to Google)",
+    responses((status = 302, description = "redirect to Google with PKCE, state and nonce; sets the flow cookie"), (status = 404, description = "the code flow is not configured", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json"))
+)]
 pub async fn login(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let google = google(&state)?;
     let (redirect_url, _) = code_flow(google)?;
@@ -172,7 +187,8 @@ pub async fn login(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         .finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
@@ -191,6 +207,14 @@ fn invalid_state() -> ApiError {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/google/callback",
+    tag = "auth",
+    summary = "Finish the browser sign-in flow",
+    params(CallbackQuery),
+    responses((status = 200, body = TokenPair), (status = 400, description = "unknown, used or foreign state; Google declined", body = Problem, content_type = "application/problem+json"), (status = 401, description = "the code or ID token was refused", body = Problem, content_type = "application/problem+json"), (status = 404, description = "the code flow is not configured", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json"))
+)]
 pub async fn callback(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -7,17 +7,25 @@ use serde::Deserialize;
 
 use crate::auth::AuthUser;
 use crate::auth::opaque;
-use crate::auth::pair::{REFRESH_PREFIX, token_pair};
-use crate::problem::ApiError;
+use crate::auth::pair::{REFRESH_PREFIX, TokenPair, token_pair};
+use crate::problem::{ApiError, Problem};
 use crate::routes::body::JsonBody;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     refresh_token: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    summary = "Rotate the token pair",
+    request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 413, description = "body over 16 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "body not application/json", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "unknown, expired, revoked or reused refresh token (reuse revokes the session)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json"))
+)]
 pub async fn refresh(
     state: web::Data<AppState>,
     body: JsonBody<RefreshRequest>,
@@ -44,6 +52,14 @@ pub async fn refresh(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    summary = "Revoke this sign-in session and close its websockets",
+    responses((status = 204, description = "revoked"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn logout(state: web::Data<AppState>, me: AuthUser) -> Result<HttpResponse, ApiError> {
     state
         .writer

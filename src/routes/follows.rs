@@ -6,7 +6,7 @@ use aisocial_actors::ids::Handle;
 
 use crate::auth::AuthUser;
 use crate::cache;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 
 fn target(raw: &str) -> Result<Handle, ApiError> {
@@ -14,6 +14,15 @@ fn target(raw: &str) -> Result<Handle, ApiError> {
     Handle::parse(raw).map_err(|_| ApiError::NotFound("user not found".into()))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/{handle}/follow",
+    tag = "users",
+    summary = "Follow a user (idempotent)",
+    params(("handle" = String, Path, description = "a user handle")),
+    responses((status = 204, description = "following"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 422, description = "you cannot follow yourself", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn follow_user(
     state: web::Data<AppState>,
     me: AuthUser,
@@ -32,6 +41,15 @@ pub async fn follow_user(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{handle}/follow",
+    tag = "users",
+    summary = "Unfollow a user (idempotent)",
+    params(("handle" = String, Path, description = "a user handle")),
+    responses((status = 204, description = "not following"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 422, description = "you cannot unfollow yourself", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn unfollow_user(
     state: web::Data<AppState>,
     me: AuthUser,

@@ -15,23 +15,43 @@ use crate::system;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "live"}))
+/// The process answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Liveness {
+    status: &'static str,
 }
 
-#[derive(Serialize)]
-struct Readiness {
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "operations",
+    summary = "Liveness",
+    responses((status = 200, body = Liveness))
+)]
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(Liveness { status: "live" })
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
     status: &'static str,
     node_id: String,
     checks: Checks,
 }
 
-#[derive(Serialize)]
-struct Checks {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Checks {
     postgres: Check,
     redis: Check,
 }
 
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "operations",
+    summary = "Readiness: PostgreSQL and Redis with latency",
+    responses((status = 200, body = Readiness), (status = 503, description = "a dependency is down, or the node is draining", body = Readiness))
+)]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let (postgres, redis) = tokio::join!(
         database::check(&state.pool, CHECK_TIMEOUT),
@@ -59,6 +79,13 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/health/system",
+    tag = "operations",
+    summary = "CPU, memory, disk, uptime, connections",
+    responses((status = 200, body = system::SystemSnapshot))
+)]
 pub async fn system(state: web::Data<AppState>) -> HttpResponse {
     let online = state.broker.send(GetOnline).await.unwrap_or_default();
     HttpResponse::Ok().json(system::snapshot(state.started_at, online))

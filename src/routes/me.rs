@@ -7,14 +7,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
 use crate::cache;
-use crate::problem::{ApiError, pool_error, read_error};
+use crate::problem::{ApiError, Problem, pool_error, read_error};
 use crate::routes::body::JsonBody;
 use crate::state::AppState;
 
 pub const MAX_DISPLAY_NAME: usize = 100;
 pub const MAX_BIO: usize = 500;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Me {
     id: i64,
     handle: String,
@@ -54,11 +54,19 @@ async fn load(state: &AppState, me: &AuthUser) -> Result<Me, ApiError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "users",
+    summary = "The caller's own profile",
+    responses((status = 200, body = Me), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn get_me(state: web::Data<AppState>, me: AuthUser) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(load(&state, &me).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
     display_name: Option<String>,
@@ -91,6 +99,15 @@ fn clean(
     Ok(Some(value))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/me",
+    tag = "users",
+    summary = "Change the caller's display name or bio",
+    request_body = ProfilePatch,
+    responses((status = 200, body = Me), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 413, description = "body over 16 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "body not application/json", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn patch_me(
     state: web::Data<AppState>,
     me: AuthUser,

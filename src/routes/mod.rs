@@ -11,6 +11,7 @@ mod health;
 mod me;
 mod metrics;
 mod notifications;
+mod openapi;
 mod posts;
 mod reads;
 mod timeline;
@@ -48,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(me::get_me))
                         .route(web::patch().to(me::patch_me)),
                 )
+                .service(web::resource("/openapi.json").route(web::get().to(openapi::document)))
                 .service(web::resource("/ws/ticket").route(web::post().to(ws::issue_ticket)))
                 .service(web::resource("/users/{handle}").route(web::get().to(users::get_profile)))
                 .service(

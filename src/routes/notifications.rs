@@ -6,7 +6,7 @@ use aisocial_actors::model::{Author, Notification};
 
 use crate::auth::AuthUser;
 use crate::cursor::{Order, Page, PageQuery};
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problem};
 use crate::routes::reads::{query, rows_to};
 use crate::state::AppState;
 
@@ -14,6 +14,15 @@ const NOTIFICATIONS: &str = "SELECT n.id, n.kind, n.post_id, n.created_at, u.id,
      u.display_name FROM notifications n JOIN users u ON u.id = n.actor_id \
      WHERE n.user_id = $1 AND n.id < $2 ORDER BY n.id DESC LIMIT $3";
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/notifications",
+    tag = "users",
+    summary = "Likes, follows, replies and mentions, newest first",
+    params(PageQuery),
+    responses((status = 200, body = Page<Notification>), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn list(
     state: web::Data<AppState>,
     me: AuthUser,

@@ -13,8 +13,9 @@ use serde::Deserialize;
 
 use crate::auth::AuthUser;
 use crate::cache;
+use crate::cursor::Page;
 use crate::cursor::{Order, PageQuery};
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problem};
 use crate::routes::body::JsonBody;
 use crate::routes::reads::{post_page, query, rows_to};
 use crate::state::AppState;
@@ -22,7 +23,7 @@ use crate::state::AppState;
 pub const MAX_BODY_CHARS: usize = 1000;
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPost {
     body: String,
@@ -49,6 +50,15 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/posts",
+    tag = "posts",
+    summary = "Create a post or a reply; 201 after COMMIT",
+    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key returns the same post")), request_body = NewPost,
+    responses((status = 201, body = Post, headers(("location" = String), ("idempotent-replayed" = String))), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 413, description = "body over 16 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "body not application/json", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "reply_to names no post", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn create_post(
     state: web::Data<AppState>,
     me: AuthUser,
@@ -136,6 +146,15 @@ async fn load_post(state: &AppState, id: PostId) -> Result<Post, ApiError> {
         .ok_or_else(no_post)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/posts/{id}",
+    tag = "posts",
+    summary = "One post",
+    params(("id" = i64, Path, description = "a post id")),
+    responses((status = 200, body = Post), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn get_post(
     state: web::Data<AppState>,
     _me: AuthUser,
@@ -145,6 +164,15 @@ pub async fn get_post(
     Ok(HttpResponse::Ok().json(load_post(&state, id).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/posts/{id}",
+    tag = "posts",
+    summary = "Delete a post (its author or an admin)",
+    params(("id" = i64, Path, description = "a post id")),
+    responses((status = 204, description = "deleted and announced as post.deleted"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "not allowed for this caller", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn delete_post(
     state: web::Data<AppState>,
     me: AuthUser,
@@ -164,6 +192,15 @@ pub async fn delete_post(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/posts/{id}/replies",
+    tag = "posts",
+    summary = "Direct replies, oldest first",
+    params(("id" = i64, Path, description = "a post id"), PageQuery),
+    responses((status = 200, body = Page<Post>), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn replies(
     state: web::Data<AppState>,
     _me: AuthUser,
@@ -177,6 +214,15 @@ pub async fn replies(
     Ok(HttpResponse::Ok().json(page))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/posts/{id}/like",
+    tag = "posts",
+    summary = "Like a post (idempotent)",
+    params(("id" = i64, Path, description = "a post id")),
+    responses((status = 204, description = "liked"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn like(
     state: web::Data<AppState>,
     me: AuthUser,
@@ -187,6 +233,15 @@ pub async fn like(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/posts/{id}/like",
+    tag = "posts",
+    summary = "Take back a like (idempotent)",
+    params(("id" = i64, Path, description = "a post id")),
+    responses((status = 204, description = "not liked"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn unlike(
     state: web::Data<AppState>,
     me: AuthUser,

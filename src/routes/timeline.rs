@@ -6,10 +6,12 @@ use actix_web::{HttpResponse, web};
 use aisocial_actors::store::POST_COLUMNS;
 
 use crate::auth::AuthUser;
+use crate::cursor::Page;
 use crate::cursor::{Order, PageQuery};
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problem};
 use crate::routes::reads::post_page;
 use crate::state::AppState;
+use aisocial_actors::model::Post;
 
 /// Each followee's newest posts come from `posts_author_idx`; the union is cut to one page.
 static HOME: LazyLock<String> = LazyLock::new(|| {
@@ -22,6 +24,15 @@ static HOME: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/timeline",
+    tag = "posts",
+    summary = "Own and followees' posts, newest first",
+    params(PageQuery),
+    responses((status = 200, body = Page<Post>), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn home_timeline(
     state: web::Data<AppState>,
     me: AuthUser,

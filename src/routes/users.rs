@@ -13,12 +13,13 @@ use serde::{Deserialize, Serialize};
 use crate::auth::AuthUser;
 use crate::cache;
 use crate::cursor::{Order, Page, PageQuery};
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problem};
 use crate::routes::reads::{post_page, query, rows_to};
 use crate::state::AppState;
+use aisocial_actors::model::Post;
 
 /// A public profile.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Profile {
     pub id: i64,
     pub handle: String,
@@ -83,6 +84,15 @@ async fn user_id(state: &AppState, handle: &Handle) -> Result<UserId, ApiError> 
         .ok_or_else(no_user)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{handle}",
+    tag = "users",
+    summary = "A public profile with counts",
+    params(("handle" = String, Path, description = "a user handle")),
+    responses((status = 200, body = Profile), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn get_profile(
     state: web::Data<AppState>,
     _me: AuthUser,
@@ -119,6 +129,15 @@ async fn people(
     Ok(Page::new(items, limit, |a| a.id.0))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{handle}/followers",
+    tag = "users",
+    summary = "Who follows this user",
+    params(("handle" = String, Path, description = "a user handle"), PageQuery),
+    responses((status = 200, body = Page<Author>), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn followers(
     state: web::Data<AppState>,
     _me: AuthUser,
@@ -128,6 +147,15 @@ pub async fn followers(
     Ok(HttpResponse::Ok().json(people(&state, FOLLOWERS, &path, &page).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{handle}/following",
+    tag = "users",
+    summary = "Whom this user follows",
+    params(("handle" = String, Path, description = "a user handle"), PageQuery),
+    responses((status = 200, body = Page<Author>), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn following(
     state: web::Data<AppState>,
     _me: AuthUser,
@@ -145,6 +173,15 @@ static USER_POSTS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{handle}/posts",
+    tag = "posts",
+    summary = "This user's posts, newest first",
+    params(("handle" = String, Path, description = "a user handle"), PageQuery),
+    responses((status = 200, body = Page<Post>), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn posts(
     state: web::Data<AppState>,
     _me: AuthUser,

@@ -16,11 +16,12 @@ use serde::{Deserialize, Serialize};
 use crate::auth::AuthUser;
 use crate::auth::extract::verify_bearer;
 use crate::auth::opaque;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problem};
 use crate::redis_store;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SocketQuery {
     since: Option<String>,
     ticket: Option<String>,
@@ -47,7 +48,22 @@ fn store_unavailable(e: impl std::fmt::Display) -> ApiError {
     ApiError::unavailable(format!("the ticket store is unavailable ({e})"), 2)
 }
 
+/// A websocket ticket.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TicketResponse {
+    ticket: String,
+    expires_in: u64,
+}
+
 /// `POST /api/v1/ws/ticket`: a single-use ticket for a browser's websocket, valid 60 s.
+#[utoipa::path(
+    post,
+    path = "/api/v1/ws/ticket",
+    tag = "realtime",
+    summary = "A single-use websocket ticket, valid 60 s",
+    responses((status = 201, body = TicketResponse), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn issue_ticket(
     state: web::Data<AppState>,
     me: AuthUser,
@@ -71,7 +87,10 @@ pub async fn issue_ticket(
         .map_err(store_unavailable)?;
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({"ticket": ticket.text, "expires_in": TICKET_TTL_SECS})))
+        .json(TicketResponse {
+            ticket: ticket.text,
+            expires_in: TICKET_TTL_SECS,
+        }))
 }
 
 /// Redeems a ticket (at most once).
@@ -122,6 +141,15 @@ pub fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/ws",
+    tag = "realtime",
+    summary = "Open the websocket (ticket or bearer token); see the protocol in the README",
+    params(SocketQuery),
+    responses((status = 101, description = "switching to the websocket protocol; hello first"), (status = 400, description = "not a websocket upgrade", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Origin not allowed", body = Problem, content_type = "application/problem+json"), (status = 422, description = "since is not an event id", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
 pub async fn open_socket(
     state: web::Data<AppState>,
     req: HttpRequest,

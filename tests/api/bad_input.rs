@@ -699,3 +699,96 @@ async fn health_and_metrics_answer() {
             .contains("aisocial_actor_mailbox_depth")
     );
 }
+
+#[actix_web::test]
+async fn the_openapi_document_describes_every_route() {
+    let app = spawn_app().await;
+    let res = app
+        .http
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status(), 200);
+    let doc: serde_json::Value = res.json().await.unwrap_or_default();
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{}",
+        doc["openapi"]
+    );
+    let mut documented: Vec<String> = Vec::new();
+    for (path, item) in doc["paths"].as_object().cloned().unwrap_or_default() {
+        for method in item
+            .as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            documented.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    documented.sort();
+    let mut expected: Vec<String> = [
+        "POST /api/v1/auth/dev",
+        "POST /api/v1/auth/google",
+        "GET /api/v1/auth/google/login",
+        "GET /api/v1/auth/google/callback",
+        "POST /api/v1/auth/refresh",
+        "POST /api/v1/auth/logout",
+        "GET /api/v1/me",
+        "PATCH /api/v1/me",
+        "GET /api/v1/users/{handle}",
+        "GET /api/v1/users/{handle}/followers",
+        "GET /api/v1/users/{handle}/following",
+        "GET /api/v1/users/{handle}/posts",
+        "PUT /api/v1/users/{handle}/follow",
+        "DELETE /api/v1/users/{handle}/follow",
+        "POST /api/v1/posts",
+        "GET /api/v1/posts/{id}",
+        "DELETE /api/v1/posts/{id}",
+        "GET /api/v1/posts/{id}/replies",
+        "PUT /api/v1/posts/{id}/like",
+        "DELETE /api/v1/posts/{id}/like",
+        "GET /api/v1/timeline",
+        "GET /api/v1/notifications",
+        "POST /api/v1/ws/ticket",
+        "GET /api/v1/ws",
+        "GET /health/live",
+        "GET /health/ready",
+        "GET /health/system",
+        "GET /metrics",
+        "GET /admin/actors",
+        "GET /api/v1/openapi.json",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    expected.sort();
+    assert_eq!(documented, expected);
+    // Every documented route exists: none answers the router's 404 for an unknown path.
+    for op in &documented {
+        let (method, path) = op.split_once(' ').unwrap_or_default();
+        let path = path.replace("{handle}", "alice").replace("{id}", "1");
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or_default();
+        let res = app
+            .http
+            .request(method, app.url(&path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let body: serde_json::Value = res.json().await.unwrap_or_default();
+        assert_ne!(
+            body["detail"], "no such resource",
+            "{op} is documented but not routed"
+        );
+    }
+    // Errors are described as problem documents.
+    let problem = &doc["components"]["schemas"]["Problem"];
+    assert!(problem["properties"]["code"].is_object(), "{problem}");
+    let post_errors = &doc["paths"]["/api/v1/posts"]["post"]["responses"];
+    for status in ["201", "400", "401", "413", "415", "422", "429", "503"] {
+        assert!(
+            post_errors[status].is_object(),
+            "POST /api/v1/posts lacks {status}"
+        );
+    }
+}
