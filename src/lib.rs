@@ -17,6 +17,7 @@ pub mod client_ip;
 pub mod config;
 pub mod cursor;
 pub mod database;
+pub mod follow_cache;
 pub mod problem;
 pub mod rate_limit;
 pub mod redis_store;

@@ -19,6 +19,7 @@ use anyhow::Context;
 use crate::auth::TokenIssuer;
 use crate::auth::google::{GoogleVerifier, Jwks};
 use crate::config::Settings;
+use crate::follow_cache::CachedFollowGraph;
 use crate::problem::ensure_problem;
 use crate::rate_limit::{self, RateLimiter};
 use crate::request_context::request_context;
@@ -64,9 +65,13 @@ impl Application {
             redis_store::connect(settings.redis_url.expose(), &settings.redis_display).await?;
 
         let broker_arbiter = Arbiter::new();
-        let broker_pool = pool.clone();
+        let graph = Arc::new(CachedFollowGraph::new(
+            pool.clone(),
+            redis.clone(),
+            settings.redis_prefix.clone(),
+        ));
         let broker = FeedBroker::start_in_arbiter(&broker_arbiter.handle(), move |_| {
-            FeedBroker::new(broker_pool, FOLLOW_LOAD_TIMEOUT)
+            FeedBroker::new(graph, FOLLOW_LOAD_TIMEOUT)
         });
         let broker = MeteredAddr::new(broker, FeedBroker::meter());
 

@@ -10,7 +10,7 @@
 //! to that user once the list is in, so nothing committed after a session connected is missed.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -19,11 +19,11 @@ use prometheus::{IntCounter, IntGauge};
 
 use crate::committed::{Committed, CommittedChange, FollowChange};
 use crate::event_log::{Audience, CommittedEvent};
+use crate::follow_graph::FollowGraph;
 use crate::ids::{EventId, PostId, SessionId, UserId};
 use crate::meter::{self, ActorMeter, MeteredRecipient};
 use crate::metered_handler;
 use crate::protocol::{self, EventKind};
-use crate::store::ReadPool;
 
 /// FeedBroker → Session: a frame to write to the socket.
 #[derive(Debug, Message, Clone)]
@@ -144,7 +144,8 @@ struct OnlineUser {
 /// The FeedBroker actor.
 pub struct FeedBroker {
     meter: ActorMeter,
-    pool: ReadPool,
+    /// Whom a connecting user follows.
+    graph: Arc<dyn FollowGraph>,
     load_timeout: Duration,
     users: HashMap<UserId, OnlineUser>,
     /// Author → online followers whose follow lists are loaded.
@@ -161,10 +162,10 @@ pub struct FeedBroker {
 impl FeedBroker {
     pub const KIND: &'static str = "feed_broker";
 
-    pub fn new(pool: ReadPool, load_timeout: Duration) -> Self {
+    pub fn new(graph: Arc<dyn FollowGraph>, load_timeout: Duration) -> Self {
         Self {
             meter: ActorMeter::new(Self::KIND),
-            pool,
+            graph,
             load_timeout,
             users: HashMap::new(),
             audience: HashMap::new(),
@@ -185,23 +186,9 @@ impl FeedBroker {
     }
 
     fn load_followees(&mut self, user: UserId, ctx: &mut Context<Self>) {
-        let pool = self.pool.clone();
+        let read = self.graph.followees(user);
         let timeout = self.load_timeout;
         let load = async move {
-            let read = async {
-                let conn = pool.get().await.map_err(|e| e.to_string())?;
-                let rows = conn
-                    .query(
-                        "SELECT followee_id FROM follows WHERE follower_id = $1",
-                        &[&user.0],
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                rows.iter()
-                    .map(|r| r.try_get::<_, i64>(0).map(UserId))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| e.to_string())
-            };
             match tokio::time::timeout(timeout, read).await {
                 Ok(result) => result,
                 Err(_) => Err(format!("no answer within {timeout:?}")),

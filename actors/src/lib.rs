@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`session`]: one actor per websocket; resume, delivery in id order, client operations.
 //! - [`feed_broker`]: who is online and who follows whom; fans committed events out.
+//! - [`follow_graph`]: where the broker reads whom a user follows.
 //! - [`db_writer`]: the only writer to PostgreSQL; group commit, answers after COMMIT.
 //! - [`committed`]: what the DbWriter announces after COMMIT.
 //! - [`event_log`]: the durable event log (dense ids in commit order) and resume reads.
@@ -16,6 +17,7 @@ pub mod committed;
 pub mod db_writer;
 pub mod event_log;
 pub mod feed_broker;
+pub mod follow_graph;
 pub mod ids;
 pub mod meter;
 pub mod model;

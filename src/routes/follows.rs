@@ -5,9 +5,9 @@ use aisocial_actors::db_writer::{Follow, Unfollow};
 use aisocial_actors::ids::Handle;
 
 use crate::auth::AuthUser;
-use crate::cache;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
+use crate::{cache, follow_cache};
 
 fn target(raw: &str) -> Result<Handle, ApiError> {
     // A string that cannot be a handle names no user.
@@ -37,6 +37,7 @@ pub async fn follow_user(
             followee,
         })
         .await??;
+    follow_cache::changed(&state.redis, &state.redis_prefix, me.id).await;
     cache::invalidate_profiles(&state, &[&me.handle, &followee_handle]).await;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -64,6 +65,7 @@ pub async fn unfollow_user(
             followee,
         })
         .await??;
+    follow_cache::changed(&state.redis, &state.redis_prefix, me.id).await;
     cache::invalidate_profiles(&state, &[&me.handle, &followee_handle]).await;
     Ok(HttpResponse::NoContent().finish())
 }

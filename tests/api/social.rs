@@ -305,3 +305,78 @@ async fn replies_list_oldest_first() {
     );
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
+
+#[actix_web::test]
+async fn a_cached_follow_list_never_goes_stale() {
+    let app = spawn_app().await;
+    let bob = app.sign_in("bob").await;
+    let alice = app.sign_in("alice").await;
+    let carol = app.sign_in("carol").await;
+    app.follow(&bob, "alice").await;
+    // Coming online caches bob's follow list in Redis.
+    let (ws, _) = app.ws(&bob, None).await;
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap_or_else(|e| panic!("{e}"));
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cached: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}followees:*", app.redis_prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    let lists = cached.iter().filter(|k| !k.ends_with(":v")).count();
+    assert_eq!(lists, 1, "{cached:?}");
+    // A change moves the list to a new version; the next connection sees carol.
+    app.follow(&bob, "carol").await;
+    let (mut ws, _) = app.ws(&bob, None).await;
+    app.create_post(&carol, "from carol").await;
+    app.create_post(&alice, "from alice").await;
+    assert_eq!(ws.next_json().await["data"]["body"], "from carol");
+    assert_eq!(ws.next_json().await["data"]["body"], "from alice");
+}
+
+#[actix_web::test]
+async fn a_full_write_queue_answers_503_with_retry_after() {
+    let app = spawn_app_with(&["--db-writer-max-batch=1", "--db-writer-max-queue=1"]).await;
+    let alice = app.sign_in("alice").await;
+    let (app, alice) = (&app, &alice);
+    let posts = (0..200).map(|n| async move {
+        let res = app.post(&alice, &format!("burst {n}")).await;
+        let status = res.status().as_u16();
+        let retry = res.headers().get("retry-after").is_some();
+        let body: Value = res.json().await.unwrap_or_default();
+        (status, retry, body)
+    });
+    let results = join_all(posts).await;
+    let overloaded: Vec<&(u16, bool, Value)> =
+        results.iter().filter(|(s, _, _)| *s == 503).collect();
+    assert!(
+        !overloaded.is_empty(),
+        "200 concurrent posts against a queue of 1"
+    );
+    for (_, retry, body) in &overloaded {
+        assert!(*retry);
+        assert_eq!(body["code"], "overloaded");
+    }
+    let created: HashSet<i64> = results
+        .iter()
+        .filter(|(s, _, _)| *s == 201)
+        .filter_map(|(_, _, b)| b["id"].as_i64())
+        .collect();
+    assert_eq!(created.len() + overloaded.len(), 200);
+    let stored: i64 = app
+        .db()
+        .await
+        .query_one("SELECT count(*) FROM posts", &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(0);
+    assert_eq!(
+        stored as usize,
+        created.len(),
+        "only acknowledged posts exist"
+    );
+}
