@@ -344,7 +344,7 @@ async fn a_full_write_queue_answers_503_with_retry_after() {
     let alice = app.sign_in("alice").await;
     let (app, alice) = (&app, &alice);
     let posts = (0..200).map(|n| async move {
-        let res = app.post(&alice, &format!("burst {n}")).await;
+        let res = app.post(alice, &format!("burst {n}")).await;
         let status = res.status().as_u16();
         let retry = res.headers().get("retry-after").is_some();
         let body: Value = res.json().await.unwrap_or_default();
