@@ -81,6 +81,28 @@ async fn a_hundred_concurrent_likes_count_exactly() {
 }
 
 #[actix_web::test]
+async fn fifty_concurrent_follows_count_exactly() {
+    let app = spawn_app_with(&["--rate-limit-auth-per-min=1000"]).await;
+    let star = app.sign_in("star").await;
+    let mut fans = Vec::new();
+    for n in 0..50 {
+        fans.push(app.sign_in(&format!("fan_{n}")).await);
+    }
+    let follows = fans.iter().map(|fan| app.follow(fan, "star"));
+    assert!(join_all(follows).await.iter().all(|s| *s == 204));
+    let unfollows = fans[..20]
+        .iter()
+        .map(|fan| send(&app, "DELETE", fan, "/api/v1/users/star/follow"));
+    assert!(join_all(unfollows).await.iter().all(|s| *s == 204));
+    let (_, profile) = app.get_json(&star, "/api/v1/users/star").await;
+    assert_eq!(profile["followers_count"], 30);
+    let (_, fan) = app.get_json(&star, "/api/v1/users/fan_0").await;
+    assert_eq!(fan["following_count"], 0);
+    let (_, fan) = app.get_json(&star, "/api/v1/users/fan_49").await;
+    assert_eq!(fan["following_count"], 1);
+}
+
+#[actix_web::test]
 async fn notifications_arrive_live_and_list_newest_first() {
     let app = spawn_app().await;
     let alice = app.sign_in("alice").await;
