@@ -30,6 +30,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -78,6 +81,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unavailable { code, .. } => code,
@@ -94,6 +98,7 @@ impl From<WriteError> for ApiError {
             WriteError::Invalid { field, detail } => ApiError::validation(field, detail),
             WriteError::Unauthorized(why) => ApiError::Unauthorized(why.into()),
             WriteError::Forbidden(why) => ApiError::Forbidden(why.into()),
+            WriteError::Conflict(why) => ApiError::Conflict(why.into()),
             WriteError::RefreshReused { .. } => ApiError::Unauthorized(
                 "this refresh token was already used; the session is revoked, sign in again".into(),
             ),
@@ -163,6 +168,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,

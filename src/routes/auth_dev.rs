@@ -13,6 +13,7 @@ use crate::state::AppState;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DevSignIn {
+    #[schema(pattern = "^[a-z0-9_]{3,30}$", min_length = 3, max_length = 30)]
     handle: String,
 }
 

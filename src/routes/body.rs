@@ -40,8 +40,36 @@ fn is_json(req: &HttpRequest) -> bool {
         })
 }
 
-/// Parses `bytes` as `T`, naming the field at fault.
+/// An optional integer that JSON may also spell as an integral float (`5.0`): JSON Schema
+/// calls both integers.
+pub fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize;
+    use serde::de::Error;
+    let Some(number) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(n) = number.as_i64() {
+        return Ok(Some(n));
+    }
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => {
+            Ok(Some(f as i64))
+        }
+        _ => Err(D::Error::custom(format!(
+            "invalid value: {number}, expected an integer id"
+        ))),
+    }
+}
+
+/// Parses `bytes` as `T`, naming the field at fault. Every body of this API is a JSON object:
+/// an array is refused even where serde would read a struct from one.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::Validation {
+            field: None,
+            detail: "the body is a JSON object, not an array".into(),
+        });
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
@@ -152,6 +180,7 @@ mod tests {
         check(r#"{"name":"a"} trailing"#, ("invalid_json", None));
         check(r#"{"name":"#, ("invalid_json", None));
         check("", ("invalid_json", None));
-        check("[1]", ("validation_failed", Some("[0]")));
+        check("[1]", ("validation_failed", None));
+        check(" [null, null]", ("validation_failed", None));
     }
 }

@@ -69,7 +69,18 @@ pub async fn get_me(state: web::Data<AppState>, me: AuthUser) -> Result<HttpResp
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
+    /// One line, 1 to 100 characters after trimming, no control characters.
+    #[schema(
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+        min_length = 1,
+        max_length = 100
+    )]
     display_name: Option<String>,
+    /// Up to 500 characters; line breaks allowed, no other control characters.
+    #[schema(
+        pattern = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$",
+        max_length = 500
+    )]
     bio: Option<String>,
 }
 

@@ -26,7 +26,16 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPost {
+    /// 1 to 1000 characters after trimming; no NUL.
+    #[schema(
+        pattern = "^[^\\u0000]*\\S[^\\u0000]*$",
+        min_length = 1,
+        max_length = 1000
+    )]
     body: String,
+    /// The post this one answers.
+    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "crate::routes::body::integral")]
     reply_to: Option<i64>,
 }
 
@@ -55,8 +64,8 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     path = "/api/v1/posts",
     tag = "posts",
     summary = "Create a post or a reply; 201 after COMMIT",
-    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key returns the same post")), request_body = NewPost,
-    responses((status = 201, body = Post, headers(("location" = String), ("idempotent-replayed" = String))), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 413, description = "body over 16 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "body not application/json", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "reply_to names no post", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key returns the same post", pattern = "^[\\x21-\\x7e]{1,255}$")), request_body = NewPost,
+    responses((status = 201, body = Post, headers(("location" = String), ("idempotent-replayed" = String))), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 413, description = "body over 16 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "body not application/json", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "reply_to names no post", body = Problem, content_type = "application/problem+json"), (status = 409, description = "the post made with this Idempotency-Key has since been deleted", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
 pub async fn create_post(

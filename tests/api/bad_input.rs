@@ -338,8 +338,8 @@ async fn every_route_answers_bad_input_with_a_problem_document() {
             "follow: self",
             "PUT",
             "/api/v1/users/alice/follow",
-            422,
-            "validation_failed",
+            409,
+            "conflict",
         )
         .token(t),
         case(
@@ -785,7 +785,9 @@ async fn the_openapi_document_describes_every_route() {
     let problem = &doc["components"]["schemas"]["Problem"];
     assert!(problem["properties"]["code"].is_object(), "{problem}");
     let post_errors = &doc["paths"]["/api/v1/posts"]["post"]["responses"];
-    for status in ["201", "400", "401", "413", "415", "422", "429", "503"] {
+    for status in [
+        "201", "400", "401", "404", "409", "413", "415", "422", "429", "503",
+    ] {
         assert!(
             post_errors[status].is_object(),
             "POST /api/v1/posts lacks {status}"

@@ -37,6 +37,18 @@ async fn an_idempotency_key_never_makes_a_second_post() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (1, 1));
+    // Once that post is deleted, a retry with its key is a conflict, not a ghost post.
+    let post_id = ids.iter().next().copied().unwrap_or_default();
+    let res = app
+        .http
+        .delete(app.url(&format!("/api/v1/posts/{post_id}")))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status(), 204);
+    let res = send().await;
+    assert_eq!(res.status(), 409);
     // Another user may use the same key.
     let bob = app.sign_in("bob").await;
     let res = app
@@ -58,7 +70,7 @@ async fn follows_are_idempotent_and_checked() {
     app.sign_in("bob").await;
     assert_eq!(app.follow(&alice, "bob").await, 204);
     assert_eq!(app.follow(&alice, "bob").await, 204);
-    assert_eq!(app.follow(&alice, "alice").await, 422);
+    assert_eq!(app.follow(&alice, "alice").await, 409);
     assert_eq!(app.follow(&alice, "nobody_here").await, 404);
     assert_eq!(app.follow(&alice, "NOT-A-HANDLE").await, 404);
     let db = app.db().await;

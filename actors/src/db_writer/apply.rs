@@ -393,10 +393,27 @@ static INSERT_POST: LazyLock<String> = LazyLock::new(|| {
 
 static EXISTING_POST: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {POST_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id \
-         WHERE p.author_id = $1 AND p.idempotency_key = $2"
+        "SELECT {POST_COLUMNS}, p.deleted_at IS NOT NULL FROM posts p \
+         JOIN users u ON u.id = p.author_id WHERE p.author_id = $1 AND p.idempotency_key = $2"
     )
 });
+
+/// The answer to a retry whose key already made a post: that post, unless it was deleted since.
+fn replayed(row: &tokio_postgres::Row) -> Applied {
+    if row.try_get::<_, bool>(10)? {
+        return Err(refuse(WriteError::Conflict(
+            "the post made with this Idempotency-Key has since been deleted",
+        )));
+    }
+    let post = post_from_row(row)?;
+    Ok((
+        Output::Post(CreatedPost {
+            post,
+            created: false,
+        }),
+        Vec::new(),
+    ))
+}
 
 const COUNT_POST: &str = "UPDATE users SET posts_count = posts_count + 1 WHERE id = $1";
 const COUNT_REPLY: &str = "UPDATE posts SET reply_count = reply_count + 1 WHERE id = $1";
@@ -408,14 +425,7 @@ async fn create_post(conn: &mut WriterConn, cmd: &CreatePost) -> Applied {
             .query_opt(EXISTING_POST.as_str(), &[&cmd.author.0, &key])
             .await?
     {
-        let post = post_from_row(&row)?;
-        return Ok((
-            Output::Post(CreatedPost {
-                post,
-                created: false,
-            }),
-            Vec::new(),
-        ));
+        return replayed(&row);
     }
     let (reply_to, root_id, parent_author) = match cmd.reply_to {
         None => (None, None, None),
@@ -448,14 +458,7 @@ async fn create_post(conn: &mut WriterConn, cmd: &CreatePost) -> Applied {
             .ok_or(ApplyError::Refused(WriteError::Failed(
                 "idempotency key conflict without a post".into(),
             )))?;
-        let post = post_from_row(&row)?;
-        return Ok((
-            Output::Post(CreatedPost {
-                post,
-                created: false,
-            }),
-            Vec::new(),
-        ));
+        return replayed(&row);
     };
     let post = post_from_row(&row)?;
     conn.execute(COUNT_POST, &[&cmd.author.0]).await?;
@@ -533,10 +536,7 @@ async fn set_follow(
         .ok_or(ApplyError::Refused(WriteError::NotFound("user")))?;
     let followee = UserId(row.try_get(0)?);
     if followee == follower {
-        return Err(ApplyError::Refused(WriteError::Invalid {
-            field: "handle",
-            detail: "you cannot follow yourself".into(),
-        }));
+        return Err(refuse(WriteError::Conflict("you cannot follow yourself")));
     }
     let sql = if following {
         INSERT_FOLLOW

@@ -20,6 +20,9 @@ pub enum WriteError {
     /// A rotated refresh token was presented again: its whole family is now revoked.
     #[error("refresh token reused; the session was revoked")]
     RefreshReused { user: UserId, family: i64 },
+    /// The request conflicts with the state of things (following yourself).
+    #[error("{0}")]
+    Conflict(&'static str),
     /// The caller may not do this to that resource.
     #[error("{0}")]
     Forbidden(&'static str),

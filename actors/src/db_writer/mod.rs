@@ -77,6 +77,7 @@ fn count_outcome(error: Option<&WriteError>) {
             | WriteError::Invalid { .. }
             | WriteError::Unauthorized(_)
             | WriteError::Forbidden(_)
+            | WriteError::Conflict(_)
             | WriteError::RefreshReused { .. },
         ) => "refused",
         Some(WriteError::Overloaded) => "overloaded",
