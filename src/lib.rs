@@ -21,6 +21,7 @@ pub mod follow_cache;
 pub mod problem;
 pub mod rate_limit;
 pub mod redis_store;
+pub mod relay;
 pub mod request_context;
 pub mod revocation;
 pub mod routes;

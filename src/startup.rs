@@ -22,10 +22,12 @@ use crate::config::Settings;
 use crate::follow_cache::CachedFollowGraph;
 use crate::problem::ensure_problem;
 use crate::rate_limit::{self, RateLimiter};
+use crate::relay::{self, RedisPublisher};
 use crate::request_context::request_context;
 use crate::revocation::Revocations;
 use crate::state::{AppState, Google, Lifecycle};
 use crate::{database, redis_store, routes};
+use aisocial_actors::event_log::PgEventSource;
 
 /// How long a follow list may take to load before the user's sessions are told to retry.
 const FOLLOW_LOAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -70,10 +72,24 @@ impl Application {
             redis.clone(),
             settings.redis_prefix.clone(),
         ));
+        let events = Arc::new(PgEventSource { pool: pool.clone() });
+        let publisher = Arc::new(RedisPublisher::start(
+            redis.clone(),
+            &settings.redis_prefix,
+            settings.node_id.clone(),
+        ));
         let broker = FeedBroker::start_in_arbiter(&broker_arbiter.handle(), move |_| {
-            FeedBroker::new(graph, FOLLOW_LOAD_TIMEOUT)
+            FeedBroker::new(graph, events, publisher, FOLLOW_LOAD_TIMEOUT)
         });
         let broker = MeteredAddr::new(broker, FeedBroker::meter());
+        let events_client =
+            redis::Client::open(settings.redis_url.expose()).context("REDIS_URL")?;
+        relay::listen(
+            events_client,
+            &settings.redis_prefix,
+            settings.node_id.clone(),
+            broker.clone(),
+        );
 
         let writer_arbiter = Arbiter::new();
         let writer_config = DbWriterConfig {

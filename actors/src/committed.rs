@@ -32,3 +32,24 @@ pub struct Committed {
     /// When COMMIT returned; delivery latency is measured from here.
     pub committed_at: Instant,
 }
+
+/// Relay → FeedBroker: what another node committed, as it came through Redis. Events are
+/// delivered in id order together with this node's own; follow changes apply on arrival.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RemoteCommitted {
+    pub events: Vec<Arc<CommittedEvent>>,
+    pub follows: Vec<FollowChange>,
+}
+
+/// Where the broker hands this node's commits so that other nodes hear of them.
+pub trait CommitPublisher: Send + Sync + 'static {
+    fn publish(&self, events: &[Arc<CommittedEvent>], follows: &[FollowChange]);
+}
+
+/// A single node: nobody to tell.
+pub struct NoPublisher;
+
+impl CommitPublisher for NoPublisher {
+    fn publish(&self, _: &[Arc<CommittedEvent>], _: &[FollowChange]) {}
+}

@@ -9,7 +9,7 @@
 //! While a user's follow list is loading, the changes committed meanwhile are held and replayed
 //! to that user once the list is in, so nothing committed after a session connected is missed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -17,8 +17,10 @@ use actix::prelude::*;
 use bytestring::ByteString;
 use prometheus::{IntCounter, IntGauge};
 
-use crate::committed::{Committed, CommittedChange, FollowChange};
-use crate::event_log::{Audience, CommittedEvent};
+use crate::committed::{
+    CommitPublisher, Committed, CommittedChange, FollowChange, RemoteCommitted,
+};
+use crate::event_log::{Audience, CommittedEvent, EventSource};
 use crate::follow_graph::FollowGraph;
 use crate::ids::{EventId, PostId, SessionId, UserId};
 use crate::meter::{self, ActorMeter, MeteredRecipient};
@@ -127,6 +129,26 @@ static FOLLOW_LOAD_FAILURES: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
+/// How long a gap in event ids may stay open before it is read from PostgreSQL.
+const GAP_WAIT: Duration = Duration::from_millis(100);
+/// How often the head of the log is compared with what was delivered.
+const HEAD_CHECK: Duration = Duration::from_millis(500);
+/// Events held ahead of a gap at most; past it they are dropped here and repaired later.
+const MAX_WAITING: usize = 100_000;
+
+static GAP_REPAIRS: LazyLock<IntCounter> = LazyLock::new(|| {
+    meter::counter(
+        "aisocial_broker_gap_repairs_total",
+        "Events the broker read from PostgreSQL because they did not arrive from any node.",
+    )
+});
+static WAITING_OVERFLOWS: LazyLock<IntCounter> = LazyLock::new(|| {
+    meter::counter(
+        "aisocial_broker_waiting_overflows_total",
+        "Events dropped from the reorder buffer (repaired from PostgreSQL later).",
+    )
+});
+
 struct SessionLink {
     id: SessionId,
     family: Option<i64>,
@@ -146,6 +168,15 @@ pub struct FeedBroker {
     meter: ActorMeter,
     /// Whom a connecting user follows.
     graph: Arc<dyn FollowGraph>,
+    /// The event log, to start from its head and to fill gaps.
+    events: Arc<dyn EventSource>,
+    /// Tells the other nodes what this node committed.
+    publisher: Arc<dyn CommitPublisher>,
+    /// The next event id to deliver; `None` until the head was read at start-up.
+    next_event: Option<EventId>,
+    /// Events that arrived ahead of a lower id not yet seen.
+    waiting: BTreeMap<EventId, (Arc<CommittedEvent>, Option<Instant>)>,
+    repairing: bool,
     load_timeout: Duration,
     users: HashMap<UserId, OnlineUser>,
     /// Author → online followers whose follow lists are loaded.
@@ -162,10 +193,20 @@ pub struct FeedBroker {
 impl FeedBroker {
     pub const KIND: &'static str = "feed_broker";
 
-    pub fn new(graph: Arc<dyn FollowGraph>, load_timeout: Duration) -> Self {
+    pub fn new(
+        graph: Arc<dyn FollowGraph>,
+        events: Arc<dyn EventSource>,
+        publisher: Arc<dyn CommitPublisher>,
+        load_timeout: Duration,
+    ) -> Self {
         Self {
             meter: ActorMeter::new(Self::KIND),
             graph,
+            events,
+            publisher,
+            next_event: None,
+            waiting: BTreeMap::new(),
+            repairing: false,
             load_timeout,
             users: HashMap::new(),
             audience: HashMap::new(),
@@ -243,6 +284,108 @@ impl FeedBroker {
         self.trim_held();
     }
 
+    fn follow_changed(&mut self, f: FollowChange) {
+        self.apply_follow(f);
+        if self.loading > 0 {
+            self.held.push(CommittedChange::Follow(f));
+        }
+    }
+
+    /// An event committed here or elsewhere; it waits until every lower id was delivered.
+    fn arrived(&mut self, event: Arc<CommittedEvent>, committed_at: Option<Instant>) {
+        if self.next_event.is_some_and(|next| event.id < next) {
+            return; // delivered already (our own commit coming back, or a repair overlap)
+        }
+        if self.waiting.len() >= MAX_WAITING {
+            WAITING_OVERFLOWS.inc();
+            return; // repaired from PostgreSQL once the gap is filled
+        }
+        self.waiting
+            .entry(event.id)
+            .or_insert((event, committed_at));
+    }
+
+    /// Delivers every event whose predecessors are all delivered; asks for a repair when a
+    /// gap stays open.
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        let Some(mut next) = self.next_event else {
+            return;
+        };
+        while let Some(entry) = self.waiting.first_entry() {
+            if *entry.key() > next {
+                break;
+            }
+            let (id, (event, committed_at)) = entry.remove_entry();
+            if id < next {
+                continue;
+            }
+            self.route_event(&event, committed_at);
+            if self.loading > 0 {
+                self.held.push(CommittedChange::Event(event));
+            }
+            next = EventId(id.0 + 1);
+        }
+        self.next_event = Some(next);
+        if let Some(first) = self.waiting.keys().next().copied() {
+            self.repair_later(next, first, ctx);
+        }
+    }
+
+    /// If ids `from..to` are still missing after [`GAP_WAIT`], reads them from PostgreSQL.
+    fn repair_later(&mut self, from: EventId, to: EventId, ctx: &mut Context<Self>) {
+        if self.repairing {
+            return;
+        }
+        self.repairing = true;
+        ctx.run_later(GAP_WAIT, move |broker, ctx| {
+            if broker.next_event.is_some_and(|next| next > from) && broker.waiting.is_empty() {
+                broker.repairing = false;
+                return; // filled meanwhile
+            }
+            let from = broker.next_event.unwrap_or(from);
+            let to = broker
+                .waiting
+                .keys()
+                .next()
+                .copied()
+                .unwrap_or(to)
+                .max(from);
+            broker.repair(from, to, ctx);
+        });
+    }
+
+    /// Reads ids `from..to` (or everything after `from` up to the head when `to <= from`).
+    fn repair(&mut self, from: EventId, to: EventId, ctx: &mut Context<Self>) {
+        self.repairing = true;
+        let source = self.events.clone();
+        let read = async move {
+            let to = if to > from {
+                to
+            } else {
+                EventId(source.head().await?.0 + 1)
+            };
+            if to <= from {
+                return Ok(Vec::new());
+            }
+            source.range(from, to).await
+        };
+        ctx.spawn(read.into_actor(self).map(|result, broker, ctx| {
+            broker.repairing = false;
+            match result {
+                Ok(events) => {
+                    if !events.is_empty() {
+                        GAP_REPAIRS.inc_by(events.len() as u64);
+                    }
+                    for e in events {
+                        broker.arrived(Arc::new(e), None);
+                    }
+                    broker.drain(ctx);
+                }
+                Err(e) => tracing::warn!(error = %e, "could not repair a gap in the event stream"),
+            }
+        }));
+    }
+
     fn trim_held(&mut self) {
         if self.loading == 0 {
             self.held_start = self.held_end();
@@ -310,22 +453,41 @@ impl FeedBroker {
         }
     }
 
-    fn route_event(&self, event: &CommittedEvent, committed_at: Instant) {
+    /// Starts delivering after the newest committed event, retrying until the log answers.
+    fn start_at_head(&mut self, ctx: &mut Context<Self>) {
+        let source = self.events.clone();
+        ctx.spawn(async move { source.head().await }.into_actor(self).map(
+            |result, broker, ctx| match result {
+                Ok(head) => {
+                    broker.next_event = Some(EventId(head.0 + 1));
+                    broker.drain(ctx);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the event log head; retrying");
+                    ctx.run_later(Duration::from_millis(500), |broker, ctx| {
+                        broker.start_at_head(ctx)
+                    });
+                }
+            },
+        ));
+    }
+
+    fn route_event(&self, event: &CommittedEvent, committed_at: Option<Instant>) {
         let mut cached = None;
         let mut frame = || cached.get_or_insert_with(|| durable(event)).clone();
         match event.audience {
             Audience::User(user) => {
                 if self.users.contains_key(&user) {
-                    self.deliver_to_user(user, event, &frame(), Some(committed_at));
+                    self.deliver_to_user(user, event, &frame(), committed_at);
                 }
             }
             Audience::FollowersOf(author) => {
                 let followers = self.audience.get(&author);
                 if self.users.contains_key(&author) || followers.is_some() {
                     let frame = frame();
-                    self.deliver_to_user(author, event, &frame, Some(committed_at));
+                    self.deliver_to_user(author, event, &frame, committed_at);
                     for follower in followers.into_iter().flatten() {
-                        self.deliver_to_user(*follower, event, &frame, Some(committed_at));
+                        self.deliver_to_user(*follower, event, &frame, committed_at);
                     }
                 }
             }
@@ -335,7 +497,7 @@ impl FeedBroker {
         }
     }
 
-    fn route_thread_reply(&self, event: &CommittedEvent, committed_at: Instant) {
+    fn route_thread_reply(&self, event: &CommittedEvent, committed_at: Option<Instant>) {
         let Some(root) = event.payload.get("root_id").and_then(|v| v.as_i64()) else {
             return;
         };
@@ -348,7 +510,7 @@ impl FeedBroker {
                 link.deliver.do_send(Deliver {
                     event: None,
                     frame: frame.clone(),
-                    committed_at: Some(committed_at),
+                    committed_at,
                 });
                 DELIVERIES.inc();
             }
@@ -381,6 +543,15 @@ impl Actor for FeedBroker {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
+        self.start_at_head(ctx);
+        // A message lost between nodes leaves a gap only once a later one arrives; a lost last
+        // message leaves none. Compare with the head now and then to catch both.
+        ctx.run_interval(HEAD_CHECK, |broker, ctx| {
+            if broker.next_event.is_some() && !broker.repairing {
+                let from = broker.next_event.unwrap_or(EventId(1));
+                broker.repair(from, from, ctx);
+            }
+        });
     }
 }
 
@@ -452,19 +623,41 @@ metered_handler!(FeedBroker, Disconnect);
 impl Handler<Committed> for FeedBroker {
     type Result = ();
 
-    fn handle(&mut self, msg: Committed, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Committed, ctx: &mut Self::Context) {
+        let mut events = Vec::new();
+        let mut follows = Vec::new();
         for change in msg.changes {
-            match &change {
-                CommittedChange::Follow(f) => self.apply_follow(*f),
-                CommittedChange::Event(e) => self.route_event(e, msg.committed_at),
-            }
-            if self.loading > 0 {
-                self.held.push(change);
+            match change {
+                CommittedChange::Follow(f) => follows.push(f),
+                CommittedChange::Event(e) => events.push(e),
             }
         }
+        self.publisher.publish(&events, &follows);
+        for f in follows {
+            self.follow_changed(f);
+        }
+        for e in events {
+            self.arrived(e, Some(msg.committed_at));
+        }
+        self.drain(ctx);
     }
 }
 metered_handler!(FeedBroker, Committed);
+
+impl Handler<RemoteCommitted> for FeedBroker {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteCommitted, ctx: &mut Self::Context) {
+        for f in msg.follows {
+            self.follow_changed(f);
+        }
+        for e in msg.events {
+            self.arrived(e, None);
+        }
+        self.drain(ctx);
+    }
+}
+metered_handler!(FeedBroker, RemoteCommitted);
 
 impl Handler<SubscribeThread> for FeedBroker {
     type Result = ();

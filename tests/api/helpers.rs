@@ -82,6 +82,12 @@ pub async fn spawn_peer(app: &TestApp, extra: &[&str]) -> TestApp {
     spawn_node(app.db_name.clone(), app.redis_prefix.clone(), extra).await
 }
 
+/// A node on `app`'s database with a Redis prefix of its own (cut off from the others' Redis
+/// messages).
+pub async fn spawn_node_with_prefix(app: &TestApp, prefix: &str) -> TestApp {
+    spawn_node(app.db_name.clone(), prefix.to_owned(), &[]).await
+}
+
 async fn spawn_node(db_name: String, redis_prefix: String, extra: &[&str]) -> TestApp {
     aisocial::install_crypto_provider();
     if std::env::var_os("TEST_LOG").is_some() {

@@ -7,6 +7,7 @@ mod feed;
 mod google;
 mod helpers;
 mod lifecycle;
+mod nodes;
 mod posts;
 mod provider;
 mod social;

@@ -1,0 +1,181 @@
+//! Committed changes between nodes, through Redis pub/sub on `{prefix}events`.
+//!
+//! Each node publishes what its DbWriter committed (after COMMIT) and hands what other nodes
+//! published to its FeedBroker. Pub/sub is at-most-once: a message lost while a node was
+//! disconnected leaves a gap in event ids that the broker fills from PostgreSQL, so Redis loss
+//! never becomes client loss. This module is the only one that knows the Redis payload.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aisocial_actors::committed::{CommitPublisher, FollowChange, RemoteCommitted};
+use aisocial_actors::event_log::{Audience, CommittedEvent};
+use aisocial_actors::feed_broker::FeedBroker;
+use aisocial_actors::ids::{EventId, UserId};
+use aisocial_actors::meter::MeteredAddr;
+use aisocial_actors::protocol::EventKind;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::redis_store;
+
+#[derive(Serialize, Deserialize)]
+struct WireEvent {
+    id: i64,
+    kind: String,
+    author: Option<i64>,
+    recipient: Option<i64>,
+    payload: serde_json::Value,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireFollow {
+    follower: i64,
+    followee: i64,
+    following: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireBatch {
+    node: String,
+    events: Vec<WireEvent>,
+    follows: Vec<WireFollow>,
+}
+
+fn to_wire(node: &str, events: &[Arc<CommittedEvent>], follows: &[FollowChange]) -> WireBatch {
+    WireBatch {
+        node: node.to_owned(),
+        events: events
+            .iter()
+            .map(|e| {
+                let (author, recipient) = match e.audience {
+                    Audience::FollowersOf(a) => (Some(a.0), None),
+                    Audience::User(r) => (None, Some(r.0)),
+                };
+                WireEvent {
+                    id: e.id.0,
+                    kind: e.kind.as_str().to_owned(),
+                    author,
+                    recipient,
+                    payload: e.payload.clone(),
+                }
+            })
+            .collect(),
+        follows: follows
+            .iter()
+            .map(|f| WireFollow {
+                follower: f.follower.0,
+                followee: f.followee.0,
+                following: f.following,
+            })
+            .collect(),
+    }
+}
+
+fn from_wire(batch: WireBatch) -> RemoteCommitted {
+    RemoteCommitted {
+        events: batch
+            .events
+            .into_iter()
+            .filter_map(|e| {
+                let audience = match (e.author, e.recipient) {
+                    (Some(a), _) => Audience::FollowersOf(UserId(a)),
+                    (None, Some(r)) => Audience::User(UserId(r)),
+                    (None, None) => return None,
+                };
+                Some(Arc::new(CommittedEvent {
+                    id: EventId(e.id),
+                    kind: EventKind::parse(&e.kind)?,
+                    audience,
+                    payload: e.payload,
+                }))
+            })
+            .collect(),
+        follows: batch
+            .follows
+            .into_iter()
+            .map(|f| FollowChange {
+                follower: UserId(f.follower),
+                followee: UserId(f.followee),
+                following: f.following,
+            })
+            .collect(),
+    }
+}
+
+/// Publishes this node's commits without making the broker wait: a task sends them in order.
+pub struct RedisPublisher {
+    node: String,
+    queue: mpsc::UnboundedSender<String>,
+}
+
+impl RedisPublisher {
+    pub fn start(redis: redis::aio::ConnectionManager, prefix: &str, node: String) -> Self {
+        let (queue, mut batches) = mpsc::unbounded_channel::<String>();
+        let channel = format!("{prefix}events");
+        actix_rt::spawn(async move {
+            while let Some(payload) = batches.recv().await {
+                let mut publish = redis::cmd("PUBLISH");
+                publish.arg(&channel).arg(payload);
+                if let Err(e) =
+                    redis_store::run::<i64>(&redis, publish, Duration::from_secs(1)).await
+                {
+                    // Other nodes notice the gap and read these events from PostgreSQL.
+                    tracing::warn!(error = %e, "could not publish committed events");
+                }
+            }
+        });
+        Self { node, queue }
+    }
+}
+
+impl CommitPublisher for RedisPublisher {
+    fn publish(&self, events: &[Arc<CommittedEvent>], follows: &[FollowChange]) {
+        if events.is_empty() && follows.is_empty() {
+            return;
+        }
+        if let Ok(payload) = serde_json::to_string(&to_wire(&self.node, events, follows)) {
+            let _ = self.queue.send(payload);
+        }
+    }
+}
+
+/// Hands other nodes' commits to the broker until the process ends, resubscribing after any
+/// loss (what was missed meanwhile is repaired from PostgreSQL by the broker).
+pub fn listen(client: redis::Client, prefix: &str, node: String, broker: MeteredAddr<FeedBroker>) {
+    let channel = format!("{prefix}events");
+    actix_rt::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match subscribe_once(&client, &channel, &node, &broker).await {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(e) => tracing::warn!(error = %e, "event channel lost; resubscribing"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    });
+}
+
+async fn subscribe_once(
+    client: &redis::Client,
+    channel: &str,
+    node: &str,
+    broker: &MeteredAddr<FeedBroker>,
+) -> Result<(), String> {
+    let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
+    pubsub.subscribe(channel).await.map_err(|e| e.to_string())?;
+    let mut messages = pubsub.on_message();
+    while let Some(message) = messages.next().await {
+        let Ok(payload) = message.get_payload::<String>() else {
+            continue;
+        };
+        match serde_json::from_str::<WireBatch>(&payload) {
+            Ok(batch) if batch.node == node => {} // our own, delivered already
+            Ok(batch) => broker.do_send(from_wire(batch)),
+            Err(e) => tracing::warn!(error = %e, "ignoring a malformed event message"),
+        }
+    }
+    Err("the subscription ended".into())
+}
