@@ -151,6 +151,11 @@ pub struct ServeArgs {
     #[arg(long, env = "WS_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
     pub ws_idle_timeout_ms: u64,
 
+    /// Frames a websocket may have waiting to be written before it counts as a slow consumer
+    /// (closed with 1013; the client resumes with `since`).
+    #[arg(long, env = "WS_OUTBOUND_LIMIT", default_value_t = 1024)]
+    pub ws_outbound_limit: usize,
+
     /// How far back `since` can resume, in hours.
     #[arg(long, env = "EVENT_RETENTION_HOURS", default_value_t = 72)]
     pub event_retention_hours: u64,
@@ -263,6 +268,7 @@ pub struct Settings {
     pub idle_timeout: Duration,
     pub event_retention: Duration,
     pub replay_limit: usize,
+    pub outbound_limit: usize,
     pub workers: usize,
     pub writer_max_batch: usize,
     pub writer_max_queue: usize,
@@ -425,6 +431,9 @@ impl Settings {
                 "must be longer than WS_HEARTBEAT_MS",
             ));
         }
+        if args.ws_outbound_limit < 16 {
+            return Err(bad("WS_OUTBOUND_LIMIT", "must be at least 16"));
+        }
         if args.event_retention_hours == 0 {
             return Err(bad("EVENT_RETENTION_HOURS", "must be at least 1"));
         }
@@ -468,6 +477,7 @@ impl Settings {
             idle_timeout: Duration::from_millis(args.ws_idle_timeout_ms),
             event_retention: Duration::from_secs(args.event_retention_hours * 3600),
             replay_limit: args.ws_replay_limit.max(1),
+            outbound_limit: args.ws_outbound_limit,
             workers,
             writer_max_batch: args.db_writer_max_batch,
             writer_max_queue: args.db_writer_max_queue,

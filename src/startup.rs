@@ -73,13 +73,20 @@ impl Application {
             settings.redis_prefix.clone(),
         ));
         let events = Arc::new(PgEventSource { pool: pool.clone() });
+        let outbound_limit = settings.outbound_limit;
         let publisher = Arc::new(RedisPublisher::start(
             redis.clone(),
             &settings.redis_prefix,
             settings.node_id.clone(),
         ));
         let broker = FeedBroker::start_in_arbiter(&broker_arbiter.handle(), move |_| {
-            FeedBroker::new(graph, events, publisher, FOLLOW_LOAD_TIMEOUT)
+            FeedBroker::new(
+                graph,
+                events,
+                publisher,
+                FOLLOW_LOAD_TIMEOUT,
+                outbound_limit,
+            )
         });
         let broker = MeteredAddr::new(broker, FeedBroker::meter());
         let events_client =

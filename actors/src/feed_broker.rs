@@ -17,6 +17,7 @@ use actix::prelude::*;
 use bytestring::ByteString;
 use prometheus::{IntCounter, IntGauge};
 
+use crate::backlog::{Admit, Backlog};
 use crate::committed::{
     CommitPublisher, Committed, CommittedChange, FollowChange, RemoteCommitted,
 };
@@ -57,6 +58,8 @@ pub struct Connect {
     pub family: Option<i64>,
     pub deliver: MeteredRecipient<Deliver>,
     pub close: MeteredRecipient<CloseSession>,
+    /// The session's outbound backlog; past the broker's limit nothing more is sent.
+    pub backlog: Arc<Backlog>,
 }
 
 /// Revocation → FeedBroker: a sign-in session was revoked; close its websockets with 1008.
@@ -152,6 +155,7 @@ static WAITING_OVERFLOWS: LazyLock<IntCounter> = LazyLock::new(|| {
 struct SessionLink {
     id: SessionId,
     family: Option<i64>,
+    backlog: Arc<Backlog>,
     deliver: MeteredRecipient<Deliver>,
     close: MeteredRecipient<CloseSession>,
 }
@@ -177,6 +181,8 @@ pub struct FeedBroker {
     /// Events that arrived ahead of a lower id not yet seen.
     waiting: BTreeMap<EventId, (Arc<CommittedEvent>, Option<Instant>)>,
     repairing: bool,
+    /// Frames a session may have waiting before it counts as a slow consumer.
+    outbound_limit: usize,
     load_timeout: Duration,
     users: HashMap<UserId, OnlineUser>,
     /// Author → online followers whose follow lists are loaded.
@@ -198,6 +204,7 @@ impl FeedBroker {
         events: Arc<dyn EventSource>,
         publisher: Arc<dyn CommitPublisher>,
         load_timeout: Duration,
+        outbound_limit: usize,
     ) -> Self {
         Self {
             meter: ActorMeter::new(Self::KIND),
@@ -207,6 +214,7 @@ impl FeedBroker {
             next_event: None,
             waiting: BTreeMap::new(),
             repairing: false,
+            outbound_limit: outbound_limit.max(2),
             load_timeout,
             users: HashMap::new(),
             audience: HashMap::new(),
@@ -444,6 +452,9 @@ impl FeedBroker {
             return;
         }
         for link in &online.sessions {
+            if link.backlog.admit_durable(self.outbound_limit) == Admit::Drop {
+                continue;
+            }
             link.deliver.do_send(Deliver {
                 event: Some(event.id),
                 frame: frame.clone(),
@@ -506,7 +517,9 @@ impl FeedBroker {
         };
         let frame = protocol::thread_reply_frame(&event.payload);
         for session in subscribers {
-            if let Some(link) = self.link(*session) {
+            if let Some(link) = self.link(*session)
+                && link.backlog.admit_ephemeral(self.outbound_limit) == Admit::Send
+            {
                 link.deliver.do_send(Deliver {
                     event: None,
                     frame: frame.clone(),
@@ -564,6 +577,7 @@ impl Handler<Connect> for FeedBroker {
         let link = SessionLink {
             id: msg.session,
             family: msg.family,
+            backlog: msg.backlog,
             deliver: msg.deliver,
             close: msg.close,
         };

@@ -10,6 +10,7 @@ use actix::prelude::*;
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge};
 
+use crate::backlog::Backlog;
 use crate::event_log::{self, Replay};
 use crate::feed_broker::{
     CloseSession, Connect, Deliver, Disconnect, FeedBroker, SubscribeThread, UnsubscribeThread,
@@ -134,6 +135,8 @@ pub struct Session {
     topics: HashMap<Topic, PostId>,
     /// The close code this side sent, for the close counter.
     closed_with: Option<u16>,
+    /// Frames the broker handed over and this session has not written yet.
+    backlog: Arc<Backlog>,
 }
 
 impl Session {
@@ -169,6 +172,7 @@ impl Session {
             budget: FrameBudget::new(burst),
             topics: HashMap::new(),
             closed_with: None,
+            backlog: Backlog::new(),
         }
     }
 
@@ -382,10 +386,13 @@ impl Actor for Session {
             family: self.family,
             deliver: me.recipient(),
             close: me.recipient(),
+            backlog: self.backlog.clone(),
         };
         let heartbeat = self.config.heartbeat;
         ctx.run_interval(heartbeat, |session, ctx| {
-            if session.last_heard.elapsed() > session.config.idle_timeout {
+            if session.backlog.overflowed() {
+                session.close(ctx, 1013, "too slow: reconnect with since to catch up");
+            } else if session.last_heard.elapsed() > session.config.idle_timeout {
                 session.close(ctx, 1001, "idle timeout");
             } else {
                 ctx.ping(b"");
@@ -421,6 +428,11 @@ impl Handler<Deliver> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
+        self.backlog.taken();
+        if self.backlog.overflowed() {
+            self.close(ctx, 1013, "too slow: reconnect with since to catch up");
+            return;
+        }
         match &mut self.phase {
             Phase::Starting { held } => held.push(msg),
             Phase::Live => self.write(ctx, msg),

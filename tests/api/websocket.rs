@@ -192,3 +192,151 @@ async fn a_silent_client_is_dropped_after_the_idle_timeout() {
     assert_eq!(ws.next_json().await["type"], "hello");
     assert_eq!(ws.closed_with().await, Some(1001));
 }
+
+fn counter(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[actix_web::test]
+async fn a_client_that_stops_reading_is_closed_with_1013_and_loses_nothing() {
+    use crate::helpers::WsEvent;
+
+    let app = spawn_app_with(&[
+        "--ws-outbound-limit=256",
+        "--rate-limit-user-per-min=100000",
+        "--rate-limit-ip-per-min=1000000",
+    ])
+    .await;
+    let alice = app.sign_in("alice").await;
+    let slow_user = app.sign_in("slowpoke").await;
+    let fast_user = app.sign_in("speedy").await;
+    app.follow(&slow_user, "alice").await;
+    app.follow(&fast_user, "alice").await;
+
+    // The slow client has a tiny receive window and stops reading after hello.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
+    socket
+        .set_recv_buffer_size(4096)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stream = socket
+        .connect(
+            format!("127.0.0.1:{}", app.port)
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut request = format!("ws://127.0.0.1:{}/api/v1/ws", app.port)
+        .into_client_request()
+        .unwrap_or_else(|e| panic!("{e}"));
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", slow_user.token)
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let (stream, _) =
+        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    let mut slow = crate::helpers::WsClient { stream };
+    assert_eq!(slow.next_json().await["type"], "hello");
+
+    // The fast client keeps reading on its own task.
+    let (mut fast, _) = app.ws(&fast_user, None).await;
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
+    let reader = actix_rt::spawn(async move {
+        while let WsEvent::Json(frame) = fast.next_event(Duration::from_secs(15)).await {
+            if frame["type"] == "post.created"
+                && seen_tx
+                    .send(frame["id"].as_i64().unwrap_or_default())
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+
+    let before = counter(
+        &app.metrics().await,
+        "aisocial_session_slow_consumer_closes_total",
+    );
+    let body = "x".repeat(900);
+    let mut posted = 0;
+    while posted < 6000 {
+        let batch = (0..50).map(|_| app.post(&alice, &body));
+        for res in futures_util::future::join_all(batch).await {
+            assert_eq!(res.status(), 201);
+        }
+        posted += 50;
+        if counter(
+            &app.metrics().await,
+            "aisocial_session_slow_consumer_closes_total",
+        ) > before
+        {
+            break;
+        }
+    }
+    assert!(
+        counter(
+            &app.metrics().await,
+            "aisocial_session_slow_consumer_closes_total"
+        ) > before,
+        "{posted} posts did not overflow a client that reads nothing"
+    );
+
+    // The slow client reads again: what was buffered, then the close.
+    let mut last = 0;
+    let code = loop {
+        match slow.next_event(Duration::from_secs(10)).await {
+            WsEvent::Json(frame) => {
+                if let Some(id) = frame["id"].as_i64() {
+                    assert!(id > last);
+                    last = id;
+                }
+            }
+            WsEvent::Closed(frame) => break frame.map(|f| u16::from(f.code)),
+            WsEvent::Timeout => panic!("the slow client was never closed"),
+        }
+    };
+    assert_eq!(code, Some(1013));
+
+    // The fast client got every post meanwhile.
+    let mut fast_seen = 0;
+    while fast_seen < posted {
+        match tokio::time::timeout(Duration::from_secs(10), seen_rx.recv()).await {
+            Ok(Some(_)) => fast_seen += 1,
+            _ => break,
+        }
+    }
+    assert_eq!(fast_seen, posted, "one slow client never slows the others");
+    reader.abort();
+
+    // And the slow one resumes with nothing lost.
+    let (mut again, hello) = app.ws(&slow_user, Some(last)).await;
+    assert_eq!(hello["data"]["resume"]["status"], "resumed");
+    let missing = hello["data"]["resume"]["replayed"]
+        .as_u64()
+        .unwrap_or_default() as usize;
+    let mut got = 0;
+    while got < missing {
+        let frame = again.next_json().await;
+        let id = frame["id"].as_i64().unwrap_or_default();
+        assert!(id > last);
+        last = id;
+        got += 1;
+    }
+    let seen_before_close = posted - missing;
+    assert!(
+        seen_before_close < posted,
+        "the close happened before everything was written"
+    );
+    println!(
+        "slow consumer: closed with 1013 after {seen_before_close} of {posted} posts; resumed {missing}"
+    );
+}
