@@ -3,7 +3,10 @@
 //! - `writes`: HTTP posts from many concurrent clients, acknowledged/s and latency.
 //! - `writer`: the DbWriter's group commit against one transaction per request through a pool,
 //!   the same work each way, in one run.
+//! - `fanout`: one author, many followers online; deliveries, latency from the scheduled send,
+//!   order, loss, memory per idle connection, CPU per delivery.
 
+mod fanout;
 mod report;
 mod writer;
 mod writes;
@@ -23,6 +26,8 @@ enum Scenario {
     Writes(writes::Args),
     /// The DbWriter against one transaction per request, straight to PostgreSQL.
     Writer(writer::Args),
+    /// One author, many followers online: deliveries, latency, order, memory per connection.
+    Fanout(fanout::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,5 +37,6 @@ fn main() -> anyhow::Result<()> {
     match cli.scenario {
         Scenario::Writes(args) => tokio::runtime::Runtime::new()?.block_on(writes::run(args)),
         Scenario::Writer(args) => actix_rt::System::new().block_on(writer::run(args)),
+        Scenario::Fanout(args) => tokio::runtime::Runtime::new()?.block_on(fanout::run(args)),
     }
 }
