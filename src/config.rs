@@ -156,6 +156,10 @@ pub struct ServeArgs {
     #[arg(long, env = "WS_OUTBOUND_LIMIT", default_value_t = 1024)]
     pub ws_outbound_limit: usize,
 
+    /// How long a user must be gone before followers see `presence` offline, in milliseconds.
+    #[arg(long, env = "PRESENCE_DEBOUNCE_MS", default_value_t = 5_000)]
+    pub presence_debounce_ms: u64,
+
     /// How far back `since` can resume, in hours.
     #[arg(long, env = "EVENT_RETENTION_HOURS", default_value_t = 72)]
     pub event_retention_hours: u64,
@@ -269,6 +273,7 @@ pub struct Settings {
     pub event_retention: Duration,
     pub replay_limit: usize,
     pub outbound_limit: usize,
+    pub presence_debounce: Duration,
     pub workers: usize,
     pub writer_max_batch: usize,
     pub writer_max_queue: usize,
@@ -478,6 +483,7 @@ impl Settings {
             event_retention: Duration::from_secs(args.event_retention_hours * 3600),
             replay_limit: args.ws_replay_limit.max(1),
             outbound_limit: args.ws_outbound_limit,
+            presence_debounce: Duration::from_millis(args.presence_debounce_ms),
             workers,
             writer_max_batch: args.db_writer_max_batch,
             writer_max_queue: args.db_writer_max_queue,

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aisocial_actors::committed::{CommitPublisher, FollowChange, RemoteCommitted};
+use aisocial_actors::committed::{CommitPublisher, FollowChange, PresenceChange, RemoteCommitted};
 use aisocial_actors::event_log::{Audience, CommittedEvent};
 use aisocial_actors::feed_broker::FeedBroker;
 use aisocial_actors::ids::{EventId, UserId};
@@ -37,10 +37,21 @@ struct WireFollow {
 }
 
 #[derive(Serialize, Deserialize)]
+struct WirePresence {
+    user: i64,
+    handle: String,
+    online: bool,
+}
+
+#[derive(Serialize, Deserialize)]
 struct WireBatch {
     node: String,
+    #[serde(default)]
     events: Vec<WireEvent>,
+    #[serde(default)]
     follows: Vec<WireFollow>,
+    #[serde(default)]
+    presence: Vec<WirePresence>,
 }
 
 fn to_wire(node: &str, events: &[Arc<CommittedEvent>], follows: &[FollowChange]) -> WireBatch {
@@ -70,11 +81,22 @@ fn to_wire(node: &str, events: &[Arc<CommittedEvent>], follows: &[FollowChange])
                 following: f.following,
             })
             .collect(),
+        presence: Vec::new(),
     }
 }
 
 fn from_wire(batch: WireBatch) -> RemoteCommitted {
     RemoteCommitted {
+        node: batch.node,
+        presence: batch
+            .presence
+            .into_iter()
+            .map(|p| PresenceChange {
+                user: UserId(p.user),
+                handle: p.handle,
+                online: p.online,
+            })
+            .collect(),
         events: batch
             .events
             .into_iter()
@@ -130,14 +152,33 @@ impl RedisPublisher {
     }
 }
 
+impl RedisPublisher {
+    fn send(&self, batch: &WireBatch) {
+        if let Ok(payload) = serde_json::to_string(batch) {
+            let _ = self.queue.send(payload);
+        }
+    }
+}
+
 impl CommitPublisher for RedisPublisher {
+    fn publish_presence(&self, change: &PresenceChange) {
+        self.send(&WireBatch {
+            node: self.node.clone(),
+            events: Vec::new(),
+            follows: Vec::new(),
+            presence: vec![WirePresence {
+                user: change.user.0,
+                handle: change.handle.clone(),
+                online: change.online,
+            }],
+        });
+    }
+
     fn publish(&self, events: &[Arc<CommittedEvent>], follows: &[FollowChange]) {
         if events.is_empty() && follows.is_empty() {
             return;
         }
-        if let Ok(payload) = serde_json::to_string(&to_wire(&self.node, events, follows)) {
-            let _ = self.queue.send(payload);
-        }
+        self.send(&to_wire(&self.node, events, follows));
     }
 }
 

@@ -11,7 +11,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 use aisocial_actors::db_writer::{DbWriter, DbWriterConfig, Drain};
-use aisocial_actors::feed_broker::{CloseAll, FeedBroker};
+use aisocial_actors::feed_broker::{BrokerConfig, CloseAll, FeedBroker};
 use aisocial_actors::meter::MeteredAddr;
 use aisocial_actors::session::SessionConfig;
 use anyhow::Context;
@@ -73,20 +73,18 @@ impl Application {
             settings.redis_prefix.clone(),
         ));
         let events = Arc::new(PgEventSource { pool: pool.clone() });
-        let outbound_limit = settings.outbound_limit;
+        let broker_config = BrokerConfig {
+            load_timeout: FOLLOW_LOAD_TIMEOUT,
+            outbound_limit: settings.outbound_limit,
+            presence_debounce: settings.presence_debounce,
+        };
         let publisher = Arc::new(RedisPublisher::start(
             redis.clone(),
             &settings.redis_prefix,
             settings.node_id.clone(),
         ));
         let broker = FeedBroker::start_in_arbiter(&broker_arbiter.handle(), move |_| {
-            FeedBroker::new(
-                graph,
-                events,
-                publisher,
-                FOLLOW_LOAD_TIMEOUT,
-                outbound_limit,
-            )
+            FeedBroker::new(graph, events, publisher, broker_config)
         });
         let broker = MeteredAddr::new(broker, FeedBroker::meter());
         let events_client =

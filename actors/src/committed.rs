@@ -38,13 +38,26 @@ pub struct Committed {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct RemoteCommitted {
+    /// The node that published it.
+    pub node: String,
     pub events: Vec<Arc<CommittedEvent>>,
     pub follows: Vec<FollowChange>,
+    pub presence: Vec<PresenceChange>,
+}
+
+/// A user came online on, or left, one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceChange {
+    pub user: crate::ids::UserId,
+    pub handle: String,
+    pub online: bool,
 }
 
 /// Where the broker hands this node's commits so that other nodes hear of them.
 pub trait CommitPublisher: Send + Sync + 'static {
     fn publish(&self, events: &[Arc<CommittedEvent>], follows: &[FollowChange]);
+    /// A user's presence on this node changed.
+    fn publish_presence(&self, change: &PresenceChange);
 }
 
 /// A single node: nobody to tell.
@@ -52,4 +65,5 @@ pub struct NoPublisher;
 
 impl CommitPublisher for NoPublisher {
     fn publish(&self, _: &[Arc<CommittedEvent>], _: &[FollowChange]) {}
+    fn publish_presence(&self, _: &PresenceChange) {}
 }

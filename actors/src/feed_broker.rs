@@ -19,7 +19,7 @@ use prometheus::{IntCounter, IntGauge};
 
 use crate::backlog::{Admit, Backlog};
 use crate::committed::{
-    CommitPublisher, Committed, CommittedChange, FollowChange, RemoteCommitted,
+    CommitPublisher, Committed, CommittedChange, FollowChange, PresenceChange, RemoteCommitted,
 };
 use crate::event_log::{Audience, CommittedEvent, EventSource};
 use crate::follow_graph::FollowGraph;
@@ -54,6 +54,7 @@ pub struct CloseSession {
 pub struct Connect {
     pub session: SessionId,
     pub user: UserId,
+    pub handle: String,
     /// The sign-in session (refresh-token family) the socket was opened under.
     pub family: Option<i64>,
     pub deliver: MeteredRecipient<Deliver>,
@@ -167,6 +168,17 @@ struct OnlineUser {
     loading_from: Option<u64>,
 }
 
+/// How the broker behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct BrokerConfig {
+    /// How long a follow list may take to load.
+    pub load_timeout: Duration,
+    /// Frames a session may have waiting before it counts as a slow consumer.
+    pub outbound_limit: usize,
+    /// How long a user must be gone before followers hear `offline`.
+    pub presence_debounce: Duration,
+}
+
 /// The FeedBroker actor.
 pub struct FeedBroker {
     meter: ActorMeter,
@@ -183,6 +195,14 @@ pub struct FeedBroker {
     repairing: bool,
     /// Frames a session may have waiting before it counts as a slow consumer.
     outbound_limit: usize,
+    /// Users online on this node (announced), with their handles.
+    presence_here: HashMap<UserId, String>,
+    /// Users online on other nodes, by node.
+    presence_elsewhere: HashMap<UserId, HashSet<String>>,
+    /// Users whose last session here ended, waiting out the debounce.
+    going_offline: HashMap<UserId, u64>,
+    presence_generation: u64,
+    presence_debounce: Duration,
     load_timeout: Duration,
     users: HashMap<UserId, OnlineUser>,
     /// Author → online followers whose follow lists are loaded.
@@ -203,8 +223,7 @@ impl FeedBroker {
         graph: Arc<dyn FollowGraph>,
         events: Arc<dyn EventSource>,
         publisher: Arc<dyn CommitPublisher>,
-        load_timeout: Duration,
-        outbound_limit: usize,
+        config: BrokerConfig,
     ) -> Self {
         Self {
             meter: ActorMeter::new(Self::KIND),
@@ -214,8 +233,13 @@ impl FeedBroker {
             next_event: None,
             waiting: BTreeMap::new(),
             repairing: false,
-            outbound_limit: outbound_limit.max(2),
-            load_timeout,
+            outbound_limit: config.outbound_limit.max(2),
+            presence_here: HashMap::new(),
+            presence_elsewhere: HashMap::new(),
+            going_offline: HashMap::new(),
+            presence_generation: 0,
+            presence_debounce: config.presence_debounce,
+            load_timeout: config.load_timeout,
             users: HashMap::new(),
             audience: HashMap::new(),
             session_user: HashMap::new(),
@@ -290,6 +314,96 @@ impl FeedBroker {
             }
         }
         self.trim_held();
+    }
+
+    /// Online anywhere: here, or on a node that said so.
+    fn globally_online(&self, user: UserId) -> bool {
+        self.presence_here.contains_key(&user)
+            || self
+                .presence_elsewhere
+                .get(&user)
+                .is_some_and(|nodes| !nodes.is_empty())
+    }
+
+    /// The first session of `user` on this node.
+    fn came_online(&mut self, user: UserId, handle: String) {
+        if self.going_offline.remove(&user).is_some() {
+            return; // back within the debounce: nobody was told it left
+        }
+        let was_online = self.globally_online(user);
+        let change = PresenceChange {
+            user,
+            handle: handle.clone(),
+            online: true,
+        };
+        self.presence_here.insert(user, handle);
+        self.publisher.publish_presence(&change);
+        if !was_online {
+            self.announce_presence(&change);
+        }
+    }
+
+    /// The last session of `user` on this node ended: after the debounce, unless it came back.
+    fn left(&mut self, user: UserId, ctx: &mut Context<Self>) {
+        self.presence_generation += 1;
+        let generation = self.presence_generation;
+        self.going_offline.insert(user, generation);
+        ctx.run_later(self.presence_debounce, move |broker, _| {
+            if broker.going_offline.get(&user) != Some(&generation) {
+                return;
+            }
+            broker.going_offline.remove(&user);
+            let Some(handle) = broker.presence_here.remove(&user) else {
+                return;
+            };
+            let change = PresenceChange {
+                user,
+                handle,
+                online: false,
+            };
+            broker.publisher.publish_presence(&change);
+            if !broker.globally_online(user) {
+                broker.announce_presence(&change);
+            }
+        });
+    }
+
+    fn remote_presence(&mut self, node: &str, change: PresenceChange) {
+        let before = self.globally_online(change.user);
+        let nodes = self.presence_elsewhere.entry(change.user).or_default();
+        if change.online {
+            nodes.insert(node.to_owned());
+        } else {
+            nodes.remove(node);
+            if nodes.is_empty() {
+                self.presence_elsewhere.remove(&change.user);
+            }
+        }
+        if before != self.globally_online(change.user) {
+            self.announce_presence(&change);
+        }
+    }
+
+    /// Tells the user's online followers on this node.
+    fn announce_presence(&self, change: &PresenceChange) {
+        let Some(followers) = self.audience.get(&change.user) else {
+            return;
+        };
+        let frame = protocol::presence_frame(change.user, &change.handle, change.online);
+        for follower in followers {
+            let Some(online) = self.users.get(follower) else {
+                continue;
+            };
+            for link in &online.sessions {
+                if link.backlog.admit_ephemeral(self.outbound_limit) == Admit::Send {
+                    link.deliver.do_send(Deliver {
+                        event: None,
+                        frame: frame.clone(),
+                        committed_at: None,
+                    });
+                }
+            }
+        }
     }
 
     fn follow_changed(&mut self, f: FollowChange) {
@@ -585,6 +699,7 @@ impl Handler<Connect> for FeedBroker {
             online.sessions.push(link);
             return;
         }
+        self.came_online(msg.user, msg.handle);
         let from = self.held_end();
         self.users.insert(
             msg.user,
@@ -603,7 +718,7 @@ metered_handler!(FeedBroker, Connect);
 impl Handler<Disconnect> for FeedBroker {
     type Result = ();
 
-    fn handle(&mut self, msg: Disconnect, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Disconnect, ctx: &mut Self::Context) {
         if self.session_user.remove(&msg.session).is_none() {
             return;
         }
@@ -617,6 +732,7 @@ impl Handler<Disconnect> for FeedBroker {
             return;
         }
         if let Some(online) = self.users.remove(&msg.user) {
+            self.left(msg.user, ctx);
             if online.loading_from.is_some() {
                 self.loading = self.loading.saturating_sub(1);
                 self.trim_held();
@@ -662,6 +778,9 @@ impl Handler<RemoteCommitted> for FeedBroker {
     type Result = ();
 
     fn handle(&mut self, msg: RemoteCommitted, ctx: &mut Self::Context) {
+        for change in msg.presence {
+            self.remote_presence(&msg.node, change);
+        }
         for f in msg.follows {
             self.follow_changed(f);
         }

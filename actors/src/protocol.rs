@@ -191,6 +191,23 @@ pub fn thread_reply_frame(data: &serde_json::Value) -> ByteString {
     frame("thread.reply", None, data)
 }
 
+/// `presence`: a followee came online or went offline.
+pub fn presence_frame(user: UserId, handle: &str, online: bool) -> ByteString {
+    #[derive(Serialize)]
+    struct PresenceData<'a> {
+        user: HelloUser,
+        status: &'a str,
+    }
+    let data = PresenceData {
+        user: HelloUser {
+            id: user,
+            handle: handle.to_owned(),
+        },
+        status: if online { "online" } else { "offline" },
+    };
+    frame("presence", None, &data)
+}
+
 pub fn pong_frame() -> ByteString {
     ByteString::from_static(r#"{"type":"pong","data":{}}"#)
 }

@@ -383,6 +383,7 @@ impl Actor for Session {
         let connect = Connect {
             session: self.id,
             user: self.user,
+            handle: self.handle.clone(),
             family: self.family,
             deliver: me.recipient(),
             close: me.recipient(),

@@ -87,9 +87,16 @@ async fn sign_in(http: &reqwest::Client, url: &str, handle: &str) -> anyhow::Res
         .json(&serde_json::json!({ "handle": handle }))
         .send()
         .await?;
-    anyhow::ensure!(res.status().is_success(), "sign-in of {handle}: {}", res.status());
+    anyhow::ensure!(
+        res.status().is_success(),
+        "sign-in of {handle}: {}",
+        res.status()
+    );
     let body: serde_json::Value = res.json().await?;
-    body["access_token"].as_str().map(str::to_owned).context("no token")
+    body["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no token")
 }
 
 struct Tally {
@@ -121,7 +128,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut sockets = Vec::with_capacity(args.followers);
     for token in &tokens {
         let mut request = format!("{ws_base}/api/v1/ws").into_client_request()?;
-        request.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse()?);
         let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
         // hello
         let _ = ws.next().await;
@@ -147,8 +156,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let mut seen = HashSet::new();
             let quiet = Duration::from_secs(5);
             while let Ok(Some(Ok(message))) = tokio::time::timeout(quiet, ws.next()).await {
-                let Message::Text(text) = message else { continue };
-                let Ok(frame) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let Ok(frame) = serde_json::from_str::<serde_json::Value>(&text) else {
+                    continue;
+                };
                 if frame["type"] != "post.created" {
                     continue;
                 }
@@ -160,7 +173,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 // Bodies are "seq scheduled_micros".
                 let body = frame["data"]["body"].as_str().unwrap_or_default();
                 let mut parts = body.split(' ');
-                let seq: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(u64::MAX);
+                let seq: u64 = parts
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(u64::MAX);
                 let scheduled: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
                 if !seen.insert(seq) {
                     dup += 1;
@@ -191,7 +207,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         } else if now.duration_since(at) > Duration::from_millis(10) {
             late += 1;
         }
-        let scheduled = now_micros().saturating_sub(u64::try_from(Instant::now().duration_since(at).as_micros()).unwrap_or(0));
+        let scheduled = now_micros().saturating_sub(
+            u64::try_from(Instant::now().duration_since(at).as_micros()).unwrap_or(0),
+        );
         let (http, url, author) = (http.clone(), args.url.clone(), author.clone());
         sends.push(tokio::spawn(async move {
             http.post(format!("{url}/api/v1/posts"))
@@ -243,17 +261,32 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     println!(
         "fanout: {} followers, {} posts: {} deliveries ({:.0}/s), missing {}, duplicated {}, out of order {}, late sends {}; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        report.followers, report.posts, report.deliveries, report.deliveries_per_second, report.missing,
-        report.duplicated, report.out_of_order, report.late_sends, report.latency.p50_ms, report.latency.p99_ms, report.latency.max_ms
+        report.followers,
+        report.posts,
+        report.deliveries,
+        report.deliveries_per_second,
+        report.missing,
+        report.duplicated,
+        report.out_of_order,
+        report.late_sends,
+        report.latency.p50_ms,
+        report.latency.p99_ms,
+        report.latency.max_ms
     );
     if let Some(per_cpu) = report.deliveries_per_server_cpu_second {
         println!("fanout: {per_cpu:.0} deliveries per server CPU-second");
     }
     if let Some(bytes) = report.bytes_per_idle_connection {
-        println!("fanout: {:.1} KiB of server RSS per idle authenticated connection", bytes / 1024.0);
+        println!(
+            "fanout: {:.1} KiB of server RSS per idle authenticated connection",
+            bytes / 1024.0
+        );
     }
     if report.late_sends as f64 > report.posts as f64 * 0.001 {
-        println!("fanout: INVALID RUN: {} late sends (over 0.1%); the generator could not keep the schedule", report.late_sends);
+        println!(
+            "fanout: INVALID RUN: {} late sends (over 0.1%); the generator could not keep the schedule",
+            report.late_sends
+        );
     }
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

@@ -52,7 +52,6 @@ pub fn test_settings(
         "--auth-dev-login=true",
         "--workers=2",
         "--database-pool-size=4",
-        "--node-id=test-node",
         "--shutdown-timeout-secs=5",
     ];
     argv.extend_from_slice(extra);
@@ -93,8 +92,12 @@ async fn spawn_node(db_name: String, redis_prefix: String, extra: &[&str]) -> Te
     if std::env::var_os("TEST_LOG").is_some() {
         aisocial::telemetry::init(aisocial::config::LogFormat::Text);
     }
+    // Every node has its own id, as in production (the relay skips a node's own messages).
+    let node_id = format!("--node-id=test-{}", &unique_name()[..8]);
+    let mut args = vec![node_id.as_str()];
+    args.extend_from_slice(extra);
     let settings =
-        test_settings(&db_name, &redis_prefix, extra).unwrap_or_else(|e| panic!("settings: {e}"));
+        test_settings(&db_name, &redis_prefix, &args).unwrap_or_else(|e| panic!("settings: {e}"));
     let app = Application::build(settings)
         .await
         .unwrap_or_else(|e| panic!("the app did not start: {e:#}"));

@@ -7,7 +7,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use crate::helpers::{
-    TestApp, WsClient, WsEvent, spawn_app, spawn_node_with_prefix, spawn_peer, unique_name,
+    TestApp, WsClient, WsEvent, spawn_app, spawn_app_with, spawn_node_with_prefix, spawn_peer,
+    unique_name,
 };
 
 /// Reads `count` durable events, asserting strictly increasing ids and no repeats.
@@ -126,4 +127,36 @@ async fn events_that_never_arrive_through_redis_are_repaired_from_postgres() {
         metrics.contains("aisocial_broker_gap_repairs_total"),
         "repairs are counted"
     );
+}
+
+#[actix_web::test]
+async fn followers_see_presence_across_nodes_debounced() {
+    let a = spawn_app_with(&["--presence-debounce-ms=300"]).await;
+    let b = spawn_peer(&a, &["--presence-debounce-ms=300"]).await;
+    let alice = a.sign_in("alice").await;
+    let bob = a.sign_in("bob").await;
+    a.follow(&alice, "bob").await;
+    let (mut watcher, _) = a.ws(&alice, None).await;
+    // Presence is ephemeral: it reaches followers whose follow lists are in, a moment after
+    // they connect.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Bob comes online on the other node.
+    let (bob_ws, _) = b.ws(&bob, None).await;
+    let frame = watcher.next_json().await;
+    assert_eq!(frame["type"], "presence");
+    assert_eq!(frame["data"]["user"]["handle"], "bob");
+    assert_eq!(frame["data"]["status"], "online");
+    assert!(frame.get("id").is_none(), "presence is ephemeral");
+
+    // A quick reconnect inside the debounce says nothing.
+    drop(bob_ws);
+    let (bob_ws, _) = b.ws(&bob, None).await;
+    watcher.assert_quiet(Duration::from_millis(600)).await;
+
+    // Leaving for longer than the debounce says offline.
+    drop(bob_ws);
+    let frame = watcher.next_json().await;
+    assert_eq!(frame["type"], "presence");
+    assert_eq!(frame["data"]["status"], "offline");
 }
