@@ -8,13 +8,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
 use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::client::sign_in;
 use crate::report::{self, Latency};
 
 #[derive(clap::Args)]
@@ -79,24 +79,6 @@ async fn rss(http: &reqwest::Client, url: &str) -> Option<u64> {
         .await
         .ok()?;
     body["memory"]["process_rss_bytes"].as_u64()
-}
-
-async fn sign_in(http: &reqwest::Client, url: &str, handle: &str) -> anyhow::Result<String> {
-    let res = http
-        .post(format!("{url}/api/v1/auth/dev"))
-        .json(&serde_json::json!({ "handle": handle }))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        res.status().is_success(),
-        "sign-in of {handle}: {}",
-        res.status()
-    );
-    let body: serde_json::Value = res.json().await?;
-    body["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no token")
 }
 
 struct Tally {

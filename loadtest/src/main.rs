@@ -6,6 +6,7 @@
 //! - `fanout`: one author, many followers online; deliveries, latency from the scheduled send,
 //!   order, loss, memory per idle connection, CPU per delivery.
 
+mod client;
 mod fanout;
 mod report;
 mod writer;

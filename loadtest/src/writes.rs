@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
+use crate::client::sign_in;
 use crate::report::{self, Latency};
 
 #[derive(clap::Args)]
@@ -41,24 +41,6 @@ struct Report {
     acknowledged_per_second: f64,
     latency: Latency,
     late_sends: u64,
-}
-
-async fn sign_in(http: &reqwest::Client, url: &str, handle: &str) -> anyhow::Result<String> {
-    let res = http
-        .post(format!("{url}/api/v1/auth/dev"))
-        .json(&serde_json::json!({ "handle": handle }))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        res.status().is_success(),
-        "dev sign-in answered {} (is AUTH_DEV_LOGIN=true and the auth rate limit raised?)",
-        res.status()
-    );
-    let body: serde_json::Value = res.json().await?;
-    body["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no access_token")
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {

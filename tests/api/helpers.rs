@@ -62,6 +62,20 @@ pub fn test_settings(
     }
 }
 
+/// Removes a test database, whoever is still connected to it.
+pub async fn drop_database(db_name: &str) {
+    if let Ok((client, conn)) =
+        tokio_postgres::connect(&format!("{PG_BASE}/postgres"), tokio_postgres::NoTls).await
+    {
+        tokio::spawn(conn);
+        let _ = client
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
+            ))
+            .await;
+    }
+}
+
 pub fn unique_name() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
@@ -275,19 +289,7 @@ impl Drop for TestApp {
             else {
                 return;
             };
-            rt.block_on(async move {
-                if let Ok((client, conn)) =
-                    tokio_postgres::connect(&format!("{PG_BASE}/postgres"), tokio_postgres::NoTls)
-                        .await
-                {
-                    tokio::spawn(conn);
-                    let _ = client
-                        .batch_execute(&format!(
-                            "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
-                        ))
-                        .await;
-                }
-            });
+            rt.block_on(drop_database(&db_name));
         })
         .join();
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use aisocial::startup::Application;
 use futures_util::future::join_all;
 
-use crate::helpers::{PG_BASE, spawn_app, test_settings, unique_name};
+use crate::helpers::{PG_BASE, drop_database, spawn_app, test_settings, unique_name};
 
 #[actix_web::test]
 async fn start_up_names_an_unreachable_dependency() {
@@ -39,14 +39,7 @@ async fn start_up_names_an_unreachable_dependency() {
         "{err}"
     );
     // The database it created on the way is removed again.
-    if let Ok((client, conn)) =
-        tokio_postgres::connect(&format!("{PG_BASE}/postgres"), tokio_postgres::NoTls).await
-    {
-        actix_rt::spawn(conn);
-        let _ = client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-            .await;
-    }
+    drop_database(&db).await;
 }
 
 #[actix_web::test]
@@ -214,12 +207,5 @@ async fn the_binary_serves_and_exits_cleanly_on_sigterm() {
         "a token reached the log"
     );
 
-    if let Ok((client, conn)) =
-        tokio_postgres::connect(&format!("{PG_BASE}/postgres"), tokio_postgres::NoTls).await
-    {
-        actix_rt::spawn(conn);
-        let _ = client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-            .await;
-    }
+    drop_database(&db).await;
 }
