@@ -340,3 +340,82 @@ async fn a_client_that_stops_reading_is_closed_with_1013_and_loses_nothing() {
         "slow consumer: closed with 1013 after {seen_before_close} of {posted} posts; resumed {missing}"
     );
 }
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// 10,000 connect/disconnect cycles leave no session, socket or memory behind. The server runs
+/// in this process, so its open files and memory are this process's.
+#[actix_web::test]
+async fn ten_thousand_connect_disconnect_cycles_leave_nothing_behind() {
+    let app = spawn_app_with(&[
+        "--rate-limit-ip-per-min=100000000",
+        "--rate-limit-user-per-min=100000000",
+    ])
+    .await;
+    let users = {
+        let mut users = Vec::new();
+        for n in 0..20 {
+            users.push(app.sign_in(&format!("churn_{n}")).await);
+        }
+        users
+    };
+    let cycle = |user: &crate::helpers::TestUser, rounds: usize| {
+        let app = &app;
+        let user = user.clone();
+        async move {
+            for _ in 0..rounds {
+                let (mut ws, _) = app.ws(&user, None).await;
+                let _ = ws.stream.close(None).await;
+            }
+        }
+    };
+    // Warm up pools, caches and allocator arenas, then measure.
+    futures_util::future::join_all(users.iter().map(|u| cycle(u, 25))).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (fds_before, rss_before) = (open_fds(), rss_bytes());
+    futures_util::future::join_all(users.iter().map(|u| cycle(u, 500))).await;
+    // Give closes a moment to be processed everywhere.
+    let mut online = usize::MAX;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, system) = app.get_json(&users[0], "/health/system").await;
+        online = system["connections"]["websockets"]
+            .as_u64()
+            .unwrap_or(u64::MAX) as usize;
+        if online == 0 && open_fds() <= fds_before + 5 {
+            break;
+        }
+    }
+    let (fds_after, rss_after) = (open_fds(), rss_bytes());
+    println!(
+        "churn: 10,000 cycles; open files {fds_before} -> {fds_after}; RSS {:.1} -> {:.1} MiB",
+        rss_before as f64 / 1048576.0,
+        rss_after as f64 / 1048576.0
+    );
+    assert_eq!(online, 0, "sessions left registered with the broker");
+    assert!(
+        fds_after <= fds_before + 5,
+        "open files grew: {fds_before} -> {fds_after}"
+    );
+    assert!(
+        rss_after < rss_before + 32 * 1024 * 1024,
+        "memory grew by {} MiB over 10,000 cycles",
+        (rss_after.saturating_sub(rss_before)) / 1048576
+    );
+    let metrics = app.metrics().await;
+    assert!(metrics.contains("aisocial_websocket_closes_total"));
+}
