@@ -1,8 +1,10 @@
 //! Rate limits shared by every node through Redis, without a Redis round trip per request.
 //!
-//! Each node counts requests per key in fixed one-minute windows in memory and decides at
-//! once: a request passes while (the window's global count as last seen in Redis) + (what this
-//! node counted since) stays within the limit. Every 50 ms a background task adds what it
+//! Each node counts requests per key in one-minute windows in memory and decides at once with a
+//! sliding-window estimate: the previous window's count, weighted by how much of it still lies
+//! within the last minute, plus the current window's global count as last seen in Redis, plus
+//! what this node counted since. (A plain fixed window would let a client send twice the limit
+//! across a window boundary.) Every 50 ms a background task adds what it
 //! counted to Redis (`INCRBY` + `EXPIRE`, pipelined) and learns the global counts back. Other
 //! nodes' traffic is thus seen within one flush; a burst across N nodes can exceed a limit by
 //! at most what N−1 nodes admit in one flush interval. When Redis cannot answer, each node
@@ -56,18 +58,14 @@ struct Count {
 struct Counts {
     window: u64,
     by_key: HashMap<String, Count>,
+    /// The previous window's final counts.
+    previous: HashMap<String, u64>,
 }
 
 #[derive(Clone)]
 pub struct RateLimiter {
     counts: Arc<Mutex<Counts>>,
     prefix: String,
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl RateLimiter {
@@ -91,27 +89,42 @@ impl RateLimiter {
 
     /// Counts one request for `key` in `scope` against `limit` per minute.
     pub fn check(&self, scope: &'static str, key: &str, limit: u32) -> Decision {
-        let now = now_secs();
-        let window = now / WINDOW_SECS;
-        let reset_secs = WINDOW_SECS - now % WINDOW_SECS;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let window = now as u64 / WINDOW_SECS;
+        let into_window = (now % WINDOW_SECS as f64) / WINDOW_SECS as f64;
+        let reset_secs = (WINDOW_SECS as f64 * (1.0 - into_window)).ceil().max(1.0) as u64;
+        let name = format!("{scope}:{key}");
         let seen = {
             let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
             if counts.window != window {
+                let follows_directly = counts.window + 1 == window;
+                let finished: HashMap<String, u64> = counts
+                    .by_key
+                    .drain()
+                    .map(|(k, c)| (k, c.global + c.pending))
+                    .collect();
+                counts.previous = if follows_directly {
+                    finished
+                } else {
+                    HashMap::new()
+                };
                 counts.window = window;
-                counts.by_key.clear();
             }
-            let count = counts.by_key.entry(format!("{scope}:{key}")).or_default();
+            let previous = counts.previous.get(&name).copied().unwrap_or(0) as f64;
+            let count = counts.by_key.entry(name).or_default();
             count.pending += 1;
-            count.global + count.pending
+            previous * (1.0 - into_window) + (count.global + count.pending) as f64
         };
-        let allowed = seen <= u64::from(limit);
+        let allowed = seen <= f64::from(limit);
         DECISIONS
             .with_label_values(&[scope, if allowed { "allowed" } else { "limited" }])
             .inc();
         Decision {
             allowed,
             limit,
-            remaining: u32::try_from(u64::from(limit).saturating_sub(seen)).unwrap_or(0),
+            remaining: (f64::from(limit) - seen).max(0.0) as u32,
             reset_secs,
         }
     }
