@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, WsEvent, spawn_app, spawn_app_with, spawn_peer};
+use crate::helpers::{
+    TestApp, TestUser, WsEvent, spawn_app, spawn_app_with, spawn_peer, wait_for_subscribers,
+};
 
 async fn refresh(app: &TestApp, token: &str) -> (u16, Value) {
     let res = app
@@ -150,8 +152,8 @@ async fn logout_on_one_node_closes_the_sockets_on_another() {
     let node_b = spawn_peer(&node_a, &[]).await;
     let alice = node_a.sign_in("alice").await;
     let (mut ws_on_b, _) = node_b.ws(&alice, None).await;
-    // Let node B's revocation subscription settle (it reloads from PostgreSQL on connect too).
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Node B subscribes to revocations in the background after start-up.
+    wait_for_subscribers(&node_a, "revocations", 2).await;
     let started = Instant::now();
     let res = node_a
         .http

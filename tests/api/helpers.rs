@@ -62,6 +62,30 @@ pub fn test_settings(
     }
 }
 
+/// Waits until `count` nodes listen on the Redis channel `suffix` of this deployment (a node
+/// subscribes in the background after start-up).
+pub async fn wait_for_subscribers(app: &TestApp, suffix: &str, count: i64) {
+    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap_or_else(|e| panic!("{e}"));
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let channel = format!("{}{suffix}", app.redis_prefix);
+    for _ in 0..200 {
+        let (_, n): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        if n >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{count} subscribers never appeared on {channel}");
+}
+
 /// Removes a test database, whoever is still connected to it.
 pub async fn drop_database(db_name: &str) {
     if let Ok((client, conn)) =

@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 
 use crate::helpers::{
     TestApp, WsClient, WsEvent, spawn_app, spawn_app_with, spawn_node_with_prefix, spawn_peer,
-    unique_name,
+    unique_name, wait_for_subscribers,
 };
 
 /// Reads `count` durable events, asserting strictly increasing ids and no repeats.
@@ -131,8 +131,9 @@ async fn events_that_never_arrive_through_redis_are_repaired_from_postgres() {
 
 #[actix_web::test]
 async fn followers_see_presence_across_nodes_debounced() {
-    let a = spawn_app_with(&["--presence-debounce-ms=300"]).await;
-    let b = spawn_peer(&a, &["--presence-debounce-ms=300"]).await;
+    let a = spawn_app_with(&["--presence-debounce-ms=1000"]).await;
+    let b = spawn_peer(&a, &["--presence-debounce-ms=1000"]).await;
+    wait_for_subscribers(&a, "events", 2).await;
     let alice = a.sign_in("alice").await;
     let bob = a.sign_in("bob").await;
     a.follow(&alice, "bob").await;
@@ -152,7 +153,7 @@ async fn followers_see_presence_across_nodes_debounced() {
     // A quick reconnect inside the debounce says nothing.
     drop(bob_ws);
     let (bob_ws, _) = b.ws(&bob, None).await;
-    watcher.assert_quiet(Duration::from_millis(600)).await;
+    watcher.assert_quiet(Duration::from_millis(1500)).await;
 
     // Leaving for longer than the debounce says offline.
     drop(bob_ws);
