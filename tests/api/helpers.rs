@@ -65,7 +65,12 @@ pub fn test_settings(
 /// Waits until `count` nodes listen on the Redis channel `suffix` of this deployment (a node
 /// subscribes in the background after start-up).
 pub async fn wait_for_subscribers(app: &TestApp, suffix: &str, count: i64) {
-    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap_or_else(|e| panic!("{e}"));
+    wait_for_subscribers_on("redis://127.0.0.1:6379", app, suffix, count).await;
+}
+
+/// [`wait_for_subscribers`] on the Redis at `url`.
+pub async fn wait_for_subscribers_on(url: &str, app: &TestApp, suffix: &str, count: i64) {
+    let client = redis::Client::open(url).unwrap_or_else(|e| panic!("{e}"));
     let mut conn = client
         .get_multiplexed_async_connection()
         .await
