@@ -199,9 +199,9 @@ pub struct FeedBroker {
     presence_here: HashMap<UserId, String>,
     /// Users online on other nodes, by node.
     presence_elsewhere: HashMap<UserId, HashSet<String>>,
-    /// Users whose last session here ended, waiting out the debounce.
-    going_offline: HashMap<UserId, u64>,
-    presence_generation: u64,
+    /// Users whose last session here ended, waiting out the debounce (the timer is cancelled
+    /// when they come back, so timers never pile up in the actor's context under churn).
+    going_offline: HashMap<UserId, SpawnHandle>,
     presence_debounce: Duration,
     load_timeout: Duration,
     users: HashMap<UserId, OnlineUser>,
@@ -237,7 +237,6 @@ impl FeedBroker {
             presence_here: HashMap::new(),
             presence_elsewhere: HashMap::new(),
             going_offline: HashMap::new(),
-            presence_generation: 0,
             presence_debounce: config.presence_debounce,
             load_timeout: config.load_timeout,
             users: HashMap::new(),
@@ -326,8 +325,9 @@ impl FeedBroker {
     }
 
     /// The first session of `user` on this node.
-    fn came_online(&mut self, user: UserId, handle: String) {
-        if self.going_offline.remove(&user).is_some() {
+    fn came_online(&mut self, user: UserId, handle: String, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.going_offline.remove(&user) {
+            ctx.cancel_future(timer);
             return; // back within the debounce: nobody was told it left
         }
         let was_online = self.globally_online(user);
@@ -345,14 +345,10 @@ impl FeedBroker {
 
     /// The last session of `user` on this node ended: after the debounce, unless it came back.
     fn left(&mut self, user: UserId, ctx: &mut Context<Self>) {
-        self.presence_generation += 1;
-        let generation = self.presence_generation;
-        self.going_offline.insert(user, generation);
-        ctx.run_later(self.presence_debounce, move |broker, _| {
-            if broker.going_offline.get(&user) != Some(&generation) {
+        let timer = ctx.run_later(self.presence_debounce, move |broker, _| {
+            if broker.going_offline.remove(&user).is_none() {
                 return;
             }
-            broker.going_offline.remove(&user);
             let Some(handle) = broker.presence_here.remove(&user) else {
                 return;
             };
@@ -366,6 +362,9 @@ impl FeedBroker {
                 broker.announce_presence(&change);
             }
         });
+        if let Some(previous) = self.going_offline.insert(user, timer) {
+            ctx.cancel_future(previous);
+        }
     }
 
     fn remote_presence(&mut self, node: &str, change: PresenceChange) {
@@ -699,7 +698,7 @@ impl Handler<Connect> for FeedBroker {
             online.sessions.push(link);
             return;
         }
-        self.came_online(msg.user, msg.handle);
+        self.came_online(msg.user, msg.handle, ctx);
         let from = self.held_end();
         self.users.insert(
             msg.user,

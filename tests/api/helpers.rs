@@ -409,3 +409,118 @@ impl WsClient {
         }
     }
 }
+
+/// The real `aisocial` binary serving on port 0 with a fresh database, its JSON log collected.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub address: String,
+    pub db_name: String,
+    pub log: Vec<String>,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl ServerProcess {
+    pub async fn start(env: &[(&str, &str)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+
+        aisocial::install_crypto_provider();
+        let db_name = format!("aisocial_test_{}", unique_name());
+        let mut command = Command::new(env!("CARGO_BIN_EXE_aisocial"));
+        command
+            .args(["serve", "--bind=127.0.0.1:0", "--workers=1"])
+            .env("DATABASE_URL", format!("{PG_BASE}/{db_name}"))
+            .env("REDIS_PREFIX", format!("aisocial-test:{db_name}:"))
+            .env("AUTH_DEV_LOGIN", "true")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("{e}"));
+        let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+        let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut log = Vec::new();
+        let address = loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no `listening` line; log so far: {log:#?}"));
+            let json: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {line}"));
+            log.push(line);
+            if json["message"] == "listening" {
+                break json["address"].as_str().unwrap_or_default().to_owned();
+            }
+        };
+        Self {
+            child,
+            address,
+            db_name,
+            log,
+            lines,
+        }
+    }
+
+    /// Everything logged so far.
+    pub fn collect_log(&mut self) -> &[String] {
+        self.log.extend(self.lines.try_iter());
+        &self.log
+    }
+
+    fn proc_file(&self, name: &str) -> String {
+        std::fs::read_to_string(format!("/proc/{}/{name}", self.child.id())).unwrap_or_default()
+    }
+
+    pub fn open_files(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map_or(0, |d| d.count())
+    }
+
+    pub fn rss_bytes(&self) -> u64 {
+        self.proc_file("status")
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    pub async fn sign_in(&self, handle: &str) -> String {
+        let body: serde_json::Value = reqwest::Client::new()
+            .post(format!("http://{}/api/v1/auth/dev", self.address))
+            .json(&serde_json::json!({ "handle": handle }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default();
+        body["access_token"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let db_name = self.db_name.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(drop_database(&db_name));
+        })
+        .join();
+    }
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 use aisocial::startup::Application;
 use futures_util::future::join_all;
 
-use crate::helpers::{PG_BASE, drop_database, spawn_app, test_settings, unique_name};
+use crate::helpers::{ServerProcess, drop_database, spawn_app, test_settings, unique_name};
 
 #[actix_web::test]
 async fn start_up_names_an_unreachable_dependency() {
@@ -117,44 +117,8 @@ async fn shutdown_drains_every_acknowledged_post_and_closes_sockets_with_1001() 
 /// The real binary: `serve` logs `listening` with the real port, and SIGTERM drains and exits 0.
 #[actix_web::test]
 async fn the_binary_serves_and_exits_cleanly_on_sigterm() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-
-    let db = format!("aisocial_test_{}", unique_name());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aisocial"))
-        .args(["serve", "--bind=127.0.0.1:0", "--workers=1"])
-        .env("DATABASE_URL", format!("{PG_BASE}/{db}"))
-        .env("REDIS_PREFIX", format!("aisocial-test:{db}:"))
-        .env("AUTH_DEV_LOGIN", "true")
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut address = None;
-    let mut log = Vec::new();
-    while address.is_none() {
-        let line = lines_rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("no `listening` line; log so far: {log:#?}"));
-        let json: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {line}"));
-        if json["message"] == "listening" {
-            address = json["address"].as_str().map(str::to_owned);
-        }
-        log.push(line);
-    }
-    let address = address.unwrap_or_default();
+    let mut server = ServerProcess::start(&[]).await;
+    let address = server.address.clone();
     assert!(
         !address.ends_with(":0"),
         "the real port is logged: {address}"
@@ -183,16 +147,22 @@ async fn the_binary_serves_and_exits_cleanly_on_sigterm() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(res.status(), 400);
 
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or_default());
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(server.child.id()).unwrap_or_default());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
         .unwrap_or_else(|e| panic!("{e}"));
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut status = None;
+    for _ in 0..300 {
+        if let Ok(Some(exit)) = server.child.try_wait() {
+            status = Some(exit);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = status.unwrap_or_else(|| panic!("the server did not exit within 15 s of SIGTERM"));
     assert!(status.success(), "exit status {status}");
-    let rest: Vec<String> = lines_rx.try_iter().collect();
-    log.extend(rest);
+    // Give the log reader a moment to pass on the last lines.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let log = server.collect_log().to_vec();
     assert!(
         log.iter().any(|l| l.contains("\"drained\"")),
         "no drain line: {log:#?}"
@@ -206,6 +176,4 @@ async fn the_binary_serves_and_exits_cleanly_on_sigterm() {
         !log.iter().any(|l| l.contains(&token)),
         "a token reached the log"
     );
-
-    drop_database(&db).await;
 }
