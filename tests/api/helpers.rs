@@ -105,6 +105,21 @@ pub async fn drop_database(db_name: &str) {
     }
 }
 
+/// [`drop_database`] from synchronous code (a `Drop`), on a thread and runtime of its own.
+pub fn drop_database_blocking(db_name: &str) {
+    let db_name = db_name.to_owned();
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(drop_database(&db_name));
+    })
+    .join();
+}
+
 pub fn unique_name() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
@@ -309,18 +324,7 @@ impl Drop for TestApp {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let db_name = self.db_name.clone();
-        // Drop the database from a thread of its own: Drop cannot await.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(drop_database(&db_name));
-        })
-        .join();
+        drop_database_blocking(&self.db_name);
     }
 }
 
@@ -511,16 +515,6 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let db_name = self.db_name.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(drop_database(&db_name));
-        })
-        .join();
+        drop_database_blocking(&self.db_name);
     }
 }
