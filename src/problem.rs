@@ -260,6 +260,11 @@ pub fn read_error(e: tokio_postgres::Error) -> ApiError {
     }
 }
 
+/// Redis (tickets, sign-in flow state) did not answer.
+pub fn redis_error<E: std::fmt::Display>(e: E) -> ApiError {
+    ApiError::unavailable(format!("the session store (Redis) is unavailable ({e})"), 2)
+}
+
 /// No pooled connection could be had in time.
 pub fn pool_error<E: std::fmt::Display>(e: E) -> ApiError {
     ApiError::unavailable(format!("the database is unavailable ({e})"), 2)

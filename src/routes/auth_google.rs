@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::google::{GoogleIdentity, handle_hint};
 use crate::auth::opaque;
 use crate::auth::pair::{TokenPair, new_refresh, token_pair};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, Problem, redis_error};
 use crate::redis_store;
 use crate::routes::body::JsonBody;
 use crate::state::{AppState, Google};
@@ -107,10 +107,6 @@ fn flow_key(state: &AppState, flow_state: &str) -> String {
     state.redis_key(&format!("oauth:{}", hex::encode(opaque::hash(flow_state))))
 }
 
-fn redis_unavailable(e: impl std::fmt::Display) -> ApiError {
-    ApiError::unavailable(format!("the session store is unavailable ({e})"), 2)
-}
-
 fn flow_cookie(value: String, secure: bool, max_age: time::Duration) -> Cookie<'static> {
     Cookie::build(FLOW_COOKIE, value)
         .path("/api/v1/auth/google")
@@ -162,7 +158,7 @@ pub async fn login(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         .arg(FLOW_TTL_SECS);
     redis_store::run::<()>(&state.redis, store, REDIS_TIMEOUT)
         .await
-        .map_err(redis_unavailable)?;
+        .map_err(redis_error)?;
     let mut location =
         url::Url::parse(&google.settings.auth_url).map_err(|e| ApiError::Internal(e.into()))?;
     location
@@ -234,7 +230,7 @@ pub async fn callback(
     take.arg(flow_key(&state, flow_state));
     let pending = redis_store::run::<Option<String>>(&state.redis, take, REDIS_TIMEOUT)
         .await
-        .map_err(redis_unavailable)?
+        .map_err(redis_error)?
         .ok_or_else(invalid_state)?;
     let pending: PendingFlow = serde_json::from_str(&pending).map_err(|_| invalid_state())?;
     let browser = req

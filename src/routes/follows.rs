@@ -9,6 +9,13 @@ use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 use crate::{cache, follow_cache};
 
+/// After a committed follow change: the follower's cached follow list moves to a new version
+/// and both cached profiles (their counts) are dropped.
+async fn follow_changed(state: &AppState, me: &AuthUser, followee_handle: &str) {
+    follow_cache::changed(&state.redis, &state.redis_prefix, me.id).await;
+    cache::invalidate_profiles(state, &[&me.handle, followee_handle]).await;
+}
+
 fn target(raw: &str) -> Result<Handle, ApiError> {
     // A string that cannot be a handle names no user.
     Handle::parse(raw).map_err(|_| ApiError::NotFound("user not found".into()))
@@ -37,8 +44,7 @@ pub async fn follow_user(
             followee,
         })
         .await??;
-    follow_cache::changed(&state.redis, &state.redis_prefix, me.id).await;
-    cache::invalidate_profiles(&state, &[&me.handle, &followee_handle]).await;
+    follow_changed(&state, &me, &followee_handle).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -65,7 +71,6 @@ pub async fn unfollow_user(
             followee,
         })
         .await??;
-    follow_cache::changed(&state.redis, &state.redis_prefix, me.id).await;
-    cache::invalidate_profiles(&state, &[&me.handle, &followee_handle]).await;
+    follow_changed(&state, &me, &followee_handle).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::AuthUser;
 use crate::auth::extract::verify_bearer;
 use crate::auth::opaque;
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, Problem, redis_error};
 use crate::redis_store;
 use crate::state::AppState;
 
@@ -42,10 +42,6 @@ struct TicketClaims {
 
 fn ticket_key(state: &AppState, ticket: &str) -> String {
     state.redis_key(&format!("ticket:{}", hex::encode(opaque::hash(ticket))))
-}
-
-fn store_unavailable(e: impl std::fmt::Display) -> ApiError {
-    ApiError::unavailable(format!("the ticket store is unavailable ({e})"), 2)
 }
 
 /// A websocket ticket.
@@ -84,7 +80,7 @@ pub async fn issue_ticket(
         .arg(TICKET_TTL_SECS);
     redis_store::run::<()>(&state.redis, store, REDIS_TIMEOUT)
         .await
-        .map_err(store_unavailable)?;
+        .map_err(redis_error)?;
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(TicketResponse {
@@ -104,7 +100,7 @@ async fn redeem(state: &AppState, ticket: &str) -> Result<AuthUser, ApiError> {
     take.arg(ticket_key(state, ticket));
     let value = redis_store::run::<Option<String>>(&state.redis, take, REDIS_TIMEOUT)
         .await
-        .map_err(store_unavailable)?
+        .map_err(redis_error)?
         .ok_or_else(refused)?;
     let claims: TicketClaims = serde_json::from_str(&value).map_err(|_| refused())?;
     if state.revocations.is_revoked(claims.family) {

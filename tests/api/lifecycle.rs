@@ -7,6 +7,15 @@ use futures_util::future::join_all;
 
 use crate::helpers::{ServerProcess, drop_database, spawn_app, test_settings, unique_name};
 
+/// What `Application::build` says when it refuses to start (empty if it started).
+async fn start_up_error(settings: aisocial::config::Settings) -> String {
+    Application::build(settings)
+        .await
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default()
+}
+
 #[actix_web::test]
 async fn start_up_names_an_unreachable_dependency() {
     let id = unique_name();
@@ -16,11 +25,7 @@ async fn start_up_names_an_unreachable_dependency() {
         &["--database-url=postgres://postgres@127.0.0.1:1/aisocial_nowhere"],
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let err = Application::build(settings)
-        .await
-        .err()
-        .map(|e| format!("{e:#}"))
-        .unwrap_or_default();
+    let err = start_up_error(settings).await;
     assert!(
         err.contains("PostgreSQL") && err.contains("127.0.0.1:1"),
         "{err}"
@@ -29,11 +34,7 @@ async fn start_up_names_an_unreachable_dependency() {
     let db = format!("aisocial_test_{id}");
     let settings = test_settings(&db, "x:", &["--redis-url=redis://127.0.0.1:1"])
         .unwrap_or_else(|e| panic!("{e}"));
-    let err = Application::build(settings)
-        .await
-        .err()
-        .map(|e| format!("{e:#}"))
-        .unwrap_or_default();
+    let err = start_up_error(settings).await;
     assert!(
         err.contains("Redis") && err.contains("127.0.0.1:1"),
         "{err}"
