@@ -52,6 +52,15 @@ struct Count {
     global: u64,
     /// Counted here and not yet added to Redis.
     pending: u64,
+    /// Taken by a flush whose answer has not come back yet: still counted, or a request
+    /// checked during the round trip would not see them.
+    in_flight: u64,
+}
+
+impl Count {
+    fn total(&self) -> u64 {
+        self.global + self.in_flight + self.pending
+    }
 }
 
 #[derive(Default)]
@@ -100,11 +109,8 @@ impl RateLimiter {
             let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
             if counts.window != window {
                 let follows_directly = counts.window + 1 == window;
-                let finished: HashMap<String, u64> = counts
-                    .by_key
-                    .drain()
-                    .map(|(k, c)| (k, c.global + c.pending))
-                    .collect();
+                let finished: HashMap<String, u64> =
+                    counts.by_key.drain().map(|(k, c)| (k, c.total())).collect();
                 counts.previous = if follows_directly {
                     finished
                 } else {
@@ -115,7 +121,7 @@ impl RateLimiter {
             let previous = counts.previous.get(&name).copied().unwrap_or(0) as f64;
             let count = counts.by_key.entry(name).or_default();
             count.pending += 1;
-            previous * (1.0 - into_window) + (count.global + count.pending) as f64
+            previous * (1.0 - into_window) + count.total() as f64
         };
         let allowed = seen <= f64::from(limit);
         DECISIONS
@@ -131,23 +137,12 @@ impl RateLimiter {
 
     /// Adds the pending counts to Redis and learns the global ones.
     async fn flush(&self, redis: &ConnectionManager) {
-        let (window, batch): (u64, Vec<(String, u64)>) = {
-            let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-            let window = counts.window;
-            let batch = counts
-                .by_key
-                .iter_mut()
-                .filter(|(_, c)| c.pending > 0)
-                .map(|(k, c)| (k.clone(), std::mem::take(&mut c.pending)))
-                .collect();
-            (window, batch)
-        };
-        if batch.is_empty() {
+        let Some(batch) = self.take_batch() else {
             return;
-        }
+        };
         let mut pipe = redis::pipe();
-        for (key, delta) in &batch {
-            let redis_key = format!("{}rl:{key}:{window}", self.prefix);
+        for (key, delta) in &batch.deltas {
+            let redis_key = format!("{}rl:{key}:{}", self.prefix, batch.window);
             pipe.incr(&redis_key, *delta)
                 .expire(&redis_key, (WINDOW_SECS * 2) as i64)
                 .ignore();
@@ -155,30 +150,57 @@ impl RateLimiter {
         let mut conn = redis.clone();
         let result =
             tokio::time::timeout(FLUSH_TIMEOUT, pipe.query_async::<Vec<u64>>(&mut conn)).await;
+        let globals = match result {
+            Ok(Ok(globals)) if globals.len() == batch.deltas.len() => Some(globals),
+            _ => None,
+        };
+        self.settle(batch, globals);
+    }
+
+    /// Takes what was counted here since the last flush; it stays counted as in flight.
+    fn take_batch(&self) -> Option<Batch> {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let same_window = counts.window == window;
-        match result {
-            Ok(Ok(globals)) if same_window => {
-                for ((key, _), global) in batch.into_iter().zip(globals) {
-                    if let Some(count) = counts.by_key.get_mut(&key) {
-                        count.global = global;
-                    }
+        let window = counts.window;
+        let deltas: Vec<(String, u64)> = counts
+            .by_key
+            .iter_mut()
+            .filter(|(_, c)| c.pending > 0)
+            .map(|(k, c)| {
+                let delta = std::mem::take(&mut c.pending);
+                c.in_flight = delta;
+                (k.clone(), delta)
+            })
+            .collect();
+        (!deltas.is_empty()).then_some(Batch { window, deltas })
+    }
+
+    /// Learns Redis's global counts (which include the batch), or on failure keeps the batch
+    /// counted locally so each node still enforces the limit on its own traffic.
+    fn settle(&self, batch: Batch, globals: Option<Vec<u64>>) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if globals.is_none() {
+            FLUSH_FAILURES.inc();
+        }
+        if counts.window != batch.window {
+            return;
+        }
+        let globals = globals.map(|g| g.into_iter().map(Some).collect::<Vec<_>>());
+        for (n, (key, delta)) in batch.deltas.into_iter().enumerate() {
+            if let Some(count) = counts.by_key.get_mut(&key) {
+                match globals.as_ref().and_then(|g| g.get(n).copied().flatten()) {
+                    Some(global) => count.global = global.max(count.global + delta),
+                    None => count.global += delta,
                 }
-            }
-            Ok(Ok(_)) => {}
-            _ => {
-                FLUSH_FAILURES.inc();
-                // Keep enforcing locally: what could not be flushed stays counted here.
-                if same_window {
-                    for (key, delta) in batch {
-                        if let Some(count) = counts.by_key.get_mut(&key) {
-                            count.global += delta;
-                        }
-                    }
-                }
+                count.in_flight = 0;
             }
         }
     }
+}
+
+/// Counts taken from one window by a flush.
+struct Batch {
+    window: u64,
+    deltas: Vec<(String, u64)>,
 }
 
 /// Middleware: every request except health and metrics counts against its client IP, and
@@ -201,11 +223,14 @@ pub async fn per_ip(
         );
         if let Some(ip) = ip {
             let key = ip.to_string();
-            let mut checks = vec![("ip", state.rate_limits.ip_per_min)];
-            if path.starts_with("/api/v1/auth/") {
-                checks.push(("auth", state.rate_limits.auth_per_min));
-            }
-            for (scope, limit) in checks {
+            let ip_check = ("ip", state.rate_limits.ip_per_min);
+            let auth_check = ("auth", state.rate_limits.auth_per_min);
+            let checks: &[(&'static str, u32)] = if path.starts_with("/api/v1/auth/") {
+                &[ip_check, auth_check]
+            } else {
+                &[ip_check]
+            };
+            for &(scope, limit) in checks {
                 let decision = state.rate_limiter.check(scope, &key, limit);
                 if !decision.allowed {
                     return Err(ApiError::RateLimited {
@@ -218,4 +243,58 @@ pub async fn per_ip(
         }
     }
     next.call(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter() -> RateLimiter {
+        RateLimiter {
+            counts: Arc::new(Mutex::new(Counts::default())),
+            prefix: "test:".into(),
+        }
+    }
+
+    fn admitted(limiter: &RateLimiter, n: u32, limit: u32) -> u32 {
+        (0..n)
+            .filter(|_| limiter.check("ip", "192.0.2.1", limit).allowed)
+            .count() as u32
+    }
+
+    #[test]
+    fn requests_checked_while_a_flush_is_in_flight_still_count() {
+        let limiter = limiter();
+        assert_eq!(admitted(&limiter, 30, 40), 30);
+        let Some(batch) = limiter.take_batch() else {
+            panic!("30 requests were counted and nothing was taken");
+        };
+        // The round trip to Redis has not come back: the 30 must still count.
+        assert_eq!(admitted(&limiter, 20, 40), 10);
+        limiter.settle(batch, Some(vec![30]));
+        assert_eq!(admitted(&limiter, 5, 40), 0);
+    }
+
+    #[test]
+    fn a_failed_flush_keeps_the_counts_locally() {
+        let limiter = limiter();
+        assert_eq!(admitted(&limiter, 30, 40), 30);
+        let Some(batch) = limiter.take_batch() else {
+            panic!("nothing was taken");
+        };
+        limiter.settle(batch, None);
+        assert_eq!(admitted(&limiter, 20, 40), 10);
+    }
+
+    #[test]
+    fn other_nodes_counts_learned_from_redis_are_enforced() {
+        let limiter = limiter();
+        assert_eq!(admitted(&limiter, 5, 40), 5);
+        let Some(batch) = limiter.take_batch() else {
+            panic!("nothing was taken");
+        };
+        // Redis says 35 in all: 30 came through other nodes.
+        limiter.settle(batch, Some(vec![35]));
+        assert_eq!(admitted(&limiter, 10, 40), 5);
+    }
 }
