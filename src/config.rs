@@ -187,6 +187,9 @@ pub struct ServeArgs {
     /// Log format: json (one object per line) or text.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub ai: crate::ai::config::AiArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -200,6 +203,10 @@ pub enum LogFormat {
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(secret: String) -> Self {
+        Self(secret)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -222,7 +229,7 @@ pub struct ConfigError {
     pub problem: String,
 }
 
-fn bad(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+pub(crate) fn bad(variable: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError {
         variable,
         problem: problem.into(),
@@ -279,6 +286,7 @@ pub struct Settings {
     pub writer_max_queue: usize,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
+    pub ai: crate::ai::config::AiSettings,
 }
 
 /// Parses and checks a PostgreSQL URL; the error names `DATABASE_URL`.
@@ -489,6 +497,7 @@ impl Settings {
             writer_max_queue: args.db_writer_max_queue,
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
             log_format: args.log_format,
+            ai: crate::ai::config::AiSettings::from_args(args.ai)?,
         })
     }
 }

@@ -11,6 +11,7 @@
 //!   the client is behind proxies.
 //! - [`request_context`], [`telemetry`], [`system`]: request ids, logs, metrics, host facts.
 
+pub mod ai;
 pub mod auth;
 pub mod cache;
 pub mod client_ip;

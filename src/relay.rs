@@ -8,10 +8,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aisocial_actors::committed::{CommitPublisher, FollowChange, PresenceChange, RemoteCommitted};
+use aisocial_actors::committed::{
+    CommitPublisher, EphemeralPush, FollowChange, PresenceChange, RemoteCommitted,
+};
 use aisocial_actors::event_log::{Audience, CommittedEvent};
 use aisocial_actors::feed_broker::FeedBroker;
-use aisocial_actors::ids::{EventId, UserId};
+use aisocial_actors::ids::{EventId, PostId, UserId};
 use aisocial_actors::meter::MeteredAddr;
 use aisocial_actors::protocol::EventKind;
 use futures_util::StreamExt;
@@ -44,6 +46,13 @@ struct WirePresence {
 }
 
 #[derive(Serialize, Deserialize)]
+struct WirePush {
+    users: Vec<i64>,
+    thread: Option<i64>,
+    frame: String,
+}
+
+#[derive(Serialize, Deserialize)]
 struct WireBatch {
     node: String,
     #[serde(default)]
@@ -52,6 +61,8 @@ struct WireBatch {
     follows: Vec<WireFollow>,
     #[serde(default)]
     presence: Vec<WirePresence>,
+    #[serde(default)]
+    pushes: Vec<WirePush>,
 }
 
 fn to_wire(node: &str, events: &[Arc<CommittedEvent>], follows: &[FollowChange]) -> WireBatch {
@@ -82,12 +93,22 @@ fn to_wire(node: &str, events: &[Arc<CommittedEvent>], follows: &[FollowChange])
             })
             .collect(),
         presence: Vec::new(),
+        pushes: Vec::new(),
     }
 }
 
 fn from_wire(batch: WireBatch) -> RemoteCommitted {
     RemoteCommitted {
         node: batch.node,
+        pushes: batch
+            .pushes
+            .into_iter()
+            .map(|p| EphemeralPush {
+                users: p.users.into_iter().map(UserId).collect(),
+                thread: p.thread.map(PostId),
+                frame: p.frame.into(),
+            })
+            .collect(),
         presence: batch
             .presence
             .into_iter()
@@ -170,6 +191,21 @@ impl CommitPublisher for RedisPublisher {
                 user: change.user.0,
                 handle: change.handle.clone(),
                 online: change.online,
+            }],
+            pushes: Vec::new(),
+        });
+    }
+
+    fn publish_push(&self, push: &EphemeralPush) {
+        self.send(&WireBatch {
+            node: self.node.clone(),
+            events: Vec::new(),
+            follows: Vec::new(),
+            presence: Vec::new(),
+            pushes: vec![WirePush {
+                users: push.users.iter().map(|u| u.0).collect(),
+                thread: push.thread.map(|t| t.0),
+                frame: push.frame.to_string(),
             }],
         });
     }

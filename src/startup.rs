@@ -10,6 +10,7 @@ use actix::{Actor, Arbiter};
 use actix_web::dev::Server;
 use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
+use aisocial_actors::ai_pool::StopAi;
 use aisocial_actors::db_writer::{DbWriter, DbWriterConfig, Drain};
 use aisocial_actors::feed_broker::{BrokerConfig, CloseAll, FeedBroker};
 use aisocial_actors::meter::MeteredAddr;
@@ -147,7 +148,19 @@ impl Application {
             frame_burst: 60.0,
             read_timeout: Duration::from_secs(5),
         });
+        let ai = crate::ai::start(
+            &settings.ai,
+            crate::ai::AiDeps {
+                redis: redis.clone(),
+                redis_prefix: &settings.redis_prefix,
+                broker: &broker,
+                writer: &writer,
+                pool: &pool,
+            },
+        )
+        .await?;
         let state = web::Data::new(AppState {
+            ai,
             pool,
             rate_limiter: RateLimiter::new(redis.clone(), settings.redis_prefix.clone()),
             invalidator: crate::cache::Invalidator::start(redis.clone()),
@@ -232,6 +245,8 @@ impl Application {
         let state = self.state;
         state.lifecycle.start_draining();
         tracing::info!("draining: not ready, closing websockets with 1001");
+        // Waiting AI jobs fail now (their callers hear ai.error); running ones finish or time out.
+        let _ = state.ai.pool.send(StopAi).await;
         let sockets_closed = state
             .broker
             .send(CloseAll {

@@ -63,6 +63,7 @@ pub struct AppState {
     pub started_at: Instant,
     pub node_id: String,
     pub next_session: AtomicU64,
+    pub ai: crate::ai::Ai,
 }
 
 impl AppState {

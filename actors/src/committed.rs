@@ -43,6 +43,18 @@ pub struct RemoteCommitted {
     pub events: Vec<Arc<CommittedEvent>>,
     pub follows: Vec<FollowChange>,
     pub presence: Vec<PresenceChange>,
+    pub pushes: Vec<EphemeralPush>,
+}
+
+/// An ephemeral frame (no id, not stored) for some users' sessions and a thread's
+/// subscribers, on every node: how `ai.delta`, `ai.done` and `ai.error` travel.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct EphemeralPush {
+    pub users: Vec<crate::ids::UserId>,
+    /// Sessions subscribed to this thread root hear it too.
+    pub thread: Option<crate::ids::PostId>,
+    pub frame: bytestring::ByteString,
 }
 
 /// A user came online on, or left, one node.
@@ -58,6 +70,8 @@ pub trait CommitPublisher: Send + Sync + 'static {
     fn publish(&self, events: &[Arc<CommittedEvent>], follows: &[FollowChange]);
     /// A user's presence on this node changed.
     fn publish_presence(&self, change: &PresenceChange);
+    /// An ephemeral frame for sessions on other nodes.
+    fn publish_push(&self, push: &EphemeralPush);
 }
 
 /// A single node: nobody to tell.
@@ -66,4 +80,5 @@ pub struct NoPublisher;
 impl CommitPublisher for NoPublisher {
     fn publish(&self, _: &[Arc<CommittedEvent>], _: &[FollowChange]) {}
     fn publish_presence(&self, _: &PresenceChange) {}
+    fn publish_push(&self, _: &EphemeralPush) {}
 }

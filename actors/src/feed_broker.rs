@@ -19,7 +19,8 @@ use prometheus::{IntCounter, IntGauge};
 
 use crate::backlog::{Admit, Backlog};
 use crate::committed::{
-    CommitPublisher, Committed, CommittedChange, FollowChange, PresenceChange, RemoteCommitted,
+    CommitPublisher, Committed, CommittedChange, EphemeralPush, FollowChange, PresenceChange,
+    RemoteCommitted,
 };
 use crate::event_log::{Audience, CommittedEvent, EventSource};
 use crate::follow_graph::FollowGraph;
@@ -643,6 +644,31 @@ impl FeedBroker {
         }
     }
 
+    /// Hands an ephemeral frame to the named users' sessions and the thread's subscribers on
+    /// this node, each session once.
+    fn push_here(&self, push: &EphemeralPush) {
+        let mut reached: HashSet<SessionId> = HashSet::new();
+        let users = push.users.iter().filter_map(|u| self.users.get(u));
+        let by_user = users.flat_map(|online| online.sessions.iter());
+        let by_thread = push
+            .thread
+            .and_then(|root| self.threads.get(&root))
+            .into_iter()
+            .flatten()
+            .filter_map(|session| self.link(*session));
+        for link in by_user.chain(by_thread) {
+            if reached.insert(link.id)
+                && link.backlog.admit_ephemeral(self.outbound_limit) == Admit::Send
+            {
+                link.deliver.do_send(Deliver {
+                    event: None,
+                    frame: push.frame.clone(),
+                    committed_at: None,
+                });
+            }
+        }
+    }
+
     fn link(&self, session: SessionId) -> Option<&SessionLink> {
         let user = self.session_user.get(&session)?;
         self.users
@@ -777,6 +803,9 @@ impl Handler<RemoteCommitted> for FeedBroker {
     type Result = ();
 
     fn handle(&mut self, msg: RemoteCommitted, ctx: &mut Self::Context) {
+        for push in msg.pushes {
+            self.push_here(&push);
+        }
         for change in msg.presence {
             self.remote_presence(&msg.node, change);
         }
@@ -790,6 +819,16 @@ impl Handler<RemoteCommitted> for FeedBroker {
     }
 }
 metered_handler!(FeedBroker, RemoteCommitted);
+
+impl Handler<EphemeralPush> for FeedBroker {
+    type Result = ();
+
+    fn handle(&mut self, msg: EphemeralPush, _: &mut Self::Context) {
+        self.push_here(&msg);
+        self.publisher.publish_push(&msg);
+    }
+}
+metered_handler!(FeedBroker, EphemeralPush);
 
 impl Handler<SubscribeThread> for FeedBroker {
     type Result = ();

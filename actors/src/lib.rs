@@ -13,6 +13,7 @@
 //!
 //! Nothing here knows HTTP routes; the server crate turns requests into these messages.
 
+pub mod ai_pool;
 pub mod backlog;
 pub mod committed;
 pub mod db_writer;

@@ -78,6 +78,11 @@ pub fn histogram(name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
         .expect("valid metric definition")
 }
 
+/// A labelled gauge registered in the process registry.
+pub fn labelled_gauge(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    gauge_vec(name, help, labels)
+}
+
 /// A labelled counter registered in the process registry.
 pub fn labelled_counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     counter_vec(name, help, labels)

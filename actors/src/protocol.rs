@@ -208,6 +208,105 @@ pub fn presence_frame(user: UserId, handle: &str, online: bool) -> ByteString {
     frame("presence", None, &data)
 }
 
+/// `ai.delta`: the next piece of an AI answer being written. `reset` says the text so far was
+/// discarded (a retried call wrote something else) and this delta starts it again.
+pub fn ai_delta_frame(
+    request_id: &str,
+    post_id: Option<PostId>,
+    index: u32,
+    text: &str,
+    reset: bool,
+) -> ByteString {
+    #[derive(Serialize)]
+    struct AiDelta<'a> {
+        request_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        post_id: Option<PostId>,
+        index: u32,
+        text: &'a str,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        reset: bool,
+    }
+    frame(
+        "ai.delta",
+        None,
+        &AiDelta {
+            request_id,
+            post_id,
+            index,
+            text,
+            reset,
+        },
+    )
+}
+
+/// Token counts of one AI answer, as `ai.done` reports them.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct AiUsage {
+    pub prompt_tokens: u32,
+    pub output_tokens: u32,
+    pub total_tokens: u32,
+}
+
+/// `ai.done`: the whole answer. For an `@ai` mention, `reply_id` is the stored reply post.
+pub fn ai_done_frame(
+    request_id: &str,
+    post_id: Option<PostId>,
+    reply_id: Option<PostId>,
+    text: &str,
+    usage: AiUsage,
+) -> ByteString {
+    #[derive(Serialize)]
+    struct AiDone<'a> {
+        request_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        post_id: Option<PostId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reply_id: Option<PostId>,
+        text: &'a str,
+        usage: AiUsage,
+    }
+    frame(
+        "ai.done",
+        None,
+        &AiDone {
+            request_id,
+            post_id,
+            reply_id,
+            text,
+            usage,
+        },
+    )
+}
+
+/// `ai.error`: the answer could not be written (`code` says why: `declined`, `unavailable`,
+/// `quota_exhausted`, `rejected`, `interrupted`).
+pub fn ai_error_frame(
+    request_id: &str,
+    post_id: Option<PostId>,
+    code: &str,
+    detail: &str,
+) -> ByteString {
+    #[derive(Serialize)]
+    struct AiError<'a> {
+        request_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        post_id: Option<PostId>,
+        code: &'a str,
+        detail: &'a str,
+    }
+    frame(
+        "ai.error",
+        None,
+        &AiError {
+            request_id,
+            post_id,
+            code,
+            detail,
+        },
+    )
+}
+
 pub fn pong_frame() -> ByteString {
     ByteString::from_static(r#"{"type":"pong","data":{}}"#)
 }

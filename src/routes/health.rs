@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
+use aisocial_actors::ai_pool::{AiStatus, GetAiStatus};
 use aisocial_actors::feed_broker::GetOnline;
 use serde::Serialize;
 
@@ -43,20 +44,26 @@ pub struct Readiness {
 pub struct Checks {
     postgres: Check,
     redis: Check,
+    /// The AI does not decide readiness (the rest of the service works without it); it shows
+    /// `degraded` while Gemini keeps failing, `misconfigured` after a 403, `exhausted` when
+    /// the day's quota is used up. Absent when the pool did not answer in time.
+    ai: Option<AiStatus>,
 }
 
 #[utoipa::path(
     get,
     path = "/health/ready",
     tag = "operations",
-    summary = "Readiness: PostgreSQL and Redis with latency",
+    summary = "Readiness: PostgreSQL and Redis with latency; the AI pool's health",
     responses((status = 200, body = Readiness), (status = 503, description = "a dependency is down, or the node is draining", body = Readiness))
 )]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let (postgres, redis) = tokio::join!(
+    let (postgres, redis, ai) = tokio::join!(
         database::check(&state.pool, CHECK_TIMEOUT),
-        redis_store::check(&state.redis, CHECK_TIMEOUT)
+        redis_store::check(&state.redis, CHECK_TIMEOUT),
+        tokio::time::timeout(CHECK_TIMEOUT, state.ai.pool.send(GetAiStatus))
     );
+    let ai = ai.ok().and_then(Result::ok);
     let draining = state.lifecycle.is_draining();
     let status = if draining {
         "draining"
@@ -68,7 +75,11 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let body = Readiness {
         status,
         node_id: state.node_id.clone(),
-        checks: Checks { postgres, redis },
+        checks: Checks {
+            postgres,
+            redis,
+            ai,
+        },
     };
     if status == "ready" {
         HttpResponse::Ok().json(body)

@@ -2,6 +2,7 @@
 //! malformed request into a problem document.
 
 mod admin;
+mod ai;
 mod auth_dev;
 mod auth_google;
 mod auth_session;
@@ -13,7 +14,7 @@ mod metrics;
 mod notifications;
 mod openapi;
 mod posts;
-mod reads;
+pub mod reads;
 mod timeline;
 mod users;
 mod ws;
@@ -79,6 +80,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(follows::unfollow_user)),
                 )
                 .service(web::resource("/posts").route(web::post().to(posts::create_post)))
+                .service(web::resource("/ai/compose").route(web::post().to(ai::compose)))
+                .service(web::resource("/ai/summary").route(web::post().to(ai::summary)))
                 .service(web::resource("/timeline").route(web::get().to(timeline::home_timeline)))
                 .service(web::resource("/ws").route(web::get().to(ws::open_socket))),
         )

@@ -5,8 +5,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
-    admin, auth_dev, auth_google, auth_session, follows, health, me, metrics, notifications, posts,
-    timeline, users, ws,
+    admin, ai, auth_dev, auth_google, auth_session, follows, health, me, metrics, notifications,
+    posts, timeline, users, ws,
 };
 
 struct BearerAuth;
@@ -54,6 +54,8 @@ impl utoipa::Modify for BearerAuth {
         posts::like,
         posts::unlike,
         timeline::home_timeline,
+        ai::compose,
+        ai::summary,
         notifications::list,
         ws::issue_ticket,
         ws::open_socket,
@@ -70,6 +72,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "users", description = "Profiles, follows, notifications"),
         (name = "posts", description = "Posts, replies, likes, timelines"),
         (name = "realtime", description = "The websocket"),
+        (name = "ai", description = "The AI: drafts and catch-ups streamed over the websocket"),
         (name = "operations", description = "Health, metrics, admin"),
     )
 )]

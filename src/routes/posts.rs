@@ -108,6 +108,7 @@ pub async fn create_post(
         state
             .invalidator
             .later(cache::profile_key(&state, &me.handle));
+        crate::ai::jobs::answer_if_mentioned(state.clone(), created.post.clone());
     }
     let location = format!("/api/v1/posts/{}", created.post.id);
     Ok(HttpResponse::Created()

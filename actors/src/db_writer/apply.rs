@@ -9,9 +9,9 @@ use std::sync::LazyLock;
 use tokio::sync::oneshot;
 
 use super::commands::{
-    CreatePost, CreatedPost, DeletePost, Follow, LikePost, NewRefresh, RecordAudit, RevokeFamily,
-    RotateRefresh, SignInDev, SignInGoogle, SignedIn, Unfollow, UnlikePost, UpdateProfile,
-    WriteError,
+    CreatePost, CreatedPost, DeletePost, Follow, LikePost, NewRefresh, RecordAiUsage, RecordAudit,
+    RevokeFamily, RotateRefresh, SignInDev, SignInGoogle, SignedIn, Unfollow, UnlikePost,
+    UpdateProfile, WriteError,
 };
 use super::conn::WriterConn;
 use crate::committed::FollowChange;
@@ -29,6 +29,7 @@ pub enum Command {
     RevokeFamily(RevokeFamily, Reply<()>),
     UpdateProfile(UpdateProfile, Reply<User>),
     RecordAudit(RecordAudit, Reply<()>),
+    RecordAiUsage(RecordAiUsage, Reply<()>),
     CreatePost(CreatePost, Reply<CreatedPost>),
     LikePost(LikePost, Reply<()>),
     UnlikePost(UnlikePost, Reply<()>),
@@ -100,6 +101,7 @@ impl Command {
             Command::RevokeFamily(..) => "RevokeFamily",
             Command::UpdateProfile(..) => "UpdateProfile",
             Command::RecordAudit(..) => "RecordAudit",
+            Command::RecordAiUsage(..) => "RecordAiUsage",
             Command::CreatePost(..) => "CreatePost",
             Command::LikePost(..) => "LikePost",
             Command::UnlikePost(..) => "UnlikePost",
@@ -117,6 +119,7 @@ impl Command {
             Command::RevokeFamily(cmd, _) => revoke_family(conn, cmd).await,
             Command::UpdateProfile(cmd, _) => update_profile(conn, cmd).await,
             Command::RecordAudit(cmd, _) => record_audit(conn, cmd).await,
+            Command::RecordAiUsage(cmd, _) => record_ai_usage(conn, cmd).await,
             Command::CreatePost(cmd, _) => create_post(conn, cmd).await,
             Command::LikePost(cmd, _) => set_like(conn, cmd.user, cmd.post, true).await,
             Command::UnlikePost(cmd, _) => set_like(conn, cmd.user, cmd.post, false).await,
@@ -147,6 +150,7 @@ impl Command {
             }),
             Command::RevokeFamily(_, tx)
             | Command::RecordAudit(_, tx)
+            | Command::RecordAiUsage(_, tx)
             | Command::LikePost(_, tx)
             | Command::UnlikePost(_, tx)
             | Command::DeletePost(_, tx)
@@ -378,6 +382,36 @@ async fn record_audit(conn: &mut WriterConn, cmd: &RecordAudit) -> Applied {
     Ok((Output::Done, Vec::new()))
 }
 
+const AI_USAGE: &str = "INSERT INTO ai_usage (request_id, user_id, kind, model, outcome, attempts, \
+     prompt_tokens, output_tokens, total_tokens, queued_ms, duration_ms, post_id, reply_id) \
+     VALUES ($1::text::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+     (SELECT id FROM posts WHERE id = $12), (SELECT id FROM posts WHERE id = $13)) \
+     ON CONFLICT (request_id) DO NOTHING";
+
+async fn record_ai_usage(conn: &mut WriterConn, cmd: &RecordAiUsage) -> Applied {
+    let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    conn.execute(
+        AI_USAGE,
+        &[
+            &cmd.request_id,
+            &cmd.user.0,
+            &cmd.kind,
+            &cmd.model,
+            &cmd.outcome,
+            &int(cmd.attempts),
+            &int(cmd.prompt_tokens),
+            &int(cmd.output_tokens),
+            &int(cmd.total_tokens),
+            &int(cmd.queued_ms),
+            &int(cmd.duration_ms),
+            &cmd.post.map(|p| p.0),
+            &cmd.reply.map(|p| p.0),
+        ],
+    )
+    .await?;
+    Ok((Output::Done, Vec::new()))
+}
+
 const PARENT: &str =
     "SELECT id, root_id, author_id FROM posts WHERE id = $1 AND deleted_at IS NULL";
 
@@ -570,11 +604,26 @@ pub const MAX_MENTIONS: usize = 10;
 /// The distinct `@handle`s in `body`, in order, at most [`MAX_MENTIONS`]. A mention starts at
 /// the beginning or after a character that cannot be part of a handle or an e-mail address.
 pub fn mentions(body: &str) -> Vec<String> {
+    handles_in(body, MAX_MENTIONS, |handle| {
+        (3..=30).contains(&handle.len())
+    })
+}
+
+/// Whether `body` mentions the AI persona, `@ai` (a handle too short for a person).
+pub fn mentions_ai(body: &str) -> bool {
+    !handles_in(body, 1, |handle| handle == AI_HANDLE).is_empty()
+}
+
+/// The AI persona's handle.
+pub const AI_HANDLE: &str = "ai";
+
+/// The distinct `@handle`s in `body` that `accept` takes, in order, at most `max`.
+fn handles_in(body: &str, max: usize, accept: impl Fn(&str) -> bool) -> Vec<String> {
     let is_handle = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
     let chars: Vec<char> = body.chars().collect();
     let mut found: Vec<String> = Vec::new();
     let mut i = 0;
-    while i < chars.len() && found.len() < MAX_MENTIONS {
+    while i < chars.len() && found.len() < max {
         let boundary = i == 0
             || !(is_handle(chars[i - 1]) || chars[i - 1].is_alphanumeric() || chars[i - 1] == '.');
         if chars[i] == '@' && boundary {
@@ -586,7 +635,7 @@ pub fn mentions(body: &str) -> Vec<String> {
             let handle: String = chars[start..end].iter().collect();
             let next_ok =
                 end == chars.len() || !(chars[end].is_alphanumeric() || chars[end] == '@');
-            if (3..=30).contains(&handle.len()) && next_ok && !found.contains(&handle) {
+            if accept(&handle) && next_ok && !found.contains(&handle) {
                 found.push(handle);
             }
             i = end.max(i + 1);
@@ -841,6 +890,9 @@ mod tests {
         check("(@carol), @dave.", &["carol", "dave"]);
         check("@UPPER @x @waytoolongwaytoolongwaytoolong_31", &[]);
         check("@émile @abc@def", &[]);
+        assert!(mentions_ai("@ai what is this?"));
+        assert!(mentions_ai("so, @ai."));
+        assert!(!mentions_ai("@aim @ai_fan x@ai"));
         let many: String = (0..20).map(|n| format!("@user_{n} ")).collect();
         assert_eq!(mentions(&many).len(), MAX_MENTIONS);
     }

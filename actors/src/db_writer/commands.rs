@@ -114,6 +114,28 @@ pub struct RecordAudit {
     pub detail: serde_json::Value,
 }
 
+/// Record one AI request's outcome and cost in `ai_usage`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), WriteError>")]
+pub struct RecordAiUsage {
+    /// A UUID.
+    pub request_id: String,
+    pub user: UserId,
+    /// `mention`, `compose` or `summary`.
+    pub kind: &'static str,
+    pub model: String,
+    /// `done`, `declined` or the error kind.
+    pub outcome: String,
+    pub attempts: u32,
+    pub prompt_tokens: u32,
+    pub output_tokens: u32,
+    pub total_tokens: u32,
+    pub queued_ms: u32,
+    pub duration_ms: u32,
+    pub post: Option<PostId>,
+    pub reply: Option<PostId>,
+}
+
 /// Create a post (or a reply when `reply_to` is set).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<CreatedPost, WriteError>")]

@@ -19,12 +19,14 @@ use actix::prelude::*;
 use prometheus::{Histogram, IntCounterVec};
 use tokio::sync::oneshot;
 
+pub use self::apply::{
+    AI_HANDLE, MAX_MENTIONS, NotificationKind, handle_candidate, mentions, mentions_ai,
+};
 use self::apply::{ApplyError, Change, Command, Output};
-pub use self::apply::{MAX_MENTIONS, NotificationKind, handle_candidate, mentions};
 pub use self::commands::{
-    CreatePost, CreatedPost, DeletePost, Drain, Follow, LikePost, NewRefresh, RecordAudit,
-    RevokeFamily, RotateRefresh, SignInDev, SignInGoogle, SignedIn, Unfollow, UnlikePost,
-    UpdateProfile, WriteError,
+    CreatePost, CreatedPost, DeletePost, Drain, Follow, LikePost, NewRefresh, RecordAiUsage,
+    RecordAudit, RevokeFamily, RotateRefresh, SignInDev, SignInGoogle, SignedIn, Unfollow,
+    UnlikePost, UpdateProfile, WriteError,
 };
 use self::conn::WriterConn;
 use crate::committed::{Committed, CommittedChange};
@@ -192,6 +194,7 @@ command_handler!(RotateRefresh, SignedIn);
 command_handler!(RevokeFamily, ());
 command_handler!(UpdateProfile, crate::model::User);
 command_handler!(RecordAudit, ());
+command_handler!(RecordAiUsage, ());
 command_handler!(CreatePost, CreatedPost);
 command_handler!(LikePost, ());
 command_handler!(UnlikePost, ());

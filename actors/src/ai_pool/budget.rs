@@ -1,0 +1,41 @@
+//! The Gemini budget the AiPool draws on before every upstream call, shared by all nodes.
+//!
+//! The pool only knows this trait; the server implements it over Redis so that every node
+//! draws on one budget (requests per minute, input tokens per minute, requests per day) and
+//! one pause.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+/// A granted call: its id and the input tokens it reserved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub id: String,
+    pub tokens: u32,
+}
+
+/// What asking for budget found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BudgetAnswer {
+    Granted(Reservation),
+    /// Not now: ask again after this long (a window frees a slot, or the pool is paused).
+    Wait(Duration),
+    /// The per-day requests are used up until the day resets, this long from now.
+    ExhaustedForToday(Duration),
+    /// This call alone needs more input tokens than a whole minute allows.
+    TooLarge,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the shared AI budget is unavailable: {0}")]
+pub struct BudgetError(pub String);
+
+pub trait AiBudget: Send + Sync + 'static {
+    /// Reserves one request and `tokens` input tokens, or says how long to wait.
+    fn reserve(&self, tokens: u32) -> BoxFuture<'static, Result<BudgetAnswer, BudgetError>>;
+    /// Replaces a reservation's estimate with the tokens the upstream counted.
+    fn reconcile(&self, reservation: Reservation, actual: u32) -> BoxFuture<'static, ()>;
+    /// Stops every node from calling for `pause` (the upstream asked for it).
+    fn pause(&self, pause: Duration) -> BoxFuture<'static, ()>;
+}

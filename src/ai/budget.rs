@@ -1,0 +1,210 @@
+//! The Gemini budget in Redis, shared by every node: requests and input tokens per sliding
+//! minute, requests per Pacific day, and one pause for all.
+//!
+//! Each grant is a member `id:tokens` of a sorted set scored by Redis's own clock (so nodes'
+//! clocks do not matter), checked and added atomically by one Lua script. The window is a
+//! minute plus a margin, so a request that reaches Google a little after it was granted still
+//! counts in Google's window as it does in ours. The day is counted in UTC−8, which resets at
+//! or after Google's midnight Pacific, never before.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aisocial_actors::ai_pool::budget::{AiBudget, BudgetAnswer, BudgetError, Reservation};
+use chrono::{Duration as ChronoDuration, Utc};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use redis::aio::ConnectionManager;
+
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// KEYS: window set, day counter, pause flag. ARGV: window ms, rpm, tpm, rpd, tokens, id,
+/// ms until the day resets. Returns {1, 0} granted, {0, ms} wait, {-1, ms} the day is used up,
+/// {-2, 0} too large for a minute.
+const RESERVE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+local rpm = tonumber(ARGV[2])
+local tpm = tonumber(ARGV[3])
+local rpd = tonumber(ARGV[4])
+local tokens = tonumber(ARGV[5])
+if tokens > tpm then return {-2, 0} end
+local paused = redis.call('PTTL', KEYS[3])
+if paused > 0 then return {0, paused} end
+local day = tonumber(redis.call('GET', KEYS[2]) or '0')
+if day >= rpd then return {-1, tonumber(ARGV[7])} end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+if #entries / 2 >= rpm then
+  return {0, math.max(1, tonumber(entries[2]) + window - now)}
+end
+local used = 0
+for i = 1, #entries, 2 do
+  used = used + tonumber(string.match(entries[i], ':(%d+)$') or '0')
+end
+if used + tokens > tpm then
+  local left = used
+  for i = 1, #entries, 2 do
+    left = left - tonumber(string.match(entries[i], ':(%d+)$') or '0')
+    if left + tokens <= tpm then
+      return {0, math.max(1, tonumber(entries[i + 1]) + window - now)}
+    end
+  end
+  return {0, window}
+end
+redis.call('ZADD', KEYS[1], now, ARGV[6] .. ':' .. tokens)
+redis.call('PEXPIRE', KEYS[1], window + 1000)
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[7]) + 3600000)
+return {1, 0}
+";
+
+/// KEYS: window set. ARGV: the reserved member, the member with the counted tokens.
+const RECONCILE: &str = r"
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('ZADD', KEYS[1], score, ARGV[2])
+end
+return 0
+";
+
+/// KEYS: pause flag. ARGV: ms. Only lengthens a pause.
+const PAUSE: &str = r"
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+end
+return 0
+";
+
+/// The limits one model's budget enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub rpm: u32,
+    pub tpm: u32,
+    pub rpd: u32,
+    pub window_margin: Duration,
+}
+
+pub struct RedisBudget {
+    redis: ConnectionManager,
+    /// `{prefix}ai:{model}:`
+    keys: String,
+    limits: Limits,
+    scripts: Arc<Scripts>,
+}
+
+struct Scripts {
+    reserve: redis::Script,
+    reconcile: redis::Script,
+    pause: redis::Script,
+}
+
+impl RedisBudget {
+    pub fn new(redis: ConnectionManager, prefix: &str, model: &str, limits: Limits) -> Self {
+        Self {
+            redis,
+            keys: format!("{prefix}ai:{model}:"),
+            limits,
+            scripts: Arc::new(Scripts {
+                reserve: redis::Script::new(RESERVE),
+                reconcile: redis::Script::new(RECONCILE),
+                pause: redis::Script::new(PAUSE),
+            }),
+        }
+    }
+}
+
+/// The Pacific day (as UTC−8) and how long until it ends.
+fn pacific_day() -> (String, Duration) {
+    let now = Utc::now().naive_utc() - ChronoDuration::hours(8);
+    let next_midnight = (now.date() + ChronoDuration::days(1)).and_time(chrono::NaiveTime::MIN);
+    let left = (next_midnight - now)
+        .to_std()
+        .unwrap_or(Duration::from_secs(86_400));
+    (now.format("%Y%m%d").to_string(), left)
+}
+
+async fn timed<T>(
+    future: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, BudgetError> {
+    match tokio::time::timeout(REDIS_TIMEOUT, future).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(BudgetError(e.to_string())),
+        Err(_) => Err(BudgetError(format!(
+            "Redis did not answer within {REDIS_TIMEOUT:?}"
+        ))),
+    }
+}
+
+impl AiBudget for RedisBudget {
+    fn reserve(&self, tokens: u32) -> BoxFuture<'static, Result<BudgetAnswer, BudgetError>> {
+        let mut redis = self.redis.clone();
+        let scripts = Arc::clone(&self.scripts);
+        let keys = self.keys.clone();
+        let limits = self.limits;
+        async move {
+            let (day, day_left) = pacific_day();
+            let window = Duration::from_secs(60) + limits.window_margin;
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let day_left_ms = u64::try_from(day_left.as_millis()).unwrap_or(u64::MAX);
+            let mut invocation = scripts.reserve.prepare_invoke();
+            invocation
+                .key(format!("{keys}window"))
+                .key(format!("{keys}day:{day}"))
+                .key(format!("{keys}paused"))
+                .arg(u64::try_from(window.as_millis()).unwrap_or(61_000))
+                .arg(limits.rpm)
+                .arg(limits.tpm)
+                .arg(limits.rpd)
+                .arg(tokens)
+                .arg(&id)
+                .arg(day_left_ms);
+            let (verdict, millis): (i64, i64) = timed(invocation.invoke_async(&mut redis)).await?;
+            let wait = Duration::from_millis(u64::try_from(millis.max(1)).unwrap_or(1));
+            Ok(match verdict {
+                1 => BudgetAnswer::Granted(Reservation { id, tokens }),
+                -1 => BudgetAnswer::ExhaustedForToday(wait),
+                -2 => BudgetAnswer::TooLarge,
+                _ => BudgetAnswer::Wait(wait),
+            })
+        }
+        .boxed()
+    }
+
+    fn reconcile(&self, reservation: Reservation, actual: u32) -> BoxFuture<'static, ()> {
+        let mut redis = self.redis.clone();
+        let scripts = Arc::clone(&self.scripts);
+        let key = format!("{}window", self.keys);
+        async move {
+            if actual == 0 || actual == reservation.tokens {
+                return;
+            }
+            let mut invocation = scripts.reconcile.prepare_invoke();
+            invocation
+                .key(key)
+                .arg(format!("{}:{}", reservation.id, reservation.tokens))
+                .arg(format!("{}:{actual}", reservation.id));
+            if let Err(error) = timed(invocation.invoke_async::<i64>(&mut redis)).await {
+                tracing::warn!(%error, "could not reconcile AI tokens; the estimate stands");
+            }
+        }
+        .boxed()
+    }
+
+    fn pause(&self, pause: Duration) -> BoxFuture<'static, ()> {
+        let mut redis = self.redis.clone();
+        let scripts = Arc::clone(&self.scripts);
+        let key = format!("{}paused", self.keys);
+        async move {
+            let millis = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX).max(1);
+            let mut invocation = scripts.pause.prepare_invoke();
+            invocation.key(key).arg(millis);
+            if let Err(error) = timed(invocation.invoke_async::<i64>(&mut redis)).await {
+                tracing::warn!(%error, "could not share the AI pause; other nodes learn it from their own 429s");
+            }
+        }
+        .boxed()
+    }
+}

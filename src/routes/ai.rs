@@ -1,0 +1,82 @@
+//! `POST /api/v1/ai/compose` and `POST /api/v1/ai/summary`: queue an AI job and answer 202;
+//! the text streams to the caller's websocket as `ai.delta`, then `ai.done` or `ai.error`.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use crate::ai::jobs::{self, MAX_PROMPT_CHARS};
+use crate::auth::AuthUser;
+use crate::problem::{ApiError, Problem};
+use crate::routes::body::JsonBody;
+use crate::state::AppState;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeRequest {
+    /// What to write: 1 to 2000 characters after trimming; no NUL.
+    #[schema(min_length = 1, max_length = 2000)]
+    prompt: String,
+}
+
+/// The job was queued; its text streams to the caller's websocket under this id.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    request_id: String,
+}
+
+fn accepted(id: impl ToString) -> HttpResponse {
+    HttpResponse::Accepted().json(Accepted {
+        request_id: id.to_string(),
+    })
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/ai/compose",
+    tag = "ai",
+    summary = "Draft a post with the AI; 202, the draft streams over the websocket",
+    request_body = ComposeRequest,
+    responses((status = 202, body = Accepted), (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 413, description = "body over 16 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "body not application/json", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "the AI queue or the caller's AI quota is full (Retry-After)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "the AI quota for today is used up, a dependency is unavailable, or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub async fn compose(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    body: JsonBody<ComposeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let prompt = body.into_inner().prompt;
+    let prompt = prompt.trim();
+    let chars = prompt.chars().count();
+    if chars == 0 || chars > MAX_PROMPT_CHARS {
+        return Err(ApiError::validation(
+            "prompt",
+            format!(
+                "a prompt is 1 to {MAX_PROMPT_CHARS} characters after trimming (this one has {chars})"
+            ),
+        ));
+    }
+    if prompt.contains('\0') {
+        return Err(ApiError::validation(
+            "prompt",
+            "a prompt cannot contain NUL characters",
+        ));
+    }
+    jobs::check_quota(&state, me.id)?;
+    let id = jobs::submit(&state, jobs::compose(me.id, prompt)).await?;
+    Ok(accepted(id))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/ai/summary",
+    tag = "ai",
+    summary = "A catch-up of the caller's home timeline; 202, it streams over the websocket",
+    responses((status = 202, body = Accepted), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 429, description = "the AI queue or the caller's AI quota is full (Retry-After)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "the AI quota for today is used up, a dependency is unavailable, or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub async fn summary(state: web::Data<AppState>, me: AuthUser) -> Result<HttpResponse, ApiError> {
+    jobs::check_quota(&state, me.id)?;
+    let job = jobs::summary(&state, me.id, &me.handle).await?;
+    let id = jobs::submit(&state, job).await?;
+    Ok(accepted(id))
+}
