@@ -5,7 +5,10 @@
 //!   the same work each way, in one run.
 //! - `fanout`: one author, many followers online; deliveries, latency from the scheduled send,
 //!   order, loss, memory per idle connection, CPU per delivery.
+//! - `ai`: the AiPool against the Gemini emulator: its overhead per request, the latency it
+//!   adds to each streamed delta, and the upstream rate under overload against the budget.
 
+mod ai;
 mod client;
 mod fanout;
 mod report;
@@ -29,6 +32,8 @@ enum Scenario {
     Writer(writer::Args),
     /// One author, many followers online: deliveries, latency, order, memory per connection.
     Fanout(fanout::Args),
+    /// The AiPool against the Gemini emulator: overhead, delta latency, overload.
+    Ai(ai::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,5 +44,6 @@ fn main() -> anyhow::Result<()> {
         Scenario::Writes(args) => tokio::runtime::Runtime::new()?.block_on(writes::run(args)),
         Scenario::Writer(args) => actix_rt::System::new().block_on(writer::run(args)),
         Scenario::Fanout(args) => tokio::runtime::Runtime::new()?.block_on(fanout::run(args)),
+        Scenario::Ai(args) => tokio::runtime::Runtime::new()?.block_on(ai::run(args)),
     }
 }

@@ -64,6 +64,9 @@ struct Args {
     /// Quota 429s come with no details.
     #[arg(long, env = "EMULATOR_BARE_429S")]
     bare_429s: bool,
+    /// Benchmarks only: stamp each stream chunk's text with its send time (`[[t=µs]]`).
+    #[arg(long, env = "EMULATOR_STAMP_CHUNKS")]
+    stamp_chunks: bool,
     /// Recent requests kept in the stats log [default: 1000].
     #[arg(long, env = "EMULATOR_LOG_CAPACITY")]
     log_capacity: Option<usize>,
@@ -99,6 +102,7 @@ impl Args {
             fail_503_share: self.fail_503_share.unwrap_or(defaults.fail_503_share),
             stall_share: self.stall_share.unwrap_or(defaults.stall_share),
             bare_429s: self.bare_429s,
+            stamp_chunks: self.stamp_chunks,
             log_capacity: self.log_capacity.unwrap_or(defaults.log_capacity),
         }
     }

@@ -94,6 +94,9 @@ pub struct EmulatorConfig {
     pub stall_share: f64,
     /// Quota 429s come with no details at all (Google sometimes does that).
     pub bare_429s: bool,
+    /// Benchmarks only: each stream chunk's text starts with `[[t=<µs since the Unix
+    /// epoch>]]`, the moment it was sent, so a client can measure what lies between.
+    pub stamp_chunks: bool,
     /// How many recent requests the stats keep.
     pub log_capacity: usize,
 }
@@ -114,6 +117,7 @@ impl Default for EmulatorConfig {
             fail_503_share: 0.0,
             stall_share: 0.0,
             bare_429s: false,
+            stamp_chunks: false,
             log_capacity: 1_000,
         }
     }
@@ -191,6 +195,7 @@ pub struct ConfigUpdate {
     pub fail_503_share: Option<f64>,
     pub stall_share: Option<f64>,
     pub bare_429s: Option<bool>,
+    pub stamp_chunks: Option<bool>,
     pub log_capacity: Option<usize>,
 }
 
@@ -242,6 +247,9 @@ impl ConfigUpdate {
         }
         if let Some(bare) = self.bare_429s {
             next.bare_429s = bare;
+        }
+        if let Some(stamp) = self.stamp_chunks {
+            next.stamp_chunks = stamp;
         }
         if let Some(capacity) = self.log_capacity {
             next.log_capacity = capacity;

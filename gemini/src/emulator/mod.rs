@@ -70,3 +70,4 @@ pub use rpc_error::OVERLOADED;
 pub use script::{ScriptError, ScriptedResponse, parse_duration};
 pub use server::{EmulatorControl, MAX_BODY_BYTES, RunningEmulator, start};
 pub use stats::{EmulatorStats, Endpoint, Outcome, RequestRecord};
+pub use stream::STAMP_PREFIX;

@@ -50,6 +50,8 @@ pub struct Pacing {
     pub default_output_tokens: u32,
     pub chunk_tokens: u32,
     pub thoughts_tokens: u32,
+    /// Stamp each chunk's text with its send time (benchmarks).
+    pub stamp_chunks: bool,
 }
 
 impl Pacing {
@@ -221,6 +223,7 @@ impl Shared {
             default_output_tokens: config.default_output_tokens,
             chunk_tokens: config.chunk_tokens,
             thoughts_tokens: config.thoughts_tokens,
+            stamp_chunks: config.stamp_chunks,
         };
         if let Some(entry) = &scripted {
             pacing.stall |= entry.stall;

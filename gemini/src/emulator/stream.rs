@@ -112,8 +112,14 @@ impl Sender {
         }
         let first = std::mem::replace(&mut self.nothing_sent_yet, false);
         let text = match step {
-            Step::Chunk { reply, new_tokens } => {
+            Step::Chunk {
+                mut reply,
+                new_tokens,
+            } => {
                 self.open.0.add_output_tokens(new_tokens);
+                if self.pacing.stamp_chunks {
+                    stamp(&mut reply);
+                }
                 self.framing.element(&reply.to_json(), first)
             }
             Step::Error(error) => self.framing.error(&error.to_json(), first),
@@ -123,6 +129,24 @@ impl Sender {
             }
         };
         Some(Bytes::from(text))
+    }
+}
+
+/// The prefix of a chunk's send time, `[[t=<µs since the Unix epoch>]]`.
+pub const STAMP_PREFIX: &str = "[[t=";
+
+fn stamp(reply: &mut super::reply::Reply) {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    let text = reply
+        .candidates
+        .first_mut()
+        .and_then(|c| c.content.as_mut())
+        .and_then(|c| c.parts.first_mut())
+        .and_then(|p| p.text.as_mut());
+    if let Some(text) = text {
+        text.insert_str(0, &format!("{STAMP_PREFIX}{micros}]]"));
     }
 }
 
