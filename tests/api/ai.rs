@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use aisocial_gemini::emulator::{
-    self, EmulatorConfig, Outcome, QuotaLimits, RunningEmulator, ScriptedResponse,
+    self, EmulatorConfig, Outcome, QuotaKind, QuotaLimits, RunningEmulator, ScriptedResponse,
 };
 use serde_json::{Value, json};
 
@@ -691,4 +691,49 @@ async fn readiness_shows_the_ai_degraded_while_gemini_keeps_failing() {
         "ai.done"
     );
     assert_eq!(ready(&app).await["checks"]["ai"]["health"], "ok");
+}
+
+#[actix_web::test]
+async fn a_per_day_quota_stops_the_ai_until_it_resets_and_says_so() {
+    let emulator = start_emulator(ROOMY, |_| {}).await;
+    let app = app_on(&emulator, ROOMY, &["--ai-concurrency=1"]).await;
+    let alice = app.sign_in("alice").await;
+    let (mut ws, _) = app.ws(&alice, None).await;
+    emulator
+        .control()
+        .script([ScriptedResponse {
+            status: 429,
+            quota: Some(QuotaKind::Rpd),
+            retry_delay: Some("3600s".into()),
+            ..ScriptedResponse::default()
+        }])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let id = compose_accepted(&app, &alice, "today").await;
+    let answer = read_ai(&mut ws, by_request(&id)).await;
+    assert_eq!(answer.end["data"]["code"], "quota_exhausted", "{}", answer.end);
+    let res = compose(&app, &alice, "again").await;
+    assert_eq!(res.status(), 503);
+    let retry: u64 = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!((3000..=3600).contains(&retry), "Retry-After {retry}");
+    let body: Value = res.json().await.unwrap_or_default();
+    assert_eq!(body["code"], "ai_quota_exhausted");
+    let (_, ready) = app.get_json(&alice, "/health/ready").await;
+    assert_eq!(ready["checks"]["ai"]["health"], "exhausted");
+    assert_eq!(emulator.control().stats().requests, 1, "a per-day quota is not retried");
+    let metrics = app.metrics().await;
+    for name in [
+        "aisocial_ai_queue_depth",
+        "aisocial_ai_in_flight",
+        "aisocial_ai_upstream_errors_total{kind=\"resource_exhausted\"}",
+        "aisocial_ai_refused_total{reason=\"quota_exhausted\"}",
+        "aisocial_ai_budget_wait_seconds",
+        "aisocial_ai_upstream_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} is exported");
+    }
 }
