@@ -749,6 +749,8 @@ async fn the_openapi_document_describes_every_route() {
         "PUT /api/v1/posts/{id}/like",
         "DELETE /api/v1/posts/{id}/like",
         "GET /api/v1/timeline",
+        "POST /api/v1/ai/compose",
+        "POST /api/v1/ai/summary",
         "GET /api/v1/notifications",
         "POST /api/v1/ws/ticket",
         "GET /api/v1/ws",
