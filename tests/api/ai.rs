@@ -710,7 +710,11 @@ async fn a_per_day_quota_stops_the_ai_until_it_resets_and_says_so() {
         .unwrap_or_else(|e| panic!("{e}"));
     let id = compose_accepted(&app, &alice, "today").await;
     let answer = read_ai(&mut ws, by_request(&id)).await;
-    assert_eq!(answer.end["data"]["code"], "quota_exhausted", "{}", answer.end);
+    assert_eq!(
+        answer.end["data"]["code"], "quota_exhausted",
+        "{}",
+        answer.end
+    );
     let res = compose(&app, &alice, "again").await;
     assert_eq!(res.status(), 503);
     let retry: u64 = res
@@ -724,7 +728,11 @@ async fn a_per_day_quota_stops_the_ai_until_it_resets_and_says_so() {
     assert_eq!(body["code"], "ai_quota_exhausted");
     let (_, ready) = app.get_json(&alice, "/health/ready").await;
     assert_eq!(ready["checks"]["ai"]["health"], "exhausted");
-    assert_eq!(emulator.control().stats().requests, 1, "a per-day quota is not retried");
+    assert_eq!(
+        emulator.control().stats().requests,
+        1,
+        "a per-day quota is not retried"
+    );
     let metrics = app.metrics().await;
     for name in [
         "aisocial_ai_queue_depth",

@@ -1,0 +1,370 @@
+//! `connect`: ramp N authenticated websocket sessions at a set rate, hold them, and report
+//! handshake latency, failures by cause, and the server's memory per connection.
+//!
+//! One process cannot hold more than its open-file limit, and one source address has only so
+//! many ephemeral ports, so the parent spreads the sessions over `--processes` child processes
+//! (this binary again, as `connect-worker`), each on its own 127.0.0.x source address. The
+//! parent signs the users in, hands each child its share of tokens on stdin, and merges what
+//! they report. Memory is the server's RSS (from `/proc/<pid>/status`, so `--server-pid` is
+//! needed and the server must run on this machine) before the ramp and once every session is
+//! open and idle.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpSocket;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::client::sign_in;
+use crate::report::{self, Latency};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Sessions to open.
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// New sessions per second, over all processes.
+    #[arg(long, default_value_t = 500.0)]
+    rate: f64,
+    /// Seconds to hold every session open once the ramp is done.
+    #[arg(long, default_value_t = 10)]
+    hold: u64,
+    /// Client processes (each below its open-file limit).
+    #[arg(long, default_value_t = 2)]
+    processes: usize,
+    /// Source addresses, one per process in turn.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5"
+    )]
+    sources: Vec<IpAddr>,
+    /// The server's pid, to read its memory from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Open unauthenticated sessions (for the bare echo server of `calibrate`).
+    #[arg(long)]
+    no_auth: bool,
+    /// Sign-ins running at once.
+    #[arg(long, default_value_t = 16)]
+    sign_in_concurrency: usize,
+}
+
+/// What the parent tells a child (one JSON line on stdin).
+#[derive(Serialize, Deserialize)]
+pub struct WorkerPlan {
+    ws_url: String,
+    source: IpAddr,
+    tokens: Vec<Option<String>>,
+    rate: f64,
+}
+
+/// What a child answers (JSON lines on stdout): `Opened` once its ramp is done, then `Done`.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "stage")]
+pub enum WorkerReport {
+    Opened {
+        handshake_micros: Vec<u64>,
+        failures: BTreeMap<String, u64>,
+        late: u64,
+    },
+    Done {
+        dropped_by_server: u64,
+    },
+}
+
+#[derive(Serialize)]
+struct Report {
+    scenario: &'static str,
+    requested: usize,
+    opened: usize,
+    failures: BTreeMap<String, u64>,
+    late_starts: u64,
+    handshake: Latency,
+    ramp_seconds: f64,
+    dropped_during_hold: u64,
+    server_rss_before_bytes: Option<u64>,
+    server_rss_connected_bytes: Option<u64>,
+    kib_per_connection: Option<f64>,
+}
+
+pub fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(args.processes >= 1, "--processes must be at least 1");
+    anyhow::ensure!(!args.sources.is_empty(), "--sources names no address");
+    let http = reqwest::Client::new();
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let tokens: Vec<Option<String>> = if args.no_auth {
+        vec![None; args.connections]
+    } else {
+        let handles: Vec<String> = (0..args.connections)
+            .map(|n| format!("c{}_{n}", &run_id[..6]))
+            .collect();
+        let signed: Vec<anyhow::Result<String>> = futures_util::stream::iter(handles)
+            .map(|handle| {
+                let (http, url) = (http.clone(), args.url.clone());
+                async move { sign_in(&http, &url, &handle).await }
+            })
+            .buffered(args.sign_in_concurrency.max(1))
+            .collect()
+            .await;
+        signed
+            .into_iter()
+            .map(|t| t.map(Some))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let rss_before = args.server_pid.and_then(rss_of);
+    let exe = std::env::current_exe().context("finding this binary")?;
+    let ws_url = format!("{}/api/v1/ws", args.url.replacen("http", "ws", 1));
+    let per_process = args.connections.div_ceil(args.processes);
+    let mut children = Vec::new();
+    let started = Instant::now();
+    for (n, share) in tokens.chunks(per_process.max(1)).enumerate() {
+        let plan = WorkerPlan {
+            ws_url: ws_url.clone(),
+            source: args.sources[n % args.sources.len()],
+            tokens: share.to_vec(),
+            rate: args.rate / args.processes as f64,
+        };
+        let mut child = Command::new(&exe)
+            .arg("connect-worker")
+            .arg("--hold")
+            .arg(args.hold.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting a connect worker")?;
+        let mut stdin = child.stdin.take().context("worker stdin")?;
+        writeln!(stdin, "{}", serde_json::to_string(&plan)?)?;
+        drop(stdin);
+        children.push(child);
+    }
+    // Each child reports `Opened`, then holds; read those lines first.
+    let mut readers: Vec<_> = children
+        .iter_mut()
+        .map(|c| c.stdout.take().map(std::io::BufReader::new))
+        .collect();
+    let mut handshake = report::histogram();
+    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+    let mut late = 0;
+    for reader in readers.iter_mut().flatten() {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        if let Ok(WorkerReport::Opened {
+            handshake_micros,
+            failures: f,
+            late: l,
+        }) = serde_json::from_str(&line)
+        {
+            for micros in handshake_micros {
+                let _ = handshake.record(micros.max(1));
+            }
+            for (cause, count) in f {
+                *failures.entry(cause).or_default() += count;
+            }
+            late += l;
+        } else {
+            *failures.entry("worker failed".into()).or_default() += per_process as u64;
+        }
+    }
+    let ramp = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_connected = args.server_pid.and_then(rss_of);
+    let mut dropped = 0;
+    for reader in readers.iter_mut().flatten() {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        if let Ok(WorkerReport::Done { dropped_by_server }) = serde_json::from_str(&line) {
+            dropped += dropped_by_server;
+        }
+    }
+    for mut child in children {
+        let _ = child.wait();
+    }
+    let opened = handshake.len() as usize;
+    let report = Report {
+        scenario: "connect",
+        requested: args.connections,
+        opened,
+        failures,
+        late_starts: late,
+        handshake: report::latency(&handshake),
+        ramp_seconds: ramp.as_secs_f64(),
+        dropped_during_hold: dropped,
+        server_rss_before_bytes: rss_before,
+        server_rss_connected_bytes: rss_connected,
+        kib_per_connection: match (rss_before, rss_connected) {
+            (Some(a), Some(b)) if opened > 0 => {
+                Some(b.saturating_sub(a) as f64 / opened as f64 / 1024.0)
+            }
+            _ => None,
+        },
+    };
+    println!(
+        "connect: {} of {} sessions open in {:.1} s ({} processes); failures {:?}; late starts {}; handshake p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; dropped while held {}",
+        report.opened,
+        report.requested,
+        report.ramp_seconds,
+        args.processes,
+        report.failures,
+        report.late_starts,
+        report.handshake.p50_ms,
+        report.handshake.p99_ms,
+        report.handshake.max_ms,
+        report.dropped_during_hold
+    );
+    if let Some(kib) = report.kib_per_connection {
+        println!("connect: {kib:.1} KiB of server RSS per idle connection");
+    }
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    /// Seconds to hold the sessions after the ramp.
+    #[arg(long, default_value_t = 10)]
+    hold: u64,
+}
+
+/// A child: reads its plan on stdin, opens its sessions from its source address at its rate,
+/// reports, holds them (answering pings), reports how many the server dropped, and exits.
+pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let plan: WorkerPlan = serde_json::from_str(&line).context("reading the plan")?;
+    let interval = Duration::from_secs_f64(1.0 / plan.rate.max(0.001));
+    let started = Instant::now();
+    let mut late = 0;
+    let mut opening = Vec::with_capacity(plan.tokens.len());
+    for (n, token) in plan.tokens.into_iter().enumerate() {
+        let at = started + interval.mul_f64(n as f64);
+        let now = Instant::now();
+        if at > now {
+            tokio::time::sleep_until(at.into()).await;
+        } else if now.duration_since(at) > Duration::from_millis(50) {
+            late += 1;
+        }
+        let (url, source) = (plan.ws_url.clone(), plan.source);
+        opening.push(tokio::spawn(async move { open(&url, source, token).await }));
+    }
+    let mut handshakes = Vec::new();
+    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+    let mut sockets = Vec::new();
+    for task in opening {
+        match task.await {
+            Ok(Ok((ws, micros))) => {
+                handshakes.push(micros);
+                sockets.push(ws);
+            }
+            Ok(Err(cause)) => *failures.entry(cause).or_default() += 1,
+            Err(_) => *failures.entry("task panicked".into()).or_default() += 1,
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string(&WorkerReport::Opened {
+            handshake_micros: handshakes,
+            failures,
+            late,
+        })?
+    )?;
+    out.flush()?;
+    drop(out);
+    // Hold: read every socket (tungstenite answers pings) until the hold ends.
+    let hold = Duration::from_secs(plan_hold(args.hold));
+    let holders: Vec<_> = sockets
+        .into_iter()
+        .map(|mut ws| {
+            tokio::spawn(async move {
+                let deadline = tokio::time::Instant::now() + hold;
+                loop {
+                    match tokio::time::timeout_at(deadline, ws.next()).await {
+                        Err(_) => return false,
+                        Ok(Some(Ok(_))) => continue,
+                        Ok(_) => return true,
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut dropped = 0;
+    for holder in holders {
+        if holder.await.unwrap_or(true) {
+            dropped += 1;
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string(&WorkerReport::Done {
+            dropped_by_server: dropped,
+        })?
+    )?;
+    Ok(())
+}
+
+fn plan_hold(hold: u64) -> u64 {
+    hold.max(1)
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Opens one session from `source`; the handshake time, or the cause of the failure.
+async fn open(url: &str, source: IpAddr, token: Option<String>) -> Result<(Socket, u64), String> {
+    let started = Instant::now();
+    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+    if let Some(token) = token {
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| "bad token".to_owned())?;
+        request.headers_mut().insert("authorization", value);
+    }
+    let host = request.uri().host().unwrap_or("127.0.0.1").to_owned();
+    let port = request.uri().port_u16().unwrap_or(80);
+    let target: SocketAddr = format!("{host}:{port}")
+        .parse()
+        .map_err(|_| format!("{host}:{port} is not an address"))?;
+    let socket = if source.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| format!("socket: {}", e.kind()))?;
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .map_err(|e| format!("bind: {}", e.kind()))?;
+    let stream = tokio::time::timeout(Duration::from_secs(10), socket.connect(target))
+        .await
+        .map_err(|_| "connect timeout".to_owned())?
+        .map_err(|e| format!("connect: {}", e.kind()))?;
+    let (ws, response) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::client_async(request, stream),
+    )
+    .await
+    .map_err(|_| "handshake timeout".to_owned())?
+    .map_err(|e| match e {
+        tokio_tungstenite::tungstenite::Error::Http(r) => format!("HTTP {}", r.status()),
+        other => format!("handshake: {other}"),
+    })?;
+    let _ = response;
+    Ok((ws, report::micros(started.elapsed())))
+}
