@@ -10,7 +10,7 @@ use actix::{Actor, Arbiter};
 use actix_web::dev::Server;
 use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
-use aisocial_actors::ai_pool::StopAi;
+use aisocial_actors::ai_pool::{GetAiStatus, StopAi};
 use aisocial_actors::db_writer::{DbWriter, DbWriterConfig, Drain};
 use aisocial_actors::feed_broker::{BrokerConfig, CloseAll, FeedBroker};
 use aisocial_actors::meter::MeteredAddr;
@@ -264,6 +264,17 @@ impl Application {
             tracing::warn!("in-flight requests did not finish in time");
         }
         let _ = serving.await;
+        // AI jobs already running finish (their answers are stored through the DbWriter),
+        // within the same time limit.
+        let ai_deadline = Instant::now() + self.shutdown_timeout;
+        while Instant::now() < ai_deadline {
+            match state.ai.pool.send(GetAiStatus).await {
+                Ok(status) if status.in_flight > 0 => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                _ => break,
+            }
+        }
         // Nothing can send new commands now; wait for the DbWriter to answer what it holds.
         if state.writer.send(Drain).await.is_err() {
             tracing::warn!("the DbWriter stopped before draining");

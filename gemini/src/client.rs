@@ -23,7 +23,7 @@ use crate::wire::{
 /// Google's endpoint.
 pub const GOOGLE_BASE_URL: &str = "https://generativelanguage.googleapis.com";
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Without a trailing slash, e.g. `https://generativelanguage.googleapis.com`.
     pub base_url: String,
@@ -35,6 +35,22 @@ pub struct ClientConfig {
     /// The longest silence between two chunks of a stream.
     pub stall_timeout: Duration,
 }
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &"***")
+            .field("model", &self.model)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("stall_timeout", &self.stall_timeout)
+            .finish()
+    }
+}
+
+/// Error bodies are read up to this much.
+const MAX_ERROR_BODY: usize = 64 * 1024;
 
 impl ClientConfig {
     pub fn new(base_url: &str, api_key: &str, model: &str) -> Self {
@@ -186,12 +202,18 @@ fn transport(error: reqwest::Error) -> GeminiError {
     }
 }
 
-async fn error_from_response(response: reqwest::Response, timeout: Duration) -> GeminiError {
+async fn error_from_response(mut response: reqwest::Response, timeout: Duration) -> GeminiError {
     let code = response.status().as_u16();
-    let body = match tokio::time::timeout(timeout, response.bytes()).await {
-        Ok(Ok(body)) => body,
-        _ => Bytes::new(),
+    let mut body = Vec::new();
+    let read = async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            body.extend_from_slice(&chunk);
+            if body.len() >= MAX_ERROR_BODY {
+                break;
+            }
+        }
     };
+    let _ = tokio::time::timeout(timeout, read).await;
     match serde_json::from_slice::<ErrorEnvelope>(&body) {
         Ok(envelope) => GeminiError::from_status(code, envelope.error),
         Err(_) => GeminiError::Api {

@@ -13,8 +13,10 @@ use crate::wire::ErrorStatus;
 
 /// Beyond this, a 429's delay is treated as terminal (as Gemini CLI does).
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
-/// A per-minute quota that names no delay: wait for the minute to pass.
+/// A per-minute quota that names no delay, or a bare 429: wait for the minute to pass.
 pub const PER_MINUTE_DEFAULT_DELAY: Duration = Duration::from_secs(60);
+/// Delays named by the upstream are believed up to this (beyond, a day is as good as never).
+const LONGEST_DELAY: Duration = Duration::from_secs(86_400);
 
 #[derive(Debug, thiserror::Error)]
 pub enum GeminiError {
@@ -68,11 +70,21 @@ pub enum QuotaScope {
 impl GeminiError {
     /// Reads an error envelope's status (before a stream or in the middle of one).
     pub fn from_status(code_hint: u16, status: ErrorStatus) -> Self {
-        let code = if status.code == 0 {
-            code_hint
-        } else {
-            status.code
+        let code = match (status.code, code_hint) {
+            (0, 0) => code_for_status(&status.status),
+            (0, hint) => hint,
+            (code, _) => code,
         };
+        if code == 400 && has_reason(&status.details, "API_KEY_INVALID") {
+            // A wrong key is answered 400, but it is the operator's to fix, not the request's.
+            return Self::Api {
+                code: 401,
+                status: status.status,
+                message: status.message,
+                retry_delay: None,
+                quota: None,
+            };
+        }
         let retry_delay =
             retry_delay(&status.details).or_else(|| delay_in_message(&status.message));
         let quota = (code == 429).then(|| quota_scope(&status.details));
@@ -96,16 +108,21 @@ impl GeminiError {
                 (Some(QuotaScope::PerDay), _) => ErrorClass::QuotaExhausted,
                 (_, Some(delay)) if *delay > MAX_RETRY_DELAY => ErrorClass::QuotaExhausted,
                 (_, Some(delay)) => ErrorClass::Pause(*delay),
-                (Some(QuotaScope::PerMinute), None) => ErrorClass::Pause(PER_MINUTE_DEFAULT_DELAY),
-                // A bare 429: no hint, so back off like a transient failure.
-                _ => ErrorClass::Retry,
+                // A per-minute quota without a delay, or a bare 429 (most likely a per-minute
+                // quota too): the whole pool waits for the minute to pass.
+                (_, None) => ErrorClass::Pause(PER_MINUTE_DEFAULT_DELAY),
             },
-            Self::Api { code: 403, .. } => ErrorClass::Misconfigured,
+            Self::Api {
+                code: 401 | 403, ..
+            } => ErrorClass::Misconfigured,
             Self::Api { code, .. } if *code >= 500 => ErrorClass::Retry,
-            Self::Api { .. } | Self::Malformed(_) | Self::Config(_) => ErrorClass::Fatal,
-            Self::Transport(_) | Self::Timeout(_) | Self::Stalled(_) | Self::Truncated => {
-                ErrorClass::Retry
-            }
+            Self::Api { .. } | Self::Config(_) => ErrorClass::Fatal,
+            // A reply that could not be read (a proxy's page, a cut body) may read next time.
+            Self::Transport(_)
+            | Self::Timeout(_)
+            | Self::Stalled(_)
+            | Self::Truncated
+            | Self::Malformed(_) => ErrorClass::Retry,
         }
     }
 
@@ -113,6 +130,7 @@ impl GeminiError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Api { code: 400, .. } => "bad_request",
+            Self::Api { code: 401, .. } => "api_key_invalid",
             Self::Api { code: 403, .. } => "permission_denied",
             Self::Api { code: 404, .. } => "not_found",
             Self::Api { code: 429, .. } => "resource_exhausted",
@@ -128,6 +146,27 @@ impl GeminiError {
             Self::Config(_) => "config",
         }
     }
+}
+
+/// The HTTP code of a canonical status name, for an error that names no code.
+fn code_for_status(status: &str) -> u16 {
+    match status {
+        "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => 400,
+        "UNAUTHENTICATED" => 401,
+        "PERMISSION_DENIED" => 403,
+        "NOT_FOUND" => 404,
+        "RESOURCE_EXHAUSTED" => 429,
+        "UNAVAILABLE" => 503,
+        "DEADLINE_EXCEEDED" => 504,
+        _ => 500,
+    }
+}
+
+fn has_reason(details: &[Value], reason: &str) -> bool {
+    details.iter().any(|d| {
+        detail_type(d).ends_with("google.rpc.ErrorInfo")
+            && d.get("reason").and_then(Value::as_str) == Some(reason)
+    })
 }
 
 fn detail_type(detail: &Value) -> &str {
@@ -148,7 +187,8 @@ fn retry_delay(details: &[Value]) -> Option<Duration> {
             Value::Object(o) => {
                 let seconds = o.get("seconds").and_then(value_as_f64).unwrap_or(0.0);
                 let nanos = o.get("nanos").and_then(value_as_f64).unwrap_or(0.0);
-                Duration::try_from_secs_f64(seconds + nanos / 1e9).ok()
+                let total = (seconds + nanos / 1e9).min(LONGEST_DELAY.as_secs_f64());
+                Duration::try_from_secs_f64(total).ok()
             }
             _ => None,
         })
@@ -198,7 +238,7 @@ pub fn parse_duration(raw: &str) -> Option<Duration> {
     };
     let value: f64 = number.trim().parse().ok()?;
     (value.is_finite() && value >= 0.0)
-        .then(|| Duration::try_from_secs_f64(value * scale).ok())
+        .then(|| Duration::try_from_secs_f64((value * scale).min(LONGEST_DELAY.as_secs_f64())).ok())
         .flatten()
 }
 
@@ -222,6 +262,11 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("soon"), None);
         assert_eq!(parse_duration("-1s"), None);
+        assert_eq!(
+            parse_duration("1e30s"),
+            Some(LONGEST_DELAY),
+            "no overflow downstream"
+        );
     }
 
     #[test]
@@ -251,7 +296,7 @@ mod tests {
             429,
             r#"{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "Resource has been exhausted (e.g. check quota)."}}"#,
         );
-        assert_eq!(bare.class(), ErrorClass::Retry);
+        assert_eq!(bare.class(), ErrorClass::Pause(PER_MINUTE_DEFAULT_DELAY));
         let in_message = parse(
             429,
             r#"{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "Quota exceeded. Please retry in 1.5s."}}"#,
@@ -287,5 +332,16 @@ mod tests {
             assert_eq!(error.class(), ErrorClass::Retry);
         }
         assert_eq!(GeminiError::Truncated.class(), ErrorClass::Retry);
+        let wrong_key = parse(
+            400,
+            r#"{"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "API key not valid. Please pass a valid API key.",
+             "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]}}"#,
+        );
+        assert_eq!(wrong_key.class(), ErrorClass::Misconfigured);
+        let nameless = parse(
+            0,
+            r#"{"error": {"status": "UNAVAILABLE", "message": "overloaded"}}"#,
+        );
+        assert_eq!(nameless.class(), ErrorClass::Retry);
     }
 }

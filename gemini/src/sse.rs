@@ -14,6 +14,8 @@ pub struct SseDecoder {
     after_cr: bool,
     /// `data:` lines of the event being read.
     data: Vec<String>,
+    /// Their bytes.
+    data_bytes: usize,
 }
 
 /// Lines longer than this are refused rather than buffered without bound.
@@ -23,6 +25,8 @@ pub const MAX_LINE_BYTES: usize = 4 << 20;
 pub enum SseError {
     #[error("an event line exceeded {MAX_LINE_BYTES} bytes")]
     LineTooLong,
+    #[error("an event exceeded {MAX_LINE_BYTES} bytes")]
+    EventTooLong,
 }
 
 impl SseDecoder {
@@ -35,6 +39,9 @@ impl SseDecoder {
                 b'\r' | b'\n' => {
                     self.after_cr = byte == b'\r';
                     self.end_line(&mut out);
+                    if self.data_bytes > MAX_LINE_BYTES {
+                        return Err(SseError::EventTooLong);
+                    }
                 }
                 _ => {
                     self.after_cr = false;
@@ -63,8 +70,9 @@ impl SseDecoder {
         if line.is_empty() {
             self.end_event(out);
         } else if let Some(value) = line.strip_prefix("data:") {
-            self.data
-                .push(value.strip_prefix(' ').unwrap_or(value).to_owned());
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            self.data_bytes += value.len();
+            self.data.push(value.to_owned());
         } else if line.starts_with('{') || line.starts_with('[') {
             // A JSON line without `data:`: Gemini's mid-stream error.
             self.end_event(out);
@@ -77,6 +85,7 @@ impl SseDecoder {
         if self.data.is_empty() {
             return;
         }
+        self.data_bytes = 0;
         let payload = std::mem::take(&mut self.data).join("\n");
         if payload.trim() != "[DONE]" {
             out.push(payload);

@@ -138,6 +138,25 @@ pub struct GenerationConfig {
     pub stop_sequences: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
+    /// On 2.5 models thinking is on by default and its tokens count against
+    /// `maxOutputTokens`; a budget of 0 turns it off.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "thinking_config"
+    )]
+    pub thinking_config: Option<ThinkingConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ThinkingConfig {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "thinking_budget"
+    )]
+    pub thinking_budget: Option<i32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

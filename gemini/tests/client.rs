@@ -174,10 +174,14 @@ async fn every_error_class_is_read_from_the_real_bodies() {
     let wrong_key = client(&emulator, "not-the-key", "gemini-2.5-flash");
     let error = wrong_key.generate(&ask("hi")).await.err();
     assert!(
-        matches!(&error, Some(GeminiError::Api { code: 400, message, .. }) if message.contains("API key not valid")),
+        matches!(&error, Some(GeminiError::Api { message, .. }) if message.contains("API key not valid")),
         "{error:?}"
     );
-    assert_eq!(error.map(|e| e.class()), Some(ErrorClass::Fatal));
+    assert_eq!(
+        error.map(|e| e.class()),
+        Some(ErrorClass::Misconfigured),
+        "a wrong key is the operator's to fix"
+    );
 
     let unknown_model = client(&emulator, KEY, "gemini-0-nothing");
     let error = unknown_model.stream(&ask("hi")).await.err();
@@ -228,7 +232,12 @@ async fn every_error_class_is_read_from_the_real_bodies() {
     let denied = client.generate(&ask("hi")).await.err();
     assert_eq!(denied.map(|e| e.class()), Some(ErrorClass::Misconfigured));
     let bare = client.generate(&ask("hi")).await.err();
-    assert_eq!(bare.map(|e| e.class()), Some(ErrorClass::Retry));
+    assert_eq!(
+        bare.map(|e| e.class()),
+        Some(ErrorClass::Pause(
+            aisocial_gemini::error::PER_MINUTE_DEFAULT_DELAY
+        ))
+    );
 }
 
 #[actix_web::test]

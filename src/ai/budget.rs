@@ -4,8 +4,8 @@
 //! Each grant is a member `id:tokens` of a sorted set scored by Redis's own clock (so nodes'
 //! clocks do not matter), checked and added atomically by one Lua script. The window is a
 //! minute plus a margin, so a request that reaches Google a little after it was granted still
-//! counts in Google's window as it does in ours. The day is counted in UTC−8, which resets at
-//! or after Google's midnight Pacific, never before.
+//! counts in Google's window as it does in ours. The day is Google's: it starts at midnight in
+//! America/Los_Angeles (daylight saving time included).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +70,12 @@ end
 return 0
 ";
 
+/// KEYS: day counter. ARGV: the day's limit, ms until the day resets. The day is used up.
+const EXHAUST: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2]) + 3600000)
+return 0
+";
+
 /// KEYS: pause flag. ARGV: ms. Only lengthens a pause.
 const PAUSE: &str = r"
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
@@ -99,6 +105,7 @@ struct Scripts {
     reserve: redis::Script,
     reconcile: redis::Script,
     pause: redis::Script,
+    exhaust: redis::Script,
 }
 
 impl RedisBudget {
@@ -111,19 +118,45 @@ impl RedisBudget {
                 reserve: redis::Script::new(RESERVE),
                 reconcile: redis::Script::new(RECONCILE),
                 pause: redis::Script::new(PAUSE),
+                exhaust: redis::Script::new(EXHAUST),
             }),
         }
     }
 }
 
-/// The Pacific day (as UTC−8) and how long until it ends.
-fn pacific_day() -> (String, Duration) {
-    let now = Utc::now().naive_utc() - ChronoDuration::hours(8);
-    let next_midnight = (now.date() + ChronoDuration::days(1)).and_time(chrono::NaiveTime::MIN);
-    let left = (next_midnight - now)
+/// The Pacific day at `now` (its date) and how long until it ends.
+fn pacific_day_at(now: chrono::DateTime<Utc>) -> (String, Duration) {
+    let local = now.naive_utc() + ChronoDuration::hours(pacific_offset_hours(now));
+    let next_midnight = (local.date() + ChronoDuration::days(1)).and_time(chrono::NaiveTime::MIN);
+    // The next midnight may fall in the other offset (the night the clocks change).
+    let next_utc = next_midnight - ChronoDuration::hours(pacific_offset_hours(now));
+    let next_utc = next_utc
+        - ChronoDuration::hours(
+            pacific_offset_hours(next_utc.and_utc()) - pacific_offset_hours(now),
+        );
+    let left = (next_utc - now.naive_utc())
         .to_std()
         .unwrap_or(Duration::from_secs(86_400));
-    (now.format("%Y%m%d").to_string(), left)
+    (local.format("%Y%m%d").to_string(), left)
+}
+
+pub fn pacific_day() -> (String, Duration) {
+    pacific_day_at(Utc::now())
+}
+
+/// UTC−7 while US daylight saving time holds (from 02:00 on the second Sunday of March to
+/// 02:00 on the first Sunday of November, local time), else UTC−8.
+fn pacific_offset_hours(at: chrono::DateTime<Utc>) -> i64 {
+    use chrono::{Datelike, NaiveDate, Weekday};
+    let year = at.year();
+    let nth_sunday = |month: u32, n: u32| {
+        NaiveDate::from_weekday_of_month_opt(year, month, Weekday::Sun, n as u8).unwrap_or_default()
+    };
+    // 02:00 PST is 10:00 UTC; 02:00 PDT is 09:00 UTC.
+    let starts = nth_sunday(3, 2).and_hms_opt(10, 0, 0).unwrap_or_default();
+    let ends = nth_sunday(11, 1).and_hms_opt(9, 0, 0).unwrap_or_default();
+    let t = at.naive_utc();
+    if t >= starts && t < ends { -7 } else { -8 }
 }
 
 async fn timed<T>(
@@ -139,6 +172,26 @@ async fn timed<T>(
 }
 
 impl AiBudget for RedisBudget {
+    fn exhaust_today(&self, at_least: Duration) -> BoxFuture<'static, Duration> {
+        let mut redis = self.redis.clone();
+        let scripts = Arc::clone(&self.scripts);
+        let keys = self.keys.clone();
+        let rpd = self.limits.rpd;
+        async move {
+            let (day, left) = pacific_day();
+            let mut invocation = scripts.exhaust.prepare_invoke();
+            invocation
+                .key(format!("{keys}day:{day}"))
+                .arg(rpd)
+                .arg(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
+            if let Err(error) = timed(invocation.invoke_async::<i64>(&mut redis)).await {
+                tracing::warn!(%error, "could not share that the AI quota is used up today");
+            }
+            left.max(at_least)
+        }
+        .boxed()
+    }
+
     fn reserve(&self, tokens: u32) -> BoxFuture<'static, Result<BudgetAnswer, BudgetError>> {
         let mut redis = self.redis.clone();
         let scripts = Arc::clone(&self.scripts);
@@ -206,5 +259,39 @@ impl AiBudget for RedisBudget {
             }
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> chrono::DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, h, min, 0)
+            .single()
+            .unwrap_or_else(|| panic!("bad date"))
+    }
+
+    #[test]
+    fn the_day_is_googles_pacific_day_with_daylight_saving_time() {
+        // Winter: UTC−8. 07:59 UTC on 15 January is 23:59 on the 14th.
+        let (day, left) = pacific_day_at(at(2026, 1, 15, 7, 59));
+        assert_eq!(day, "20260114");
+        assert_eq!(left, Duration::from_secs(60));
+        // Summer: UTC−7. 07:00 UTC on 15 July is midnight starting the 15th.
+        let (day, left) = pacific_day_at(at(2026, 7, 15, 7, 0));
+        assert_eq!(day, "20260715");
+        assert_eq!(left, Duration::from_secs(86_400));
+        // 2026's changes: 8 March 10:00 UTC and 1 November 09:00 UTC.
+        assert_eq!(pacific_offset_hours(at(2026, 3, 8, 9, 59)), -8);
+        assert_eq!(pacific_offset_hours(at(2026, 3, 8, 10, 0)), -7);
+        assert_eq!(pacific_offset_hours(at(2026, 11, 1, 8, 59)), -7);
+        assert_eq!(pacific_offset_hours(at(2026, 11, 1, 9, 0)), -8);
+        // The night the clocks go back, the day is 25 hours: from 07:00 UTC on 1 November
+        // (midnight PDT) to 08:00 UTC on 2 November (midnight PST).
+        let (day, left) = pacific_day_at(at(2026, 11, 1, 7, 0));
+        assert_eq!(day, "20261101");
+        assert_eq!(left, Duration::from_secs(25 * 3600));
     }
 }

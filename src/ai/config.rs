@@ -50,6 +50,10 @@ pub struct AiArgs {
     #[arg(long, env = "AI_USER_PER_MIN", default_value_t = 10)]
     pub ai_user_per_min: u32,
 
+    /// AI requests one user may make per Pacific day (so no one person spends the project's).
+    #[arg(long, env = "AI_USER_PER_DAY", default_value_t = 100)]
+    pub ai_user_per_day: u32,
+
     /// Added to the budget's one-minute window, in milliseconds, so that requests that reach
     /// Google a little later than they were granted still fall inside its own window.
     #[arg(long, env = "AI_WINDOW_MARGIN_MS", default_value_t = 1_000)]
@@ -109,6 +113,7 @@ pub struct AiSettings {
     pub queue: usize,
     pub user_queue: usize,
     pub user_per_min: u32,
+    pub user_per_day: u32,
     pub window_margin: Duration,
     pub max_attempts: u32,
     pub retry_base: Duration,
@@ -167,6 +172,7 @@ impl AiSettings {
             (args.ai_tpm, "AI_TPM"),
             (args.ai_rpd, "AI_RPD"),
             (args.ai_user_per_min, "AI_USER_PER_MIN"),
+            (args.ai_user_per_day, "AI_USER_PER_DAY"),
             (args.ai_max_attempts, "AI_MAX_ATTEMPTS"),
         ] {
             if value == 0 {
@@ -201,6 +207,7 @@ impl AiSettings {
             queue: args.ai_queue,
             user_queue: args.ai_user_queue,
             user_per_min: args.ai_user_per_min,
+            user_per_day: args.ai_user_per_day,
             window_margin: Duration::from_millis(args.ai_window_margin_ms),
             max_attempts: args.ai_max_attempts,
             retry_base: Duration::from_millis(args.ai_retry_base_ms.max(1)),

@@ -15,7 +15,9 @@ use aisocial_actors::protocol;
 use aisocial_actors::store::{POST_COLUMNS, post_from_row};
 use prometheus::IntCounterVec;
 
-use crate::problem::ApiError;
+use crate::ai::budget::pacific_day;
+use crate::problem::{ApiError, redis_error};
+use crate::redis_store;
 use crate::routes::reads::{query, rows_to};
 use crate::state::AppState;
 
@@ -65,19 +67,39 @@ fn prompt_post(post: &Post) -> PromptPost {
     }
 }
 
-/// Counts one AI request against the user's per-minute AI quota (shared by every node).
-pub fn check_quota(state: &AppState, user: UserId) -> Result<(), ApiError> {
+/// Counts one AI request against the user's AI quotas, per minute and per Pacific day
+/// (shared by every node), so that no one person spends the project's day.
+pub async fn check_quota(state: &AppState, user: UserId) -> Result<(), ApiError> {
     let limit = state.ai.user_per_min;
     let decision = state.rate_limiter.check("ai", &user.0.to_string(), limit);
-    if decision.allowed {
-        Ok(())
-    } else {
-        Err(ApiError::RateLimited {
+    if !decision.allowed {
+        return Err(ApiError::RateLimited {
             retry_after_secs: decision.reset_secs,
             limit,
-        })
+        });
     }
+    let (day, left) = pacific_day();
+    let key = state.redis_key(&format!("ai:user:{}:day:{day}", user.0));
+    let mut count = redis::cmd("INCR");
+    count.arg(&key);
+    let used: u64 = redis_store::run(&state.redis, count, REDIS_TIMEOUT)
+        .await
+        .map_err(redis_error)?;
+    if used == 1 {
+        let mut expire = redis::cmd("EXPIRE");
+        expire.arg(&key).arg(left.as_secs() + 3600);
+        let _ = redis_store::run::<i64>(&state.redis, expire, REDIS_TIMEOUT).await;
+    }
+    if used > u64::from(state.ai.user_per_day) {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: left.as_secs().max(1),
+            limit: state.ai.user_per_day,
+        });
+    }
+    Ok(())
 }
+
+const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Queues a job; a full queue is 429 with `Retry-After`, no quota left today is 503.
 pub async fn submit(state: &AppState, job: AiJob) -> Result<RequestId, ApiError> {
@@ -134,7 +156,7 @@ pub fn answer_if_mentioned(state: web::Data<AppState>, post: Post) {
     }
     actix_rt::spawn(async move {
         let result = async {
-            check_quota(&state, post.author.id)?;
+            check_quota(&state, post.author.id).await?;
             let root = post.root_id.unwrap_or(post.id);
             let rows = query(
                 &state,

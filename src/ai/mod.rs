@@ -29,6 +29,7 @@ pub struct Ai {
     /// The `ai` account.
     pub user: UserId,
     pub user_per_min: u32,
+    pub user_per_day: u32,
     /// The in-process emulator, when there is no API key; kept running as long as this.
     pub emulator: Option<RunningEmulator>,
     _arbiter: Arbiter,
@@ -111,6 +112,7 @@ pub async fn start(settings: &AiSettings, deps: AiDeps<'_>) -> anyhow::Result<Ai
             max_delay: Duration::from_secs(8),
         },
         job_timeout: settings.job_timeout,
+        stopping: Default::default(),
     };
     let pool_config = AiPoolConfig {
         concurrency: settings.concurrency,
@@ -127,6 +129,7 @@ pub async fn start(settings: &AiSettings, deps: AiDeps<'_>) -> anyhow::Result<Ai
         pool: MeteredAddr::new(pool, AiPool::meter()),
         user,
         user_per_min: settings.user_per_min,
+        user_per_day: settings.user_per_day,
         emulator,
         _arbiter: arbiter,
     })

@@ -61,7 +61,7 @@ pub async fn compose(
             "a prompt cannot contain NUL characters",
         ));
     }
-    jobs::check_quota(&state, me.id)?;
+    jobs::check_quota(&state, me.id).await?;
     let id = jobs::submit(&state, jobs::compose(me.id, prompt)).await?;
     Ok(accepted(id))
 }
@@ -75,7 +75,7 @@ pub async fn compose(
     security(("bearer" = []))
 )]
 pub async fn summary(state: web::Data<AppState>, me: AuthUser) -> Result<HttpResponse, ApiError> {
-    jobs::check_quota(&state, me.id)?;
+    jobs::check_quota(&state, me.id).await?;
     let job = jobs::summary(&state, me.id, &me.handle).await?;
     let id = jobs::submit(&state, job).await?;
     Ok(accepted(id))

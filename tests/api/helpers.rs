@@ -387,6 +387,17 @@ impl WsClient {
         }
     }
 
+    /// The next frame that is not `presence` (which a followee's coming online may send at any
+    /// time, depending on when the follow list loaded).
+    pub async fn next_json_skipping_presence(&mut self) -> Value {
+        loop {
+            let frame = self.next_json().await;
+            if frame["type"] != "presence" {
+                return frame;
+            }
+        }
+    }
+
     /// Waits for the server to close; returns the close code.
     pub async fn closed_with(&mut self) -> Option<u16> {
         loop {

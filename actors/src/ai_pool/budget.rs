@@ -38,4 +38,7 @@ pub trait AiBudget: Send + Sync + 'static {
     fn reconcile(&self, reservation: Reservation, actual: u32) -> BoxFuture<'static, ()>;
     /// Stops every node from calling for `pause` (the upstream asked for it).
     fn pause(&self, pause: Duration) -> BoxFuture<'static, ()>;
+    /// The upstream says the day's requests are used up: every node stops until the day
+    /// resets (at least `at_least` from now). Returns how long that is.
+    fn exhaust_today(&self, at_least: Duration) -> BoxFuture<'static, Duration>;
 }

@@ -251,7 +251,7 @@ impl Handler<JobFinished> for AiPool {
                 self.consecutive_failures += 1;
             }
             Outcome::QuotaExhausted(left) => {
-                self.exhausted_until = Some(Instant::now() + *left);
+                self.exhausted_until = Instant::now().checked_add(*left);
                 self.fail_waiting("quota_exhausted", "the AI has used its quota for today");
             }
             Outcome::Unavailable | Outcome::Rejected => self.consecutive_failures += 1,
@@ -295,6 +295,7 @@ impl Handler<StopAi> for AiPool {
 
     fn handle(&mut self, _: StopAi, _: &mut Self::Context) {
         self.stopped = true;
+        self.deps.stopping.stop();
         self.fail_waiting("unavailable", "this node is shutting down; ask again");
     }
 }

@@ -1,6 +1,8 @@
 //! What the AI is told: the persona, and the prompt for each kind of job.
 
-use aisocial_gemini::wire::{Content, GenerateContentRequest, GenerationConfig, Role};
+use aisocial_gemini::wire::{
+    Content, GenerateContentRequest, GenerationConfig, Role, ThinkingConfig,
+};
 
 const PERSONA: &str = "You are @ai, a friendly and concise member of a social network. \
 You answer in plain text, without markdown, in a few sentences at most.";
@@ -26,6 +28,10 @@ fn request(
             max_output_tokens: Some(max_output_tokens),
             candidate_count: Some(1),
             seed: Some(seed),
+            // Thinking tokens would count against the answer's budget: answers are short.
+            thinking_config: Some(ThinkingConfig {
+                thinking_budget: Some(0),
+            }),
             ..GenerationConfig::default()
         }),
         safety_settings: Vec::new(),

@@ -53,6 +53,37 @@ pub struct WorkerDeps {
     pub retry: RetryPolicy,
     /// From queueing to the last attempt: a job older than this fails as unavailable.
     pub job_timeout: Duration,
+    /// Set when the node stops: jobs waiting for budget give up at once.
+    pub stopping: Stopping,
+}
+
+/// The node is stopping: a flag, and a wake-up for those waiting.
+#[derive(Debug, Default)]
+pub struct Stopping {
+    stopped: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Stopping {
+    pub fn stop(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    /// Sleeps for `wait`; false when the node started stopping meanwhile (or before).
+    pub async fn sleep(&self, wait: Duration) -> bool {
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
+            return false;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => true,
+            () = notified => false,
+        }
+    }
 }
 
 /// Dispatcher → worker: run this job.
@@ -197,22 +228,30 @@ async fn run(deps: &WorkerDeps, job: AiJob) -> JobReport {
     let mut shown = Shown::default();
     let mut attempts = 0;
     let mut last_error: Option<&'static str> = None;
+    let mut pauses = 0;
     let result: Result<Finish, Outcome> = loop {
+        // A job whose caller has waited this long is not worth a call any more.
+        if Instant::now() >= deadline {
+            break Err(Outcome::Unavailable);
+        }
         let reservation = match acquire(deps, job.estimate, deadline).await {
             Ok(reservation) => reservation,
             Err(outcome) => break Err(outcome),
         };
         attempts += 1;
         let call_started = Instant::now();
-        let attempt = stream_once(deps, &job, &audience, &mut shown).await;
+        let mut reservation = Some(reservation);
+        let attempt = stream_once(deps, &job, &audience, &mut shown, &mut reservation).await;
         metrics::UPSTREAM_SECONDS.observe(call_started.elapsed().as_secs_f64());
         match attempt {
             Ok(finish) => {
                 last_error = None;
                 metrics::record_tokens(&finish);
-                deps.budget
-                    .reconcile(reservation, finish.usage.prompt_token_count)
-                    .await;
+                if let Some(reservation) = reservation {
+                    deps.budget
+                        .reconcile(reservation, finish.usage.prompt_token_count)
+                        .await;
+                }
                 break Ok(finish);
             }
             Err(error) => {
@@ -224,14 +263,19 @@ async fn run(deps: &WorkerDeps, job: AiJob) -> JobReport {
                     ErrorClass::Fatal => break Err(Outcome::Rejected),
                     ErrorClass::Misconfigured => break Err(Outcome::Misconfigured),
                     ErrorClass::QuotaExhausted => {
-                        let until = error_delay(&error).unwrap_or(Duration::from_secs(3600));
+                        // Every node stops until the day resets (Google's per-day 429s may
+                        // name a short delay; it is not believed).
+                        let named = error_delay(&error).unwrap_or_default();
+                        let until = deps.budget.exhaust_today(named).await;
                         break Err(Outcome::QuotaExhausted(until));
                     }
                     ErrorClass::Pause(pause) => {
                         // Every worker on every node waits; this job goes again after it.
                         deps.budget.pause(pause).await;
                         metrics::PAUSES.inc();
-                        if Instant::now() + pause > deadline {
+                        pauses += 1;
+                        if Instant::now() + pause > deadline || pauses > 4 * deps.retry.max_attempts
+                        {
                             break Err(Outcome::Unavailable);
                         }
                     }
@@ -324,19 +368,20 @@ async fn acquire(
             }
         };
         let wait = wait.max(Duration::from_millis(5));
-        if Instant::now() + wait > deadline {
+        if Instant::now() + wait > deadline || !deps.stopping.sleep(wait).await {
             return Err(Outcome::Unavailable);
         }
-        tokio::time::sleep(wait).await;
     }
 }
 
-/// One upstream call, streaming what is new to the audience.
+/// One upstream call, streaming what is new to the audience. The reservation's estimate is
+/// replaced by the upstream's count as soon as a chunk reports it (taking `reservation`).
 async fn stream_once(
     deps: &WorkerDeps,
     job: &AiJob,
     audience: &Audience<'_>,
     shown: &mut Shown,
+    reservation: &mut Option<Reservation>,
 ) -> Result<Finish, GeminiError> {
     let mut stream = deps.client.stream(&job.request).await?;
     let mut received = String::new();
@@ -348,6 +393,12 @@ async fn stream_once(
                 let full = cut < received.len();
                 received.truncate(cut);
                 show(audience, shown, &received);
+                let counted = stream.usage().prompt_token_count;
+                if counted > 0
+                    && let Some(reservation) = reservation.take()
+                {
+                    deps.budget.reconcile(reservation, counted).await;
+                }
                 if full {
                     // An answer that must fit a post stops here; the rest is not read.
                     return Ok(Finish {
@@ -365,6 +416,14 @@ async fn stream_once(
             None => return Err(GeminiError::Truncated),
         }
     }
+}
+
+/// The text without control characters other than newlines and tabs (which a post cannot
+/// hold, and no reader wants).
+fn clean(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .collect()
 }
 
 /// Byte index where `text` reaches `max_chars` characters.
@@ -406,12 +465,18 @@ async fn deliver(
     shown: &Shown,
     finish: Finish,
 ) -> (Outcome, Option<Finish>, Option<PostId>) {
-    // A retry that re-read a shorter prefix than was shown leaves the shown text the answer.
-    let text = if shown.text.len() > finish.text.len() {
-        shown.text.clone()
-    } else {
-        finish.text.clone()
-    };
+    // The answer is what the last call wrote. If a retry wrote less than an earlier attempt
+    // had shown, the audience is told to start again from it, so what they saw is the answer.
+    let text = clean(&finish.text);
+    if shown.text != finish.text || text != finish.text {
+        audience.push(protocol::ai_delta_frame(
+            &audience.request_id,
+            job.kind.post(),
+            shown.deltas,
+            &text,
+            true,
+        ));
+    }
     let usage = AiUsage {
         prompt_tokens: finish.usage.prompt_token_count,
         output_tokens: finish.usage.candidates_token_count,
