@@ -30,6 +30,7 @@ pub mod startup;
 pub mod state;
 pub mod system;
 pub mod telemetry;
+pub mod upgrade;
 
 /// Installs the TLS crypto provider (ring) for outgoing HTTPS, once per process; reqwest is
 /// built without a provider of its own and refuses to build a client before this.

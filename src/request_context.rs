@@ -53,25 +53,52 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
     }
 }
 
+/// The request id of these headers (`X-Request-Id` when sane), else a new one.
+pub fn request_id(headers: &actix_web::http::header::HeaderMap) -> String {
+    headers
+        .get(&REQUEST_ID)
+        .and_then(sane_request_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// Counts a finished request and writes its access-log line (in the current span).
+pub fn record(
+    method: &'static str,
+    route: &str,
+    path: &str,
+    status: u16,
+    elapsed: std::time::Duration,
+    peer: Option<std::net::IpAddr>,
+) {
+    REQUESTS
+        .with_label_values(&[method, route, &status.to_string()])
+        .inc();
+    DURATION
+        .with_label_values(&[method, route])
+        .observe(elapsed.as_secs_f64());
+    let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+    tracing::info!(
+        target: "access",
+        path = %path,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        peer = %peer,
+        "request"
+    );
+}
+
 pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let request_id = req
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(sane_request_id)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let request_id = request_id(req.headers());
     let method = method_label(req.method());
     let path = req.path().to_owned();
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let peer = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let peer = req.peer_addr().map(|a| a.ip());
     let span = tracing::info_span!("request", request_id = %request_id, method, route = %route);
     let result = next.call(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
@@ -79,22 +106,7 @@ pub async fn request_context(
         Ok(res) => res.status().as_u16(),
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
-    REQUESTS
-        .with_label_values(&[method, &route, &status.to_string()])
-        .inc();
-    DURATION
-        .with_label_values(&[method, &route])
-        .observe(elapsed.as_secs_f64());
-    span.in_scope(|| {
-        tracing::info!(
-            target: "access",
-            path = %path,
-            status,
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            peer = %peer,
-            "request"
-        );
-    });
+    span.in_scope(|| record(method, &route, &path, status, elapsed, peer));
     let mut res = result?;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID.clone(), value);

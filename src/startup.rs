@@ -7,9 +7,12 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Arbiter};
+use actix_http::HttpService;
+use actix_service::map_config;
+use actix_web::dev::AppConfig;
 use actix_web::dev::Server;
 use actix_web::middleware::{ErrorHandlers, from_fn};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use aisocial_actors::ai_pool::{GetAiStatus, StopAi};
 use aisocial_actors::db_writer::{DbWriter, DbWriterConfig, Drain};
 use aisocial_actors::feed_broker::{BrokerConfig, CloseAll, FeedBroker};
@@ -188,19 +191,25 @@ impl Application {
             .with_context(|| format!("cannot listen on {} (AISOCIAL_BIND)", settings.bind))?;
         let addr = listener.local_addr()?;
         let app_state = state.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(app_state.clone())
-                .configure(routes::configure)
-                .wrap(from_fn(rate_limit::per_ip))
-                .wrap(ErrorHandlers::new().default_handler(ensure_problem))
-                .wrap(from_fn(request_context))
-        })
-        .workers(settings.workers)
-        .disable_signals()
-        .shutdown_timeout(settings.shutdown_timeout.as_secs())
-        .listen(listener)?
-        .run();
+        // actix-web's App on actix-http's HTTP/1 service, with the websocket upgrade taken off
+        // the connection by `upgrade` (so an idle websocket keeps no HTTP buffers).
+        let server = actix_server::Server::build()
+            .workers(settings.workers)
+            .disable_signals()
+            .shutdown_timeout(settings.shutdown_timeout.as_secs())
+            .listen("aisocial", listener, move || {
+                let app = App::new()
+                    .app_data(app_state.clone())
+                    .configure(routes::configure)
+                    .wrap(from_fn(rate_limit::per_ip))
+                    .wrap(ErrorHandlers::new().default_handler(ensure_problem))
+                    .wrap(from_fn(request_context));
+                HttpService::build()
+                    .upgrade(crate::upgrade::service(app_state.clone()))
+                    .finish(map_config(app, |_| AppConfig::default()))
+                    .tcp()
+            })?
+            .run();
         tracing::info!(
             address = %addr,
             node_id = %settings.node_id,

@@ -26,7 +26,12 @@ pub struct AdminUser(pub AuthUser);
 
 /// The token in an `Authorization: Bearer …` header, if there is one.
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_in(req.headers())
+}
+
+/// The token in these headers' `Authorization: Bearer …`, if there is one.
+pub fn bearer_in(headers: &header::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -41,8 +46,15 @@ pub fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
 
 /// Checks the bearer token alone (signature, claims, revocation); no rate limit.
 pub fn verify_bearer(req: &HttpRequest) -> Result<AuthUser, ApiError> {
-    let state = app_state(req)?;
-    let token = bearer_token(req).ok_or_else(|| {
+    verify_bearer_in(app_state(req)?, req.headers())
+}
+
+/// Checks the bearer token of these headers (signature, claims, revocation); no rate limit.
+pub fn verify_bearer_in(
+    state: &AppState,
+    headers: &header::HeaderMap,
+) -> Result<AuthUser, ApiError> {
+    let token = bearer_in(headers).ok_or_else(|| {
         ApiError::Unauthorized("send Authorization: Bearer <access token>".into())
     })?;
     let claims = state.tokens.verify(token).map_err(|e| {

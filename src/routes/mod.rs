@@ -17,7 +17,7 @@ mod posts;
 pub mod reads;
 mod timeline;
 mod users;
-mod ws;
+pub mod ws;
 
 use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::{HttpRequest, web};

@@ -14,7 +14,7 @@ use aisocial_actors::session::{Session, SessionIdentity};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
-use crate::auth::extract::verify_bearer;
+use crate::auth::extract::verify_bearer_in;
 use crate::auth::opaque;
 use crate::problem::{ApiError, Problem, redis_error};
 use crate::redis_store;
@@ -128,8 +128,8 @@ fn parse_since(raw: Option<&str>) -> Result<Option<EventId>, ApiError> {
 }
 
 /// The `Origin` rule: absent is allowed (non-browser clients); present must be on the list.
-pub fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
-    match req.headers().get(header::ORIGIN) {
+pub fn origin_allowed(headers: &header::HeaderMap, allowed: &[String]) -> bool {
+    match headers.get(header::ORIGIN) {
         None => true,
         Some(origin) => origin
             .to_str()
@@ -152,40 +152,64 @@ pub async fn open_socket(
     stream: web::Payload,
     query: web::Query<SocketQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    // The server's upgrade transport (`crate::upgrade`) takes every request that asks for an
+    // upgrade; what reaches this route asked for none, and fails the handshake check here
+    // after the same checks in the same order.
+    let handshake = actix_ws::handshake(&req)
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    let (identity, since) = authorize(&state, req.headers(), &query, handshake).await?;
+    let session = new_session(&state, identity, since);
+    actix_ws::WsResponseBuilder::new(session, &req, stream)
+        .frame_size(MAX_FRAME_BYTES)
+        .start()
+        .map_err(|e| ApiError::bad_request("invalid_handshake", e.to_string()))
+}
+
+/// Everything an upgrade must pass, in order: the node is not draining, the `Origin` is
+/// allowed, the handshake is well formed, `since` is an event id, and the caller is known (a
+/// ticket, or a bearer token).
+pub async fn authorize(
+    state: &AppState,
+    headers: &header::HeaderMap,
+    query: &SocketQuery,
+    handshake: Result<(), String>,
+) -> Result<(SessionIdentity, Option<EventId>), ApiError> {
     if state.lifecycle.is_draining() {
         return Err(ApiError::unavailable(
             "this node is shutting down; reconnect to another",
             1,
         ));
     }
-    if !origin_allowed(&req, &state.allowed_origins) {
+    if !origin_allowed(headers, &state.allowed_origins) {
         return Err(ApiError::Forbidden(
             "this Origin may not open websockets".into(),
         ));
     }
-    actix_ws::handshake(&req).map_err(|e| {
+    handshake.map_err(|e| {
         ApiError::bad_request("invalid_handshake", format!("not a websocket upgrade: {e}"))
     })?;
     let since = parse_since(query.since.as_deref())?;
     let me = match &query.ticket {
-        Some(ticket) => redeem(&state, ticket).await?,
-        None => verify_bearer(&req)?,
+        Some(ticket) => redeem(state, ticket).await?,
+        None => verify_bearer_in(state, headers)?,
     };
     let identity = SessionIdentity {
         user: me.id,
         handle: me.handle,
         family: Some(me.family),
     };
-    let session = Session::new(
+    Ok((identity, since))
+}
+
+/// The Session actor for an authorised upgrade.
+pub fn new_session(state: &AppState, identity: SessionIdentity, since: Option<EventId>) -> Session {
+    Session::new(
         state.next_session_id(),
         identity,
         since,
         state.broker.clone(),
         state.pool.clone(),
         state.session_config.clone(),
-    );
-    actix_ws::WsResponseBuilder::new(session, &req, stream)
-        .frame_size(MAX_FRAME_BYTES)
-        .start()
-        .map_err(|e| ApiError::bad_request("invalid_handshake", e.to_string()))
+    )
 }

@@ -426,3 +426,98 @@ async fn ten_thousand_connect_disconnect_cycles_leave_nothing_behind() {
         (rss_after.saturating_sub(rss_before)) / 1048576
     );
 }
+
+/// Upgrades are taken off the HTTP connection by the server's own transport; what it refuses
+/// is answered as every other error is: a problem document, with a request id, and the
+/// connection closed.
+#[actix_web::test]
+async fn the_upgrade_transport_answers_every_refusal_with_a_problem_document() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice").await;
+    let upgrade = |path: &str, method: reqwest::Method| {
+        app.http
+            .request(method, app.url(path))
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("x-request-id", "upgrade-test-1")
+            .bearer_auth(&alice.token)
+    };
+    let cases = [
+        ("/api/v1/nowhere", reqwest::Method::GET, 404, "not_found"),
+        (
+            "/api/v1/ws?since=1&since=2",
+            reqwest::Method::GET,
+            400,
+            "invalid_query",
+        ),
+        (
+            "/api/v1/ws?ticket",
+            reqwest::Method::GET,
+            401,
+            "unauthorized",
+        ),
+        (
+            "/api/v1/ws",
+            reqwest::Method::POST,
+            400,
+            "invalid_handshake",
+        ),
+    ];
+    for (path, method, status, code) in cases {
+        let res = upgrade(path, method.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(res.status().as_u16(), status, "{method} {path}");
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(header("content-type"), "application/problem+json");
+        assert_eq!(header("x-request-id"), "upgrade-test-1");
+        let body: serde_json::Value = res.json().await.unwrap_or_default();
+        assert_eq!(body["code"], code, "{method} {path}: {body}");
+    }
+    // Bytes the client sends right behind its request head reach the session: a ping frame
+    // written in the same packet as the upgrade request is answered.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let payload = br#"{"op":"ping"}"#;
+    let mask = [7u8, 1, 2, 3];
+    let mut bytes = format!(
+        "GET /api/v1/ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Authorization: Bearer {}\r\n\r\n",
+        alice.token
+    )
+    .into_bytes();
+    bytes.extend_from_slice(&[0x81, 0x80 | payload.len() as u8]);
+    bytes.extend_from_slice(&mask);
+    bytes.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    raw.write_all(&bytes)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !String::from_utf8_lossy(&seen).contains(r#""type":"pong""#) {
+        let mut chunk = [0u8; 1024];
+        let n = tokio::time::timeout_at(deadline, raw.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("no pong in {:?}", String::from_utf8_lossy(&seen)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            n > 0,
+            "closed before the pong: {:?}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 101"));
+}

@@ -1,0 +1,271 @@
+//! The websocket transport: upgrades are taken straight off the HTTP/1 connection, so an idle
+//! websocket holds no HTTP machinery.
+//!
+//! actix-web keeps an upgraded connection inside its HTTP/1 dispatcher, with an 8 KiB read and
+//! an 8 KiB write buffer and the whole dispatcher state for as long as the socket lives. Here
+//! the server's HTTP service hands every request that asks for an upgrade to [`service`]
+//! instead: the same checks as `GET /api/v1/ws` (draining, per-IP limit, `Origin`, handshake,
+//! `since`, ticket or bearer token; refusals are problem documents), then `101`, then the
+//! buffers are dropped and the socket is driven by the same Session actor (an actix-web-actors
+//! `WebsocketContext`) over a read side that allocates only while bytes are arriving, and a
+//! write side that writes each frame as the context yields it. A client that stops reading
+//! stops its session from being polled, exactly as before (see `backlog.rs`).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_codec::Framed;
+use actix_http::body::BodySize;
+use actix_http::h1::{Codec, Message};
+use actix_http::{ConnectionType, HttpMessage, Request, Response, StatusCode};
+use actix_service::{ServiceFactory, fn_service};
+use actix_web::web::Bytes;
+use actix_web::{ResponseError, web};
+use actix_web_actors::ws::WebsocketContext;
+use aisocial_actors::protocol::MAX_FRAME_BYTES;
+use futures_util::{SinkExt, Stream, StreamExt};
+use tokio::net::TcpStream;
+use tracing::Instrument;
+
+use crate::problem::ApiError;
+use crate::request_context::{self, REQUEST_ID};
+use crate::routes::ws::{SocketQuery, authorize, new_session};
+use crate::state::AppState;
+
+const SOCKET_PATH: &str = "/api/v1/ws";
+/// Bytes read from a socket at a time (allocated only while a read is happening).
+const READ_CHUNK: usize = 4096;
+
+/// The upgrade service of the server's HTTP/1 connections.
+pub fn service(
+    state: web::Data<AppState>,
+) -> impl ServiceFactory<
+    (Request, Framed<TcpStream, Codec>),
+    Config = (),
+    Response = (),
+    Error = actix_web::Error,
+    InitError = (),
+> + Clone {
+    fn_service(move |(req, framed): (Request, Framed<TcpStream, Codec>)| {
+        let state = state.clone();
+        async move {
+            upgrade(state, req, framed).await;
+            // Every outcome was answered on the connection itself.
+            Ok::<_, actix_web::Error>(())
+        }
+    })
+}
+
+async fn upgrade(state: web::Data<AppState>, req: Request, framed: Framed<TcpStream, Codec>) {
+    let request_id = request_context::request_id(req.headers());
+    let span = tracing::info_span!("request", request_id = %request_id, method = "GET", route = SOCKET_PATH);
+    upgrade_in_span(state, req, framed, request_id)
+        .instrument(span)
+        .await;
+}
+
+async fn upgrade_in_span(
+    state: web::Data<AppState>,
+    req: Request,
+    mut framed: Framed<TcpStream, Codec>,
+    request_id: String,
+) {
+    let started = Instant::now();
+    let peer = req.peer_addr().map(|a| a.ip());
+    let accepted = accept(&state, &req, peer).await;
+    let status = match accepted {
+        Ok(accepted) => {
+            let response = accepted.response;
+            if framed
+                .send(Message::Item((response, BodySize::None)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let parts = framed.into_parts();
+            // The HTTP buffers go; bytes the client sent after its request head stay.
+            let leftover = Bytes::copy_from_slice(&parts.read_buf);
+            drop(parts.read_buf);
+            drop(parts.write_buf);
+            let session = new_session(&state, accepted.identity, accepted.since);
+            run(session, parts.io, leftover);
+            StatusCode::SWITCHING_PROTOCOLS
+        }
+        Err(error) => {
+            let status = error.status_code();
+            refuse(&mut framed, &error, &request_id).await;
+            status
+        }
+    };
+    request_context::record(
+        "GET",
+        if req.path() == SOCKET_PATH {
+            SOCKET_PATH
+        } else {
+            "unmatched"
+        },
+        req.path(),
+        status.as_u16(),
+        started.elapsed(),
+        peer,
+    );
+}
+
+struct Accepted {
+    response: Response<()>,
+    identity: aisocial_actors::session::SessionIdentity,
+    since: Option<aisocial_actors::ids::EventId>,
+}
+
+async fn accept(
+    state: &AppState,
+    req: &Request,
+    peer: Option<IpAddr>,
+) -> Result<Accepted, ApiError> {
+    if req.path() != SOCKET_PATH {
+        return Err(ApiError::NotFound("no such resource".into()));
+    }
+    if req.method() != actix_http::Method::GET {
+        return Err(ApiError::bad_request(
+            "invalid_handshake",
+            "a websocket upgrade is a GET",
+        ));
+    }
+    // The per-IP limit every HTTP request counts against.
+    if let Some(ip) = crate::client_ip::client_ip(peer, req.headers(), &state.trusted_proxies) {
+        let limit = state.rate_limits.ip_per_min;
+        let decision = state.rate_limiter.check("ip", &ip.to_string(), limit);
+        if !decision.allowed {
+            return Err(ApiError::RateLimited {
+                retry_after_secs: decision.reset_secs,
+                limit,
+            });
+        }
+    }
+    let query = web::Query::<SocketQuery>::from_query(req.uri().query().unwrap_or_default())
+        .map_err(|e| {
+            ApiError::bad_request("invalid_query", format!("the query string is invalid: {e}"))
+        })?
+        .into_inner();
+    let handshake = actix_http::ws::handshake(req.head()).map_err(|e| e.to_string());
+    let (response, handshake) = match handshake {
+        Ok(mut builder) => (Some(builder.finish().drop_body()), Ok(())),
+        Err(e) => (None, Err(e)),
+    };
+    let (identity, since) = authorize(state, req.headers(), &query, handshake).await?;
+    let response = response
+        .ok_or_else(|| ApiError::bad_request("invalid_handshake", "not a websocket upgrade"))?;
+    Ok(Accepted {
+        response,
+        identity,
+        since,
+    })
+}
+
+/// Answers a refused upgrade with its problem document and closes the connection.
+async fn refuse(framed: &mut Framed<TcpStream, Codec>, error: &ApiError, request_id: &str) {
+    let response: Response<_> = error.error_response().into();
+    let (mut head, body) = response.into_parts();
+    let body = actix_http::body::to_bytes(body).await.unwrap_or_default();
+    head.head_mut().set_connection_type(ConnectionType::Close);
+    if let Ok(value) = actix_http::header::HeaderValue::from_str(request_id) {
+        head.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    let size = BodySize::Sized(body.len() as u64);
+    let _ = framed.send(Message::Item((head, size))).await;
+    if !body.is_empty() {
+        let _ = framed.send(Message::Chunk(Some(body))).await;
+    }
+    let _ = framed.send(Message::Chunk(None)).await;
+    let _ = framed.close().await;
+}
+
+/// How long a closed websocket waits for the client to close its side, so that what was sent
+/// last (the close frame) is read rather than reset away.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Drives `session` over the socket until either side ends it.
+fn run(session: aisocial_actors::session::Session, io: TcpStream, leftover: Bytes) {
+    let io = Arc::new(io);
+    let codec = actix_http::ws::Codec::new().max_size(MAX_FRAME_BYTES);
+    let frames = WebsocketContext::with_codec(session, incoming(Arc::clone(&io), leftover), codec);
+    actix_rt::spawn(write_all(Box::pin(frames), io));
+}
+
+/// What the client sends, as it arrives; no buffer is held between reads.
+fn incoming(
+    io: Arc<TcpStream>,
+    leftover: Bytes,
+) -> impl Stream<Item = Result<Bytes, actix_http::error::PayloadError>> {
+    let first = (!leftover.is_empty()).then_some(leftover);
+    futures_util::stream::unfold((io, first), |(io, first)| async move {
+        if let Some(bytes) = first {
+            return Some((Ok(bytes), (io, None)));
+        }
+        loop {
+            if io.readable().await.is_err() {
+                return None;
+            }
+            let read = {
+                let mut chunk = [0u8; READ_CHUNK];
+                io.try_read(&mut chunk)
+                    .map(|n| Bytes::copy_from_slice(&chunk[..n]))
+            };
+            match read {
+                Ok(bytes) if bytes.is_empty() => return None,
+                Ok(bytes) => return Some((Ok(bytes), (io, None))),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => {
+                    return Some((Err(actix_http::error::PayloadError::Io(e)), (io, None)));
+                }
+            }
+        }
+    })
+}
+
+/// Writes each frame the session yields; when the session ends, closes the socket gracefully.
+async fn write_all(
+    mut frames: std::pin::Pin<Box<impl Stream<Item = Result<Bytes, actix_web::Error>>>>,
+    io: Arc<TcpStream>,
+) {
+    while let Some(Ok(frame)) = frames.next().await {
+        if write_fully(&io, &frame).await.is_err() {
+            return;
+        }
+    }
+    // The session (and the read side it held) is gone; the close frame is on its way.
+    drop(frames);
+    let _ = socket2::SockRef::from(&*io).shutdown(std::net::Shutdown::Write);
+    let _ = tokio::time::timeout(LINGER, drain(&io)).await;
+}
+
+async fn write_fully(io: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        io.writable().await?;
+        match io.try_write(bytes) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reads and discards until the client closes.
+async fn drain(io: &TcpStream) {
+    loop {
+        if io.readable().await.is_err() {
+            return;
+        }
+        let mut sink = [0u8; 512];
+        match io.try_read(&mut sink) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return,
+        }
+    }
+}
