@@ -31,6 +31,35 @@ pub fn latency(h: &Histogram<u64>) -> Latency {
     }
 }
 
+/// The `q` quantile of one Prometheus histogram series in `metrics` (text format), named by
+/// the start of its bucket lines (`name_bucket{labels`), as the upper bound of the bucket it
+/// falls in, in milliseconds; `None` when the series is absent or empty.
+pub fn prometheus_quantile(metrics: &str, prefix: &str, q: f64) -> Option<f64> {
+    let mut buckets: Vec<(f64, f64)> = metrics
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            let count: f64 = l.rsplit(' ').next()?.parse().ok()?;
+            Some((le, count))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    buckets
+        .iter()
+        .find(|(_, count)| *count >= total * q)
+        .map(|(le, _)| le * 1000.0)
+}
+
 pub fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
 }
