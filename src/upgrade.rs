@@ -34,6 +34,13 @@ use crate::routes::ws::{SocketQuery, authorize, new_session};
 use crate::state::AppState;
 
 const SOCKET_PATH: &str = "/api/v1/ws";
+
+static STALLED: std::sync::LazyLock<prometheus::IntCounter> = std::sync::LazyLock::new(|| {
+    aisocial_actors::meter::counter(
+        "aisocial_websocket_write_stalls_total",
+        "Websockets dropped because the client accepted nothing for the idle timeout, or the write failed.",
+    )
+});
 /// Bytes read from a socket at a time (allocated only while a read is happening).
 const READ_CHUNK: usize = 4096;
 
@@ -90,7 +97,12 @@ async fn upgrade_in_span(
             drop(parts.read_buf);
             drop(parts.write_buf);
             let session = new_session(&state, accepted.identity, accepted.since);
-            run(session, parts.io, leftover);
+            run(
+                session,
+                parts.io,
+                leftover,
+                state.session_config.idle_timeout,
+            );
             StatusCode::SWITCHING_PROTOCOLS
         }
         Err(error) => {
@@ -187,11 +199,20 @@ async fn refuse(framed: &mut Framed<TcpStream, Codec>, error: &ApiError, request
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Drives `session` over the socket until either side ends it.
-fn run(session: aisocial_actors::session::Session, io: TcpStream, leftover: Bytes) {
+///
+/// A client that accepts nothing for `stall` (its window stays shut while a frame waits) is as
+/// gone as a silent one: the connection is dropped, which stops the session (and tells the
+/// broker), instead of holding it until TCP gives up.
+fn run(
+    session: aisocial_actors::session::Session,
+    io: TcpStream,
+    leftover: Bytes,
+    stall: std::time::Duration,
+) {
     let io = Arc::new(io);
     let codec = actix_http::ws::Codec::new().max_size(MAX_FRAME_BYTES);
     let frames = WebsocketContext::with_codec(session, incoming(Arc::clone(&io), leftover), codec);
-    actix_rt::spawn(write_all(Box::pin(frames), io));
+    actix_rt::spawn(write_all(Box::pin(frames), io, stall));
 }
 
 /// What the client sends, as it arrives; no buffer is held between reads.
@@ -229,9 +250,11 @@ fn incoming(
 async fn write_all(
     mut frames: std::pin::Pin<Box<impl Stream<Item = Result<Bytes, actix_web::Error>>>>,
     io: Arc<TcpStream>,
+    stall: std::time::Duration,
 ) {
     while let Some(Ok(frame)) = frames.next().await {
-        if write_fully(&io, &frame).await.is_err() {
+        if write_within(&io, &frame, stall).await.is_err() {
+            STALLED.inc();
             return;
         }
     }
@@ -239,6 +262,17 @@ async fn write_all(
     drop(frames);
     let _ = socket2::SockRef::from(&*io).shutdown(std::net::Shutdown::Write);
     let _ = tokio::time::timeout(LINGER, drain(&io)).await;
+}
+
+/// Writes `bytes`, failing when the socket takes none of them for `stall`.
+async fn write_within(
+    io: &TcpStream,
+    bytes: &[u8],
+    stall: std::time::Duration,
+) -> std::io::Result<()> {
+    tokio::time::timeout(stall, write_fully(io, bytes))
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
 async fn write_fully(io: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
@@ -267,5 +301,58 @@ async fn drain(io: &TcpStream) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_rt::test]
+    async fn a_write_the_client_never_takes_fails_after_the_stall_time() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let client = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
+        client
+            .set_recv_buffer_size(4096)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // The client connects and never reads.
+        let _client = client.connect(addr).await.unwrap_or_else(|e| panic!("{e}"));
+        let (server, _) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
+        socket2::SockRef::from(&server)
+            .set_send_buffer_size(4096)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let big = vec![b'x'; 8 << 20];
+        let started = std::time::Instant::now();
+        let stall = std::time::Duration::from_millis(300);
+        let result = write_within(&server, &big, stall).await;
+        assert_eq!(
+            result.err().map(|e| e.kind()),
+            Some(std::io::ErrorKind::TimedOut)
+        );
+        assert!(started.elapsed() >= stall);
+        // A client that reads gets everything.
+        let small = vec![b'y'; 1024];
+        let listener2 = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr2 = listener2.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let reader = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut stream = tokio::net::TcpStream::connect(addr2)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut got = Vec::new();
+            let _ = stream.read_to_end(&mut got).await;
+            got.len()
+        });
+        let (server2, _) = listener2.accept().await.unwrap_or_else(|e| panic!("{e}"));
+        write_within(&server2, &small, stall)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(server2);
+        assert_eq!(reader.await.unwrap_or_default(), 1024);
     }
 }
