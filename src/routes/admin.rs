@@ -1,13 +1,17 @@
-//! `GET /admin/actors` (admins only): every actor kind's mailbox right now, from the meters.
+//! The admin views (admins only): `GET /admin/actors`, every actor kind's mailbox right now,
+//! from the meters; `GET /admin/audit`, the audit log.
 
 use std::collections::BTreeMap;
 
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, web};
 use prometheus::proto::MetricFamily;
 use serde::Serialize;
 
 use crate::auth::extract::AdminUser;
-use crate::problem::Problem;
+use crate::cursor::{Order, Page, PageQuery};
+use crate::problem::{ApiError, Problem};
+use crate::routes::reads::{query, rows_to};
+use crate::state::AppState;
 
 #[derive(Serialize, Default, utoipa::ToSchema)]
 pub struct ActorKind {
@@ -68,4 +72,69 @@ pub async fn actors(_admin: AdminUser) -> HttpResponse {
     HttpResponse::Ok().json(Actors {
         actors: collect(&prometheus::gather()),
     })
+}
+
+/// One audit-log entry.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    id: i64,
+    at: chrono::DateTime<chrono::Utc>,
+    /// Who did it (absent for anonymous attempts, or a deleted user).
+    actor_id: Option<i64>,
+    actor_handle: Option<String>,
+    /// `sign_in`, `refresh_reuse`, `logout`, `post_delete`, `role_granted`, …
+    action: String,
+    #[schema(value_type = Object)]
+    detail: serde_json::Value,
+}
+
+/// `?action=` narrows the log to one kind of entry.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditFilter {
+    /// Only entries with this action (letters and underscores, at most 64).
+    action: Option<String>,
+}
+
+const AUDIT: &str = "SELECT a.id, a.at, a.actor_id, u.handle, a.action, a.detail \
+     FROM audit_log a LEFT JOIN users u ON u.id = a.actor_id \
+     WHERE a.id < $1 AND ($2::text IS NULL OR a.action = $2) ORDER BY a.id DESC LIMIT $3";
+
+#[utoipa::path(
+    get,
+    path = "/admin/audit",
+    tag = "operations",
+    summary = "The audit log, newest first (admins only)",
+    params(PageQuery, AuditFilter),
+    responses((status = 200, body = Page<AuditEntry>), (status = 400, description = "malformed query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub async fn audit(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    page: web::Query<PageQuery>,
+    filter: web::Query<AuditFilter>,
+) -> Result<HttpResponse, ApiError> {
+    let (before, limit) = page.bounds(Order::NewestFirst)?;
+    let action = filter.action.as_deref();
+    if action.is_some_and(|a| {
+        a.is_empty() || a.len() > 64 || !a.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    }) {
+        return Err(ApiError::validation(
+            "action",
+            "an action is 1 to 64 lowercase letters and underscores",
+        ));
+    }
+    let rows = query(&state, AUDIT, &[&before, &action, &limit]).await?;
+    let items = rows_to(&rows, |r| {
+        Ok(AuditEntry {
+            id: r.try_get(0)?,
+            at: r.try_get(1)?,
+            actor_id: r.try_get(2)?,
+            actor_handle: r.try_get(3)?,
+            action: r.try_get(4)?,
+            detail: r.try_get(5)?,
+        })
+    })?;
+    Ok(HttpResponse::Ok().json(Page::new(items, limit, |e| e.id)))
 }

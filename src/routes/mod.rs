@@ -89,7 +89,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/health/ready").route(web::get().to(health::ready)))
         .service(web::resource("/health/system").route(web::get().to(health::system)))
         .service(web::resource("/metrics").route(web::get().to(metrics::export)))
-        .service(web::resource("/admin/actors").route(web::get().to(admin::actors)));
+        .service(web::resource("/admin/actors").route(web::get().to(admin::actors)))
+        .service(web::resource("/admin/audit").route(web::get().to(admin::audit)));
 }
 
 fn path_error(err: PathError, _: &HttpRequest) -> actix_web::Error {

@@ -64,6 +64,7 @@ impl utoipa::Modify for BearerAuth {
         health::system,
         metrics::export,
         admin::actors,
+        admin::audit,
         document,
     ),
     modifiers(&BearerAuth),

@@ -306,6 +306,69 @@ async fn admin_routes_answer_403_to_users() {
 }
 
 #[actix_web::test]
+async fn admins_read_the_audit_log_newest_first_and_nobody_else_does() {
+    let app = spawn_app_with(&["--admin-handles=boss"]).await;
+    let boss = app.sign_in("boss").await;
+    let alice = app.sign_in("alice").await;
+    let post = app.create_post(&alice, "soon gone").await;
+    let res = app
+        .http
+        .delete(app.url(&format!("/api/v1/posts/{}", post["id"])))
+        .bearer_auth(&boss.token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status(), 204);
+
+    let (status, page) = app.get_json(&boss, "/admin/audit").await;
+    assert_eq!(status, 200);
+    let actions: Vec<&str> = page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(actions[0], "post_delete", "newest first: {actions:?}");
+    assert!(actions.contains(&"role_grant") && actions.contains(&"sign_in"));
+    assert_eq!(page["items"][0]["actor_handle"], "boss");
+
+    // Filtered, and paged without skipping or repeating.
+    let (_, signins) = app
+        .get_json(&boss, "/admin/audit?action=sign_in&limit=1")
+        .await;
+    assert_eq!(signins["items"][0]["action"], "sign_in");
+    let cursor = signins["next_cursor"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (_, next) = app
+        .get_json(
+            &boss,
+            &format!("/admin/audit?action=sign_in&limit=1&cursor={cursor}"),
+        )
+        .await;
+    assert_eq!(next["items"][0]["action"], "sign_in");
+    assert_ne!(next["items"][0]["id"], signins["items"][0]["id"]);
+
+    let (status, body) = app
+        .get_json(&boss, "/admin/audit?action=DROP%20TABLE")
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["field"], "action");
+    let (status, _) = app.get_json(&boss, "/admin/audit?cursor=nonsense").await;
+    assert_eq!(status, 400);
+    let (status, body) = app.get_json(&alice, "/admin/audit").await;
+    assert_eq!(status, 403, "{body}");
+    let res = app
+        .http
+        .get(app.url("/admin/audit"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status(), 401);
+}
+
+#[actix_web::test]
 async fn rate_limits_answer_429_and_a_spoofed_forwarded_for_does_not_bypass_them() {
     let app = spawn_app_with(&["--rate-limit-user-per-min=5", "--rate-limit-ip-per-min=40"]).await;
     let alice = app.sign_in("alice").await;

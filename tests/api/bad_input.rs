@@ -759,6 +759,7 @@ async fn the_openapi_document_describes_every_route() {
         "GET /health/system",
         "GET /metrics",
         "GET /admin/actors",
+        "GET /admin/audit",
         "GET /api/v1/openapi.json",
     ]
     .iter()
