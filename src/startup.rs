@@ -163,6 +163,7 @@ impl Application {
         )
         .await?;
         let state = web::Data::new(AppState {
+            sockets: Arc::default(),
             ai,
             pool,
             rate_limiter: RateLimiter::new(redis.clone(), settings.redis_prefix.clone()),
@@ -193,7 +194,9 @@ impl Application {
         let app_state = state.clone();
         // actix-web's App on actix-http's HTTP/1 service, with the websocket upgrade taken off
         // the connection by `upgrade` (so an idle websocket keeps no HTTP buffers).
-        let server = actix_server::Server::build()
+        let builder = actix_server::Server::build();
+        let shutting_down = builder.graceful_shutdown_signal();
+        let server = builder
             .workers(settings.workers)
             .disable_signals()
             .shutdown_timeout(settings.shutdown_timeout.as_secs())
@@ -204,7 +207,17 @@ impl Application {
                     .wrap(from_fn(rate_limit::per_ip))
                     .wrap(ErrorHandlers::new().default_handler(ensure_problem))
                     .wrap(from_fn(request_context));
+                let shutting_down = shutting_down.clone();
                 HttpService::build()
+                    // As actix-web's HttpServer does: idle keep-alive connections close at once
+                    // on a graceful stop, and an answer sent before the request body was read
+                    // lingers a second instead of being reset away.
+                    .graceful_shutdown_signal(move || {
+                        let signal = shutting_down.clone();
+                        async move { signal.notified().await }
+                    })
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .local_addr(addr)
                     .upgrade(crate::upgrade::service(app_state.clone()))
                     .finish(map_config(app, |_| AppConfig::default()))
                     .tcp()
@@ -264,6 +277,14 @@ impl Application {
             })
             .await
             .unwrap_or(0);
+        // The websockets left the server's own connection tracking when they were upgraded:
+        // wait for their close frames to be written (and the clients' closes) before stopping.
+        if !state.sockets.wait_closed(self.shutdown_timeout).await {
+            tracing::warn!(
+                open = state.sockets.count(),
+                "websockets still open at the shutdown timeout"
+            );
+        }
         // Graceful: stop accepting, let in-flight requests finish (bounded by the timeout).
         let stopping = handle.stop(true);
         if tokio::time::timeout(self.shutdown_timeout + Duration::from_secs(1), stopping)

@@ -34,6 +34,9 @@ use crate::routes::ws::{SocketQuery, authorize, new_session};
 use crate::state::AppState;
 
 const SOCKET_PATH: &str = "/api/v1/ws";
+/// The 101, or a refusal, must be written within this (a client that reads nothing cannot
+/// hold the connection).
+const HANDSHAKE_WRITE: std::time::Duration = std::time::Duration::from_secs(5);
 
 static STALLED: std::sync::LazyLock<prometheus::IntCounter> = std::sync::LazyLock::new(|| {
     aisocial_actors::meter::counter(
@@ -83,12 +86,16 @@ async fn upgrade_in_span(
     let accepted = accept(&state, &req, peer).await;
     let status = match accepted {
         Ok(accepted) => {
-            let response = accepted.response;
-            if framed
-                .send(Message::Item((response, BodySize::None)))
-                .await
-                .is_err()
-            {
+            let mut response = accepted.response;
+            if let Ok(value) = actix_http::header::HeaderValue::from_str(&request_id) {
+                response.headers_mut().insert(REQUEST_ID.clone(), value);
+            }
+            let sent = tokio::time::timeout(
+                HANDSHAKE_WRITE,
+                framed.send(Message::Item((response, BodySize::None))),
+            )
+            .await;
+            if !matches!(sent, Ok(Ok(()))) {
                 return;
             }
             let parts = framed.into_parts();
@@ -97,17 +104,20 @@ async fn upgrade_in_span(
             drop(parts.read_buf);
             drop(parts.write_buf);
             let session = new_session(&state, accepted.identity, accepted.since);
+            let open = state.sockets.open();
             run(
                 session,
                 parts.io,
                 leftover,
                 state.session_config.idle_timeout,
+                open,
             );
             StatusCode::SWITCHING_PROTOCOLS
         }
         Err(error) => {
             let status = error.status_code();
-            refuse(&mut framed, &error, &request_id).await;
+            let _ = tokio::time::timeout(HANDSHAKE_WRITE, refuse(&mut framed, &error, &request_id))
+                .await;
             status
         }
     };
@@ -136,16 +146,7 @@ async fn accept(
     req: &Request,
     peer: Option<IpAddr>,
 ) -> Result<Accepted, ApiError> {
-    if req.path() != SOCKET_PATH {
-        return Err(ApiError::NotFound("no such resource".into()));
-    }
-    if req.method() != actix_http::Method::GET {
-        return Err(ApiError::bad_request(
-            "invalid_handshake",
-            "a websocket upgrade is a GET",
-        ));
-    }
-    // The per-IP limit every HTTP request counts against.
+    // The per-IP limit every HTTP request counts against, whatever it asks for.
     if let Some(ip) = crate::client_ip::client_ip(peer, req.headers(), &state.trusted_proxies) {
         let limit = state.rate_limits.ip_per_min;
         let decision = state.rate_limiter.check("ip", &ip.to_string(), limit);
@@ -155,6 +156,15 @@ async fn accept(
                 limit,
             });
         }
+    }
+    if req.path() != SOCKET_PATH {
+        return Err(ApiError::NotFound("no such resource".into()));
+    }
+    if req.method() != actix_http::Method::GET {
+        return Err(ApiError::bad_request(
+            "invalid_handshake",
+            "a websocket upgrade is a GET",
+        ));
     }
     let query = web::Query::<SocketQuery>::from_query(req.uri().query().unwrap_or_default())
         .map_err(|e| {
@@ -194,6 +204,57 @@ async fn refuse(framed: &mut Framed<TcpStream, Codec>, error: &ApiError, request
     let _ = framed.close().await;
 }
 
+/// Websockets this node holds: the server's own connection tracking lets go of a socket once
+/// it is upgraded, so shutdown waits on this instead for every close frame to be written.
+#[derive(Debug, Default)]
+pub struct OpenSockets {
+    count: std::sync::atomic::AtomicUsize,
+    none_left: tokio::sync::Notify,
+}
+
+impl OpenSockets {
+    pub fn count(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits until no websocket is left, or `timeout`; true when none is left.
+    pub async fn wait_closed(&self, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.none_left.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count() == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.count() == 0;
+            }
+        }
+    }
+
+    fn open(self: &Arc<Self>) -> OpenSocket {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        OpenSocket(Arc::clone(self))
+    }
+}
+
+/// Counts one websocket while it lives.
+struct OpenSocket(Arc<OpenSockets>);
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        if self
+            .0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.0.none_left.notify_waiters();
+        }
+    }
+}
+
 /// How long a closed websocket waits for the client to close its side, so that what was sent
 /// last (the close frame) is read rather than reset away.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
@@ -208,11 +269,17 @@ fn run(
     io: TcpStream,
     leftover: Bytes,
     stall: std::time::Duration,
+    open: OpenSocket,
 ) {
+    // Frames are written whole and at once; Nagle would only delay them.
+    let _ = io.set_nodelay(true);
     let io = Arc::new(io);
     let codec = actix_http::ws::Codec::new().max_size(MAX_FRAME_BYTES);
     let frames = WebsocketContext::with_codec(session, incoming(Arc::clone(&io), leftover), codec);
-    actix_rt::spawn(write_all(Box::pin(frames), io, stall));
+    actix_rt::spawn(async move {
+        write_all(Box::pin(frames), io, stall).await;
+        drop(open);
+    });
 }
 
 /// What the client sends, as it arrives; no buffer is held between reads.
@@ -229,6 +296,10 @@ fn incoming(
             if io.readable().await.is_err() {
                 return None;
             }
+            // Readiness and `try_read` spend no cooperative budget: without this, a client that
+            // sends fast would be read into the frame decoder's buffer without bound before the
+            // decoder (and its frame-size and flood limits) ever ran.
+            tokio::task::consume_budget().await;
             let read = {
                 let mut chunk = [0u8; READ_CHUNK];
                 io.try_read(&mut chunk)
@@ -261,23 +332,20 @@ async fn write_all(
     // The session (and the read side it held) is gone; the close frame is on its way.
     drop(frames);
     let _ = socket2::SockRef::from(&*io).shutdown(std::net::Shutdown::Write);
-    let _ = tokio::time::timeout(LINGER, drain(&io)).await;
+    drain(&io, Instant::now() + LINGER).await;
 }
 
-/// Writes `bytes`, failing when the socket takes none of them for `stall`.
+/// Writes `bytes`, failing when the socket takes none of them for `stall` (a slow client that
+/// keeps taking bytes is never cut off, however long a large replay takes it).
 async fn write_within(
     io: &TcpStream,
-    bytes: &[u8],
+    mut bytes: &[u8],
     stall: std::time::Duration,
 ) -> std::io::Result<()> {
-    tokio::time::timeout(stall, write_fully(io, bytes))
-        .await
-        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-}
-
-async fn write_fully(io: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
     while !bytes.is_empty() {
-        io.writable().await?;
+        tokio::time::timeout(stall, io.writable())
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         match io.try_write(bytes) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(n) => bytes = &bytes[n..],
@@ -288,12 +356,15 @@ async fn write_fully(io: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reads and discards until the client closes.
-async fn drain(io: &TcpStream) {
+/// Reads and discards until the client closes, or the deadline.
+async fn drain(io: &TcpStream, deadline: Instant) {
     loop {
-        if io.readable().await.is_err() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || !matches!(tokio::time::timeout(left, io.readable()).await, Ok(Ok(())))
+        {
             return;
         }
+        tokio::task::consume_budget().await;
         let mut sink = [0u8; 512];
         match io.try_read(&mut sink) {
             Ok(0) => return,

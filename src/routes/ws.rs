@@ -152,9 +152,11 @@ pub async fn open_socket(
     stream: web::Payload,
     query: web::Query<SocketQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    // The server's upgrade transport (`crate::upgrade`) takes every request that asks for an
-    // upgrade; what reaches this route asked for none, and fails the handshake check here
-    // after the same checks in the same order.
+    // The server's upgrade transport (`crate::upgrade`) takes every request that HTTP/1 marks
+    // as an upgrade (`Upgrade: websocket`). What reaches this route asked for none and fails the
+    // handshake check here after the same checks in the same order, or spelled its upgrade in
+    // a way only the handshake check recognises (`Upgrade: foo, websocket`) and is served over
+    // actix-web's own connection, authorised the same way.
     let handshake = actix_ws::handshake(&req)
         .map(|_| ())
         .map_err(|e| e.to_string());
