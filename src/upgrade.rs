@@ -276,10 +276,7 @@ fn run(
     let io = Arc::new(io);
     let codec = actix_http::ws::Codec::new().max_size(MAX_FRAME_BYTES);
     let frames = WebsocketContext::with_codec(session, incoming(Arc::clone(&io), leftover), codec);
-    actix_rt::spawn(async move {
-        write_all(Box::pin(frames), io, stall).await;
-        drop(open);
-    });
+    actix_rt::spawn(write_all(Box::pin(frames), io, stall, open));
 }
 
 /// What the client sends, as it arrives; no buffer is held between reads.
@@ -318,13 +315,17 @@ fn incoming(
 }
 
 /// Writes each frame the session yields; when the session ends, closes the socket gracefully.
+///
+/// The task lives as long as the socket, so its future is kept small: the states that only
+/// exist while writing or closing are boxed (allocated for that moment), not inline.
 async fn write_all(
     mut frames: std::pin::Pin<Box<impl Stream<Item = Result<Bytes, actix_web::Error>>>>,
     io: Arc<TcpStream>,
     stall: std::time::Duration,
+    _open: OpenSocket,
 ) {
     while let Some(Ok(frame)) = frames.next().await {
-        if write_within(&io, &frame, stall).await.is_err() {
+        if Box::pin(write_within(&io, &frame, stall)).await.is_err() {
             STALLED.inc();
             return;
         }
@@ -332,7 +333,7 @@ async fn write_all(
     // The session (and the read side it held) is gone; the close frame is on its way.
     drop(frames);
     let _ = socket2::SockRef::from(&*io).shutdown(std::net::Shutdown::Write);
-    drain(&io, Instant::now() + LINGER).await;
+    Box::pin(drain(&io, Instant::now() + LINGER)).await;
 }
 
 /// Writes `bytes`, failing when the socket takes none of them for `stall` (a slow client that
