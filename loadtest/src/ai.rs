@@ -313,3 +313,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_read_from_the_start_of_a_delta() {
+        assert_eq!(
+            stamp("[[t=1764000000000000]] Hello"),
+            Some(1_764_000_000_000_000)
+        );
+        assert_eq!(stamp("Hello [[t=1]]"), None, "only at the start");
+        assert_eq!(stamp("[[t=12"), None);
+        assert_eq!(stamp("[[t=x]]"), None);
+    }
+}

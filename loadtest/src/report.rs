@@ -63,3 +63,54 @@ pub fn prometheus_quantile(metrics: &str, prefix: &str, q: f64) -> Option<f64> {
 pub fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const METRICS: &str = "\
+# TYPE x histogram
+x_bucket{route=\"/a\",le=\"0.001\"} 50
+x_bucket{route=\"/a\",le=\"0.01\"} 98
+x_bucket{route=\"/a\",le=\"0.1\"} 100
+x_bucket{route=\"/a\",le=\"+Inf\"} 100
+x_bucket{route=\"/b\",le=\"0.001\"} 0
+x_bucket{route=\"/b\",le=\"0.01\"} 0
+x_bucket{route=\"/b\",le=\"0.1\"} 0
+x_bucket{route=\"/b\",le=\"+Inf\"} 0
+";
+
+    #[test]
+    fn quantiles_come_from_the_named_series_bucket_bounds() {
+        let median = prometheus_quantile(METRICS, "x_bucket{route=\"/a\"", 0.5);
+        assert_eq!(median, Some(1.0));
+        let p99 = prometheus_quantile(METRICS, "x_bucket{route=\"/a\"", 0.99);
+        assert_eq!(p99, Some(100.0));
+        // An empty series, or an absent one, has no quantile.
+        assert_eq!(
+            prometheus_quantile(METRICS, "x_bucket{route=\"/b\"", 0.5),
+            None
+        );
+        assert_eq!(prometheus_quantile(METRICS, "y_bucket{", 0.5), None);
+    }
+
+    #[test]
+    fn histograms_merge_and_report_in_milliseconds() {
+        let mut a = histogram();
+        let mut b = histogram();
+        for micros in 1..=1000u64 {
+            let _ = a.record(micros * 100);
+        }
+        let _ = b.record(5_000_000);
+        let _ = a.add(&b);
+        let l = latency(&a);
+        // 1,001 values: the median is the 501st, 50.1 ms (to HDR's three digits).
+        assert!((l.p50_ms - 50.1).abs() < 0.1, "{}", l.p50_ms);
+        assert!((l.max_ms - 5000.0).abs() < 5.0, "{}", l.max_ms);
+        assert_eq!(
+            micros(Duration::ZERO),
+            1,
+            "never zero: HDR histograms start at 1"
+        );
+    }
+}
