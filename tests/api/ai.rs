@@ -9,7 +9,9 @@ use aisocial_gemini::emulator::{
 };
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, WsClient, WsEvent, spawn_app_with, spawn_peer};
+use crate::helpers::{
+    TestApp, TestUser, WsClient, WsEvent, retry_after, spawn_app_with, spawn_peer,
+};
 
 const KEY: &str = "test-gemini-key";
 
@@ -440,12 +442,7 @@ async fn ten_times_overload_draws_no_upstream_429_and_callers_get_202_or_429_wit
             match status {
                 202 => {}
                 429 => {
-                    let retry: u64 = res
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
+                    let retry = retry_after(&res);
                     assert!(retry >= 1, "429 carries Retry-After");
                     let body: Value = res.json().await.unwrap_or_default();
                     assert_eq!(body["code"], "ai_busy");
@@ -735,12 +732,7 @@ async fn a_per_day_quota_stops_the_ai_until_it_resets_and_says_so() {
     );
     let res = compose(&app, &alice, "again").await;
     assert_eq!(res.status(), 503);
-    let retry: u64 = res
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let retry = retry_after(&res);
     // Until Pacific midnight, and never less than the 429 named.
     assert!((3_600..=25 * 3_600).contains(&retry), "Retry-After {retry}");
     let body: Value = res.json().await.unwrap_or_default();

@@ -6,7 +6,8 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    TestApp, TestUser, WsEvent, spawn_app, spawn_app_with, spawn_peer, wait_for_subscribers,
+    TestApp, TestUser, WsEvent, retry_after, spawn_app, spawn_app_with, spawn_peer,
+    wait_for_subscribers,
 };
 
 async fn refresh(app: &TestApp, token: &str) -> (u16, Value) {
@@ -383,12 +384,7 @@ async fn rate_limits_answer_429_and_a_spoofed_forwarded_for_does_not_bypass_them
             .unwrap_or_else(|e| panic!("{e}"));
         statuses.push(res.status().as_u16());
         if res.status() == 429 {
-            let retry: u64 = res
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
+            let retry = retry_after(&res);
             assert!((1..=60).contains(&retry));
             assert_eq!(
                 res.headers()

@@ -120,6 +120,15 @@ pub fn drop_database_blocking(db_name: &str) {
     .join();
 }
 
+/// The `Retry-After` seconds of a response (0 when absent or unreadable).
+pub fn retry_after(res: &reqwest::Response) -> u64 {
+    res.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 pub fn unique_name() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
