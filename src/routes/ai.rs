@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::ai::jobs::{self, MAX_PROMPT_CHARS};
 use crate::auth::AuthUser;
 use crate::problem::{ApiError, Problem};
-use crate::routes::body::JsonBody;
+use crate::routes::body::{JsonBody, trimmed_text};
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -44,23 +44,8 @@ pub async fn compose(
     me: AuthUser,
     body: JsonBody<ComposeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let prompt = body.into_inner().prompt;
-    let prompt = prompt.trim();
-    let chars = prompt.chars().count();
-    if chars == 0 || chars > MAX_PROMPT_CHARS {
-        return Err(ApiError::validation(
-            "prompt",
-            format!(
-                "a prompt is 1 to {MAX_PROMPT_CHARS} characters after trimming (this one has {chars})"
-            ),
-        ));
-    }
-    if prompt.contains('\0') {
-        return Err(ApiError::validation(
-            "prompt",
-            "a prompt cannot contain NUL characters",
-        ));
-    }
+    let raw = body.into_inner().prompt;
+    let prompt = trimmed_text("prompt", "a prompt", &raw, MAX_PROMPT_CHARS)?;
     jobs::check_quota(&state, me.id).await?;
     let id = jobs::submit(&state, jobs::compose(me.id, prompt)).await?;
     Ok(accepted(id))

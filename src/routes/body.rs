@@ -139,6 +139,31 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
+/// A text field that must be 1 to `max` characters after trimming, without NUL: the trimmed
+/// text, or a 422 naming `field` and calling the value `noun` ("a post", "a prompt").
+pub fn trimmed_text<'a>(
+    field: &str,
+    noun: &str,
+    raw: &'a str,
+    max: usize,
+) -> Result<&'a str, ApiError> {
+    let text = raw.trim();
+    let chars = text.chars().count();
+    if chars == 0 || chars > max {
+        return Err(ApiError::validation(
+            field,
+            format!("{noun} is 1 to {max} characters after trimming (this one has {chars})"),
+        ));
+    }
+    if text.contains('\0') {
+        return Err(ApiError::validation(
+            field,
+            format!("{noun} cannot contain NUL characters"),
+        ));
+    }
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use crate::cache;
 use crate::cursor::Page;
 use crate::cursor::{Order, PageQuery};
 use crate::problem::{ApiError, Problem};
-use crate::routes::body::JsonBody;
+use crate::routes::body::{JsonBody, trimmed_text};
 use crate::routes::reads::{post_page, query, rows_to};
 use crate::state::AppState;
 
@@ -75,22 +75,7 @@ pub async fn create_post(
     body: JsonBody<NewPost>,
 ) -> Result<HttpResponse, ApiError> {
     let NewPost { body, reply_to } = body.into_inner();
-    let text = body.trim();
-    let chars = text.chars().count();
-    if chars == 0 || chars > MAX_BODY_CHARS {
-        return Err(ApiError::validation(
-            "body",
-            format!(
-                "a post is 1 to {MAX_BODY_CHARS} characters after trimming (this one has {chars})"
-            ),
-        ));
-    }
-    if text.contains('\0') {
-        return Err(ApiError::validation(
-            "body",
-            "a post cannot contain NUL characters",
-        ));
-    }
+    let text = trimmed_text("body", "a post", &body, MAX_BODY_CHARS)?;
     if reply_to.is_some_and(|id| id <= 0) {
         return Err(ApiError::validation("reply_to", "reply_to is a post id"));
     }
