@@ -52,7 +52,7 @@ struct WirePush {
     frame: String,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Default)]
 struct WireBatch {
     node: String,
     #[serde(default)]
@@ -92,8 +92,7 @@ fn to_wire(node: &str, events: &[Arc<CommittedEvent>], follows: &[FollowChange])
                 following: f.following,
             })
             .collect(),
-        presence: Vec::new(),
-        pushes: Vec::new(),
+        ..WireBatch::default()
     }
 }
 
@@ -185,28 +184,24 @@ impl CommitPublisher for RedisPublisher {
     fn publish_presence(&self, change: &PresenceChange) {
         self.send(&WireBatch {
             node: self.node.clone(),
-            events: Vec::new(),
-            follows: Vec::new(),
             presence: vec![WirePresence {
                 user: change.user.0,
                 handle: change.handle.clone(),
                 online: change.online,
             }],
-            pushes: Vec::new(),
+            ..WireBatch::default()
         });
     }
 
     fn publish_push(&self, push: &EphemeralPush) {
         self.send(&WireBatch {
             node: self.node.clone(),
-            events: Vec::new(),
-            follows: Vec::new(),
-            presence: Vec::new(),
             pushes: vec![WirePush {
                 users: push.users.iter().map(|u| u.0).collect(),
                 thread: push.thread.map(|t| t.0),
                 frame: push.frame.to_string(),
             }],
+            ..WireBatch::default()
         });
     }
 
