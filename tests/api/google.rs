@@ -299,20 +299,27 @@ async fn forged_and_mutated_google_tokens_are_all_refused() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(res.status(), 401);
     println!("security item 5: 0 cross-acceptances (Google token as ours, ours as Google's)");
-    let failed: i64 = app
-        .db()
-        .await
-        .query_one(
-            "SELECT count(*) FROM audit_log WHERE action = 'sign_in_failed'",
-            &[],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .get(0);
-    assert!(
-        failed >= total as i64 - 1,
-        "failed sign-ins are audited ({failed})"
-    );
+    // Refusals are audited without making the caller wait for the commit: wait for them.
+    let db = app.db().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let failed: i64 = db
+            .query_one(
+                "SELECT count(*) FROM audit_log WHERE action = 'sign_in_failed'",
+                &[],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .get(0);
+        if failed >= total as i64 - 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "failed sign-ins are audited ({failed})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 #[actix_web::test]
