@@ -19,6 +19,7 @@ pub mod config;
 pub mod cursor;
 pub mod database;
 pub mod follow_cache;
+pub mod live;
 pub mod problem;
 pub mod rate_limit;
 pub mod redis_store;

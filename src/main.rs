@@ -31,6 +31,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             telemetry::init(args.log_format);
             let settings = Settings::from_args(*args).context("invalid configuration")?;
+            telemetry::set_node(&settings.node_id);
             let app = Application::build(settings).await?;
             app.run_until_stopped(shutdown_signal()).await?;
             Ok(())

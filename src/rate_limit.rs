@@ -148,8 +148,10 @@ impl RateLimiter {
                 .ignore();
         }
         let mut conn = redis.clone();
+        let started = std::time::Instant::now();
         let result =
             tokio::time::timeout(FLUSH_TIMEOUT, pipe.query_async::<Vec<u64>>(&mut conn)).await;
+        crate::redis_store::observe("rate_limit_flush", started, matches!(result, Ok(Ok(_))));
         let globals = match result {
             Ok(Ok(globals)) if globals.len() == batch.deltas.len() => Some(globals),
             _ => None,

@@ -99,7 +99,13 @@ pub async fn request_context(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let peer = req.peer_addr().map(|a| a.ip());
-    let span = tracing::info_span!("request", request_id = %request_id, method, route = %route);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method,
+        route = %route,
+        user_id = tracing::field::Empty
+    );
     let result = next.call(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = match &result {

@@ -162,7 +162,12 @@ impl Application {
             },
         )
         .await?;
+        let live = Arc::new(crate::live::Live::new(
+            settings.node_id.clone(),
+            settings.outbound_limit,
+        ));
         let state = web::Data::new(AppState {
+            live: Arc::clone(&live),
             sockets: Arc::default(),
             ai,
             pool,
@@ -187,6 +192,7 @@ impl Application {
             node_id: settings.node_id.clone(),
             next_session: AtomicU64::new(1),
         });
+        crate::live::spawn_sampler(live, Arc::downgrade(&state.clone().into_inner()));
 
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {} (AISOCIAL_BIND)", settings.bind))?;

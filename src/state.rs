@@ -64,6 +64,8 @@ pub struct AppState {
     pub node_id: String,
     pub next_session: AtomicU64,
     pub ai: crate::ai::Ai,
+    /// The operator's live view (the sampler's last reading).
+    pub live: Arc<crate::live::Live>,
     /// Websockets held by this node (for shutdown).
     pub sockets: Arc<crate::upgrade::OpenSockets>,
 }

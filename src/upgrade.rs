@@ -69,7 +69,13 @@ pub fn service(
 
 async fn upgrade(state: web::Data<AppState>, req: Request, framed: Framed<TcpStream, Codec>) {
     let request_id = request_context::request_id(req.headers());
-    let span = tracing::info_span!("request", request_id = %request_id, method = "GET", route = SOCKET_PATH);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = "GET",
+        route = SOCKET_PATH,
+        user_id = tracing::field::Empty
+    );
     upgrade_in_span(state, req, framed, request_id)
         .instrument(span)
         .await;
@@ -121,6 +127,7 @@ async fn upgrade_in_span(
             status
         }
     };
+    crate::routes::ws::count_upgrade(status.as_u16());
     request_context::record(
         "GET",
         if req.path() == SOCKET_PATH {

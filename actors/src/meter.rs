@@ -6,9 +6,16 @@
 //! or dropped unhandled, and remembers when it was sent. Actors handle envelopes through the
 //! [`metered_handler!`](crate::metered_handler) macro, which records wait and handling time and
 //! then calls the actor's plain `Handler<M>`.
+//!
+//! Each mailbox also has a [`MailboxClock`]: its own depth and enough timestamps to bound the age
+//! of its oldest unhandled message. Kinds with one actor share a clock per kind; actors of which
+//! there are many (sessions, AI workers) get one each, registered so the admin view can find the
+//! deepest and oldest without a series per actor.
 
-use std::sync::LazyLock;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use prometheus::{
@@ -103,6 +110,21 @@ pub fn labelled_histogram(
         .expect("valid metric definition")
 }
 
+/// The `q` quantile of a histogram given as `(upper bound, cumulative count)` pairs, as the
+/// upper bound of the bucket it falls in (a conservative reading); `None` when it is empty.
+pub fn bucket_quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
+    let mut sorted = buckets.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = sorted.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    sorted
+        .iter()
+        .find(|(_, count)| *count >= total * q)
+        .map(|(bound, _)| *bound)
+}
+
 /// `count` buckets from `start`, each `factor` times the last.
 pub fn exponential(start: f64, factor: f64, count: usize) -> Vec<f64> {
     (0..count)
@@ -159,23 +181,200 @@ pub static RESTARTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
-/// The metric series of one actor kind, resolved once so the hot path does no label lookup.
+/// `aisocial_actor_oldest_message_age_seconds{actor}`: set by the server's sampler.
+pub static OLDEST_AGE: LazyLock<prometheus::GaugeVec> = LazyLock::new(|| {
+    #[expect(
+        clippy::expect_used,
+        reason = "metric names and labels are compile-time constants"
+    )]
+    prometheus::register_gauge_vec!(
+        Opts::new(
+            "aisocial_actor_oldest_message_age_seconds",
+            "At most this old: the oldest message waiting in any mailbox of this kind (0 when all are empty).",
+        ),
+        &["actor"]
+    )
+    .expect("valid metric definition")
+});
+
+/// The instant every clock counts from.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn micros(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(*EPOCH).as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Who an actor with its own clock is, for the admin view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// A number unique within the kind (the session id, the worker index).
+    pub id: u64,
+    /// The user the actor serves, with their handle, when it serves one.
+    pub user: Option<(i64, String)>,
+}
+
+/// One mailbox's depth and the two instants that bound the age of its oldest message: when it
+/// last went from empty to not empty, and when the newest message whose handling began was
+/// sent. A mailbox is first in, first out, so every message still waiting was sent after both.
+#[derive(Debug, Default)]
+pub struct MailboxClock {
+    depth: AtomicI64,
+    nonempty_since: AtomicU64,
+    last_begun: AtomicU64,
+    instance: Option<Instance>,
+}
+
+impl MailboxClock {
+    fn enqueued(&self, at: Instant) {
+        if self.depth.fetch_add(1, Ordering::Relaxed) <= 0 {
+            self.nonempty_since.store(micros(at), Ordering::Relaxed);
+        }
+    }
+
+    fn begun(&self, sent_at: Instant) {
+        self.last_begun
+            .fetch_max(micros(sent_at), Ordering::Relaxed);
+    }
+
+    fn left(&self) {
+        self.depth.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Messages sent to this mailbox and not yet handled (one being handled counts).
+    pub fn depth(&self) -> i64 {
+        self.depth.load(Ordering::Relaxed).max(0)
+    }
+
+    /// An upper bound of the age of the oldest message waiting, zero when none waits.
+    pub fn oldest_age(&self, now: Instant) -> Duration {
+        if self.depth() == 0 {
+            return Duration::ZERO;
+        }
+        let since = self
+            .nonempty_since
+            .load(Ordering::Relaxed)
+            .max(self.last_begun.load(Ordering::Relaxed));
+        Duration::from_micros(micros(now).saturating_sub(since))
+    }
+
+    pub fn instance(&self) -> Option<&Instance> {
+        self.instance.as_ref()
+    }
+}
+
+/// Every clock: one shared per single-actor kind, and a weak reference to each per-actor clock.
+#[derive(Default)]
+struct Clocks {
+    shared: HashMap<&'static str, Arc<MailboxClock>>,
+    instances: HashMap<&'static str, Vec<Weak<MailboxClock>>>,
+}
+
+static CLOCKS: LazyLock<Mutex<Clocks>> = LazyLock::new(Mutex::default);
+
+fn clocks() -> std::sync::MutexGuard<'static, Clocks> {
+    // A panic while holding the lock leaves the registry whole (every update is one push), so
+    // a poisoned lock is still usable.
+    CLOCKS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The mailboxes of one actor kind right now.
+#[derive(Debug, Clone)]
+pub struct KindClocks {
+    pub kind: &'static str,
+    /// Live actors of this kind (1 for a kind with a shared clock).
+    pub actors: usize,
+    pub depth: i64,
+    pub oldest_age: Duration,
+    /// The per-actor clocks of a kind with many actors (empty otherwise).
+    pub instances: Vec<Arc<MailboxClock>>,
+}
+
+/// Lists a kind of many actors even before its first actor starts.
+pub fn declare_instances(kind: &'static str) {
+    clocks().instances.entry(kind).or_default();
+}
+
+/// Every kind's mailboxes, dropping the registrations of actors that have stopped.
+pub fn every_kind(now: Instant) -> Vec<KindClocks> {
+    let mut registry = clocks();
+    let mut kinds: Vec<KindClocks> = registry
+        .shared
+        .iter()
+        .map(|(kind, clock)| KindClocks {
+            kind,
+            actors: 1,
+            depth: clock.depth(),
+            oldest_age: clock.oldest_age(now),
+            instances: Vec::new(),
+        })
+        .collect();
+    for (kind, weak) in &mut registry.instances {
+        weak.retain(|w| w.strong_count() > 0);
+        let instances: Vec<Arc<MailboxClock>> = weak.iter().filter_map(Weak::upgrade).collect();
+        kinds.push(KindClocks {
+            kind,
+            actors: instances.len(),
+            depth: instances.iter().map(|c| c.depth()).sum(),
+            oldest_age: instances
+                .iter()
+                .map(|c| c.oldest_age(now))
+                .max()
+                .unwrap_or_default(),
+            instances,
+        });
+    }
+    kinds.sort_by_key(|k| k.kind);
+    kinds
+}
+
+/// The metric series of one actor kind, resolved once so the hot path does no label lookup,
+/// and the clock of the mailbox (or mailboxes) it meters.
 #[derive(Clone)]
 pub struct ActorMeter {
     kind: &'static str,
     depth: prometheus::IntGauge,
     wait: prometheus::Histogram,
     handle: prometheus::Histogram,
+    clock: Arc<MailboxClock>,
 }
 
 impl ActorMeter {
+    /// The meter of a kind with one actor: every meter of the kind shares one clock.
     pub fn new(kind: &'static str) -> Self {
+        let clock = Arc::clone(clocks().shared.entry(kind).or_default());
+        Self::with_clock(kind, clock)
+    }
+
+    /// The meter of one of many actors of a kind, with a clock of its own; senders must use
+    /// this meter (or a clone) for the clock to see them.
+    pub fn for_instance(kind: &'static str, instance: Instance) -> Self {
+        let clock = Arc::new(MailboxClock {
+            instance: Some(instance),
+            ..MailboxClock::default()
+        });
+        clocks()
+            .instances
+            .entry(kind)
+            .or_default()
+            .push(Arc::downgrade(&clock));
+        Self::with_clock(kind, clock)
+    }
+
+    fn with_clock(kind: &'static str, clock: Arc<MailboxClock>) -> Self {
         Self {
             kind,
             depth: MAILBOX_DEPTH.with_label_values(&[kind]),
             wait: MAILBOX_WAIT.with_label_values(&[kind]),
             handle: HANDLE_TIME.with_label_values(&[kind]),
+            clock,
         }
+    }
+
+    /// This meter's mailbox clock.
+    pub fn clock(&self) -> &Arc<MailboxClock> {
+        &self.clock
     }
 
     pub fn kind(&self) -> &'static str {
@@ -196,6 +395,7 @@ impl ActorMeter {
     /// handling itself.
     pub fn begin(&self, sent_at: Instant) -> HandleTimer {
         let now = Instant::now();
+        self.clock.begun(sent_at);
         self.wait.observe(now.duration_since(sent_at).as_secs_f64());
         HandleTimer {
             started: now,
@@ -223,22 +423,26 @@ pub struct Envelope<M> {
     _depth: DepthGuard,
 }
 
-/// Takes one envelope out of the depth gauge when dropped: handled or dropped unhandled alike.
-struct DepthGuard(prometheus::IntGauge);
+/// Takes one envelope out of the depth gauge and the clock when dropped: handled or dropped
+/// unhandled alike.
+struct DepthGuard(prometheus::IntGauge, Arc<MailboxClock>);
 
 impl Drop for DepthGuard {
     fn drop(&mut self) {
         self.0.dec();
+        self.1.left();
     }
 }
 
 impl<M> Envelope<M> {
     pub fn new(meter: &ActorMeter, msg: M) -> Self {
+        let sent_at = Instant::now();
         meter.depth.inc();
+        meter.clock.enqueued(sent_at);
         Self {
             msg,
-            sent_at: Instant::now(),
-            _depth: DepthGuard(meter.depth.clone()),
+            sent_at,
+            _depth: DepthGuard(meter.depth.clone(), Arc::clone(&meter.clock)),
         }
     }
 
@@ -404,5 +608,39 @@ mod tests {
         drop(b);
         assert_eq!(meter.depth(), before);
         meter.restarted();
+    }
+
+    #[test]
+    fn a_clock_bounds_the_age_of_the_oldest_waiting_message() {
+        let meter = ActorMeter::for_instance("test_clock", Instance { id: 1, user: None });
+        let clock = Arc::clone(meter.clock());
+        assert_eq!(clock.oldest_age(Instant::now()), Duration::ZERO);
+        let first = Envelope::new(&meter, ());
+        let second = Envelope::new(&meter, ());
+        let later = first.sent_at() + Duration::from_secs(3);
+        let age = clock.oldest_age(later);
+        // The clock counts whole microseconds.
+        assert!(age >= Duration::from_millis(2_999), "{age:?}");
+        // Handling the first: the oldest still waiting was sent no earlier than it.
+        let _timer = meter.begin(second.sent_at());
+        drop(first);
+        assert_eq!(clock.depth(), 1);
+        assert!(clock.oldest_age(later) <= age);
+        drop(second);
+        assert_eq!(clock.oldest_age(later), Duration::ZERO);
+        let kinds = every_kind(later);
+        let kind = kinds
+            .iter()
+            .find(|k| k.kind == "test_clock")
+            .unwrap_or_else(|| panic!("the instance is registered: {kinds:?}"));
+        assert_eq!((kind.actors, kind.depth), (1, 0));
+        drop(kinds);
+        drop(meter);
+        drop(clock);
+        assert!(
+            every_kind(later)
+                .iter()
+                .all(|k| k.kind != "test_clock" || k.actors == 0)
+        );
     }
 }

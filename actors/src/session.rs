@@ -55,7 +55,7 @@ static CLOSES: LazyLock<IntCounterVec> = LazyLock::new(|| {
         &["code"],
     )
 });
-static DELIVERY_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
+pub static DELIVERY_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
     meter::histogram(
         "aisocial_delivery_latency_seconds",
         "From COMMIT to the frame written to the session's socket buffer.",
@@ -156,8 +156,12 @@ impl Session {
             family,
         } = identity;
         let burst = config.frame_burst;
+        let instance = meter::Instance {
+            id: id.0,
+            user: Some((user.0, handle.clone())),
+        };
         Self {
-            meter: ActorMeter::new(Self::KIND),
+            meter: ActorMeter::for_instance(Self::KIND, instance),
             id,
             user,
             handle,

@@ -35,7 +35,7 @@ pub fn latency(h: &Histogram<u64>) -> Latency {
 /// the start of its bucket lines (`name_bucket{labels`), as the upper bound of the bucket it
 /// falls in, in milliseconds; `None` when the series is absent or empty.
 pub fn prometheus_quantile(metrics: &str, prefix: &str, q: f64) -> Option<f64> {
-    let mut buckets: Vec<(f64, f64)> = metrics
+    let buckets: Vec<(f64, f64)> = metrics
         .lines()
         .filter(|l| l.starts_with(prefix))
         .filter_map(|l| {
@@ -49,15 +49,7 @@ pub fn prometheus_quantile(metrics: &str, prefix: &str, q: f64) -> Option<f64> {
             Some((le, count))
         })
         .collect();
-    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let total = buckets.last()?.1;
-    if total <= 0.0 {
-        return None;
-    }
-    buckets
-        .iter()
-        .find(|(_, count)| *count >= total * q)
-        .map(|(le, _)| le * 1000.0)
+    aisocial_actors::meter::bucket_quantile(&buckets, q).map(|le| le * 1000.0)
 }
 
 pub fn micros(d: Duration) -> u64 {

@@ -84,6 +84,29 @@ end
 return 0
 ";
 
+/// KEYS: window set, day counter, pause flag. ARGV: window ms. Reads only: {requests in the
+/// window, tokens in the window, requests today, pause ms left}.
+const USAGE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local entries = redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf')
+local used = 0
+for i = 1, #entries do
+  used = used + tonumber(string.match(entries[i], ':(%d+)$') or '0')
+end
+local day = tonumber(redis.call('GET', KEYS[2]) or '0')
+return {#entries, used, day, math.max(0, redis.call('PTTL', KEYS[3]))}
+";
+
+/// How much of the budget is used right now, across every node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub requests_in_window: u64,
+    pub tokens_in_window: u64,
+    pub requests_today: u64,
+    pub paused: Duration,
+}
+
 /// The limits one model's budget enforces.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -106,6 +129,7 @@ struct Scripts {
     reconcile: redis::Script,
     pause: redis::Script,
     exhaust: redis::Script,
+    usage: redis::Script,
 }
 
 impl RedisBudget {
@@ -118,6 +142,7 @@ impl RedisBudget {
                 reserve: redis::Script::new(RESERVE),
                 reconcile: redis::Script::new(RECONCILE),
                 pause: redis::Script::new(PAUSE),
+                usage: redis::Script::new(USAGE),
                 exhaust: redis::Script::new(EXHAUST),
             }),
         }
@@ -159,16 +184,46 @@ fn pacific_offset_hours(at: chrono::DateTime<Utc>) -> i64 {
     if t >= starts && t < ends { -7 } else { -8 }
 }
 
+impl RedisBudget {
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The budget used right now (every node's grants), read without changing it.
+    pub async fn usage(&self) -> Result<Usage, BudgetError> {
+        let mut redis = self.redis.clone();
+        let (day, _) = pacific_day();
+        let window = Duration::from_secs(60) + self.limits.window_margin;
+        let mut invocation = self.scripts.usage.prepare_invoke();
+        invocation
+            .key(format!("{}window", self.keys))
+            .key(format!("{}day:{day}", self.keys))
+            .key(format!("{}paused", self.keys))
+            .arg(u64::try_from(window.as_millis()).unwrap_or(61_000));
+        let (requests, tokens, today, paused_ms): (u64, u64, u64, u64) =
+            timed(invocation.invoke_async(&mut redis)).await?;
+        Ok(Usage {
+            requests_in_window: requests,
+            tokens_in_window: tokens,
+            requests_today: today,
+            paused: Duration::from_millis(paused_ms),
+        })
+    }
+}
+
 async fn timed<T>(
     future: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, BudgetError> {
-    match tokio::time::timeout(REDIS_TIMEOUT, future).await {
+    let started = std::time::Instant::now();
+    let result = match tokio::time::timeout(REDIS_TIMEOUT, future).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(BudgetError(e.to_string())),
         Err(_) => Err(BudgetError(format!(
             "Redis did not answer within {REDIS_TIMEOUT:?}"
         ))),
-    }
+    };
+    crate::redis_store::observe("ai_budget", started, result.is_ok());
+    result
 }
 
 impl AiBudget for RedisBudget {

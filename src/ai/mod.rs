@@ -32,6 +32,8 @@ pub struct Ai {
     pub user_per_day: u32,
     /// The in-process emulator, when there is no API key; kept running as long as this.
     pub emulator: Option<RunningEmulator>,
+    /// The shared Gemini budget, read by the operator views.
+    pub budget: Arc<RedisBudget>,
     _arbiter: Arbiter,
 }
 
@@ -101,7 +103,7 @@ pub async fn start(settings: &AiSettings, deps: AiDeps<'_>) -> anyhow::Result<Ai
     ));
     let worker_deps = WorkerDeps {
         client,
-        budget,
+        budget: budget.clone(),
         push: deps.broker.recipient(),
         create_post: deps.writer.recipient(),
         record_usage: deps.writer.recipient(),
@@ -131,6 +133,7 @@ pub async fn start(settings: &AiSettings, deps: AiDeps<'_>) -> anyhow::Result<Ai
         user_per_min: settings.user_per_min,
         user_per_day: settings.user_per_day,
         emulator,
+        budget,
         _arbiter: arbiter,
     })
 }

@@ -101,6 +101,7 @@ impl FromRequest for AuthUser {
         let req = req.clone();
         Box::pin(async move {
             let user = verify_bearer(&req)?;
+            tracing::Span::current().record("user_id", user.id.0);
             charge_user(app_state(&req)?, &user).await?;
             Ok(user)
         })

@@ -285,3 +285,29 @@ pub async fn callback(
     let _ = response.add_cookie(&flow_cookie(String::new(), secure, time::Duration::ZERO));
     Ok(response)
 }
+
+/// The ways to sign in that this node offers, for a client deciding what buttons to show.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SignInMethods {
+    /// `POST /api/v1/auth/dev` is on (`AUTH_DEV_LOGIN=true`).
+    dev: bool,
+    /// `POST /api/v1/auth/google` takes Google ID tokens.
+    google_id_token: bool,
+    /// The browser flow at `GET /api/v1/auth/google/login` is configured.
+    google_browser: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/methods",
+    tag = "auth",
+    summary = "Which sign-in methods this node offers",
+    responses((status = 200, body = SignInMethods))
+)]
+pub async fn methods(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(SignInMethods {
+        dev: state.dev_login,
+        google_id_token: state.google.is_some(),
+        google_browser: state.google.as_ref().is_some_and(|g| code_flow(g).is_ok()),
+    })
+}

@@ -58,6 +58,25 @@ pub struct Checks {
     responses((status = 200, body = Readiness), (status = 503, description = "a dependency is down, or the node is draining", body = Readiness))
 )]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let body = readiness(&state).await;
+    crate::live::record_readiness(body.is_ready());
+    if body.is_ready() {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "2"))
+            .json(body)
+    }
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.status == "ready"
+    }
+}
+
+/// Every dependency checked (each within a second) and whether the node is draining.
+pub async fn readiness(state: &AppState) -> Readiness {
     let (postgres, redis, ai) = tokio::join!(
         database::check(&state.pool, CHECK_TIMEOUT),
         redis_store::check(&state.redis, CHECK_TIMEOUT),
@@ -72,7 +91,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     } else {
         "not_ready"
     };
-    let body = Readiness {
+    Readiness {
         status,
         node_id: state.node_id.clone(),
         checks: Checks {
@@ -80,13 +99,6 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
             redis,
             ai,
         },
-    };
-    if status == "ready" {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable()
-            .insert_header((header::RETRY_AFTER, "2"))
-            .json(body)
     }
 }
 

@@ -8,11 +8,12 @@ mod auth_google;
 mod auth_session;
 pub mod body;
 mod follows;
-mod health;
+pub mod health;
 mod me;
 mod metrics;
 mod notifications;
 mod openapi;
+mod pages;
 mod posts;
 pub mod reads;
 mod timeline;
@@ -29,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .service(
             web::scope("/api/v1")
+                .service(web::resource("/auth/methods").route(web::get().to(auth_google::methods)))
                 .service(web::resource("/auth/dev").route(web::post().to(auth_dev::sign_in_dev)))
                 .service(
                     web::resource("/auth/google")
@@ -90,7 +92,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/health/system").route(web::get().to(health::system)))
         .service(web::resource("/metrics").route(web::get().to(metrics::export)))
         .service(web::resource("/admin/actors").route(web::get().to(admin::actors)))
-        .service(web::resource("/admin/audit").route(web::get().to(admin::audit)));
+        .service(web::resource("/admin/audit").route(web::get().to(admin::audit)))
+        .service(web::resource("/admin/live").route(web::get().to(admin::live)))
+        .service(web::resource("/admin/dashboard").route(web::get().to(pages::dashboard)))
+        .service(web::resource("/static/{file}").route(web::get().to(pages::asset)))
+        .service(web::resource("/").route(web::get().to(pages::index)));
 }
 
 fn path_error(err: PathError, _: &HttpRequest) -> actix_web::Error {

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
     admin, ai, auth_dev, auth_google, auth_session, follows, health, me, metrics, notifications,
-    posts, timeline, users, ws,
+    pages, posts, timeline, users, ws,
 };
 
 struct BearerAuth;
@@ -33,6 +33,7 @@ impl utoipa::Modify for BearerAuth {
         description = "The realtime backend of an AI social network. Errors are RFC 9457 problem documents."
     ),
     paths(
+        auth_google::methods,
         auth_dev::sign_in_dev,
         auth_google::sign_in_with_id_token,
         auth_google::login,
@@ -65,6 +66,10 @@ impl utoipa::Modify for BearerAuth {
         metrics::export,
         admin::actors,
         admin::audit,
+        admin::live,
+        pages::index,
+        pages::dashboard,
+        pages::asset,
         document,
     ),
     modifiers(&BearerAuth),
@@ -75,6 +80,7 @@ impl utoipa::Modify for BearerAuth {
         (name = "realtime", description = "The websocket"),
         (name = "ai", description = "The AI: drafts and catch-ups streamed over the websocket"),
         (name = "operations", description = "Health, metrics, admin"),
+        (name = "pages", description = "The bundled web pages: the try-it client and the dashboard"),
     )
 )]
 pub struct ApiDoc;

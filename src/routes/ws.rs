@@ -2,6 +2,7 @@
 //! caller (a single-use `ticket`, or a bearer token) before a Session actor is started; and
 //! `POST /api/v1/ws/ticket`, which issues the tickets.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -25,6 +26,30 @@ use crate::state::AppState;
 pub struct SocketQuery {
     since: Option<String>,
     ticket: Option<String>,
+}
+
+static UPGRADES: LazyLock<prometheus::IntCounterVec> = LazyLock::new(|| {
+    aisocial_actors::meter::labelled_counter(
+        "aisocial_websocket_upgrades_total",
+        "Websocket upgrade requests by outcome: accepted, or why they were refused.",
+        &["outcome"],
+    )
+});
+
+/// Counts an upgrade request by the status it was answered with.
+pub fn count_upgrade(status: u16) {
+    let outcome = match status {
+        101 => "accepted",
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        422 => "invalid",
+        429 => "rate_limited",
+        503 => "unavailable",
+        _ => "refused",
+    };
+    UPGRADES.with_label_values(&[outcome]).inc();
 }
 
 const TICKET_PREFIX: &str = "tk_";
@@ -160,12 +185,20 @@ pub async fn open_socket(
     let handshake = actix_ws::handshake(&req)
         .map(|_| ())
         .map_err(|e| e.to_string());
-    let (identity, since) = authorize(&state, req.headers(), &query, handshake).await?;
-    let session = new_session(&state, identity, since);
-    actix_ws::WsResponseBuilder::new(session, &req, stream)
-        .frame_size(MAX_FRAME_BYTES)
-        .start()
-        .map_err(|e| ApiError::bad_request("invalid_handshake", e.to_string()))
+    let opened = async {
+        let (identity, since) = authorize(&state, req.headers(), &query, handshake).await?;
+        let session = new_session(&state, identity, since);
+        actix_ws::WsResponseBuilder::new(session, &req, stream)
+            .frame_size(MAX_FRAME_BYTES)
+            .start()
+            .map_err(|e| ApiError::bad_request("invalid_handshake", e.to_string()))
+    }
+    .await;
+    count_upgrade(match &opened {
+        Ok(response) => response.status().as_u16(),
+        Err(error) => actix_web::ResponseError::status_code(error).as_u16(),
+    });
+    opened
 }
 
 /// Everything an upgrade must pass, in order: the node is not draining, the `Origin` is
@@ -196,6 +229,7 @@ pub async fn authorize(
         Some(ticket) => redeem(state, ticket).await?,
         None => verify_bearer_in(state, headers)?,
     };
+    tracing::Span::current().record("user_id", me.id.0);
     let identity = SessionIdentity {
         user: me.id,
         handle: me.handle,

@@ -290,20 +290,27 @@ async fn admin_routes_answer_403_to_users() {
     let alice = app.sign_in("alice").await;
     let (status, body) = app.get_json(&boss, "/admin/actors").await;
     assert_eq!(status, 200);
-    assert!(
-        body["actors"]["db_writer"]["mailbox_depth"].is_number(),
-        "{body}"
-    );
-    let (status, body) = app.get_json(&alice, "/admin/actors").await;
-    assert_eq!(status, 403);
-    assert_eq!(body["code"], "forbidden");
-    let res = app
-        .http
-        .get(app.url("/admin/actors"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(res.status(), 401);
+    let writer = body["actors"]
+        .as_array()
+        .and_then(|kinds| kinds.iter().find(|k| k["kind"] == "db_writer"))
+        .unwrap_or_else(|| panic!("the DbWriter is listed: {body}"));
+    assert!(writer["mailbox_depth"].is_number(), "{body}");
+    assert!(body["sessions"]["deepest"].is_array(), "{body}");
+    let (status, body) = app.get_json(&boss, "/admin/live").await;
+    assert_eq!(status, 200);
+    assert!(body["ai"]["status"].is_string(), "{body}");
+    for path in ["/admin/actors", "/admin/live", "/admin/audit"] {
+        let (status, body) = app.get_json(&alice, path).await;
+        assert_eq!(status, 403, "{path}");
+        assert_eq!(body["code"], "forbidden", "{path}");
+        let res = app
+            .http
+            .get(app.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(res.status(), 401, "{path}");
+    }
 }
 
 #[actix_web::test]

@@ -83,3 +83,22 @@ pub fn record_tokens(finish: &Finish) {
         .with_label_values(&["output"])
         .inc_by(u64::from(finish.usage.candidates_token_count));
 }
+
+/// Registers every series that exists from the start (so dashboards and alerts see zeros, not
+/// gaps, before the first AI job).
+pub fn register() {
+    for class in ["mention", "compose", "summary"] {
+        QUEUE_DEPTH.with_label_values(&[class]).set(0);
+    }
+    for kind in ["prompt", "output"] {
+        TOKENS.with_label_values(&[kind]);
+    }
+    LazyLock::force(&USERS_WAITING);
+    LazyLock::force(&IN_FLIGHT);
+    LazyLock::force(&UPSTREAM_SECONDS);
+    LazyLock::force(&UPSTREAM_ERRORS);
+    LazyLock::force(&BUDGET_WAIT_SECONDS);
+    LazyLock::force(&PAUSES);
+    LazyLock::force(&JOBS);
+    LazyLock::force(&REFUSED);
+}

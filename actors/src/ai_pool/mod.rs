@@ -107,6 +107,7 @@ impl AiPool {
     pub const KIND: &'static str = "ai_pool";
 
     pub fn new(config: AiPoolConfig, deps: WorkerDeps) -> Self {
+        metrics::register();
         Self {
             meter: ActorMeter::new(Self::KIND),
             queue: FairQueue::new(config.queue, config.per_user_queue),
@@ -184,9 +185,9 @@ impl Actor for AiPool {
         ctx.set_mailbox_capacity(4096);
         let report_to = ctx.address().recipient::<JobFinished>();
         for index in 0..self.config.concurrency.max(1) {
-            let worker = AiWorker::new(index, Arc::clone(&self.deps), report_to.clone()).start();
-            self.workers
-                .push(MeteredAddr::new(worker, AiWorker::meter()));
+            let worker = AiWorker::new(index, Arc::clone(&self.deps), report_to.clone());
+            let meter = worker.meter();
+            self.workers.push(MeteredAddr::new(worker.start(), meter));
             self.idle.push(index);
         }
     }

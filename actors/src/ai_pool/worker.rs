@@ -148,16 +148,21 @@ impl AiWorker {
     pub const KIND: &'static str = "ai_worker";
 
     pub fn new(index: usize, deps: Arc<WorkerDeps>, report_to: Recipient<JobFinished>) -> Self {
+        let instance = crate::meter::Instance {
+            id: index as u64,
+            user: None,
+        };
         Self {
-            meter: ActorMeter::new(Self::KIND),
+            meter: ActorMeter::for_instance(Self::KIND, instance),
             index,
             deps,
             report_to,
         }
     }
 
-    pub fn meter() -> ActorMeter {
-        ActorMeter::new(Self::KIND)
+    /// This worker's meter: its address must meter through it for its clock to see messages.
+    pub fn meter(&self) -> ActorMeter {
+        self.meter.clone()
     }
 }
 
