@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
+scripts/browser-deps.sh
 exec cargo test --workspace --all-targets "$@"

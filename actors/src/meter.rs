@@ -363,6 +363,8 @@ impl ActorMeter {
     }
 
     fn with_clock(kind: &'static str, clock: Arc<MailboxClock>) -> Self {
+        // The restart counter exists (at zero) from the kind's first actor on.
+        RESTARTS.with_label_values(&[kind]);
         Self {
             kind,
             depth: MAILBOX_DEPTH.with_label_values(&[kind]),
