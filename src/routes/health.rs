@@ -48,6 +48,14 @@ pub struct Checks {
     /// `degraded` while Gemini keeps failing, `misconfigured` after a 403, `exhausted` when
     /// the day's quota is used up. Absent when the pool did not answer in time.
     ai: Option<AiStatus>,
+    actors: ActorsAlive,
+}
+
+/// Whether the actors every request needs are running (a stopped one fails readiness).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ActorsAlive {
+    feed_broker: bool,
+    db_writer: bool,
 }
 
 #[utoipa::path(
@@ -86,7 +94,7 @@ pub async fn readiness(state: &AppState) -> Readiness {
     let draining = state.lifecycle.is_draining();
     let status = if draining {
         "draining"
-    } else if postgres.up && redis.up {
+    } else if postgres.up && redis.up && state.broker.connected() && state.writer.connected() {
         "ready"
     } else {
         "not_ready"
@@ -98,6 +106,10 @@ pub async fn readiness(state: &AppState) -> Readiness {
             postgres,
             redis,
             ai,
+            actors: ActorsAlive {
+                feed_broker: state.broker.connected(),
+                db_writer: state.writer.connected(),
+            },
         },
     }
 }
