@@ -123,3 +123,41 @@ mod tests {
         assert_eq!(page_limit(None).ok(), Some(20));
     }
 }
+
+/// Property tests of cursor decoding: any string is a cursor or a 400, never a panic, and
+/// every cursor the API gives out decodes to its position.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        #[test]
+        fn any_string_decodes_or_is_refused(raw in "\\PC{0,40}") {
+            if let Ok(cursor) = Cursor::decode(&raw) {
+                prop_assert!(cursor.id >= 0);
+            }
+        }
+
+        #[test]
+        fn near_misses_are_refused_or_exact(digits in "[0-9]{0,22}", prefix in "(v1\\.|v1|v2\\.|V1\\.|)") {
+            let raw = format!("{prefix}{digits}");
+            match Cursor::decode(&raw) {
+                Ok(cursor) => {
+                    prop_assert_eq!(prefix.as_str(), "v1.");
+                    prop_assert_eq!(cursor.id, digits.parse::<i64>().unwrap_or(-1));
+                }
+                Err(e) => prop_assert_eq!(actix_web::ResponseError::status_code(&e).as_u16(), 400),
+            }
+        }
+
+        #[test]
+        fn cursors_given_out_round_trip(id in 0i64..=999_999_999_999_999_999) {
+            let cursor = Cursor { id };
+            prop_assert_eq!(Cursor::decode(&cursor.encode()).ok(), Some(cursor));
+        }
+    }
+}

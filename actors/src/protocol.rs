@@ -413,3 +413,69 @@ mod tests {
         assert_eq!(v["type"], "pong");
     }
 }
+
+/// Property tests of the frame parser: whatever a client sends, it answers `Ok` or a
+/// `FrameError`, never a panic; well-formed operations always parse to what they say.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Strings shaped like frames: JSON objects with a few likely keys and values, near misses
+    /// included, so the cases reach past the JSON syntax check.
+    fn framelike() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("op".to_owned()),
+            Just("topic".to_owned()),
+            Just("since".to_owned()),
+            "[a-z]{1,8}",
+        ];
+        let value = prop_oneof![
+            Just("\"subscribe\"".to_owned()),
+            Just("\"unsubscribe\"".to_owned()),
+            Just("\"ping\"".to_owned()),
+            "\"thread:[0-9]{0,25}\"",
+            "\"[ -~]{0,40}\"",
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|n| format!("{n:?}")),
+            Just("null".to_owned()),
+            Just("[]".to_owned()),
+            Just("{}".to_owned()),
+        ];
+        proptest::collection::vec((key, value), 0..4).prop_map(|fields| {
+            let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            format!("{{{}}}", body.join(","))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+            let _ = parse_client_frame(&text);
+        }
+
+        #[test]
+        fn framelike_objects_never_panic(text in framelike()) {
+            if let Err(e) = parse_client_frame(&text) {
+                prop_assert!(!e.code.is_empty() && !e.detail.is_empty());
+            }
+        }
+
+        #[test]
+        fn well_formed_subscriptions_parse(id in 1i64..=i64::MAX, unsubscribe in any::<bool>()) {
+            let op = if unsubscribe { "unsubscribe" } else { "subscribe" };
+            let frame = format!("{{\"op\":\"{op}\",\"topic\":\"thread:{id}\"}}");
+            let parsed = parse_client_frame(&frame);
+            prop_assert!(
+                matches!(
+                    parsed,
+                    Ok(ClientOp::Subscribe(_)) | Ok(ClientOp::Unsubscribe(_))
+                ),
+                "{frame}: {parsed:?}"
+            );
+        }
+    }
+}

@@ -289,3 +289,58 @@ mod tests {
         }
     }
 }
+
+/// Property tests of token parsing: whatever arrives as a bearer token is refused or is a
+/// token we signed, unchanged; never a panic.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn issuer() -> TokenIssuer {
+        TokenIssuer::new(KEY, Duration::from_secs(900))
+    }
+
+    fn user() -> User {
+        User {
+            id: UserId(7),
+            handle: "alice".into(),
+            display_name: "Alice".into(),
+            role: Role::User,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        #[test]
+        fn arbitrary_strings_are_refused(raw in "\\PC{0,300}") {
+            prop_assert!(issuer().verify(&raw).is_err());
+        }
+
+        #[test]
+        fn jwt_shaped_garbage_is_refused(
+            parts in proptest::collection::vec("[A-Za-z0-9_=-]{0,80}", 1..5)
+        ) {
+            prop_assert!(issuer().verify(&parts.join(".")).is_err());
+        }
+
+        #[test]
+        fn a_changed_byte_never_verifies_as_other_claims(at in any::<prop::sample::Index>(), with in b'-'..=b'z') {
+            let issuer = issuer();
+            let token = issuer.issue(&user(), 3).unwrap_or_default();
+            let original = issuer.verify(&token).map(|c| (c.sub, c.jti)).ok();
+            prop_assert!(original.is_some());
+            let mut bytes = token.into_bytes();
+            let i = at.index(bytes.len());
+            bytes[i] = with;
+            let changed = String::from_utf8_lossy(&bytes).into_owned();
+            if let Ok(claims) = issuer.verify(&changed) {
+                prop_assert_eq!(Some((claims.sub, claims.jti)), original);
+            }
+        }
+    }
+}
