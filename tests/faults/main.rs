@@ -7,6 +7,7 @@
 #[path = "../api/helpers.rs"]
 mod helpers;
 
+mod nodes;
 mod private_postgres;
 
 use std::collections::HashMap;
