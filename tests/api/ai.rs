@@ -756,3 +756,66 @@ async fn a_per_day_quota_stops_the_ai_until_it_resets_and_says_so() {
         assert!(metrics.contains(name), "{name} is exported");
     }
 }
+
+#[actix_web::test]
+async fn gemini_down_or_stalling_never_hangs_a_caller_and_the_pool_recovers() {
+    // Gemini is down: nothing listens where the client calls.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let base = format!("--gemini-base-url=http://127.0.0.1:{port}");
+    let key = format!("--gemini-api-key={KEY}");
+    let app = spawn_app_with(&[
+        key.as_str(),
+        base.as_str(),
+        "--ai-retry-base-ms=50",
+        "--ai-max-attempts=2",
+        "--gemini-stall-timeout-secs=1",
+    ])
+    .await;
+    let alice = app.sign_in("alice").await;
+    let (mut ws, _) = app.ws(&alice, None).await;
+    let asked = Instant::now();
+    let id = compose_accepted(&app, &alice, "anyone there?").await;
+    let answer = read_ai(&mut ws, by_request(&id)).await;
+    assert_eq!(answer.end["type"], "ai.error", "{}", answer.end);
+    assert_eq!(answer.end["data"]["code"], "unavailable", "{}", answer.end);
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "an unreachable Gemini is an error within seconds, not a hang: {:?}",
+        asked.elapsed()
+    );
+
+    // Gemini comes back on the same address: the next request is answered.
+    let emulator = emulator::start(
+        EmulatorConfig {
+            api_key: Some(KEY.into()),
+            limits: ROOMY,
+            ..EmulatorConfig::default()
+        },
+        ([127, 0, 0, 1], port).into(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("emulator: {e}"));
+    let id = compose_accepted(&app, &alice, "and now?").await;
+    let answer = read_ai(&mut ws, by_request(&id)).await;
+    assert_eq!(answer.end["type"], "ai.done", "{}", answer.end);
+    assert!(!answer.text().is_empty());
+
+    // Gemini stalls mid-stream: each attempt is cut at the stall timeout, then a clear error.
+    let asked = Instant::now();
+    let id = compose_accepted(&app, &alice, "stall please [[stall]]").await;
+    let answer = read_ai(&mut ws, by_request(&id)).await;
+    assert_eq!(answer.end["type"], "ai.error", "{}", answer.end);
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "two stalled attempts of 1 s each end in an error, not a hang: {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(
+        emulator.control().stats().requests,
+        3,
+        "one answer, two stalled attempts"
+    );
+}
