@@ -49,6 +49,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16)]
     pub database_pool_size: u32,
 
+    /// Milliseconds a read (a request's query, a resume's replay) may take, waiting for a pooled
+    /// connection included, before it fails with 503.
+    #[arg(long, env = "DATABASE_READ_TIMEOUT_MS", default_value_t = 5000)]
+    pub database_read_timeout_ms: u64,
+
     /// Redis URL.
     #[arg(
         long,
@@ -262,6 +267,7 @@ pub struct Settings {
     pub database: tokio_postgres::Config,
     pub database_url_display: String,
     pub database_pool_size: u32,
+    pub read_timeout: Duration,
     pub redis_url: Secret,
     pub redis_display: String,
     pub redis_prefix: String,
@@ -338,6 +344,9 @@ impl Settings {
         })?;
         let (database, database_url_display) = parse_database_url(&args.database.database_url)?;
         let google = google_settings(&args)?;
+        if args.database_read_timeout_ms < 100 {
+            return Err(bad("DATABASE_READ_TIMEOUT_MS", "must be at least 100"));
+        }
         if args.database_pool_size == 0 {
             return Err(bad("DATABASE_POOL_SIZE", "must be at least 1"));
         }
@@ -469,6 +478,7 @@ impl Settings {
             database,
             database_url_display,
             database_pool_size: args.database_pool_size,
+            read_timeout: Duration::from_millis(args.database_read_timeout_ms),
             redis_url: Secret(args.redis_url),
             redis_display,
             redis_prefix: args.redis_prefix,

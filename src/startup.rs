@@ -149,7 +149,7 @@ impl Application {
             max_topics: 100,
             frames_per_second: 20.0,
             frame_burst: 60.0,
-            read_timeout: Duration::from_secs(5),
+            read_timeout: settings.read_timeout,
         });
         let ai = crate::ai::start(
             &settings.ai,

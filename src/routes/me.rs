@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
 use crate::cache;
-use crate::problem::{ApiError, Problem, pool_error, read_error};
+use crate::problem::{ApiError, Problem};
 use crate::routes::body::JsonBody;
 use crate::state::AppState;
 
@@ -29,16 +29,16 @@ pub struct Me {
 }
 
 async fn load(state: &AppState, me: &AuthUser) -> Result<Me, ApiError> {
-    let conn = state.pool.get().await.map_err(pool_error)?;
-    let row = conn
-        .query_opt(
-            "SELECT id, handle, display_name, bio, role, email, followers_count, \
-             following_count, posts_count, created_at FROM users WHERE id = $1",
-            &[&me.id.0],
-        )
-        .await
-        .map_err(read_error)?
-        .ok_or_else(|| ApiError::NotFound("user not found".into()))?;
+    let row = crate::routes::reads::query(
+        state,
+        "SELECT id, handle, display_name, bio, role, email, followers_count, \
+         following_count, posts_count, created_at FROM users WHERE id = $1",
+        &[&me.id.0],
+    )
+    .await?
+    .into_iter()
+    .next()
+    .ok_or_else(|| ApiError::NotFound("user not found".into()))?;
     let field = |e: tokio_postgres::Error| ApiError::Internal(e.into());
     Ok(Me {
         id: row.try_get(0).map_err(field)?,

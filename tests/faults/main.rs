@@ -9,6 +9,8 @@ mod helpers;
 
 mod nodes;
 mod private_postgres;
+mod slow;
+mod slow_proxy;
 
 use std::collections::HashMap;
 use std::sync::Arc;
