@@ -20,12 +20,14 @@ pub async fn query(
         let conn = state.pool.get().await.map_err(pool_error)?;
         conn.query(sql, params).await.map_err(read_error)
     };
-    tokio::time::timeout(deadline, read).await.unwrap_or_else(|_| {
-        Err(ApiError::unavailable(
-            format!("the database did not answer within {deadline:?}"),
-            2,
-        ))
-    })
+    tokio::time::timeout(deadline, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::unavailable(
+                format!("the database did not answer within {deadline:?}"),
+                2,
+            ))
+        })
 }
 
 /// Maps rows, a bad row being our error (500).
