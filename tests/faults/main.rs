@@ -22,6 +22,9 @@ use private_postgres::PrivatePostgres;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
+/// Every attempt: when it was sent, how long its answer took, the status (0: no answer).
+type Attempts = std::sync::Mutex<Vec<(Instant, Duration, u16)>>;
+
 /// One posting client: retries each post with its key until the server acknowledges it.
 async fn post_until_acknowledged(
     http: &reqwest::Client,
@@ -30,10 +33,12 @@ async fn post_until_acknowledged(
     key: &str,
     body: &str,
     server_errors: &AtomicUsize,
+    attempts: &Attempts,
 ) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         assert!(Instant::now() < deadline, "{key} never acknowledged");
+        let sent_at = Instant::now();
         let sent = http
             .post(format!("{url}/api/v1/posts"))
             .bearer_auth(&user.token)
@@ -42,6 +47,11 @@ async fn post_until_acknowledged(
             .timeout(Duration::from_secs(20))
             .send()
             .await;
+        let status = sent.as_ref().map_or(0, |r| r.status().as_u16());
+        attempts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((sent_at, sent_at.elapsed(), status));
         match sent {
             Ok(res) if res.status() == 201 => {
                 let post: Value = res.json().await.unwrap_or_default();
@@ -88,6 +98,7 @@ async fn postgres_killed_mid_write_loses_no_acknowledged_post_and_stores_none_tw
     let acknowledged: Arc<Mutex<HashMap<String, i64>>> = Arc::default();
     let server_errors = Arc::new(AtomicUsize::new(0));
     let started = Arc::new(AtomicUsize::new(0));
+    let attempts: Arc<Attempts> = Arc::default();
     let mut clients = Vec::new();
     for (n, user) in users.iter().cloned().enumerate() {
         let http = app.http.clone();
@@ -95,6 +106,7 @@ async fn postgres_killed_mid_write_loses_no_acknowledged_post_and_stores_none_tw
         let acknowledged = Arc::clone(&acknowledged);
         let server_errors = Arc::clone(&server_errors);
         let started = Arc::clone(&started);
+        let attempts = Arc::clone(&attempts);
         clients.push(actix_rt::spawn(async move {
             for i in 0..POSTS_PER_CLIENT {
                 let key = format!("client-{n}-post-{i}");
@@ -106,6 +118,7 @@ async fn postgres_killed_mid_write_loses_no_acknowledged_post_and_stores_none_tw
                     &key,
                     &format!("post {i} of writer {n}"),
                     &server_errors,
+                    &attempts,
                 )
                 .await;
                 acknowledged.lock().await.insert(key, id);
@@ -147,6 +160,7 @@ async fn postgres_killed_mid_write_loses_no_acknowledged_post_and_stores_none_tw
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let up_again = Instant::now();
     pg.restart().await;
 
     // Ready again by itself.
@@ -162,6 +176,7 @@ async fn postgres_killed_mid_write_loses_no_acknowledged_post_and_stores_none_tw
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let recovered = up_again.elapsed();
     for client in clients {
         client.await.unwrap_or_else(|e| panic!("{e}"));
     }
@@ -192,9 +207,24 @@ async fn postgres_killed_mid_write_loses_no_acknowledged_post_and_stores_none_tw
         CLIENTS * POSTS_PER_CLIENT,
         "nothing stored that was not asked for"
     );
+    // Latency of the answers while PostgreSQL was down, and the time to recover.
+    let mut down: Vec<Duration> = attempts
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .filter(|(at, _, _)| *at >= down_since && *at < up_again)
+        .map(|(_, took, _)| *took)
+        .collect();
+    down.sort();
+    let p99 = down
+        .get((down.len() * 99 / 100).min(down.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default();
     println!(
-        "postgres SIGKILL: {} posts acknowledged, {} stored, 0 lost, 0 duplicated, 0 5xx",
+        "postgres SIGKILL: {} posts acknowledged, {} stored, 0 lost, 0 duplicated, 0 5xx but 503; \
+         while down {} answers, p99 {p99:?}; ready again {recovered:?} after the restart began",
         acknowledged.len(),
-        stored.len()
+        stored.len(),
+        down.len()
     );
 }
