@@ -8,6 +8,10 @@
 //! (only 202 and 429 are correct), and the upstream requests in any sliding minute against the
 //! limit, with the emulator's 429s (there should be none). Throughout: the latency each
 //! streamed delta adds between the emulator sending it and a websocket receiving it.
+//!
+//! Series: `deltas` (each streamed delta and its added latency; `ai.error` answers as errors)
+//! and `compose` (each `POST /ai/compose` and its answer time; statuses other than 202 and
+//! 429 as errors). The progress line follows the deltas.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -22,7 +26,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::client::sign_in;
 use crate::report::{self, Latency};
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Serialize)]
 pub struct Args {
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
@@ -47,9 +51,11 @@ pub struct Args {
     /// The emulator's output pace during the overload phase.
     #[arg(long, default_value_t = 100.0)]
     tokens_per_second: f64,
+    #[command(flatten)]
+    output: report::Output,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Report {
     scenario: &'static str,
     sequential_requests: usize,
@@ -64,6 +70,10 @@ struct Report {
     upstream_limit_per_minute: u32,
     answers_done: u64,
     answers_failed: u64,
+    /// Answers that failed (`ai.error`) and compose requests answered other than 202 or 429.
+    errors: u64,
+    /// `errors` over the compose requests sent (both phases).
+    errors_rate: f64,
 }
 
 fn now_micros() -> u64 {
@@ -107,6 +117,7 @@ async fn set_emulator(
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let mut run = report::Run::start("ai", &args, &args.output, &Report::default())?;
     let http = reqwest::Client::new();
     set_emulator(
         &http,
@@ -126,6 +137,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let seen = Arc::new(Mutex::new(Seen::default()));
     let delta_latency = Arc::new(Mutex::new(report::histogram()));
+    let deltas = run.recorder("deltas");
+    let compose = run.recorder("compose");
+    deltas.set_open(0);
     let (ended_tx, mut ended) = mpsc::unbounded_channel::<String>();
     let ws_base = args.url.replacen("http", "ws", 1);
     for token in &tokens {
@@ -134,8 +148,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .headers_mut()
             .insert("authorization", format!("Bearer {token}").parse()?);
         let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
-        let (seen, delta_latency, ended_tx) =
-            (seen.clone(), delta_latency.clone(), ended_tx.clone());
+        deltas.add_open(1);
+        let (seen, delta_latency, ended_tx, deltas) = (
+            seen.clone(),
+            delta_latency.clone(),
+            ended_tx.clone(),
+            deltas.clone(),
+        );
         tokio::spawn(async move {
             while let Some(Ok(message)) = ws.next().await {
                 let Message::Text(text) = message else {
@@ -152,10 +171,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                         let Some(sent) = data["text"].as_str().and_then(stamp) else {
                             continue;
                         };
-                        let _ = delta_latency
-                            .lock()
-                            .await
-                            .record(arrived.saturating_sub(sent).max(1));
+                        let added = arrived.saturating_sub(sent).max(1);
+                        let _ = delta_latency.lock().await.record(added);
+                        deltas.ok(added);
                         let mut seen = seen.lock().await;
                         seen.deltas += 1;
                         seen.first_chunk.entry(request).or_insert(sent);
@@ -165,25 +183,34 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                         let _ = ended_tx.send(request);
                     }
                     Some("ai.error") => {
+                        deltas.error();
                         seen.lock().await.failed += 1;
                         let _ = ended_tx.send(request);
                     }
                     _ => {}
                 }
             }
+            deltas.add_open(-1);
         });
     }
 
     // Phase 1: one request at a time.
+    let progress = run.progress("ai overhead", "deltas", None, &deltas);
     let mut overhead = report::histogram();
     for n in 0..args.sequential {
         let sent = now_micros();
+        let asked = Instant::now();
         let res = http
             .post(format!("{}/api/v1/ai/compose", args.url))
             .bearer_auth(&tokens[0])
             .json(&serde_json::json!({ "prompt": format!("overhead probe {n}") }))
             .send()
             .await?;
+        if res.status().as_u16() == 202 {
+            compose.ok(report::micros(asked.elapsed()));
+        } else {
+            compose.error();
+        }
         anyhow::ensure!(
             res.status().as_u16() == 202,
             "compose answered {}",
@@ -204,7 +231,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
-    // Phase 2: overload.
+    progress.stop();
+
+    // Phase 2: overload (and 5 s for the granted answers to finish).
+    let progress = run.progress(
+        "ai overload",
+        "deltas",
+        Some(Duration::from_secs(args.seconds + 5)),
+        &deltas,
+    );
     set_emulator(
         &http,
         &args.emulator_url,
@@ -223,18 +258,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for n in 0..total {
         let at = started + interval.mul_f64(n as f64);
         tokio::time::sleep_until(at.into()).await;
-        let (http, url, token) = (
+        let (http, url, token, compose) = (
             http.clone(),
             args.url.clone(),
             tokens[n % tokens.len()].clone(),
+            compose.clone(),
         );
         sends.push(tokio::spawn(async move {
-            http.post(format!("{url}/api/v1/ai/compose"))
+            let asked = Instant::now();
+            let status = http
+                .post(format!("{url}/api/v1/ai/compose"))
                 .bearer_auth(&token)
                 .json(&serde_json::json!({ "prompt": format!("overload {n}") }))
                 .send()
                 .await
-                .map_or(0, |r| r.status().as_u16())
+                .map_or(0, |r| r.status().as_u16());
+            if matches!(status, 202 | 429) {
+                compose.ok(report::micros(asked.elapsed()));
+            } else {
+                compose.error();
+            }
+            status
         }));
     }
     let mut callers: BTreeMap<u16, u64> = BTreeMap::new();
@@ -244,6 +288,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let offered_minutes = started.elapsed().as_secs_f64() / 60.0;
     // Let what was granted finish streaming.
     tokio::time::sleep(Duration::from_secs(5)).await;
+    progress.stop();
     let stats: serde_json::Value = http
         .get(format!("{}/emulator/stats", args.emulator_url))
         .send()
@@ -272,6 +317,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let outcomes = &stats["by_outcome"];
     let count = |name: &str| outcomes[name].as_u64().unwrap_or(0);
     let seen = seen.lock().await;
+    let errors = seen.failed
+        + callers
+            .iter()
+            .filter(|(status, _)| !matches!(status, 202 | 429))
+            .map(|(_, count)| count)
+            .sum::<u64>();
     let report = Report {
         scenario: "ai",
         sequential_requests: args.sequential,
@@ -289,6 +340,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         upstream_limit_per_minute: args.rpm,
         answers_done: seen.done,
         answers_failed: seen.failed,
+        errors,
+        errors_rate: errors as f64 / (args.sequential + total).max(1) as f64,
     };
     println!(
         "ai: pool overhead per request p50 {:.2} ms, p99 {:.2} ms ({} sequential requests)",
@@ -310,8 +363,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         report.upstream_max_in_any_minute,
         report.upstream_429
     );
-    println!("{}", serde_json::to_string(&report)?);
-    Ok(())
+    drop(seen);
+    run.finish(&report)
 }
 
 #[cfg(test)]

@@ -1,10 +1,48 @@
-//! What every scenario does first: sign users in through the dev login.
+//! The client machinery every scenario shares: dev sign-in and follows over HTTP, websockets
+//! (optionally with a tiny receive buffer), the frames the scenarios read, open-loop schedules
+//! with late-send accounting, loss/duplicate/order checks, server samples from
+//! `/health/system` and `/metrics`, CPU time from `/proc`, and a small seeded random source.
+
+use std::collections::HashSet;
+use std::hash::Hash;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use futures_util::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// A websocket over plain TCP (load tests talk to `http://` URLs).
+pub type Socket = WebSocketStream<TcpStream>;
+
+/// A send that started more than this after its scheduled time slipped the schedule.
+pub const LATE_SEND_AFTER: Duration = Duration::from_millis(10);
+
+/// Past this share of late sends a run measured the generator, not the server: it is invalid.
+pub const MAX_LATE_SHARE: f64 = 0.001;
 
 /// An access token for `handle` (the server needs `AUTH_DEV_LOGIN=true` and an auth rate
 /// limit high enough for the run).
 pub async fn sign_in(http: &reqwest::Client, url: &str, handle: &str) -> anyhow::Result<String> {
+    Ok(sign_in_user(http, url, handle).await?.token)
+}
+
+/// A signed-in user: its handle and access token.
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    pub handle: String,
+    pub token: String,
+}
+
+/// Signs `handle` in through the dev login.
+pub async fn sign_in_user(
+    http: &reqwest::Client,
+    url: &str,
+    handle: &str,
+) -> anyhow::Result<SignedIn> {
     let res = http
         .post(format!("{url}/api/v1/auth/dev"))
         .json(&serde_json::json!({ "handle": handle }))
@@ -16,8 +54,626 @@ pub async fn sign_in(http: &reqwest::Client, url: &str, handle: &str) -> anyhow:
         res.status()
     );
     let body: serde_json::Value = res.json().await?;
-    body["access_token"]
+    let token = body["access_token"]
         .as_str()
         .map(str::to_owned)
-        .context("no access_token in the sign-in answer")
+        .context("no access_token in the sign-in answer")?;
+    Ok(SignedIn {
+        handle: handle.to_owned(),
+        token,
+    })
+}
+
+/// Signs every handle in, `concurrency` at a time, in order.
+pub async fn sign_in_all(
+    http: &reqwest::Client,
+    url: &str,
+    handles: Vec<String>,
+    concurrency: usize,
+) -> anyhow::Result<Vec<SignedIn>> {
+    futures_util::stream::iter(handles)
+        .map(|handle| async move { sign_in_user(http, url, &handle).await })
+        .buffered(concurrency.max(1))
+        .try_collect()
+        .await
+}
+
+/// `token`'s user follows `handle` (204 expected).
+pub async fn follow(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    handle: &str,
+) -> anyhow::Result<()> {
+    let res = http
+        .put(format!("{url}/api/v1/users/{handle}/follow"))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        res.status().as_u16() == 204,
+        "follow {handle}: {}",
+        res.status()
+    );
+    Ok(())
+}
+
+/// Every `(token, handle)` follow, `concurrency` at a time.
+pub async fn follow_all(
+    http: &reqwest::Client,
+    url: &str,
+    follows: Vec<(String, String)>,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    futures_util::stream::iter(follows)
+        .map(|(token, handle)| async move { follow(http, url, &token, &handle).await })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// The websocket endpoint of the server at `url`, resuming after `since` when given.
+pub fn ws_endpoint(url: &str, since: Option<i64>) -> String {
+    let base = url.trim_end_matches('/').replacen("http", "ws", 1);
+    match since {
+        Some(since) => format!("{base}/api/v1/ws?since={since}"),
+        None => format!("{base}/api/v1/ws"),
+    }
+}
+
+/// What `hello` said about the resume.
+#[derive(Clone, Debug, Default)]
+pub struct Hello {
+    /// `fresh`, `resumed` or `resync_required`.
+    pub resume_status: String,
+    /// Durable events replayed right after `hello`.
+    pub replayed: u64,
+}
+
+/// Opens an authenticated websocket (with a receive buffer of `recv_buffer` bytes when given,
+/// set before connecting so the advertised window stays small) and reads `hello`.
+pub async fn open_session(
+    url: &str,
+    token: &str,
+    since: Option<i64>,
+    recv_buffer: Option<u32>,
+) -> anyhow::Result<(Socket, Hello)> {
+    let mut request = ws_endpoint(url, since).into_client_request()?;
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    let mut ws = open_socket(request, recv_buffer).await?;
+    let first = tokio::time::timeout(Duration::from_secs(30), ws.next())
+        .await
+        .context("no hello within 30 s")?
+        .context("the socket closed before hello")??;
+    let hello = parse_hello(&first).context("the first frame was not hello")?;
+    Ok((ws, hello))
+}
+
+/// Connects a websocket for `request` over a TCP socket of ours.
+pub async fn open_socket(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    recv_buffer: Option<u32>,
+) -> anyhow::Result<Socket> {
+    let host = request
+        .uri()
+        .host()
+        .context("no host in the URL")?
+        .to_owned();
+    let port = request.uri().port_u16().unwrap_or(80);
+    let target = tokio::net::lookup_host((host.as_str(), port))
+        .await?
+        .next()
+        .with_context(|| format!("{host} resolves to no address"))?;
+    let socket = if target.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(bytes) = recv_buffer {
+        socket.set_recv_buffer_size(bytes)?;
+    }
+    let stream = tokio::time::timeout(Duration::from_secs(10), socket.connect(target))
+        .await
+        .context("connect timed out")??;
+    stream.set_nodelay(true)?;
+    let (ws, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::client_async(request, stream),
+    )
+    .await
+    .context("websocket handshake timed out")??;
+    Ok(ws)
+}
+
+fn parse_hello(message: &Message) -> Option<Hello> {
+    let Message::Text(text) = message else {
+        return None;
+    };
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    if value["type"] != "hello" {
+        return None;
+    }
+    let resume = &value["data"]["resume"];
+    Some(Hello {
+        resume_status: resume["status"].as_str().unwrap_or_default().to_owned(),
+        replayed: resume["replayed"].as_u64().unwrap_or_default(),
+    })
+}
+
+/// The fields of a server frame the scenarios read; the rest is skipped unparsed.
+#[derive(Deserialize)]
+pub struct Frame<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: &'a str,
+    /// The durable event id (absent on ephemeral frames).
+    pub id: Option<i64>,
+    #[serde(borrow)]
+    pub data: Option<FrameData<'a>>,
+}
+
+/// The parts of `data` the scenarios read: a post's id and body.
+#[derive(Deserialize)]
+pub struct FrameData<'a> {
+    pub id: Option<i64>,
+    #[serde(borrow)]
+    pub body: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl Frame<'_> {
+    /// The post id of a `post.created`/`thread.reply` frame.
+    pub fn post_id(&self) -> Option<i64> {
+        self.data.as_ref().and_then(|d| d.id)
+    }
+
+    /// The post's body, or "".
+    pub fn body(&self) -> &str {
+        self.data
+            .as_ref()
+            .and_then(|d| d.body.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// The close code of a close frame (1005, "no status", when it carries none).
+pub fn close_code(message: &Message) -> Option<u16> {
+    match message {
+        Message::Close(Some(frame)) => Some(frame.code.into()),
+        Message::Close(None) => Some(1005),
+        _ => None,
+    }
+}
+
+/// Wall-clock microseconds since the epoch (what goes into post bodies to be read back).
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// An open-loop schedule: send `n` is due at `start + n / rate`, whether or not earlier sends
+/// were answered. Latency is measured from that due time, so a stall is charged to the
+/// server, never hidden by a generator that waited (no coordinated omission).
+#[derive(Clone, Copy, Debug)]
+pub struct Schedule {
+    start: Instant,
+    start_wall_micros: u64,
+    interval: Duration,
+}
+
+/// One send's slot: when it was due and how late it actually started.
+#[derive(Clone, Copy, Debug)]
+pub struct Slot {
+    pub due: Instant,
+    /// `due` on the wall clock, in microseconds (for bodies read back by other tasks).
+    pub due_wall_micros: u64,
+    /// How long after `due` the send started.
+    pub lag: Duration,
+}
+
+impl Schedule {
+    /// `rate` sends a second from `start`, which may be in the past or the future (a rate ≤ 0
+    /// is taken as one send in 1,000 s).
+    pub fn new(start: Instant, rate: f64) -> Self {
+        let (now, wall_now) = (Instant::now(), now_micros());
+        let start_wall_micros = if start >= now {
+            wall_now + micros_u64(start - now)
+        } else {
+            wall_now.saturating_sub(micros_u64(now - start))
+        };
+        Self {
+            start,
+            start_wall_micros,
+            interval: Duration::from_secs_f64(1.0 / rate.max(0.001)),
+        }
+    }
+
+    /// The same rate, shifted by `offset` (so several schedules do not fire together).
+    pub fn shifted(self, offset: Duration) -> Self {
+        Self {
+            start: self.start + offset,
+            start_wall_micros: self.start_wall_micros + micros_u64(offset),
+            ..self
+        }
+    }
+
+    /// Sends due strictly before `elapsed` from the start.
+    pub fn sends_within(&self, elapsed: Duration) -> u64 {
+        (elapsed.as_secs_f64() / self.interval.as_secs_f64()).ceil() as u64
+    }
+
+    /// When send `n` is due.
+    pub fn due(&self, n: u64) -> Instant {
+        self.start + self.interval.mul_f64(n as f64)
+    }
+
+    /// `due` on the wall clock, in microseconds.
+    pub fn wall_micros(&self, due: Instant) -> u64 {
+        self.start_wall_micros + micros_u64(due.saturating_duration_since(self.start))
+    }
+
+    /// Waits for send `n`'s due time (not at all when already past it) and says how late the
+    /// wait ended.
+    pub async fn wait_for(&self, n: u64) -> Slot {
+        let due = self.due(n);
+        tokio::time::sleep_until(due.into()).await;
+        Slot {
+            due,
+            due_wall_micros: self.wall_micros(due),
+            lag: Instant::now().saturating_duration_since(due),
+        }
+    }
+}
+
+fn micros_u64(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Counts sends and those that started late; past [`MAX_LATE_SHARE`] the run is invalid.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LateSends {
+    pub sends: u64,
+    pub late: u64,
+    /// The worst lag seen, in microseconds.
+    pub worst_lag_micros: u64,
+}
+
+impl LateSends {
+    pub fn record(&mut self, lag: Duration) {
+        self.sends += 1;
+        self.worst_lag_micros = self.worst_lag_micros.max(micros_u64(lag));
+        if lag > LATE_SEND_AFTER {
+            self.late += 1;
+        }
+    }
+
+    pub fn merge(&mut self, other: &LateSends) {
+        self.sends += other.sends;
+        self.late += other.late;
+        self.worst_lag_micros = self.worst_lag_micros.max(other.worst_lag_micros);
+    }
+
+    /// The share of sends that started late (0 without sends).
+    pub fn share(&self) -> f64 {
+        if self.sends == 0 {
+            0.0
+        } else {
+            self.late as f64 / self.sends as f64
+        }
+    }
+
+    /// Whether the generator kept its schedule well enough for the run to mean anything.
+    pub fn validity(&self) -> Validity {
+        if self.share() > MAX_LATE_SHARE {
+            Validity {
+                valid: false,
+                invalid_reason: Some(format!(
+                    "{} of {} sends ({:.2}%) started more than {} ms after their scheduled time (limit {:.1}%, worst {:.1} ms): the generator could not keep the schedule, so the latencies measure the client",
+                    self.late,
+                    self.sends,
+                    self.share() * 100.0,
+                    LATE_SEND_AFTER.as_millis(),
+                    MAX_LATE_SHARE * 100.0,
+                    self.worst_lag_micros as f64 / 1000.0
+                )),
+            }
+        } else {
+            Validity {
+                valid: true,
+                invalid_reason: None,
+            }
+        }
+    }
+}
+
+/// Whether a run's figures can be believed, and why not.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Validity {
+    pub valid: bool,
+    pub invalid_reason: Option<String>,
+}
+
+impl Validity {
+    /// Prints the loud line of an invalid run (nothing for a valid one).
+    pub fn shout(&self, scenario: &str) {
+        if let Some(reason) = &self.invalid_reason {
+            println!("{scenario}: *** INVALID RUN *** {reason}");
+        }
+    }
+}
+
+/// What one observation on a stream of durable events was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Observed {
+    /// New, with an id above every id before it.
+    InOrder,
+    /// Seen before (counted as a duplicate, not also as out of order).
+    Duplicate,
+    /// New, but its id is not above the highest id seen before it.
+    OutOfOrder,
+}
+
+/// Checks one recipient's durable events (across reconnects): every event identified by a
+/// `key` (a post, a sequence number) must come once, with ids strictly increasing.
+#[derive(Debug)]
+pub struct StreamCheck<K> {
+    last_id: i64,
+    seen: HashSet<K>,
+    pub deliveries: u64,
+    pub duplicated: u64,
+    pub out_of_order: u64,
+}
+
+impl<K: Eq + Hash> Default for StreamCheck<K> {
+    fn default() -> Self {
+        Self {
+            last_id: i64::MIN,
+            seen: HashSet::new(),
+            deliveries: 0,
+            duplicated: 0,
+            out_of_order: 0,
+        }
+    }
+}
+
+impl<K: Eq + Hash> StreamCheck<K> {
+    pub fn observe(&mut self, id: i64, key: K) -> Observed {
+        self.deliveries += 1;
+        let fresh = self.seen.insert(key);
+        let in_order = id > self.last_id;
+        self.last_id = self.last_id.max(id);
+        if !fresh {
+            self.duplicated += 1;
+            Observed::Duplicate
+        } else if !in_order {
+            self.out_of_order += 1;
+            Observed::OutOfOrder
+        } else {
+            Observed::InOrder
+        }
+    }
+
+    /// The highest durable id seen (the `since` to resume from).
+    pub fn last_id(&self) -> Option<i64> {
+        (self.last_id != i64::MIN).then_some(self.last_id)
+    }
+
+    /// How many of `expected` never came.
+    pub fn missing<'a>(&self, expected: impl IntoIterator<Item = &'a K>) -> u64
+    where
+        K: 'a,
+    {
+        expected
+            .into_iter()
+            .filter(|k| !self.seen.contains(k))
+            .count() as u64
+    }
+}
+
+/// The server's own view of itself from `/health/system`.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct ServerSample {
+    pub rss_bytes: Option<u64>,
+    pub open_files: Option<u64>,
+    pub cpu_seconds: Option<f64>,
+    pub websockets: Option<u64>,
+}
+
+/// Samples `/health/system` (`None` when it does not answer).
+pub async fn sample_server(http: &reqwest::Client, url: &str) -> Option<ServerSample> {
+    let body: serde_json::Value = http
+        .get(format!("{url}/health/system"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    Some(ServerSample {
+        rss_bytes: body["memory"]["process_rss_bytes"].as_u64(),
+        open_files: body["connections"]["open_files"].as_u64(),
+        cpu_seconds: body["cpu"]["process_seconds"].as_f64(),
+        websockets: body["connections"]["websockets"].as_u64(),
+    })
+}
+
+/// The value of an unlabelled counter or gauge `name` in Prometheus text (`None` if absent).
+pub fn prometheus_value(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            (series == name).then(|| value.parse().ok())?
+        })
+}
+
+/// `/metrics` as text (empty when it does not answer).
+pub async fn server_metrics(http: &reqwest::Client, url: &str) -> String {
+    match http.get(format!("{url}/metrics")).send().await {
+        Ok(res) => res.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// CPU seconds (user + system) a process on this machine has used, from `/proc/<pid>/stat`.
+pub fn cpu_seconds_of(pid: u32) -> Option<f64> {
+    cpu_seconds_in(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// CPU seconds this process has used.
+pub fn own_cpu_seconds() -> Option<f64> {
+    cpu_seconds_in(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+fn cpu_seconds_in(stat: &str) -> Option<f64> {
+    // Fields after the command name (which may hold spaces) start after the last ')'; utime
+    // and stime are the 14th and 15th, in clock ticks (100 a second on Linux).
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// A small seeded random source (splitmix64): the same seed, the same run.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next_u64() % n as u64) as usize
+        }
+    }
+
+    /// The index of a weight, chosen in proportion to the weights.
+    pub fn weighted(&mut self, weights: &[u32]) -> usize {
+        let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+        let mut point = self.next_u64() % total.max(1);
+        for (index, &weight) in weights.iter().enumerate() {
+            if point < u64::from(weight) {
+                return index;
+            }
+            point -= u64::from(weight);
+        }
+        weights.len().saturating_sub(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stream_check_tells_duplicates_reordering_and_loss_apart() {
+        let mut check = StreamCheck::<u64>::default();
+        assert_eq!(check.last_id(), None);
+        assert_eq!(check.observe(10, 1), Observed::InOrder);
+        assert_eq!(check.observe(12, 2), Observed::InOrder);
+        // The same post again, whatever its id: a duplicate, not also out of order.
+        assert_eq!(check.observe(12, 2), Observed::Duplicate);
+        assert_eq!(check.observe(9, 1), Observed::Duplicate);
+        // A new post under an id not above the last: out of order.
+        assert_eq!(check.observe(11, 3), Observed::OutOfOrder);
+        assert_eq!(check.observe(13, 4), Observed::InOrder);
+        assert_eq!(check.deliveries, 6);
+        assert_eq!(check.duplicated, 2);
+        assert_eq!(check.out_of_order, 1);
+        assert_eq!(check.last_id(), Some(13));
+        assert_eq!(check.missing(&[1, 2, 3, 4, 5, 6]), 2);
+    }
+
+    #[test]
+    fn a_schedule_is_open_loop_and_late_sends_are_counted() {
+        let start = Instant::now();
+        let schedule = Schedule::new(start, 100.0);
+        assert_eq!(schedule.due(0), start);
+        assert_eq!(schedule.due(100), start + Duration::from_secs(1));
+        assert_eq!(schedule.sends_within(Duration::from_secs(2)), 200);
+        assert_eq!(schedule.sends_within(Duration::from_millis(15)), 2);
+        let wall = schedule.wall_micros(schedule.due(50));
+        assert_eq!(wall - schedule.wall_micros(start), 500_000);
+        let shifted = schedule.shifted(Duration::from_millis(3));
+        assert_eq!(shifted.due(1), start + Duration::from_millis(13));
+
+        let mut late = LateSends::default();
+        for _ in 0..999 {
+            late.record(Duration::from_millis(2));
+        }
+        late.record(Duration::from_millis(11));
+        assert_eq!((late.sends, late.late), (1000, 1));
+        assert!(late.validity().valid, "exactly 0.1% late is still valid");
+        late.record(Duration::from_millis(50));
+        let validity = late.validity();
+        assert!(!validity.valid);
+        assert!(
+            validity
+                .invalid_reason
+                .as_deref()
+                .is_some_and(|r| r.contains("2 of 1001")),
+            "{validity:?}"
+        );
+        assert_eq!(late.worst_lag_micros, 50_000);
+        let mut total = LateSends::default();
+        total.merge(&late);
+        total.merge(&late);
+        assert_eq!((total.sends, total.late), (2002, 4));
+        assert!(LateSends::default().validity().valid);
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_slot_in_the_past_returns_at_once_with_its_lag() {
+        let start = Instant::now() - Duration::from_millis(100);
+        let schedule = Schedule::new(start, 1000.0);
+        let slot = schedule.wait_for(0).await;
+        assert!(slot.lag >= Duration::from_millis(100));
+        let slot = schedule.wait_for(150).await;
+        assert!(slot.lag < Duration::from_millis(10), "{:?}", slot.lag);
+    }
+
+    #[test]
+    fn prometheus_values_and_proc_stat_are_read() {
+        let metrics = "# HELP x y\nx_total 5\nx_total{a=\"b\"} 7\ny 1.5\n";
+        assert_eq!(prometheus_value(metrics, "x_total"), Some(5.0));
+        assert_eq!(prometheus_value(metrics, "y"), Some(1.5));
+        assert_eq!(prometheus_value(metrics, "z"), None);
+        let stat = "42 (a b) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0";
+        assert_eq!(cpu_seconds_in(stat), Some(4.0));
+        assert_eq!(
+            ws_endpoint("http://h:1/", Some(7)),
+            "ws://h:1/api/v1/ws?since=7"
+        );
+        assert_eq!(ws_endpoint("https://h", None), "wss://h/api/v1/ws");
+    }
+
+    #[test]
+    fn the_random_source_is_seeded_and_weighted() {
+        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
+        assert_eq!(a.next_u64(), b.next_u64());
+        let mut counts = [0u32; 3];
+        for _ in 0..10_000 {
+            counts[a.weighted(&[1, 0, 9])] += 1;
+        }
+        assert_eq!(counts[1], 0);
+        assert!((800..1200).contains(&counts[0]), "{counts:?}");
+        assert_eq!(a.below(0), 0);
+        assert!(a.below(3) < 3);
+    }
 }

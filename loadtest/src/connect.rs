@@ -8,12 +8,17 @@
 //! they report. Memory is the server's RSS (from `/proc/<pid>/status`, so `--server-pid` is
 //! needed and the server must run on this machine) before the ramp and once every session is
 //! open and idle.
+//!
+//! Each child also writes a `Tick` line four times a second (the handshakes it finished, with
+//! when, and the failures and drops since the last one); a thread per child reads its stdout
+//! and feeds the `handshakes` series, so the parent shows progress while the children work.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use futures_util::StreamExt;
@@ -24,7 +29,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::client::sign_in;
 use crate::report::{self, Latency};
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Serialize)]
 pub struct Args {
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
@@ -56,6 +61,8 @@ pub struct Args {
     /// Sign-ins running at once.
     #[arg(long, default_value_t = 16)]
     sign_in_concurrency: usize,
+    #[command(flatten)]
+    output: report::Output,
 }
 
 /// What the parent tells a child (one JSON line on stdin).
@@ -67,10 +74,18 @@ pub struct WorkerPlan {
     rate: f64,
 }
 
-/// What a child answers (JSON lines on stdout): `Opened` once its ramp is done, then `Done`.
+/// What a child answers (JSON lines on stdout): `Tick`s every 250 ms when anything happened,
+/// `Opened` once its ramp is done, then `Done`.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "stage")]
 pub enum WorkerReport {
+    /// Since the last tick: handshakes as `[finished at, µs since the Unix epoch; handshake
+    /// µs]`, failed opens, sessions the server dropped.
+    Tick {
+        handshakes: Vec<[u64; 2]>,
+        failed: u64,
+        dropped: u64,
+    },
     Opened {
         handshake_micros: Vec<u64>,
         failures: BTreeMap<String, u64>,
@@ -81,7 +96,7 @@ pub enum WorkerReport {
     },
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Report {
     scenario: &'static str,
     requested: usize,
@@ -104,6 +119,7 @@ pub fn rss_of(pid: u32) -> Option<u64> {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let mut run = report::Run::start("connect", &args, &args.output, &Report::default())?;
     anyhow::ensure!(args.processes >= 1, "--processes must be at least 1");
     anyhow::ensure!(!args.sources.is_empty(), "--sources names no address");
     let http = reqwest::Client::new();
@@ -132,6 +148,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let ws_url = format!("{}/api/v1/ws", args.url.replacen("http", "ws", 1));
     let per_process = args.connections.div_ceil(args.processes);
     let mut children = Vec::new();
+    let handshakes = run.recorder("handshakes");
+    handshakes.set_open(0);
+    // The ramp, then the hold (the 2 s before reading the server's memory are part of it).
+    let planned = Duration::from_secs_f64(args.connections as f64 / args.rate.max(0.001))
+        + Duration::from_secs(args.hold);
+    let progress = run.progress("connect", "handshakes", Some(planned), &handshakes);
     let started = Instant::now();
     for (n, share) in tokens.chunks(per_process.max(1)).enumerate() {
         let plan = WorkerPlan {
@@ -153,48 +175,51 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         drop(stdin);
         children.push(child);
     }
-    // Each child reports `Opened`, then holds; read those lines first.
-    let mut readers: Vec<_> = children
-        .iter_mut()
-        .map(|c| c.stdout.take().map(std::io::BufReader::new))
-        .collect();
-    let mut handshake = report::histogram();
-    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
-    let mut late = 0;
-    for reader in readers.iter_mut().flatten() {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        if let Ok(WorkerReport::Opened {
-            handshake_micros,
-            failures: f,
-            late: l,
-        }) = serde_json::from_str(&line)
-        {
-            for micros in handshake_micros {
-                let _ = handshake.record(micros.max(1));
-            }
-            for (cause, count) in f {
-                *failures.entry(cause).or_default() += count;
-            }
-            late += l;
-        } else {
-            *failures.entry("worker failed".into()).or_default() += per_process as u64;
-        }
+    // A thread per child reads its stdout (so no child waits on a full pipe): ticks go to the
+    // series, the rest comes here.
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    for (n, child) in children.iter_mut().enumerate() {
+        let (stdout, events, handshakes) =
+            (child.stdout.take(), events.clone(), handshakes.clone());
+        std::thread::spawn(move || read_worker(n, stdout, &handshakes, &events));
+    }
+    drop(events);
+    let mut merged = Merged {
+        handshake: report::histogram(),
+        failures: BTreeMap::new(),
+        late: 0,
+        dropped: 0,
+        stages: vec![Stage::Ramping; children.len()],
+        per_process: per_process as u64,
+        series: handshakes.clone(),
+    };
+    // Each child reports `Opened`, then holds.
+    while merged.stages.contains(&Stage::Ramping) {
+        let Some((n, event)) = received.recv().await else {
+            break;
+        };
+        merged.apply(n, event);
     }
     let ramp = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_connected = args.server_pid.and_then(rss_of);
-    let mut dropped = 0;
-    for reader in readers.iter_mut().flatten() {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        if let Ok(WorkerReport::Done { dropped_by_server }) = serde_json::from_str(&line) {
-            dropped += dropped_by_server;
-        }
+    while merged.stages.iter().any(|s| *s != Stage::Over) {
+        let Some((n, event)) = received.recv().await else {
+            break;
+        };
+        merged.apply(n, event);
     }
     for mut child in children {
         let _ = child.wait();
     }
+    progress.stop();
+    let Merged {
+        handshake,
+        failures,
+        late,
+        dropped,
+        ..
+    } = merged;
     let opened = handshake.len() as usize;
     let report = Report {
         scenario: "connect",
@@ -230,7 +255,143 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(kib) = report.kib_per_connection {
         println!("connect: {kib:.1} KiB of server RSS per idle connection");
     }
-    println!("{}", serde_json::to_string(&report)?);
+    run.finish(&report)
+}
+
+/// What a child's stdout said, as its reader thread passes it on.
+enum Event {
+    /// `Opened` or `Done`.
+    Report(WorkerReport),
+    /// A line that is no report.
+    Garbled,
+    /// The end of its stdout.
+    Ended,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Ramping,
+    Holding,
+    Over,
+}
+
+/// Reads child `n`'s lines: `Tick`s into `series`, the rest to `events`.
+fn read_worker(
+    n: usize,
+    stdout: Option<ChildStdout>,
+    series: &report::Recorder,
+    events: &tokio::sync::mpsc::UnboundedSender<(usize, Event)>,
+) {
+    for line in stdout
+        .map(std::io::BufReader::new)
+        .into_iter()
+        .flat_map(BufRead::lines)
+    {
+        let Ok(line) = line else {
+            break;
+        };
+        let event = match serde_json::from_str(&line) {
+            Ok(WorkerReport::Tick {
+                handshakes,
+                failed,
+                dropped,
+            }) => {
+                for [at, micros] in &handshakes {
+                    series.ok_at_unix_micros(*at, *micros);
+                }
+                series.errors(failed);
+                series.add_open(handshakes.len() as i64 - dropped as i64);
+                continue;
+            }
+            Ok(report) => Event::Report(report),
+            Err(_) => Event::Garbled,
+        };
+        let _ = events.send((n, event));
+    }
+    let _ = events.send((n, Event::Ended));
+}
+
+/// What the children reported, merged.
+struct Merged {
+    handshake: hdrhistogram::Histogram<u64>,
+    failures: BTreeMap<String, u64>,
+    late: u64,
+    dropped: u64,
+    stages: Vec<Stage>,
+    per_process: u64,
+    series: report::Recorder,
+}
+
+impl Merged {
+    fn apply(&mut self, n: usize, event: Event) {
+        let ramping = self.stages[n] == Stage::Ramping;
+        match event {
+            Event::Report(WorkerReport::Opened {
+                handshake_micros,
+                failures,
+                late,
+            }) if ramping => {
+                for micros in handshake_micros {
+                    let _ = self.handshake.record(micros.max(1));
+                }
+                for (cause, count) in failures {
+                    *self.failures.entry(cause).or_default() += count;
+                }
+                self.late += late;
+                self.stages[n] = Stage::Holding;
+            }
+            Event::Report(WorkerReport::Done { dropped_by_server }) if !ramping => {
+                self.dropped += dropped_by_server;
+                self.stages[n] = Stage::Over;
+            }
+            // The first report was not `Opened`: the worker failed (as its share).
+            Event::Report(_) | Event::Garbled | Event::Ended if ramping => {
+                *self.failures.entry("worker failed".into()).or_default() += self.per_process;
+                self.series.errors(self.per_process);
+                self.stages[n] = if matches!(event, Event::Ended) {
+                    Stage::Over
+                } else {
+                    Stage::Holding
+                };
+            }
+            Event::Ended => self.stages[n] = Stage::Over,
+            Event::Report(_) | Event::Garbled => {}
+        }
+    }
+}
+
+fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// What a worker saw since its last `Tick`.
+#[derive(Default)]
+struct Tally {
+    handshakes: Vec<[u64; 2]>,
+    failed: u64,
+    dropped: u64,
+}
+
+/// Writes a `Tick` line with what `tally` holds, if anything, and empties it.
+fn tick(tally: &Mutex<Tally>) -> anyhow::Result<()> {
+    let Tally {
+        handshakes,
+        failed,
+        dropped,
+    } = std::mem::take(&mut *tally.lock().unwrap_or_else(PoisonError::into_inner));
+    if handshakes.is_empty() && failed == 0 && dropped == 0 {
+        return Ok(());
+    }
+    let line = serde_json::to_string(&WorkerReport::Tick {
+        handshakes,
+        failed,
+        dropped,
+    })?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
     Ok(())
 }
 
@@ -250,6 +411,17 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let interval = Duration::from_secs_f64(1.0 / plan.rate.max(0.001));
     let started = Instant::now();
     let mut late = 0;
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let ticker = {
+        let tally = tally.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                every.tick().await;
+                let _ = tick(&tally);
+            }
+        })
+    };
     let mut opening = Vec::with_capacity(plan.tokens.len());
     for (n, token) in plan.tokens.into_iter().enumerate() {
         let at = started + interval.mul_f64(n as f64);
@@ -259,8 +431,16 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         } else if now.duration_since(at) > Duration::from_millis(50) {
             late += 1;
         }
-        let (url, source) = (plan.ws_url.clone(), plan.source);
-        opening.push(tokio::spawn(async move { open(&url, source, token).await }));
+        let (url, source, tally) = (plan.ws_url.clone(), plan.source, tally.clone());
+        opening.push(tokio::spawn(async move {
+            let opened = open(&url, source, token).await;
+            let mut tally = tally.lock().unwrap_or_else(PoisonError::into_inner);
+            match &opened {
+                Ok((_, micros)) => tally.handshakes.push([unix_micros(), *micros]),
+                Err(_) => tally.failed += 1,
+            }
+            opened
+        }));
     }
     let mut handshakes = Vec::new();
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
@@ -275,6 +455,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
             Err(_) => *failures.entry("task panicked".into()).or_default() += 1,
         }
     }
+    tick(&tally)?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -292,13 +473,17 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let holders: Vec<_> = sockets
         .into_iter()
         .map(|mut ws| {
+            let tally = tally.clone();
             tokio::spawn(async move {
                 let deadline = tokio::time::Instant::now() + hold;
                 loop {
                     match tokio::time::timeout_at(deadline, ws.next()).await {
                         Err(_) => return false,
                         Ok(Some(Ok(_))) => continue,
-                        Ok(_) => return true,
+                        Ok(_) => {
+                            tally.lock().unwrap_or_else(PoisonError::into_inner).dropped += 1;
+                            return true;
+                        }
                     }
                 }
             })
@@ -310,6 +495,8 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
             dropped += 1;
         }
     }
+    ticker.abort();
+    tick(&tally)?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

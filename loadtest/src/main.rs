@@ -3,11 +3,17 @@
 //! - `writes`: HTTP posts from many concurrent clients, acknowledged/s and latency.
 //! - `writer`: the DbWriter's group commit against one transaction per request through a pool,
 //!   the same work each way, in one run.
-//! - `fanout`: one author, many followers online; deliveries, latency from the scheduled send,
-//!   order, loss, memory per idle connection, CPU per delivery.
+//! - `fanout`: authors (one by default, or groups by audience with `--authors`), many followers
+//!   online; deliveries, latency from the scheduled send, order, loss, late sends, memory per
+//!   idle connection, CPU per delivery.
+//! - `mixed`: a realistic social mix (reads ≈ 10× writes, follows, thread subscriptions,
+//!   reconnects with `since`) for soak runs; per-window server health and p99, and the drift.
+//! - `slow`: followers that stop reading; the server stays bounded and closes them with 1013,
+//!   the other followers' p99 holds and they lose nothing.
 //! - `connect`: ramp N authenticated websockets from several processes and source addresses,
 //!   hold them; handshake latency, failures by cause, server memory per connection.
-//! - `calibrate-server`: a bare actix-web-actors echo server to read those figures against.
+//! - `calibrate-server`: a bare actix-web-actors echo server to read those figures against;
+//!   `calibrate` starts one and drives it with the same websocket client machinery.
 //! - `ai`: the AiPool against the Gemini emulator: its overhead per request, the latency it
 //!   adds to each streamed delta, and the upstream rate under overload against the budget.
 
@@ -16,7 +22,9 @@ mod calibrate;
 mod client;
 mod connect;
 mod fanout;
+mod mixed;
 mod report;
+mod slow;
 mod writer;
 mod writes;
 
@@ -35,8 +43,15 @@ enum Scenario {
     Writes(writes::Args),
     /// The DbWriter against one transaction per request, straight to PostgreSQL.
     Writer(writer::Args),
-    /// One author, many followers online: deliveries, latency, order, memory per connection.
+    /// Authors posting to followers online (`--authors 10:10,all:1`): deliveries, latency,
+    /// loss, order, late sends, memory per connection.
     Fanout(fanout::Args),
+    /// A realistic read/write/reconnect mix for soak runs: per-window server health and p99,
+    /// and their drift.
+    Mixed(mixed::Args),
+    /// Followers that stop reading: the server stays bounded, closes them with 1013, and the
+    /// others do not notice.
+    Slow(slow::Args),
     /// The AiPool against the Gemini emulator: overhead, delta latency, overload.
     Ai(ai::Args),
     /// Many idle websockets: handshake latency, failures, server memory per connection.
@@ -46,6 +61,9 @@ enum Scenario {
     ConnectWorker(connect::WorkerArgs),
     /// A bare actix-web-actors echo server, the floor of `connect`'s figures.
     CalibrateServer(calibrate::Args),
+    /// Websocket clients against a bare echo server started here: round trip, messages/s and
+    /// CPU, what this machine can do at all.
+    Calibrate(calibrate::ClientArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,6 +74,8 @@ fn main() -> anyhow::Result<()> {
         Scenario::Writes(args) => tokio::runtime::Runtime::new()?.block_on(writes::run(args)),
         Scenario::Writer(args) => actix_rt::System::new().block_on(writer::run(args)),
         Scenario::Fanout(args) => tokio::runtime::Runtime::new()?.block_on(fanout::run(args)),
+        Scenario::Mixed(args) => tokio::runtime::Runtime::new()?.block_on(mixed::run(args)),
+        Scenario::Slow(args) => tokio::runtime::Runtime::new()?.block_on(slow::run(args)),
         Scenario::Ai(args) => tokio::runtime::Runtime::new()?.block_on(ai::run(args)),
         Scenario::Connect(args) => tokio::runtime::Runtime::new()?.block_on(connect::run(args)),
         Scenario::ConnectWorker(args) => tokio::runtime::Builder::new_current_thread()
@@ -63,5 +83,8 @@ fn main() -> anyhow::Result<()> {
             .build()?
             .block_on(connect::worker(args)),
         Scenario::CalibrateServer(args) => actix_rt::System::new().block_on(calibrate::serve(args)),
+        Scenario::Calibrate(args) => {
+            tokio::runtime::Runtime::new()?.block_on(calibrate::calibrate(args))
+        }
     }
 }

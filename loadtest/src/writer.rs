@@ -1,6 +1,8 @@
 //! `writer`: the same post-creating work done two ways against one database, in one run —
 //! through the DbWriter (group commit: many commands, one transaction) and as one transaction
-//! per request through a bb8 pool — from the same number of concurrent callers.
+//! per request through a bb8 pool — from the same number of concurrent callers. Each mode has
+//! its progress line and its series (`db_writer`, `transaction_per_request`); the summary's
+//! metrics are `db_writer.*`, `transaction_per_request.*` and `speedup`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +20,7 @@ use tokio_postgres::NoTls;
 
 use crate::report::{self, Latency};
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Serialize)]
 pub struct Args {
     /// A migrated aisocial database (`aisocial migrate`); posts are added to it.
     #[arg(
@@ -26,6 +28,7 @@ pub struct Args {
         env = "DATABASE_URL",
         default_value = "postgres://postgres@127.0.0.1:5432/aisocial_bench"
     )]
+    #[serde(serialize_with = "report::redacted")]
     database_url: String,
     /// Concurrent callers in each mode.
     #[arg(long, default_value_t = 200)]
@@ -36,9 +39,11 @@ pub struct Args {
     /// Pool size for the per-request mode.
     #[arg(long, default_value_t = 64)]
     pool: u32,
+    #[command(flatten)]
+    output: report::Output,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct ModeReport {
     mode: &'static str,
     clients: usize,
@@ -47,6 +52,16 @@ struct ModeReport {
     failed: u64,
     per_second: f64,
     latency: Latency,
+}
+
+/// Both modes, for the summary and the reports (stdout keeps one JSON line per mode).
+#[derive(Serialize, Default)]
+struct Report {
+    scenario: &'static str,
+    db_writer: ModeReport,
+    transaction_per_request: ModeReport,
+    /// The DbWriter's commits per second over one transaction per request's.
+    speedup: f64,
 }
 
 /// Swallows the DbWriter's announcements (there is no broker in this benchmark).
@@ -84,18 +99,37 @@ async fn per_request(
     Ok(())
 }
 
-async fn drive<F, Fut>(mode: &'static str, clients: usize, seconds: u64, call: F) -> ModeReport
+async fn drive<F, Fut>(
+    run: &mut report::Run,
+    mode: &'static str,
+    clients: usize,
+    seconds: u64,
+    call: F,
+) -> ModeReport
 where
     F: Fn(usize, u64) -> Fut + Clone + 'static,
     Fut: std::future::Future<Output = bool> + 'static,
 {
     let committed = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    let series = run.recorder(mode);
+    series.set_open(clients as i64);
+    let progress = run.progress(
+        &format!("writer {mode}"),
+        "commits",
+        Some(Duration::from_secs(seconds)),
+        &series,
+    );
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for n in 0..clients {
-        let (call, committed, failed) = (call.clone(), committed.clone(), failed.clone());
+        let (call, committed, failed, series) = (
+            call.clone(),
+            committed.clone(),
+            failed.clone(),
+            series.clone(),
+        );
         tasks.push(actix_rt::spawn(async move {
             let mut h = report::histogram();
             let mut seq = 0;
@@ -104,9 +138,12 @@ where
                 let t = Instant::now();
                 if call(n, seq).await {
                     committed.fetch_add(1, Ordering::Relaxed);
-                    let _ = h.record(report::micros(t.elapsed()));
+                    let micros = report::micros(t.elapsed());
+                    let _ = h.record(micros);
+                    series.ok(micros);
                 } else {
                     failed.fetch_add(1, Ordering::Relaxed);
+                    series.error();
                 }
             }
             h
@@ -118,6 +155,7 @@ where
             let _ = histogram.add(&h);
         }
     }
+    progress.stop();
     let elapsed = started.elapsed().as_secs_f64();
     let committed = committed.load(Ordering::Relaxed);
     ModeReport {
@@ -132,6 +170,7 @@ where
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let mut run = report::Run::start("writer", &args, &args.output, &Report::default())?;
     let config: tokio_postgres::Config = args.database_url.parse().context("DATABASE_URL")?;
     let pool = bb8::Pool::builder()
         .max_size(args.pool)
@@ -171,23 +210,30 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .start();
     let writer = MeteredAddr::new(writer, DbWriter::meter());
     let writer_authors = authors.clone();
-    let batched = drive("db_writer", args.clients, args.seconds, move |n, seq| {
-        let writer = writer.clone();
-        let author = writer_authors[n];
-        async move {
-            let post = CreatePost {
-                author: UserId(author),
-                body: format!("bench post {n}-{seq}"),
-                reply_to: None,
-                idempotency_key: None,
-            };
-            matches!(writer.send(post).await, Ok(Ok(_)))
-        }
-    })
+    let batched = drive(
+        &mut run,
+        "db_writer",
+        args.clients,
+        args.seconds,
+        move |n, seq| {
+            let writer = writer.clone();
+            let author = writer_authors[n];
+            async move {
+                let post = CreatePost {
+                    author: UserId(author),
+                    body: format!("bench post {n}-{seq}"),
+                    reply_to: None,
+                    idempotency_key: None,
+                };
+                matches!(writer.send(post).await, Ok(Ok(_)))
+            }
+        },
+    )
     .await;
 
     let pool = Arc::new(pool);
     let per_request_report = drive(
+        &mut run,
         "transaction_per_request",
         args.clients,
         args.seconds,
@@ -217,9 +263,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
         println!("{}", serde_json::to_string(r)?);
     }
+    let speedup = batched.per_second / per_request_report.per_second.max(1e-9);
     println!(
-        "writer: the DbWriter committed {:.1}x the posts per second of one transaction per request",
-        batched.per_second / per_request_report.per_second.max(1e-9)
+        "writer: the DbWriter committed {speedup:.1}x the posts per second of one transaction per request"
     );
-    Ok(())
+    run.without_json_line();
+    run.finish(&Report {
+        scenario: "writer",
+        db_writer: batched,
+        transaction_per_request: per_request_report,
+        speedup,
+    })
 }

@@ -1,6 +1,7 @@
 //! `writes`: many clients post through the HTTP API as fast as they are answered (closed loop),
 //! or at a fixed total rate (open loop, latency measured from each request's scheduled time so
-//! a stall is not hidden). Reports acknowledged posts per second and latency percentiles.
+//! a stall is not hidden). Reports acknowledged posts per second and latency percentiles,
+//! with a progress line, a summary with `--threshold`s, and `--json` / `--html` reports.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +13,7 @@ use tokio::sync::Mutex;
 use crate::client::sign_in;
 use crate::report::{self, Latency};
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Serialize)]
 pub struct Args {
     /// The node's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -29,9 +30,11 @@ pub struct Args {
     /// Send an Idempotency-Key with each post.
     #[arg(long)]
     idempotency: bool,
+    #[command(flatten)]
+    output: report::Output,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Report {
     scenario: &'static str,
     clients: usize,
@@ -44,6 +47,7 @@ struct Report {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let mut run = report::Run::start("writes", &args, &args.output, &Report::default())?;
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let mut tokens = Vec::with_capacity(args.clients);
     let http = reqwest::Client::builder()
@@ -56,6 +60,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let acknowledged = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let late = Arc::new(AtomicU64::new(0));
+    let posts = run.recorder("posts");
+    posts.set_open(args.clients as i64);
+    let progress = run.progress(
+        "writes",
+        "posts",
+        Some(Duration::from_secs(args.seconds)),
+        &posts,
+    );
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
     let per_client_interval = args
@@ -64,11 +76,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for (n, token) in tokens.into_iter().enumerate() {
         let (http, url) = (http.clone(), args.url.clone());
-        let (histogram, acknowledged, failed, late) = (
+        let (histogram, acknowledged, failed, late, posts) = (
             histogram.clone(),
             acknowledged.clone(),
             failed.clone(),
             late.clone(),
+            posts.clone(),
         );
         let idempotency = args.idempotency;
         let clients = args.clients;
@@ -107,10 +120,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 match req.send().await {
                     Ok(res) if res.status().as_u16() == 201 => {
                         acknowledged.fetch_add(1, Ordering::Relaxed);
-                        let _ = local.record(report::micros(send_at.elapsed()));
+                        let micros = report::micros(send_at.elapsed());
+                        let _ = local.record(micros);
+                        posts.ok(micros);
                     }
                     _ => {
                         failed.fetch_add(1, Ordering::Relaxed);
+                        posts.error();
                     }
                 }
             }
@@ -120,6 +136,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for task in tasks {
         let _ = task.await;
     }
+    progress.stop();
     let elapsed = started.elapsed().as_secs_f64();
     let acknowledged = acknowledged.load(Ordering::Relaxed);
     let histogram = histogram.lock().await;
@@ -144,6 +161,5 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         report.latency.p99_ms,
         report.latency.max_ms
     );
-    println!("{}", serde_json::to_string(&report)?);
-    Ok(())
+    run.finish(&report)
 }
