@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # OpenAPI-driven fuzzing: runs schemathesis (from PyPI) against /api/v1/openapi.json of a
-# release server this script starts (dev login on, limits raised) and stops. Every check on.
+# release server this script starts (dev login on, the fuzzer an admin so the admin routes are
+# fuzzed too, limits raised) and stops. Every check on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
@@ -8,7 +9,7 @@ command -v st >/dev/null 2>&1 || python3 -m pip install -q schemathesis
 cargo build --release --quiet --bin aisocial
 run=$(date +%s)
 db="aisocial_schemathesis_$run"
-AUTH_DEV_LOGIN=true AISOCIAL_BIND=127.0.0.1:18082 \
+AUTH_DEV_LOGIN=true ADMIN_HANDLES=fuzzer AISOCIAL_BIND=127.0.0.1:18082 \
   DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" REDIS_PREFIX="aisocial-st:$run:" \
   RATE_LIMIT_USER_PER_MIN=1000000 RATE_LIMIT_IP_PER_MIN=1000000 RATE_LIMIT_AUTH_PER_MIN=100000 \
   RUST_LOG=warn ./target/release/aisocial serve &

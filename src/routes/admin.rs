@@ -58,7 +58,8 @@ pub struct AuditEntry {
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditFilter {
-    /// Only entries with this action (letters and underscores, at most 64).
+    /// Only entries with this action (lowercase letters and underscores, at most 64).
+    #[param(pattern = "^[a-z_]{1,64}$", min_length = 1, max_length = 64)]
     action: Option<String>,
 }
 

@@ -139,14 +139,22 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
-/// A text field that must be 1 to `max` characters after trimming, without NUL: the trimmed
-/// text, or a 422 naming `field` and calling the value `noun` ("a post", "a prompt").
+/// A text field that must be 1 to `max` characters after trimming, and at most `max` as sent
+/// (the documented `maxLength`, which a schema cannot state "after trimming"), without NUL: the
+/// trimmed text, or a 422 naming `field` and calling the value `noun` ("a post", "a prompt").
 pub fn trimmed_text<'a>(
     field: &str,
     noun: &str,
     raw: &'a str,
     max: usize,
 ) -> Result<&'a str, ApiError> {
+    let sent = raw.chars().count();
+    if sent > max {
+        return Err(ApiError::validation(
+            field,
+            format!("{noun} is at most {max} characters (this one has {sent})"),
+        ));
+    }
     let text = raw.trim();
     let chars = text.chars().count();
     if chars == 0 || chars > max {
@@ -207,5 +215,20 @@ mod tests {
         check("", ("invalid_json", None));
         check("[1]", ("validation_failed", None));
         check(" [null, null]", ("validation_failed", None));
+    }
+
+    #[test]
+    fn text_is_trimmed_and_bounded_as_sent_and_after_trimming() {
+        assert_eq!(
+            trimmed_text("body", "a post", "  hi \n", 10).ok(),
+            Some("hi")
+        );
+        assert!(trimmed_text("body", "a post", "   ", 10).is_err());
+        assert!(trimmed_text("body", "a post", &"é".repeat(10), 10).is_ok());
+        assert!(
+            trimmed_text("body", "a post", &format!("{} ", "é".repeat(10)), 10).is_err(),
+            "the documented maxLength holds for the text as sent"
+        );
+        assert!(trimmed_text("body", "a post", "a\0b", 10).is_err());
     }
 }
