@@ -187,6 +187,26 @@ async fn spawn_node(db_name: String, redis_prefix: String, extra: &[&str]) -> Te
     }
 }
 
+/// The upgrade request for `/api/v1/ws` on `address` (`host:port`) as the bearer of `token`,
+/// resuming after `since`.
+pub fn ws_request(
+    address: &str,
+    token: &str,
+    since: Option<i64>,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let since = since.map(|s| format!("?since={s}")).unwrap_or_default();
+    let mut request = format!("ws://{address}/api/v1/ws{since}")
+        .into_client_request()
+        .unwrap_or_else(|e| panic!("{e}"));
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}")
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    request
+}
+
 /// A signed-in user.
 #[derive(Clone, Debug)]
 pub struct TestUser {
@@ -277,19 +297,32 @@ impl TestApp {
         user: &TestUser,
         since: Option<i64>,
     ) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
-        let mut url = format!("ws://127.0.0.1:{}/api/v1/ws", self.port);
-        if let Some(since) = since {
-            url.push_str(&format!("?since={since}"));
-        }
-        let mut request = url.into_client_request()?;
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {}", user.token)
-                .parse()
-                .unwrap_or_else(|e| panic!("{e}")),
-        );
+        let request = ws_request(&format!("127.0.0.1:{}", self.port), &user.token, since);
         let (stream, _) = tokio_tungstenite::connect_async(request).await?;
         Ok(WsClient { stream })
+    }
+
+    /// A websocket that reads nothing after `hello`, through a 4 KiB receive window: a client
+    /// that stops reading.
+    pub async fn stalled_ws(&self, user: &TestUser) -> WsClient {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
+        socket
+            .set_recv_buffer_size(4096)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let address = format!("127.0.0.1:{}", self.port);
+        let stream = socket
+            .connect(address.parse().unwrap_or_else(|e| panic!("{e}")))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (stream, _) = tokio_tungstenite::client_async(
+            ws_request(&address, &user.token, None),
+            MaybeTlsStream::Plain(stream),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut client = WsClient { stream };
+        assert_eq!(client.next_json().await["type"], "hello");
+        client
     }
 
     pub async fn db(&self) -> tokio_postgres::Client {

@@ -219,33 +219,7 @@ async fn a_client_that_stops_reading_is_closed_with_1013_and_loses_nothing() {
     app.follow(&fast_user, "alice").await;
 
     // The slow client has a tiny receive window and stops reading after hello.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
-    socket
-        .set_recv_buffer_size(4096)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stream = socket
-        .connect(
-            format!("127.0.0.1:{}", app.port)
-                .parse()
-                .unwrap_or_else(|e| panic!("{e}")),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut request = format!("ws://127.0.0.1:{}/api/v1/ws", app.port)
-        .into_client_request()
-        .unwrap_or_else(|e| panic!("{e}"));
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {}", slow_user.token)
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}")),
-    );
-    let (stream, _) =
-        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    let mut slow = crate::helpers::WsClient { stream };
-    assert_eq!(slow.next_json().await["type"], "hello");
+    let mut slow = app.stalled_ws(&slow_user).await;
 
     // The fast client keeps reading on its own task.
     let (mut fast, _) = app.ws(&fast_user, None).await;
@@ -361,21 +335,11 @@ async fn ten_thousand_connect_disconnect_cycles_leave_nothing_behind() {
     for n in 0..20 {
         tokens.push(server.sign_in(&format!("churn_{n}")).await);
     }
-    let url = format!("ws://{}/api/v1/ws", server.address);
     let cycle = |token: String, rounds: usize| {
-        let url = url.clone();
+        let address = server.address.clone();
         async move {
             for _ in 0..rounds {
-                let mut request = url
-                    .as_str()
-                    .into_client_request()
-                    .unwrap_or_else(|e| panic!("{e}"));
-                request.headers_mut().insert(
-                    "authorization",
-                    format!("Bearer {token}")
-                        .parse()
-                        .unwrap_or_else(|e| panic!("{e}")),
-                );
+                let request = crate::helpers::ws_request(&address, &token, None);
                 let (stream, _) = tokio_tungstenite::connect_async(request)
                     .await
                     .unwrap_or_else(|e| panic!("{e}"));

@@ -9,9 +9,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::{PG_BASE, ServerProcess, unique_name};
+use crate::helpers::{PG_BASE, ServerProcess, unique_name, ws_request};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -33,34 +32,8 @@ async fn node(deployment: &str) -> ServerProcess {
     .await
 }
 
-async fn sign_in(address: &str, handle: &str) -> String {
-    let body: Value = reqwest::Client::new()
-        .post(format!("http://{address}/api/v1/auth/dev"))
-        .json(&serde_json::json!({ "handle": handle }))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_default();
-    body["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no token: {body}"))
-        .to_owned()
-}
-
 async fn open(address: &str, token: &str, since: Option<i64>) -> Socket {
-    let since = since.map(|s| format!("?since={s}")).unwrap_or_default();
-    let mut request = format!("ws://{address}/api/v1/ws{since}")
-        .into_client_request()
-        .unwrap_or_else(|e| panic!("{e}"));
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}")
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}")),
-    );
-    let (socket, _) = tokio_tungstenite::connect_async(request)
+    let (socket, _) = tokio_tungstenite::connect_async(ws_request(address, token, since))
         .await
         .unwrap_or_else(|e| panic!("websocket to {address}: {e}"));
     socket
@@ -119,20 +92,7 @@ fn follower(
         let mut since = None;
         loop {
             let address = nodes.lock().await.last().cloned().unwrap_or_default();
-            let mut request = format!(
-                "ws://{address}/api/v1/ws{}",
-                since
-                    .map(|s: i64| format!("?since={s}"))
-                    .unwrap_or_default()
-            )
-            .into_client_request()
-            .unwrap_or_else(|e| panic!("{e}"));
-            request.headers_mut().insert(
-                "authorization",
-                format!("Bearer {token}")
-                    .parse()
-                    .unwrap_or_else(|e| panic!("{e}")),
-            );
+            let request = ws_request(&address, &token, since);
             let Ok((mut socket, _)) = tokio_tungstenite::connect_async(request).await else {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
@@ -207,8 +167,8 @@ async fn a_node_killed_with_sigkill_its_followers_resume_on_another_with_nothing
     let deployment = format!("aisocial_test_{}", unique_name());
     let mut doomed = node(&deployment).await;
     let survivor = node(&deployment).await;
-    let author = sign_in(&survivor.address, "author").await;
-    let follower_token = sign_in(&doomed.address, "follower").await;
+    let author = survivor.sign_in("author").await;
+    let follower_token = doomed.sign_in("follower").await;
     let http = reqwest::Client::new();
     let followed = http
         .put(format!(
@@ -279,7 +239,7 @@ async fn a_rolling_restart_under_load_loses_nothing_and_closes_every_socket_with
     let deployment = format!("aisocial_test_{}", unique_name());
     let mut first = node(&deployment).await;
     let mut second = node(&deployment).await;
-    let author = sign_in(&first.address, "author").await;
+    let author = first.sign_in("author").await;
     let http = reqwest::Client::new();
     let nodes = Arc::new(Mutex::new(vec![
         first.address.clone(),
@@ -287,7 +247,7 @@ async fn a_rolling_restart_under_load_loses_nothing_and_closes_every_socket_with
     ]));
     let mut followers = Vec::new();
     for n in 0..4 {
-        let token = sign_in(&first.address, &format!("follower_{n}")).await;
+        let token = first.sign_in(&format!("follower_{n}")).await;
         let res = http
             .put(format!(
                 "http://{}/api/v1/users/author/follow",

@@ -9,10 +9,9 @@ mod helpers;
 
 use std::time::{Duration, Instant};
 
-use helpers::{TestApp, WsClient, WsEvent, spawn_app_with};
+use helpers::{TestApp, WsEvent, spawn_app_with};
 use serde_json::Value;
 use tokio::sync::Mutex;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// One test at a time: the meters are the process's.
 static SERIAL: Mutex<()> = Mutex::const_new(());
@@ -194,38 +193,6 @@ async fn handled_counts_equal_the_messages_sent_and_every_metric_is_named() {
     assert_eq!(kind(&closes, "session")["actors"], 0, "{closes}");
 }
 
-/// A websocket client with a 4 KiB receive window that reads nothing after `hello`.
-async fn stalled_client(app: &TestApp, token: &str) -> WsClient {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
-    socket
-        .set_recv_buffer_size(4096)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stream = socket
-        .connect(
-            format!("127.0.0.1:{}", app.port)
-                .parse()
-                .unwrap_or_else(|e| panic!("{e}")),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut request = format!("ws://127.0.0.1:{}/api/v1/ws", app.port)
-        .into_client_request()
-        .unwrap_or_else(|e| panic!("{e}"));
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}")
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}")),
-    );
-    let (stream, _) =
-        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    let mut client = WsClient { stream };
-    assert_eq!(client.next_json().await["type"], "hello");
-    client
-}
-
 #[actix_web::test]
 async fn a_stalled_consumer_shows_as_a_deep_old_mailbox_and_recovers() {
     let _serial = SERIAL.lock().await;
@@ -240,7 +207,7 @@ async fn a_stalled_consumer_shows_as_a_deep_old_mailbox_and_recovers() {
     let ann = app.sign_in("ann").await;
     let slow = app.sign_in("slowpoke").await;
     app.follow(&slow, "ann").await;
-    let mut stalled = stalled_client(&app, &slow.token).await;
+    let mut stalled = app.stalled_ws(&slow).await;
 
     // Posts until the session cannot write and its mailbox fills.
     let body = "x".repeat(900);
