@@ -2,38 +2,12 @@
 // and live updates over one websocket. Vanilla JS, no dependencies. Every piece of user data
 // reaches the page through textContent, never as HTML.
 
-const SESSION_KEY = 'aisocial.session';
+import { SESSION_KEY, clearSession, loadSession, refreshSession, saveSession } from '/static/session.js';
+
 const MAX_POST_CHARS = 1000;
 const CALLBACK_PATH = '/api/v1/auth/google/callback';
 
 const $ = (id) => document.getElementById(id);
-
-// ---------------------------------------------------------------------------------------------
-// Session storage (shared with the dashboard page through the same key).
-
-function loadSession() {
-  try {
-    const session = JSON.parse(localStorage.getItem(SESSION_KEY) || 'null');
-    if (session && typeof session.access_token === 'string' && session.user) return session;
-  } catch (_) {
-    // A damaged entry counts as no session.
-  }
-  return null;
-}
-
-function saveSession(pair) {
-  const session = {
-    access_token: pair.access_token,
-    refresh_token: pair.refresh_token,
-    user: pair.user,
-  };
-  localStorage.setItem(SESSION_KEY, JSON.stringify(session));
-  return session;
-}
-
-function clearSession() {
-  localStorage.removeItem(SESSION_KEY);
-}
 
 // ---------------------------------------------------------------------------------------------
 // The API: bearer token, one refresh on 401, problem documents as errors.
@@ -57,35 +31,6 @@ class ApiError extends Error {
     }
     return text;
   }
-}
-
-let refreshing = null;
-
-/** Rotates the pair once for everyone waiting; resolves to the new session or null. */
-function refreshSession(failedToken) {
-  if (refreshing) return refreshing;
-  refreshing = (async () => {
-    const current = loadSession();
-    if (!current) return null;
-    // Another tab (or the dashboard) may have rotated the pair already.
-    if (current.access_token !== failedToken) return current;
-    try {
-      const res = await fetch('/api/v1/auth/refresh', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-        body: JSON.stringify({ refresh_token: current.refresh_token }),
-        cache: 'no-store',
-      });
-      if (!res.ok) return null;
-      return saveSession(await res.json());
-    } catch (_) {
-      return null;
-    }
-  })();
-  refreshing.finally(() => {
-    refreshing = null;
-  });
-  return refreshing;
 }
 
 async function readBody(res) {

@@ -2,55 +2,12 @@
 // try-it page keeps in localStorage) and draws the last two minutes.
 
 import { LineChart, compact } from '/static/chart.js';
+import { SESSION_KEY, loadSession, refreshSession } from '/static/session.js';
 
-const SESSION_KEY = 'aisocial.session';
 const POLL_MS = 1000;
 const POLL_TIMEOUT_MS = 4000;
 
 const $ = (id) => document.getElementById(id);
-
-// ---------------------------------------------------------------------------------------------
-// The token (same storage and refresh rule as the try-it page).
-
-function loadSession() {
-  try {
-    const session = JSON.parse(localStorage.getItem(SESSION_KEY) || 'null');
-    if (session && typeof session.access_token === 'string') return session;
-  } catch (_) {
-    // A damaged entry counts as no session.
-  }
-  return null;
-}
-
-let refreshing = null;
-
-function refreshSession(failedToken) {
-  if (refreshing) return refreshing;
-  refreshing = (async () => {
-    const current = loadSession();
-    if (!current) return null;
-    if (current.access_token !== failedToken) return current; // rotated by the other page
-    try {
-      const res = await fetch('/api/v1/auth/refresh', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-        body: JSON.stringify({ refresh_token: current.refresh_token }),
-        cache: 'no-store',
-      });
-      if (!res.ok) return null;
-      const pair = await res.json();
-      const session = { access_token: pair.access_token, refresh_token: pair.refresh_token, user: pair.user };
-      localStorage.setItem(SESSION_KEY, JSON.stringify(session));
-      return session;
-    } catch (_) {
-      return null;
-    }
-  })();
-  refreshing.finally(() => {
-    refreshing = null;
-  });
-  return refreshing;
-}
 
 class PollError extends Error {
   constructor(status, detail) {

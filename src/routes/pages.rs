@@ -1,6 +1,7 @@
 //! The bundled web pages: the try-it client at `/` and the operator dashboard at
-//! `/admin/dashboard`, with their scripts and style under `/static/`. The files live in `web/`
-//! and are compiled into the binary, so nothing needs building or installing to serve them.
+//! `/admin/dashboard`, with their scripts (`session.js` shared by both) and style under
+//! `/static/`. The files live in `web/` and are compiled into the binary, so nothing needs
+//! building or installing to serve them.
 //! The pages themselves hold no data; what they show comes from the API with the signed-in
 //! user's token (the dashboard's data from `/admin/live`, admins only).
 
@@ -40,6 +41,11 @@ const STATIC: &[Asset] = &[
         name: "dashboard.js",
         content_type: JS,
         body: include_str!("../../web/dashboard.js"),
+    },
+    Asset {
+        name: "session.js",
+        content_type: JS,
+        body: include_str!("../../web/session.js"),
     },
     Asset {
         name: "chart.js",
@@ -97,7 +103,7 @@ pub async fn dashboard() -> HttpResponse {
     path = "/static/{file}",
     tag = "pages",
     summary = "A script or style of the bundled pages",
-    params(("file" = String, Path, description = "app.js, dashboard.js, chart.js or style.css")),
+    params(("file" = String, Path, description = "app.js, dashboard.js, session.js, chart.js or style.css")),
     responses((status = 200, description = "the file"), (status = 404, description = "no such file", body = crate::problem::Problem, content_type = "application/problem+json"))
 )]
 pub async fn asset(file: web::Path<String>) -> Result<HttpResponse, ApiError> {

@@ -345,6 +345,7 @@ async fn the_pages_are_served_with_a_strict_policy_and_unknown_files_are_404() {
         ("/static/app.js", "text/javascript"),
         ("/static/dashboard.js", "text/javascript"),
         ("/static/chart.js", "text/javascript"),
+        ("/static/session.js", "text/javascript"),
         ("/static/style.css", "text/css"),
     ] {
         let res = app

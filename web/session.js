@@ -1,0 +1,61 @@
+// The signed-in session, shared by the try-it page and the dashboard through one localStorage
+// key: load, save, clear, and one refresh of the token pair for every caller waiting on a 401.
+
+export const SESSION_KEY = 'aisocial.session';
+
+/** The stored session, or null (a damaged entry counts as none). */
+export function loadSession() {
+  try {
+    const session = JSON.parse(localStorage.getItem(SESSION_KEY) || 'null');
+    if (session && typeof session.access_token === 'string' && session.user) return session;
+  } catch (_) {
+    // A damaged entry counts as no session.
+  }
+  return null;
+}
+
+export function saveSession(pair) {
+  const session = {
+    access_token: pair.access_token,
+    refresh_token: pair.refresh_token,
+    user: pair.user,
+  };
+  localStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  return session;
+}
+
+export function clearSession() {
+  localStorage.removeItem(SESSION_KEY);
+}
+
+let refreshing = null;
+
+/**
+ * Rotates the pair once for everyone waiting; resolves to the new session or null. Two
+ * refreshes with the same refresh token would count as reuse and revoke the session, so a
+ * pair another page already rotated is taken as it is.
+ */
+export function refreshSession(failedToken) {
+  if (refreshing) return refreshing;
+  refreshing = (async () => {
+    const current = loadSession();
+    if (!current) return null;
+    if (current.access_token !== failedToken) return current;
+    try {
+      const res = await fetch('/api/v1/auth/refresh', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify({ refresh_token: current.refresh_token }),
+        cache: 'no-store',
+      });
+      if (!res.ok) return null;
+      return saveSession(await res.json());
+    } catch (_) {
+      return null;
+    }
+  })();
+  refreshing.finally(() => {
+    refreshing = null;
+  });
+  return refreshing;
+}
