@@ -160,7 +160,7 @@ const state = {
   me: null, // {id, handle, display_name, role}
   posts: new Map(), // post id → post (what the page knows, any list)
   nextCursor: null,
-  liked: new Set(), // post ids liked from this browser (the API has no "liked by me")
+  liked: new Set(), // post ids I like, as the API's `liked_by_me` says (and my own clicks)
   following: new Set(), // handles I follow
   notifications: [],
   lastSeenNotification: 0,
@@ -174,19 +174,6 @@ function userKey(name) {
   return `aisocial.${name}.${state.me ? state.me.id : 'anon'}`;
 }
 
-function loadLikes() {
-  try {
-    state.liked = new Set(JSON.parse(localStorage.getItem(userKey('likes')) || '[]'));
-  } catch (_) {
-    state.liked = new Set();
-  }
-}
-
-function saveLikes() {
-  // Keep the newest few hundred; the list only decides how the button looks.
-  const ids = [...state.liked].sort((a, b) => b - a).slice(0, 500);
-  localStorage.setItem(userKey('likes'), JSON.stringify(ids));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Sign-in and sign-out.
@@ -304,7 +291,7 @@ async function enterApp() {
   const session = loadSession();
   if (!session) return leaveApp();
   state.me = session.user;
-  loadLikes();
+  state.liked = new Set();
   state.lastSeenNotification = Number(localStorage.getItem(userKey('seen')) || 0);
   hide($('signin-panel'));
   hide($('signin-error'));
@@ -329,6 +316,9 @@ function postElements(id) {
 
 function remember(post) {
   state.posts.set(post.id, post);
+  // Reads say whether I like a post; live frames (the same for every reader) do not.
+  if (post.liked_by_me === true) state.liked.add(post.id);
+  else if (post.liked_by_me === false) state.liked.delete(post.id);
   return post;
 }
 
@@ -475,7 +465,6 @@ async function toggleLike(node, id) {
     await api(liked ? 'DELETE' : 'PUT', `/api/v1/posts/${id}/like`);
     if (liked) state.liked.delete(id);
     else state.liked.add(id);
-    saveLikes();
     for (const other of postElements(id)) {
       const b = other.querySelector(':scope > .post-actions .like-button');
       b.classList.toggle('liked', !liked);

@@ -17,7 +17,7 @@ use crate::cursor::Page;
 use crate::cursor::{Order, PageQuery};
 use crate::problem::{ApiError, Problem};
 use crate::routes::body::{JsonBody, trimmed_text};
-use crate::routes::reads::{post_page, query, rows_to};
+use crate::routes::reads::{PostView, post_page, query, rows_to, views_of};
 use crate::state::AppState;
 
 pub const MAX_BODY_CHARS: usize = 1000;
@@ -147,16 +147,21 @@ async fn load_post(state: &AppState, id: PostId) -> Result<Post, ApiError> {
     tag = "posts",
     summary = "One post",
     params(("id" = i64, Path, description = "a post id")),
-    responses((status = 200, body = Post), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = PostView), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
 pub async fn get_post(
     state: web::Data<AppState>,
-    _me: AuthUser,
+    me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_post(&path)?;
-    Ok(HttpResponse::Ok().json(load_post(&state, id).await?))
+    let post = load_post(&state, id).await?;
+    let view = views_of(&state, me.id, vec![post])
+        .await?
+        .pop()
+        .ok_or_else(no_post)?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 #[utoipa::path(
@@ -193,19 +198,26 @@ pub async fn delete_post(
     tag = "posts",
     summary = "Direct replies, oldest first",
     params(("id" = i64, Path, description = "a post id"), PageQuery),
-    responses((status = 200, body = Page<Post>), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = Page<PostView>), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
 pub async fn replies(
     state: web::Data<AppState>,
-    _me: AuthUser,
+    me: AuthUser,
     path: web::Path<String>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_post(&path)?;
     let (after, limit) = page.bounds(Order::OldestFirst)?;
     load_post(&state, id).await?;
-    let page = post_page(&state, REPLIES.as_str(), &[&id.0, &after, &limit], limit).await?;
+    let page = post_page(
+        &state,
+        me.id,
+        REPLIES.as_str(),
+        &[&id.0, &after, &limit],
+        limit,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page))
 }
 

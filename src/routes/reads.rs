@@ -1,7 +1,11 @@
 //! Shared read helpers: run a query on the pool and turn its rows into a page.
 
+use std::collections::HashSet;
+
+use aisocial_actors::ids::UserId;
 use aisocial_actors::model::Post;
 use aisocial_actors::store::post_from_row;
+use serde::Serialize;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -41,14 +45,55 @@ pub fn rows_to<T>(
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("reading a row")))
 }
 
-/// A page of posts selected with `POST_COLUMNS` and `LIMIT limit`.
+/// A post as the reader sees it: the post, and whether the reader likes it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PostView {
+    #[serde(flatten)]
+    pub post: Post,
+    /// The caller has liked this post.
+    pub liked_by_me: bool,
+}
+
+/// The posts as `viewer` sees them (one lookup of the viewer's likes for all of them).
+pub async fn views_of(
+    state: &AppState,
+    viewer: UserId,
+    posts: Vec<Post>,
+) -> Result<Vec<PostView>, ApiError> {
+    let liked: HashSet<i64> = if posts.is_empty() {
+        HashSet::new()
+    } else {
+        let ids: Vec<i64> = posts.iter().map(|p| p.id.0).collect();
+        query(
+            state,
+            "SELECT post_id FROM likes WHERE user_id = $1 AND post_id = ANY($2)",
+            &[&viewer.0, &ids],
+        )
+        .await?
+        .iter()
+        .map(|row| row.try_get::<_, i64>(0))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("reading likes")))?
+    };
+    Ok(posts
+        .into_iter()
+        .map(|post| PostView {
+            liked_by_me: liked.contains(&post.id.0),
+            post,
+        })
+        .collect())
+}
+
+/// A page of posts selected with `POST_COLUMNS` and `LIMIT limit`, as `viewer` sees them.
 pub async fn post_page(
     state: &AppState,
+    viewer: UserId,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
     limit: i64,
-) -> Result<Page<Post>, ApiError> {
+) -> Result<Page<PostView>, ApiError> {
     let rows = query(state, sql, params).await?;
-    let items = rows_to(&rows, post_from_row)?;
-    Ok(Page::new(items, limit, |p| p.id.0))
+    let posts = rows_to(&rows, post_from_row)?;
+    let items = views_of(state, viewer, posts).await?;
+    Ok(Page::new(items, limit, |v| v.post.id.0))
 }

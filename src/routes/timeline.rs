@@ -9,9 +9,8 @@ use crate::auth::AuthUser;
 use crate::cursor::Page;
 use crate::cursor::{Order, PageQuery};
 use crate::problem::{ApiError, Problem};
-use crate::routes::reads::post_page;
+use crate::routes::reads::{PostView, post_page};
 use crate::state::AppState;
-use aisocial_actors::model::Post;
 
 /// Each followee's newest posts come from `posts_author_idx`; the union is cut to one page.
 static HOME: LazyLock<String> = LazyLock::new(|| {
@@ -30,7 +29,7 @@ static HOME: LazyLock<String> = LazyLock::new(|| {
     tag = "posts",
     summary = "Own and followees' posts, newest first",
     params(PageQuery),
-    responses((status = 200, body = Page<Post>), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = Page<PostView>), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
 pub async fn home_timeline(
@@ -39,6 +38,13 @@ pub async fn home_timeline(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (before, limit) = query.bounds(Order::NewestFirst)?;
-    let page = post_page(&state, HOME.as_str(), &[&me.id.0, &before, &limit], limit).await?;
+    let page = post_page(
+        &state,
+        me.id,
+        HOME.as_str(),
+        &[&me.id.0, &before, &limit],
+        limit,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page))
 }

@@ -14,9 +14,8 @@ use crate::auth::AuthUser;
 use crate::cache;
 use crate::cursor::{Order, Page, PageQuery};
 use crate::problem::{ApiError, Problem};
-use crate::routes::reads::{post_page, query, rows_to};
+use crate::routes::reads::{PostView, post_page, query, rows_to};
 use crate::state::AppState;
-use aisocial_actors::model::Post;
 
 /// A public profile.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -179,12 +178,12 @@ static USER_POSTS: LazyLock<String> = LazyLock::new(|| {
     tag = "posts",
     summary = "This user's posts, newest first",
     params(("handle" = String, Path, description = "a user handle"), PageQuery),
-    responses((status = 200, body = Page<Post>), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = Page<PostView>), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
 pub async fn posts(
     state: web::Data<AppState>,
-    _me: AuthUser,
+    me: AuthUser,
     path: web::Path<String>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -193,6 +192,7 @@ pub async fn posts(
     let user = user_id(&state, &handle).await?;
     let page = post_page(
         &state,
+        me.id,
         USER_POSTS.as_str(),
         &[&user.0, &before, &limit],
         limit,

@@ -402,3 +402,52 @@ async fn a_full_write_queue_answers_503_with_retry_after() {
         "only acknowledged posts exist"
     );
 }
+
+#[actix_web::test]
+async fn every_post_read_says_whether_the_reader_likes_it() {
+    let app = spawn_app().await;
+    let author = app.sign_in("author").await;
+    let fan = app.sign_in("fan").await;
+    app.follow(&fan, "author").await;
+    let post = app.create_post(&author, "like me").await;
+    let id = post["id"].as_i64().unwrap_or_default();
+    let answer = reply(&app, &author, id, "a reply").await;
+    let reply_id = answer["id"].as_i64().unwrap_or_default();
+    for liked in [id, reply_id] {
+        let path = format!("/api/v1/posts/{liked}/like");
+        assert_eq!(send(&app, "PUT", &fan, &path).await, 204);
+    }
+    let liked = |body: &Value, post: i64| -> Option<bool> {
+        let item = if body["items"].is_array() {
+            body["items"]
+                .as_array()
+                .and_then(|items| items.iter().find(|p| p["id"] == post))?
+        } else {
+            body
+        };
+        item["liked_by_me"].as_bool()
+    };
+    for (reader, expect) in [(&fan, true), (&author, false)] {
+        let reads = [
+            (format!("/api/v1/posts/{id}"), id),
+            ("/api/v1/timeline".to_owned(), id),
+            ("/api/v1/users/author/posts".to_owned(), id),
+            (format!("/api/v1/posts/{id}/replies"), reply_id),
+        ];
+        for (path, post) in reads {
+            let (status, body) = app.get_json(reader, &path).await;
+            assert_eq!(status, 200, "{path}");
+            assert_eq!(
+                liked(&body, post),
+                Some(expect),
+                "{} reads {path}: {body}",
+                reader.handle
+            );
+        }
+    }
+    // Unliking shows at once.
+    let path = format!("/api/v1/posts/{id}/like");
+    assert_eq!(send(&app, "DELETE", &fan, &path).await, 204);
+    let (_, body) = app.get_json(&fan, &format!("/api/v1/posts/{id}")).await;
+    assert_eq!(body["liked_by_me"], false);
+}
