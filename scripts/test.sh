@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
 scripts/browser-deps.sh
+# The Kubernetes manifests are validated offline against Kubernetes' schemas (tests/deploy.rs).
+command -v kubernetes-validate >/dev/null 2>&1 || python3 -m pip install -q kubernetes-validate
 exec cargo test --workspace --all-targets "$@"
