@@ -7,6 +7,7 @@
 #[path = "../api/helpers.rs"]
 mod helpers;
 
+mod backup;
 mod nodes;
 mod private_postgres;
 mod slow;
