@@ -10,6 +10,28 @@ pub struct PrivatePostgres {
     bin: PathBuf,
     dir: PathBuf,
     port: u16,
+    /// More server options (`-c name=value …`).
+    options: String,
+}
+
+/// A new empty folder for a cluster, owned by `postgres` when running as root.
+pub fn cluster_folder() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("aisocial-pg-{}", crate::helpers::unique_name()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    give_to_postgres(&dir);
+    dir
+}
+
+/// Makes `postgres` own `path` (and what is in it) when the test runs as root.
+pub fn give_to_postgres(path: &Path) {
+    if is_root() {
+        let chown = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(path)
+            .status()
+            .unwrap_or_else(|e| panic!("chown: {e}"));
+        assert!(chown.success());
+    }
 }
 
 fn is_root() -> bool {
@@ -66,22 +88,17 @@ impl PrivatePostgres {
     }
 
     pub async fn start() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("aisocial-pg-{}", crate::helpers::unique_name()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        Self::start_with("").await
+    }
+
+    /// A new cluster started with more server options (`-c name=value …`).
+    pub async fn start_with(options: &str) -> Self {
         let this = Self {
             bin: binaries(),
-            dir,
+            dir: cluster_folder(),
             port: free_port(),
+            options: options.to_owned(),
         };
-        if is_root() {
-            let chown = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&this.dir)
-                .status()
-                .unwrap_or_else(|e| panic!("chown: {e}"));
-            assert!(chown.success());
-        }
         let data = this.data();
         let init = this.run(
             "initdb",
@@ -105,15 +122,49 @@ impl PrivatePostgres {
         this
     }
 
+    /// Starts a cluster whose data directory `dir/data` was prepared elsewhere (a restored
+    /// backup), on a port of its own.
+    pub async fn adopt(dir: PathBuf) -> Self {
+        give_to_postgres(&dir);
+        let this = Self {
+            bin: binaries(),
+            dir,
+            port: free_port(),
+            options: String::new(),
+        };
+        this.pg_ctl_start().await;
+        this
+    }
+
+    /// Waits until recovery has ended and the server takes writes (a restored backup replays
+    /// its WAL, then promotes).
+    pub async fn wait_until_writable(&self) {
+        let client = self.client("postgres").await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let in_recovery: bool = client
+                .query_one("SELECT pg_is_in_recovery()", &[])
+                .await
+                .map(|r| r.get(0))
+                .unwrap_or(true);
+            if !in_recovery {
+                return;
+            }
+            assert!(Instant::now() < deadline, "still in recovery after 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     fn data(&self) -> String {
         self.dir.join("data").display().to_string()
     }
 
     async fn pg_ctl_start(&self) {
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c max_connections=60",
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c max_connections=60 {}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.options
         );
         let log = self.dir.join("log").display().to_string();
         // After a SIGKILL the old backends may hold shared memory for a moment: retry.
