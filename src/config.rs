@@ -21,7 +21,17 @@ pub enum Command {
     /// Apply migrations, start the actors and serve HTTP and websockets.
     Serve(Box<ServeArgs>),
     /// Create the database if it is missing and apply pending migrations, then exit.
-    Migrate(DatabaseArgs),
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Change nothing: say whether the database's schema matches this binary's migrations
+    /// (exit 0) or not (exit 1, naming pending, unknown or changed migrations).
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Debug, Clone, Args)]

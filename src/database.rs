@@ -103,6 +103,71 @@ pub async fn migrate(config: &tokio_postgres::Config) -> anyhow::Result<usize> {
     Ok(report.applied_migrations().len())
 }
 
+/// How the database's schema compares with the migrations this binary carries.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SchemaCheck {
+    /// Migrations of this binary the database has not applied (the binary is newer).
+    pub pending: Vec<String>,
+    /// Migrations the database has applied that this binary does not carry (it is newer).
+    pub unknown: Vec<String>,
+    /// Applied with different contents than this binary's migration of the same version.
+    pub changed: Vec<String>,
+}
+
+impl SchemaCheck {
+    pub fn matches(&self) -> bool {
+        self.pending.is_empty() && self.unknown.is_empty() && self.changed.is_empty()
+    }
+}
+
+/// Compares the applied migrations (refinery's history table) with this binary's, changing
+/// nothing.
+pub async fn check_schema(config: &tokio_postgres::Config) -> anyhow::Result<SchemaCheck> {
+    let client = connect_with_timeout(config)
+        .await?
+        .map_err(|e| unreachable_hint(config, &e))?;
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
+            &[],
+        )
+        .await
+        .context("reading the migration history")?
+        .get(0);
+    let applied: Vec<(i32, String, String)> = if exists {
+        client
+            .query(
+                "SELECT version, name, checksum FROM refinery_schema_history ORDER BY version",
+                &[],
+            )
+            .await
+            .context("reading the migration history")?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let runner = embedded::migrations::runner();
+    let ours = runner.get_migrations();
+    let mut check = SchemaCheck::default();
+    for migration in ours {
+        match applied.iter().find(|(v, _, _)| *v == migration.version()) {
+            None => check.pending.push(migration.to_string()),
+            Some((_, _, checksum)) if *checksum != migration.checksum().to_string() => {
+                check.changed.push(migration.to_string());
+            }
+            Some(_) => {}
+        }
+    }
+    for (version, name, _) in &applied {
+        if !ours.iter().any(|m| m.version() == *version) {
+            check.unknown.push(format!("V{version}__{name}"));
+        }
+    }
+    Ok(check)
+}
+
 /// The read pool; its first connection is made before this returns.
 pub async fn read_pool(config: &tokio_postgres::Config, size: u32) -> anyhow::Result<ReadPool> {
     let manager = PostgresConnectionManager::new(config.clone(), NoTls);

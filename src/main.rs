@@ -20,9 +20,28 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Migrate(args) if args.check => {
+            telemetry::init(LogFormat::Text);
+            let (config, display) = parse_database_url(&args.database.database_url)?;
+            let check = database::check_schema(&config).await?;
+            if check.matches() {
+                println!("{display}: the schema matches this binary's migrations");
+                return Ok(());
+            }
+            for (what, list) in [
+                ("pending (this binary is newer)", &check.pending),
+                ("unknown to this binary (the database is newer)", &check.unknown),
+                ("changed since they were applied", &check.changed),
+            ] {
+                if !list.is_empty() {
+                    println!("{display}: {what}: {}", list.join(", "));
+                }
+            }
+            std::process::exit(1);
+        }
         Command::Migrate(args) => {
             telemetry::init(LogFormat::Text);
-            let (config, display) = parse_database_url(&args.database_url)?;
+            let (config, display) = parse_database_url(&args.database.database_url)?;
             database::ensure_database(&config).await?;
             let applied = database::migrate(&config).await?;
             println!("{display}: {applied} migration(s) applied; the schema is current");

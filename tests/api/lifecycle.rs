@@ -178,3 +178,68 @@ async fn the_binary_serves_and_exits_cleanly_on_sigterm() {
         "a token reached the log"
     );
 }
+
+#[actix_web::test]
+async fn migrate_check_says_whether_the_schema_matches_the_binary() {
+    let db_name = format!("aisocial_test_{}", crate::helpers::unique_name());
+    let url = format!("{}/{db_name}", crate::helpers::PG_BASE);
+    let aisocial = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_aisocial"))
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, out) = aisocial(&["migrate"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = aisocial(&["migrate", "--check"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("matches"), "{out}");
+
+    let db = {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        actix_rt::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    };
+    // A newer release's migration in the history: this binary is the older one.
+    db.execute(
+        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
+         VALUES (99, 'future', now()::text, '1')",
+        &[],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (code, out) = aisocial(&["migrate", "--check"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("the database is newer") && out.contains("V99__future"),
+        "{out}"
+    );
+    // One of this binary's migrations not applied, and one applied differently.
+    db.execute(
+        "DELETE FROM refinery_schema_history WHERE version IN (3, 99)",
+        &[],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    db.execute(
+        "UPDATE refinery_schema_history SET checksum = '42' WHERE version = 2",
+        &[],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (code, out) = aisocial(&["migrate", "--check"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("pending") && out.contains("V3__ai"), "{out}");
+    assert!(out.contains("changed") && out.contains("V2__"), "{out}");
+    drop(db);
+    crate::helpers::drop_database(&db_name).await;
+}
