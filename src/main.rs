@@ -30,7 +30,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             for (what, list) in [
                 ("pending (this binary is newer)", &check.pending),
-                ("unknown to this binary (the database is newer)", &check.unknown),
+                (
+                    "unknown to this binary (the database is newer)",
+                    &check.unknown,
+                ),
                 ("changed since they were applied", &check.changed),
             ] {
                 if !list.is_empty() {
