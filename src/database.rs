@@ -103,6 +103,29 @@ pub async fn migrate(config: &tokio_postgres::Config) -> anyhow::Result<usize> {
     Ok(report.applied_migrations().len())
 }
 
+/// The versions of this binary's migrations, in order.
+pub fn migration_versions() -> Vec<i32> {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| m.version())
+        .collect()
+}
+
+/// Applies this binary's migrations up to and including `version` (the migration tests step
+/// through versions one at a time; serving always applies them all).
+pub async fn migrate_to(config: &tokio_postgres::Config, version: i32) -> anyhow::Result<()> {
+    let mut client = connect_with_timeout(config)
+        .await?
+        .map_err(|e| unreachable_hint(config, &e))?;
+    embedded::migrations::runner()
+        .set_target(refinery::Target::Version(version))
+        .run_async(&mut client)
+        .await
+        .with_context(|| format!("applying migrations up to V{version}"))?;
+    Ok(())
+}
+
 /// How the database's schema compares with the migrations this binary carries.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct SchemaCheck {
