@@ -101,6 +101,8 @@ pub fn record_readiness(ready: bool) {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActorKindView {
     pub kind: String,
+    /// The actor's name for a kind with one actor; for a kind with many, the kind and how many.
+    pub name: String,
     /// Live actors of the kind.
     pub actors: usize,
     pub mailbox_depth: i64,
@@ -110,6 +112,17 @@ pub struct ActorKindView {
     pub handled_per_second: f64,
     pub messages_handled_total: f64,
     pub by_message: BTreeMap<String, f64>,
+    /// Each actor of a kind with a few (the AI workers), with its own mailbox; sessions are
+    /// never listed one by one (see `sessions`).
+    pub instances: Vec<ActorInstanceView>,
+}
+
+/// One actor of a kind with several.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ActorInstanceView {
+    pub name: String,
+    pub mailbox_depth: i64,
+    pub oldest_message_age_seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -384,8 +397,26 @@ impl Live {
             .iter()
             .map(|k| {
                 let by_message = handled.remove(k.kind).unwrap_or_default();
+                let instances = if k.kind == Session::KIND {
+                    Vec::new()
+                } else {
+                    k.instances
+                        .iter()
+                        .map(|clock| ActorInstanceView {
+                            name: format!("{}-{}", k.kind, clock.instance().map_or(0, |i| i.id)),
+                            mailbox_depth: clock.depth(),
+                            oldest_message_age_seconds: clock.oldest_age(now).as_secs_f64(),
+                        })
+                        .collect()
+                };
                 ActorKindView {
                     kind: k.kind.to_owned(),
+                    name: if k.instances.is_empty() {
+                        k.kind.to_owned()
+                    } else {
+                        format!("{} ×{}", k.kind, k.actors)
+                    },
+                    instances,
                     actors: k.actors,
                     mailbox_depth: k.depth,
                     oldest_message_age_seconds: k.oldest_age.as_secs_f64(),

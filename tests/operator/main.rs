@@ -133,6 +133,23 @@ async fn handled_counts_equal_the_messages_sent_and_every_metric_is_named() {
     };
     assert_eq!(create(&admin_after) - create(&admin_before), posts);
     assert_eq!(kind(&admin_after, "feed_broker")["actors"], 1);
+    assert_eq!(kind(&admin_after, "feed_broker")["name"], "feed_broker");
+    let workers = kind(&admin_after, "ai_worker");
+    let names: Vec<&str> = workers["instances"]
+        .as_array()
+        .map(|i| i.iter().filter_map(|w| w["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        names.len() as u64,
+        workers["actors"].as_u64().unwrap_or(0),
+        "{workers}"
+    );
+    assert!(names.contains(&"ai_worker-0"), "{workers}");
+    assert_eq!(
+        kind(&admin_after, "session")["instances"],
+        serde_json::json!([]),
+        "sessions are never listed one by one"
+    );
     assert!(kind(&admin_after, "session")["actors"].as_u64() >= Some(1));
 
     // Every family the operators' dashboards and alerts use is exported, with its labels.
