@@ -30,11 +30,39 @@ pub async fn sign_in(http: &reqwest::Client, url: &str, handle: &str) -> anyhow:
     Ok(sign_in_user(http, url, handle).await?.token)
 }
 
-/// A signed-in user: its handle and access token.
+/// A signed-in user: its handle, access token, and what keeps it signed in.
 #[derive(Clone, Debug)]
 pub struct SignedIn {
     pub handle: String,
     pub token: String,
+    /// Rotated with `POST /api/v1/auth/refresh` before the access token expires.
+    pub refresh: String,
+    /// Seconds the access token lives.
+    pub expires_in: u64,
+}
+
+/// A new token pair for a signed-in user (the refresh token rotates with it).
+pub async fn refresh(
+    http: &reqwest::Client,
+    url: &str,
+    refresh_token: &str,
+) -> anyhow::Result<(String, String)> {
+    let res = http
+        .post(format!("{url}/api/v1/auth/refresh"))
+        .json(&serde_json::json!({ "refresh_token": refresh_token }))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        res.status().is_success(),
+        "refresh answered {}",
+        res.status()
+    );
+    let body: serde_json::Value = res.json().await?;
+    let pair = body["access_token"]
+        .as_str()
+        .zip(body["refresh_token"].as_str())
+        .context("no token pair in the refresh answer")?;
+    Ok((pair.0.to_owned(), pair.1.to_owned()))
 }
 
 /// Signs `handle` in through the dev login.
@@ -61,6 +89,11 @@ pub async fn sign_in_user(
     Ok(SignedIn {
         handle: handle.to_owned(),
         token,
+        refresh: body["refresh_token"]
+            .as_str()
+            .map(str::to_owned)
+            .context("no refresh_token in the sign-in answer")?,
+        expires_in: body["expires_in"].as_u64().unwrap_or(900),
     })
 }
 

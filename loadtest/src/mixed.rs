@@ -228,6 +228,11 @@ struct Shared {
     http: reqwest::Client,
     url: String,
     users: Vec<SignedIn>,
+    /// Each user's current (access, refresh) pair: a soak outlives access tokens, so they are
+    /// rotated the way a real client does (`refresh_tokens`).
+    tokens: Vec<std::sync::RwLock<(String, String)>>,
+    /// Refreshes that failed (the user then signs in again).
+    refresh_failures: AtomicU64,
     stats: Mutex<Stats>,
     recent_posts: Mutex<VecDeque<i64>>,
     created: Mutex<Vec<Created>>,
@@ -247,6 +252,19 @@ struct Series {
 }
 
 impl Shared {
+    /// The user's current access token.
+    fn token(&self, user: usize) -> String {
+        self.tokens
+            .get(user)
+            .map(|pair| {
+                pair.read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+                    .clone()
+            })
+            .unwrap_or_default()
+    }
+
     fn stats(&self) -> std::sync::MutexGuard<'_, Stats> {
         self.stats.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -398,6 +416,8 @@ struct Report {
     reconnects_without_cursor: u64,
     /// Posts such users missed while away (not owed to them; not counted as missing).
     missed_without_cursor: u64,
+    /// Token-pair refreshes that failed (the user signed in again).
+    token_refresh_failures: u64,
     server_closes: BTreeMap<String, u64>,
     server_before: Option<ServerSample>,
     windows: Vec<Window>,
@@ -428,9 +448,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "mixed: {} users (each following {follows}), {} operations/s for {} s, windows of {} s; connecting",
         args.users, args.rate, args.seconds, args.sample_secs
     );
+    let tokens = users
+        .iter()
+        .map(|u| std::sync::RwLock::new((u.token.clone(), u.refresh.clone())))
+        .collect();
     let shared = Arc::new(Shared {
         http: http.clone(),
         url: args.url.clone(),
+        tokens,
+        refresh_failures: AtomicU64::new(0),
         users,
         stats: Mutex::new(Stats::new()),
         recent_posts: Mutex::new(VecDeque::new()),
@@ -444,8 +470,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut commands = Vec::with_capacity(args.users);
     let mut connections = Vec::with_capacity(args.users);
     for user in 0..args.users {
-        let (ws, _hello) =
-            client::open_session(&args.url, &shared.users[user].token, None, None).await?;
+        let (ws, _hello) = client::open_session(&args.url, &shared.token(user), None, None).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         commands.push(tx);
         connections.push(tokio::spawn(connection(
@@ -482,6 +507,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     series.operations.set_open(args.users as i64);
     let progress = run.progress("mixed", "ops", Some(load), &series.operations);
     let _ = shared.series.set(series);
+    let refresher = tokio::spawn(refresh_tokens(shared.clone()));
     let sampler = tokio::spawn(sample_windows(
         shared.clone(),
         started,
@@ -588,6 +614,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for tx in &commands {
         let _ = tx.send(Command::Stop);
     }
+    refresher.abort();
     let mut tallies = Vec::with_capacity(connections.len());
     for connection in connections {
         tallies.push(connection.await?);
@@ -761,6 +788,7 @@ fn build_report(
         failed_reconnects: sum(|t| t.failed_reconnects),
         reconnects_without_cursor: sum(|t| t.reconnects_without_cursor),
         missed_without_cursor: excused,
+        token_refresh_failures: shared.refresh_failures.load(Ordering::Relaxed),
         server_closes,
         server_before,
         windows,
@@ -773,9 +801,43 @@ fn build_report(
     }
 }
 
+/// Rotates every user's token pair at two thirds of the access token's life, spread over that
+/// time, as a real client does; a failed refresh signs the user in again (and is counted).
+async fn refresh_tokens(shared: Arc<Shared>) {
+    let life = shared.users.first().map_or(900, |u| u.expires_in).max(60);
+    let every = Duration::from_secs(life * 2 / 3);
+    let users = shared.users.len().max(1);
+    let gap = every / u32::try_from(users).unwrap_or(u32::MAX);
+    loop {
+        tokio::time::sleep(every.saturating_sub(gap * u32::try_from(users).unwrap_or(0))).await;
+        for user in 0..users {
+            tokio::time::sleep(gap).await;
+            let refresh_token = shared
+                .tokens
+                .get(user)
+                .map(|p| p.read().unwrap_or_else(PoisonError::into_inner).1.clone())
+                .unwrap_or_default();
+            let renewed = match client::refresh(&shared.http, &shared.url, &refresh_token).await {
+                Ok(pair) => Some(pair),
+                Err(_) => {
+                    shared.refresh_failures.fetch_add(1, Ordering::Relaxed);
+                    let handle = &shared.users[user].handle;
+                    client::sign_in_user(&shared.http, &shared.url, handle)
+                        .await
+                        .ok()
+                        .map(|s| (s.token, s.refresh))
+                }
+            };
+            if let (Some(pair), Some(slot)) = (renewed, shared.tokens.get(user)) {
+                *slot.write().unwrap_or_else(PoisonError::into_inner) = pair;
+            }
+        }
+    }
+}
+
 /// One operation of the mix, timed from its scheduled start.
 async fn perform(shared: Arc<Shared>, user: usize, op: Op, action: Action, slot: client::Slot) {
-    let token = &shared.users[user].token;
+    let token = shared.token(user);
     let url = &shared.url;
     let request = match &action {
         Action::Get(path) => shared.http.get(format!("{url}{path}")),
@@ -795,7 +857,7 @@ async fn perform(shared: Arc<Shared>, user: usize, op: Op, action: Action, slot:
             .http
             .delete(format!("{url}/api/v1/users/{handle}/follow")),
     };
-    let result = request.bearer_auth(token).send().await;
+    let result = request.bearer_auth(&token).send().await;
     let micros = report::micros(slot.due.elapsed());
     let status = match result {
         Ok(res) => {
@@ -905,14 +967,14 @@ async fn connection(
         }
         let left = client::now_micros();
         tokio::time::sleep(offline).await;
-        let token = &shared.users[user].token;
         let with_cursor = tally.check.last_id().is_some();
         if !with_cursor {
             tally.reconnects_without_cursor += 1;
         }
         let mut reopened = None;
         for attempt in 0..5 {
-            match client::open_session(&shared.url, token, tally.check.last_id(), None).await {
+            let token = shared.token(user);
+            match client::open_session(&shared.url, &token, tally.check.last_id(), None).await {
                 Ok(session) => {
                     reopened = Some(session);
                     break;
