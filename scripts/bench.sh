@@ -6,15 +6,22 @@
 #   scripts/bench.sh fanout --followers 1000 --authors 10:10,100:2,1000:1 --rate 20
 #   scripts/bench.sh slow --followers 200
 #   scripts/bench.sh mixed --seconds 60
+#   scripts/bench.sh calibrate   (the suite's own echo server instead of aisocial)
 # Server settings come from the environment (e.g. WS_OUTBOUND_LIMIT=256 scripts/bench.sh slow).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scenario=${1:?usage: scripts/bench.sh SCENARIO [loadtest flags]}
 shift
-scripts/services.sh
 cargo build --release --workspace --quiet
-PORT=${PORT:-18089}
 run=$(date +%s)
+mkdir -p loadtest/results
+if [ "$scenario" = calibrate ]; then
+  # The echo server is the suite's own (started by the scenario); no aisocial server.
+  exec taskset -c 1 ./target/release/aisocial-loadtest calibrate --server-workers 1 \
+    --json "loadtest/results/calibrate-$run.json" --html "loadtest/results/calibrate-$run.html" "$@"
+fi
+scripts/services.sh
+PORT=${PORT:-18089}
 db="aisocial_bench_${scenario}_$run"
 mkdir -p loadtest/results
 AUTH_DEV_LOGIN=true AISOCIAL_BIND="127.0.0.1:$PORT" AISOCIAL_WORKERS=${AISOCIAL_WORKERS:-1} \

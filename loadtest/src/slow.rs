@@ -465,10 +465,12 @@ async fn read_fast(
         let listen_until = (Instant::now() + quiet)
             .max(posting_end + quiet)
             .min(hard_stop);
-        let Ok(Some(Ok(Message::Text(text)))) =
-            tokio::time::timeout_at(listen_until.into(), ws.next()).await
-        else {
-            break;
+        // Pings (the server's heartbeat) and other control frames are not the end: only a
+        // close, an error or the quiet period is.
+        let text = match tokio::time::timeout_at(listen_until.into(), ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => text,
+            Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => break,
+            Ok(Some(Ok(_))) => continue,
         };
         let arrived = client::now_micros();
         let Some((id, seq, due)) = parse_post(&text) else {
