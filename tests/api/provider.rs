@@ -32,6 +32,9 @@ pub struct ProviderState {
     /// Answer 500 on the JWKS endpoint.
     pub jwks_down: AtomicBool,
     grants: Mutex<HashMap<String, Grant>>,
+    /// When set, `/auth` approves at once as a browser would after the user consents:
+    /// a redirect back with a code for these claims.
+    auto_approve: Mutex<Option<Value>>,
 }
 
 pub struct Provider {
@@ -131,6 +134,19 @@ impl Provider {
         ]
     }
 
+    /// Every browser sent to `/auth` from now on is approved at once as this user.
+    #[allow(
+        dead_code,
+        reason = "used by the browser tests, which include this module"
+    )]
+    pub fn approve_every_sign_in_as(&self, claims: Value) {
+        *self
+            .state
+            .auto_approve
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(claims);
+    }
+
     /// The user approves: the provider issues `code` for the flow described by `authorize`
     /// (the query of the redirect to /auth), yielding an ID token with these claims (the
     /// flow's nonce is added unless `claims` has one).
@@ -165,8 +181,40 @@ async fn certs(state: web::Data<ProviderState>) -> HttpResponse {
         .json(json!({ "keys": [jwk(key)] }))
 }
 
-async fn authorize(query: web::Query<HashMap<String, String>>) -> HttpResponse {
-    HttpResponse::Ok().json(query.into_inner())
+async fn authorize(
+    state: web::Data<ProviderState>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let query = query.into_inner();
+    let approve_as = state
+        .auto_approve
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let Some(mut claims) = approve_as else {
+        return HttpResponse::Ok().json(query);
+    };
+    let code = format!("code-{}", uuid::Uuid::new_v4().simple());
+    claims["nonce"] = json!(query.get("nonce").cloned().unwrap_or_default());
+    state
+        .grants
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(
+            code.clone(),
+            Grant {
+                challenge: query.get("code_challenge").cloned().unwrap_or_default(),
+                claims,
+            },
+        );
+    let mut back = reqwest::Url::parse(&query.get("redirect_uri").cloned().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("redirect_uri: {e}"));
+    back.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &query.get("state").cloned().unwrap_or_default());
+    HttpResponse::Found()
+        .insert_header(("location", back.as_str()))
+        .finish()
 }
 
 async fn token(

@@ -9,6 +9,9 @@
 #[path = "../api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
+#[path = "../api/provider.rs"]
+#[allow(dead_code)]
+mod provider;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -48,7 +51,11 @@ fn free_port() -> u16 {
 /// The server on a port known before it starts, so that its own origin can be allowed to open
 /// websockets (a browser always sends `Origin`).
 async fn spawn_site(extra: &[&str]) -> TestApp {
-    let port = free_port();
+    spawn_site_on(free_port(), extra).await
+}
+
+/// [`spawn_site`] on a port chosen beforehand (the Google flow's redirect names it).
+async fn spawn_site_on(port: u16, extra: &[&str]) -> TestApp {
     let bind = format!("--bind=127.0.0.1:{port}");
     let origins = format!("--ws-allowed-origins=http://127.0.0.1:{port}");
     let mut args = vec![bind.as_str(), origins.as_str()];
@@ -923,4 +930,50 @@ async fn the_dashboard_shows_live_values() {
     bob.assert_clean_console().await;
     boss.close().await;
     bob.close().await;
+}
+
+#[actix_web::test]
+async fn google_sign_in_in_a_popup_signs_the_page_in() {
+    require_browser();
+    let _one_test_at_a_time = BROWSERS.lock().await;
+    let google = provider::Provider::start().await;
+    google.approve_every_sign_in_as(provider::claims("google-sub-4242", "gina@example.com"));
+    let port = free_port();
+    let mut flags = google.flags();
+    flags.push(format!(
+        "--google-redirect-url=http://127.0.0.1:{port}/api/v1/auth/google/callback"
+    ));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let app = spawn_site_on(port, &flags).await;
+
+    let browser = Browser::launch("google").await;
+    browser.goto(&app.url("/")).await;
+    browser
+        .wait(
+            "the Google button is offered (auth methods say the browser flow is configured)",
+            "const b = document.getElementById('google-sign-in'); return b && !b.hidden;",
+            vec![],
+        )
+        .await;
+    browser.click("#google-sign-in").await;
+    // The popup goes to Google (here: the provider, which approves at once), comes back to the
+    // callback with the token pair, and the page reads it and closes the popup.
+    let who = browser
+        .wait(
+            "the page is signed in through Google",
+            "const e = document.getElementById('signed-in-as'); return !e.hidden && e.textContent;",
+            vec![],
+        )
+        .await;
+    assert!(who.as_str().is_some_and(|w| w.starts_with('@')), "{who}");
+    browser.wait_connected().await;
+    let windows = browser
+        .client()
+        .windows()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(windows.len(), 1, "the popup closed itself");
+    browser.screenshot("google-signed-in.png").await;
+    browser.assert_clean_console().await;
+    browser.close().await;
 }
