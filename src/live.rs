@@ -376,8 +376,8 @@ impl Live {
                     let instance = clock.instance();
                     DeepSession {
                         session_id: instance.map_or(0, |i| i.id),
-                        user_id: instance.and_then(|i| i.user.as_ref().map(|u| u.0)),
-                        handle: instance.and_then(|i| i.user.as_ref().map(|u| u.1.clone())),
+                        user_id: instance.and_then(|i| i.user),
+                        handle: None,
                         node: self.node_id.clone(),
                         depth: clock.depth(),
                         oldest_message_age_seconds: clock.oldest_age(now).as_secs_f64(),
@@ -450,6 +450,31 @@ impl Live {
             actors,
             delivery_latency_seconds: sample.latency,
             ai: sample.ai.clone(),
+        }
+    }
+
+    /// Names the deepest sessions' users (one lookup; left unnamed when the database does not
+    /// answer: the view is for operators in trouble, and must not fail with the database).
+    pub async fn name_users(state: &AppState, sessions: &mut [DeepSession]) {
+        let ids: Vec<i64> = sessions.iter().filter_map(|s| s.user_id).collect();
+        if ids.is_empty() {
+            return;
+        }
+        let Ok(rows) = crate::routes::reads::query(
+            state,
+            "SELECT id, handle FROM users WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await
+        else {
+            return;
+        };
+        let handles: HashMap<i64, String> = rows
+            .iter()
+            .filter_map(|r| Some((r.try_get(0).ok()?, r.try_get(1).ok()?)))
+            .collect();
+        for session in sessions {
+            session.handle = session.user_id.and_then(|id| handles.get(&id).cloned());
         }
     }
 

@@ -209,8 +209,8 @@ fn micros(at: Instant) -> u64 {
 pub struct Instance {
     /// A number unique within the kind (the session id, the worker index).
     pub id: u64,
-    /// The user the actor serves, with their handle, when it serves one.
-    pub user: Option<(i64, String)>,
+    /// The user the actor serves, when it serves one (the admin view looks up the handle).
+    pub user: Option<i64>,
 }
 
 /// One mailbox's depth and the two instants that bound the age of its oldest message: when it

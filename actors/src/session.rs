@@ -158,7 +158,7 @@ impl Session {
         let burst = config.frame_burst;
         let instance = meter::Instance {
             id: id.0,
-            user: Some((user.0, handle.clone())),
+            user: Some(user.0),
         };
         Self {
             meter: ActorMeter::for_instance(Self::KIND, instance),

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::auth::extract::AdminUser;
 use crate::cursor::{Order, Page, PageQuery};
-use crate::live::{ActorsView, LiveView};
+use crate::live::{ActorsView, Live, LiveView};
 use crate::problem::{ApiError, Problem};
 use crate::routes::reads::{query, rows_to};
 use crate::state::AppState;
@@ -21,9 +21,11 @@ use crate::state::AppState;
     security(("bearer" = []))
 )]
 pub async fn actors(state: web::Data<AppState>, _admin: AdminUser) -> HttpResponse {
+    let mut view = state.live.actors();
+    Live::name_users(&state, &mut view.sessions.deepest).await;
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(state.live.actors())
+        .json(view)
 }
 
 #[utoipa::path(
@@ -35,9 +37,11 @@ pub async fn actors(state: web::Data<AppState>, _admin: AdminUser) -> HttpRespon
     security(("bearer" = []))
 )]
 pub async fn live(state: web::Data<AppState>, _admin: AdminUser) -> HttpResponse {
+    let mut view = state.live.live();
+    Live::name_users(&state, &mut view.actors.sessions.deepest).await;
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(state.live.live())
+        .json(view)
 }
 
 /// One audit-log entry.
