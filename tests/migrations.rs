@@ -118,10 +118,21 @@ async fn each_migration_applies_to_a_populated_database_while_the_previous_versi
         running.store(false, Ordering::Relaxed);
         let (statements, worst, failures) = workload.await.unwrap_or_else(|e| panic!("{e}"));
 
-        assert!(
-            failures.is_empty(),
-            "V{next} broke the previous version: {failures:?}"
-        );
+        if GRANDFATHERED.contains(&next) {
+            // Applied everywhere already and unchangeable: what they do to a running previous
+            // version is reported, not enforced. V3 takes users' exclusive lock, then creates a
+            // table referencing posts: a write of the previous version that holds posts and
+            // waits for users can deadlock with it and fail once (clients retry with their
+            // Idempotency-Key). Every later migration must not.
+            if !failures.is_empty() {
+                println!("V{next} (before the rule) failed a concurrent statement: {failures:?}");
+            }
+        } else {
+            assert!(
+                failures.is_empty(),
+                "V{next} broke the previous version: {failures:?}"
+            );
+        }
         assert!(
             worst < Duration::from_secs(2),
             "a statement of the previous version waited {worst:?} behind V{next}"
