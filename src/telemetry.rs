@@ -28,10 +28,9 @@ impl Write for NodeStamped {
         let mut stderr = io::stderr().lock();
         match (NODE_PREFIX.get(), buf.split_first()) {
             (Some(prefix), Some((b'{', rest))) => {
-                let mut line = Vec::with_capacity(prefix.len() + rest.len());
-                line.extend_from_slice(prefix);
-                line.extend_from_slice(rest);
-                stderr.write_all(&line)?;
+                // Both parts under the one lock: no other line can come between them.
+                stderr.write_all(prefix)?;
+                stderr.write_all(rest)?;
                 Ok(buf.len())
             }
             _ => stderr.write(buf),

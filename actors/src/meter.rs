@@ -344,6 +344,8 @@ impl ActorMeter {
     /// The meter of a kind with one actor: every meter of the kind shares one clock.
     pub fn new(kind: &'static str) -> Self {
         let clock = Arc::clone(clocks().shared.entry(kind).or_default());
+        // The restart counter exists (at zero) from the kind's first actor on.
+        RESTARTS.with_label_values(&[kind]);
         Self::with_clock(kind, clock)
     }
 
@@ -354,17 +356,18 @@ impl ActorMeter {
             instance: Some(instance),
             ..MailboxClock::default()
         });
-        clocks()
-            .instances
-            .entry(kind)
-            .or_default()
-            .push(Arc::downgrade(&clock));
+        let mut registry = clocks();
+        let actors = registry.instances.entry(kind).or_default();
+        if actors.is_empty() {
+            // Once per kind, not on every session's start.
+            RESTARTS.with_label_values(&[kind]);
+        }
+        actors.push(Arc::downgrade(&clock));
+        drop(registry);
         Self::with_clock(kind, clock)
     }
 
     fn with_clock(kind: &'static str, clock: Arc<MailboxClock>) -> Self {
-        // The restart counter exists (at zero) from the kind's first actor on.
-        RESTARTS.with_label_values(&[kind]);
         Self {
             kind,
             depth: MAILBOX_DEPTH.with_label_values(&[kind]),

@@ -92,9 +92,13 @@ pub async fn readiness(state: &AppState) -> Readiness {
     );
     let ai = ai.ok().and_then(Result::ok);
     let draining = state.lifecycle.is_draining();
+    let actors = ActorsAlive {
+        feed_broker: state.broker.connected(),
+        db_writer: state.writer.connected(),
+    };
     let status = if draining {
         "draining"
-    } else if postgres.up && redis.up && state.broker.connected() && state.writer.connected() {
+    } else if postgres.up && redis.up && actors.feed_broker && actors.db_writer {
         "ready"
     } else {
         "not_ready"
@@ -106,10 +110,7 @@ pub async fn readiness(state: &AppState) -> Readiness {
             postgres,
             redis,
             ai,
-            actors: ActorsAlive {
-                feed_broker: state.broker.connected(),
-                db_writer: state.writer.connected(),
-            },
+            actors,
         },
     }
 }
