@@ -204,6 +204,9 @@ pub struct ServeArgs {
     pub log_format: LogFormat,
 
     #[command(flatten)]
+    pub replicas: crate::replicas::ReplicaArgs,
+
+    #[command(flatten)]
     pub ai: crate::ai::config::AiArgs,
 }
 
@@ -302,6 +305,7 @@ pub struct Settings {
     pub writer_max_queue: usize,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
+    pub replicas: crate::replicas::ReplicaSettings,
     pub ai: crate::ai::config::AiSettings,
 }
 
@@ -354,6 +358,7 @@ impl Settings {
         })?;
         let (database, database_url_display) = parse_database_url(&args.database.database_url)?;
         let google = google_settings(&args)?;
+        let replicas = crate::replicas::ReplicaSettings::from_args(args.replicas, &database)?;
         if args.database_read_timeout_ms < 100 {
             return Err(bad("DATABASE_READ_TIMEOUT_MS", "must be at least 100"));
         }
@@ -517,6 +522,7 @@ impl Settings {
             writer_max_queue: args.db_writer_max_queue,
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
             log_format: args.log_format,
+            replicas,
             ai: crate::ai::config::AiSettings::from_args(args.ai)?,
         })
     }

@@ -7,6 +7,8 @@
 //! - [`routes`]: one module per resource; [`problem`] is the single error format.
 //! - [`auth`]: our access tokens and the `AuthUser` extractor.
 //! - [`database`], [`redis_store`]: connections, migrations, readiness checks.
+//! - [`replicas`]: read replicas (lag, rotation, read-your-writes) and the fallback to the
+//!   primary.
 //! - [`revocation`], [`rate_limit`], [`client_ip`]: revoked sessions, shared rate limits, who
 //!   the client is behind proxies.
 //! - [`request_context`], [`telemetry`], [`system`]: request ids, logs, metrics, host facts.
@@ -24,6 +26,7 @@ pub mod problem;
 pub mod rate_limit;
 pub mod redis_store;
 pub mod relay;
+pub mod replicas;
 pub mod request_context;
 pub mod revocation;
 pub mod routes;

@@ -67,7 +67,7 @@ pub fn observe(op: &'static str, started: Instant, ok: bool) {
 /// The metric name of a command: its verb from a fixed list, so a label never holds data.
 fn op_of(cmd: &redis::Cmd) -> &'static str {
     const KNOWN: &[&str] = &[
-        "GET", "SET", "DEL", "GETDEL", "INCR", "EXPIRE", "PUBLISH", "PING", "PUBSUB",
+        "GET", "SET", "DEL", "GETDEL", "INCR", "EXPIRE", "PUBLISH", "PING", "PUBSUB", "EVAL",
     ];
     let verb = cmd.args_iter().next().and_then(|arg| match arg {
         redis::Arg::Simple(bytes) => std::str::from_utf8(bytes).ok(),

@@ -27,11 +27,14 @@ use crate::follow_cache::CachedFollowGraph;
 use crate::problem::ensure_problem;
 use crate::rate_limit::{self, RateLimiter};
 use crate::relay::{self, RedisPublisher};
+use crate::replicas::events::ReplicaEventSource;
+use crate::replicas::sticky::Sticky;
+use crate::replicas::{self, EventLogReads, ReadRouting};
 use crate::request_context::request_context;
 use crate::revocation::Revocations;
 use crate::state::{AppState, Google, Lifecycle};
 use crate::{database, redis_store, routes};
-use aisocial_actors::event_log::PgEventSource;
+use aisocial_actors::event_log::{EventSource, PgEventSource};
 
 /// How long a follow list may take to load before the user's sessions are told to retry.
 const FOLLOW_LOAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -70,17 +73,43 @@ impl Application {
         let redis =
             redis_store::connect(settings.redis_url.expose(), &settings.redis_display).await?;
 
+        let reads = Arc::new(if settings.replicas.replicas.is_empty() {
+            ReadRouting::primary_only(pool.clone(), settings.read_timeout)
+        } else {
+            let sticky = Sticky::new(
+                redis.clone(),
+                &settings.redis_prefix,
+                settings.replicas.sticky_for(),
+            );
+            ReadRouting::with_replicas(
+                pool.clone(),
+                settings.read_timeout,
+                &settings.replicas,
+                settings.database_pool_size,
+                sticky,
+            )
+        });
+        replicas::monitor::spawn(
+            &reads,
+            settings.replicas.max_lag,
+            settings.replicas.check_every,
+        );
+
         let broker_arbiter = Arbiter::new();
         let graph = Arc::new(CachedFollowGraph::new(
             pool.clone(),
             redis.clone(),
             settings.redis_prefix.clone(),
         ));
-        let events = Arc::new(PgEventSource { pool: pool.clone() });
+        let events: Arc<dyn EventSource> = match settings.replicas.event_log_reads {
+            EventLogReads::Primary => Arc::new(PgEventSource { pool: pool.clone() }),
+            EventLogReads::Replica => Arc::new(ReplicaEventSource::new(Arc::clone(&reads))),
+        };
         let broker_config = BrokerConfig {
             load_timeout: FOLLOW_LOAD_TIMEOUT,
             outbound_limit: settings.outbound_limit,
             presence_debounce: settings.presence_debounce,
+            log_poll: settings.replicas.event_log_poll,
         };
         let publisher = Arc::new(RedisPublisher::start(
             redis.clone(),
@@ -107,6 +136,7 @@ impl Application {
             max_queue: settings.writer_max_queue,
             connect_timeout: Duration::from_secs(2),
             batch_timeout: Duration::from_secs(15),
+            commit_watermark: reads.watermark(),
         };
         let committed_to = broker.recipient();
         let writer = DbWriter::start_in_arbiter(&writer_arbiter.handle(), move |_| {
@@ -171,6 +201,7 @@ impl Application {
             sockets: Arc::default(),
             ai,
             pool,
+            reads,
             rate_limiter: RateLimiter::new(redis.clone(), settings.redis_prefix.clone()),
             invalidator: crate::cache::Invalidator::start(redis.clone()),
             redis,

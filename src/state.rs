@@ -42,7 +42,10 @@ pub struct Google {
 
 /// Shared application state (behind `web::Data`).
 pub struct AppState {
+    /// The primary's read pool: reads that must see the latest commit.
     pub pool: ReadPool,
+    /// Reads that may go to a replica (with read-your-writes and the fallback to the primary).
+    pub reads: Arc<crate::replicas::ReadRouting>,
     pub redis: redis::aio::ConnectionManager,
     pub redis_prefix: String,
     pub writer: MeteredAddr<DbWriter>,

@@ -136,8 +136,6 @@ static FOLLOW_LOAD_FAILURES: LazyLock<IntCounter> = LazyLock::new(|| {
 
 /// How long a gap in event ids may stay open before it is read from PostgreSQL.
 const GAP_WAIT: Duration = Duration::from_millis(100);
-/// How often the head of the log is compared with what was delivered.
-const HEAD_CHECK: Duration = Duration::from_millis(500);
 /// Events held ahead of a gap at most; past it they are dropped here and repaired later.
 const MAX_WAITING: usize = 100_000;
 
@@ -178,6 +176,9 @@ pub struct BrokerConfig {
     pub outbound_limit: usize,
     /// How long a user must be gone before followers hear `offline`.
     pub presence_debounce: Duration,
+    /// How often the log's head is compared with what was delivered (the bound on delivering
+    /// an event that no Redis message brought).
+    pub log_poll: Duration,
 }
 
 /// The FeedBroker actor.
@@ -204,6 +205,8 @@ pub struct FeedBroker {
     /// when they come back, so timers never pile up in the actor's context under churn).
     going_offline: HashMap<UserId, SpawnHandle>,
     presence_debounce: Duration,
+    /// How often the head of the log is compared with what was delivered.
+    log_poll: Duration,
     load_timeout: Duration,
     users: HashMap<UserId, OnlineUser>,
     /// Author → online followers whose follow lists are loaded.
@@ -239,6 +242,7 @@ impl FeedBroker {
             presence_elsewhere: HashMap::new(),
             going_offline: HashMap::new(),
             presence_debounce: config.presence_debounce,
+            log_poll: config.log_poll,
             load_timeout: config.load_timeout,
             users: HashMap::new(),
             audience: HashMap::new(),
@@ -698,7 +702,8 @@ impl Actor for FeedBroker {
         self.start_at_head(ctx);
         // A message lost between nodes leaves a gap only once a later one arrives; a lost last
         // message leaves none. Compare with the head now and then to catch both.
-        ctx.run_interval(HEAD_CHECK, |broker, ctx| {
+        let log_poll = self.log_poll;
+        ctx.run_interval(log_poll, |broker, ctx| {
             if broker.next_event.is_some() && !broker.repairing {
                 let from = broker.next_event.unwrap_or(EventId(1));
                 broker.repair(from, from, ctx);

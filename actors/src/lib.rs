@@ -9,6 +9,7 @@
 //! - [`event_log`]: the durable event log (dense ids in commit order) and resume reads.
 //! - [`protocol`]: the websocket wire format, the only module that knows it.
 //! - [`meter`]: mailbox depth, wait and handling time for every actor.
+//! - [`lsn`]: WAL positions and the DbWriter's commit watermark (read-your-writes on replicas).
 //! - [`ids`], [`model`], [`store`]: newtype ids, domain records, row mapping.
 //!
 //! Nothing here knows HTTP routes; the server crate turns requests into these messages.
@@ -21,6 +22,7 @@ pub mod event_log;
 pub mod feed_broker;
 pub mod follow_graph;
 pub mod ids;
+pub mod lsn;
 pub mod meter;
 pub mod model;
 pub mod protocol;

@@ -204,6 +204,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             max_queue: 100_000,
             connect_timeout: Duration::from_secs(2),
             batch_timeout: Duration::from_secs(15),
+            commit_watermark: None,
         },
         MeteredAddr::new(sink, ActorMeter::new("bench_sink")).recipient(),
     )

@@ -18,7 +18,7 @@ use prometheus::IntCounterVec;
 use crate::ai::budget::pacific_day;
 use crate::problem::{ApiError, redis_error};
 use crate::redis_store;
-use crate::routes::reads::{query, rows_to};
+use crate::routes::reads::{query, reader_for, rows_to};
 use crate::state::AppState;
 
 /// Longest compose instructions, in characters.
@@ -137,7 +137,10 @@ pub fn compose(user: UserId, instructions: &str) -> AiJob {
 }
 
 pub async fn summary(state: &AppState, user: UserId, handle: &str) -> Result<AiJob, ApiError> {
-    let rows = query(state, HOME.as_str(), &[&user.0, &CONTEXT_POSTS]).await?;
+    let rows = reader_for(state, user)
+        .await
+        .query(HOME.as_str(), &[&user.0, &CONTEXT_POSTS])
+        .await?;
     let posts = rows_to(&rows, post_from_row)?;
     let timeline: Vec<PromptPost> = posts.iter().map(prompt_post).collect();
     Ok(AiJob::new(

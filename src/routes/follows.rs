@@ -12,6 +12,7 @@ use crate::{cache, follow_cache};
 /// After a committed follow change: the follower's cached follow list moves to a new version
 /// and both cached profiles (their counts) are dropped.
 async fn follow_changed(state: &AppState, me: &AuthUser, followee_handle: &str) {
+    state.reads.wrote(me.id).await;
     follow_cache::changed(&state.redis, &state.redis_prefix, me.id).await;
     cache::invalidate_profiles(state, &[&me.handle, followee_handle]).await;
 }

@@ -49,6 +49,10 @@ pub struct Checks {
     /// the day's quota is used up. Absent when the pool did not answer in time.
     ai: Option<AiStatus>,
     actors: ActorsAlive,
+    /// Read replicas (absent without `DATABASE_READ_URLS`): whether each takes reads and how
+    /// far behind it is. They do not decide readiness: the primary serves when none does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    replicas: Vec<crate::replicas::ReplicaState>,
 }
 
 /// Whether the actors every request needs are running (a stopped one fails readiness).
@@ -111,6 +115,7 @@ pub async fn readiness(state: &AppState) -> Readiness {
             redis,
             ai,
             actors,
+            replicas: state.reads.states(),
         },
     }
 }

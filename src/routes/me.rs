@@ -141,6 +141,7 @@ pub async fn patch_me(
             bio,
         })
         .await??;
+    state.reads.wrote(me.id).await;
     cache::invalidate_profiles(&state, &[&me.handle]).await;
     Ok(HttpResponse::Ok().json(load(&state, &me).await?))
 }

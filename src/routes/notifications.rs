@@ -7,7 +7,7 @@ use aisocial_actors::model::{Author, Notification};
 use crate::auth::AuthUser;
 use crate::cursor::{Order, Page, PageQuery};
 use crate::problem::{ApiError, Problem};
-use crate::routes::reads::{query, rows_to};
+use crate::routes::reads::{reader_for, rows_to};
 use crate::state::AppState;
 
 const NOTIFICATIONS: &str = "SELECT n.id, n.kind, n.post_id, n.created_at, u.id, u.handle, \
@@ -29,7 +29,10 @@ pub async fn list(
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (before, limit) = page.bounds(Order::NewestFirst)?;
-    let rows = query(&state, NOTIFICATIONS, &[&me.id.0, &before, &limit]).await?;
+    let reader = reader_for(&state, me.id).await;
+    let rows = reader
+        .query(NOTIFICATIONS, &[&me.id.0, &before, &limit])
+        .await?;
     let items = rows_to(&rows, |r| {
         Ok(Notification {
             id: r.try_get(0)?,

@@ -16,8 +16,9 @@ use crate::cache;
 use crate::cursor::Page;
 use crate::cursor::{Order, PageQuery};
 use crate::problem::{ApiError, Problem};
+use crate::replicas::Reader;
 use crate::routes::body::{JsonBody, trimmed_text};
-use crate::routes::reads::{PostView, post_page, query, rows_to, views_of};
+use crate::routes::reads::{PostView, post_page, reader_for, rows_to, views_of};
 use crate::state::AppState;
 
 pub const MAX_BODY_CHARS: usize = 1000;
@@ -89,6 +90,7 @@ pub async fn create_post(
             idempotency_key: key,
         })
         .await??;
+    state.reads.wrote(me.id).await;
     if created.created {
         state
             .invalidator
@@ -133,8 +135,8 @@ fn path_post(raw: &str) -> Result<PostId, ApiError> {
         .ok_or_else(no_post)
 }
 
-async fn load_post(state: &AppState, id: PostId) -> Result<Post, ApiError> {
-    let rows = query(state, ONE_POST.as_str(), &[&id.0]).await?;
+async fn load_post(reader: &Reader<'_>, id: PostId) -> Result<Post, ApiError> {
+    let rows = reader.query(ONE_POST.as_str(), &[&id.0]).await?;
     rows_to(&rows, post_from_row)?
         .into_iter()
         .next()
@@ -156,8 +158,9 @@ pub async fn get_post(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_post(&path)?;
-    let post = load_post(&state, id).await?;
-    let view = views_of(&state, me.id, vec![post])
+    let reader = reader_for(&state, me.id).await;
+    let post = load_post(&reader, id).await?;
+    let view = views_of(&reader, me.id, vec![post])
         .await?
         .pop()
         .ok_or_else(no_post)?;
@@ -179,7 +182,7 @@ pub async fn delete_post(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_post(&path)?;
-    let post = load_post(&state, id).await?;
+    let post = load_post(&state.reads.primary_reader(), id).await?;
     state
         .writer
         .send(DeletePost {
@@ -188,6 +191,7 @@ pub async fn delete_post(
             post: id,
         })
         .await??;
+    state.reads.wrote(me.id).await;
     cache::invalidate_profiles(&state, &[&post.author.handle]).await;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -209,9 +213,10 @@ pub async fn replies(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_post(&path)?;
     let (after, limit) = page.bounds(Order::OldestFirst)?;
-    load_post(&state, id).await?;
+    let reader = reader_for(&state, me.id).await;
+    load_post(&reader, id).await?;
     let page = post_page(
-        &state,
+        &reader,
         me.id,
         REPLIES.as_str(),
         &[&id.0, &after, &limit],
@@ -237,6 +242,7 @@ pub async fn like(
 ) -> Result<HttpResponse, ApiError> {
     let post = path_post(&path)?;
     state.writer.send(LikePost { user: me.id, post }).await??;
+    state.reads.wrote(me.id).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -259,5 +265,6 @@ pub async fn unlike(
         .writer
         .send(UnlikePost { user: me.id, post })
         .await??;
+    state.reads.wrote(me.id).await;
     Ok(HttpResponse::NoContent().finish())
 }

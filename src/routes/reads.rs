@@ -1,4 +1,5 @@
-//! Shared read helpers: run a query on the pool and turn its rows into a page.
+//! Shared read helpers: run a query on the primary or through a [`Reader`] (which may use a
+//! replica), and turn its rows into a page.
 
 use std::collections::HashSet;
 
@@ -10,28 +11,23 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::cursor::Page;
-use crate::problem::{ApiError, pool_error, read_error};
+use crate::problem::ApiError;
+use crate::replicas::Reader;
 use crate::state::AppState;
 
-/// Runs `sql` on a pooled connection.
+/// Runs `sql` on the primary (bounded by `DATABASE_READ_TIMEOUT_MS`).
 pub async fn query(
     state: &AppState,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, ApiError> {
-    let deadline = state.session_config.read_timeout;
-    let read = async {
-        let conn = state.pool.get().await.map_err(pool_error)?;
-        conn.query(sql, params).await.map_err(read_error)
-    };
-    tokio::time::timeout(deadline, read)
-        .await
-        .unwrap_or_else(|_| {
-            Err(ApiError::unavailable(
-                format!("the database did not answer within {deadline:?}"),
-                2,
-            ))
-        })
+    state.reads.primary_reader().query(sql, params).await
+}
+
+/// Where `viewer`'s replica-eligible reads go (a replica that shows their own writes, or the
+/// primary).
+pub async fn reader_for(state: &AppState, viewer: UserId) -> Reader<'_> {
+    state.reads.reader(Some(viewer)).await
 }
 
 /// Maps rows, a bad row being our error (500).
@@ -56,7 +52,7 @@ pub struct PostView {
 
 /// The posts as `viewer` sees them (one lookup of the viewer's likes for all of them).
 pub async fn views_of(
-    state: &AppState,
+    reader: &Reader<'_>,
     viewer: UserId,
     posts: Vec<Post>,
 ) -> Result<Vec<PostView>, ApiError> {
@@ -64,16 +60,16 @@ pub async fn views_of(
         HashSet::new()
     } else {
         let ids: Vec<i64> = posts.iter().map(|p| p.id.0).collect();
-        query(
-            state,
-            "SELECT post_id FROM likes WHERE user_id = $1 AND post_id = ANY($2)",
-            &[&viewer.0, &ids],
-        )
-        .await?
-        .iter()
-        .map(|row| row.try_get::<_, i64>(0))
-        .collect::<Result<_, _>>()
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("reading likes")))?
+        reader
+            .query(
+                "SELECT post_id FROM likes WHERE user_id = $1 AND post_id = ANY($2)",
+                &[&viewer.0, &ids],
+            )
+            .await?
+            .iter()
+            .map(|row| row.try_get::<_, i64>(0))
+            .collect::<Result<_, _>>()
+            .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("reading likes")))?
     };
     Ok(posts
         .into_iter()
@@ -86,14 +82,14 @@ pub async fn views_of(
 
 /// A page of posts selected with `POST_COLUMNS` and `LIMIT limit`, as `viewer` sees them.
 pub async fn post_page(
-    state: &AppState,
+    reader: &Reader<'_>,
     viewer: UserId,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
     limit: i64,
 ) -> Result<Page<PostView>, ApiError> {
-    let rows = query(state, sql, params).await?;
+    let rows = reader.query(sql, params).await?;
     let posts = rows_to(&rows, post_from_row)?;
-    let items = views_of(state, viewer, posts).await?;
+    let items = views_of(reader, viewer, posts).await?;
     Ok(Page::new(items, limit, |v| v.post.id.0))
 }

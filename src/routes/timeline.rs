@@ -9,7 +9,7 @@ use crate::auth::AuthUser;
 use crate::cursor::Page;
 use crate::cursor::{Order, PageQuery};
 use crate::problem::{ApiError, Problem};
-use crate::routes::reads::{PostView, post_page};
+use crate::routes::reads::{PostView, post_page, reader_for};
 use crate::state::AppState;
 
 /// Each followee's newest posts come from `posts_author_idx`; the union is cut to one page.
@@ -38,8 +38,9 @@ pub async fn home_timeline(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (before, limit) = query.bounds(Order::NewestFirst)?;
+    let reader = reader_for(&state, me.id).await;
     let page = post_page(
-        &state,
+        &reader,
         me.id,
         HOME.as_str(),
         &[&me.id.0, &before, &limit],

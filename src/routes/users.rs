@@ -14,7 +14,8 @@ use crate::auth::AuthUser;
 use crate::cache;
 use crate::cursor::{Order, Page, PageQuery};
 use crate::problem::{ApiError, Problem};
-use crate::routes::reads::{PostView, post_page, query, rows_to};
+use crate::replicas::Reader;
+use crate::routes::reads::{PostView, post_page, reader_for, rows_to};
 use crate::state::AppState;
 
 /// A public profile.
@@ -40,18 +41,27 @@ pub fn path_handle(raw: &str) -> Result<Handle, ApiError> {
     Handle::parse(raw).map_err(|_| no_user())
 }
 
-async fn load_profile(state: &AppState, handle: &Handle) -> Result<Profile, ApiError> {
+/// A profile from the cache, else through `reader`. A reader bound to the primary by its own
+/// recent write skips the cache (another reader may have filled it from a replica that had not
+/// replayed that write); a profile read from a replica is cached only for about the lag bound.
+async fn load_profile(
+    state: &AppState,
+    reader: &Reader<'_>,
+    handle: &Handle,
+) -> Result<Profile, ApiError> {
     let key = cache::profile_key(state, handle.as_str());
-    if let Some(profile) = cache::get::<Profile>(state, &key).await {
+    if !reader.needs_own_writes()
+        && let Some(profile) = cache::get::<Profile>(state, &key).await
+    {
         return Ok(profile);
     }
-    let rows = query(
-        state,
-        "SELECT id, handle, display_name, bio, role, followers_count, following_count, \
-         posts_count, created_at FROM users WHERE handle = $1 AND disabled_at IS NULL",
-        &[&handle.as_str()],
-    )
-    .await?;
+    let rows = reader
+        .query(
+            "SELECT id, handle, display_name, bio, role, followers_count, following_count, \
+             posts_count, created_at FROM users WHERE handle = $1 AND disabled_at IS NULL",
+            &[&handle.as_str()],
+        )
+        .await?;
     let profiles = rows_to(&rows, |r| {
         Ok(Profile {
             id: r.try_get(0)?,
@@ -66,17 +76,18 @@ async fn load_profile(state: &AppState, handle: &Handle) -> Result<Profile, ApiE
         })
     })?;
     let profile = profiles.into_iter().next().ok_or_else(no_user)?;
-    cache::put(state, &key, &profile, cache::PROFILE_TTL_SECS).await;
+    let ttl = reader.cache_ttl_secs(cache::PROFILE_TTL_SECS);
+    cache::put(state, &key, &profile, ttl).await;
     Ok(profile)
 }
 
-async fn user_id(state: &AppState, handle: &Handle) -> Result<UserId, ApiError> {
-    let rows = query(
-        state,
-        "SELECT id FROM users WHERE handle = $1 AND disabled_at IS NULL",
-        &[&handle.as_str()],
-    )
-    .await?;
+async fn user_id(reader: &Reader<'_>, handle: &Handle) -> Result<UserId, ApiError> {
+    let rows = reader
+        .query(
+            "SELECT id FROM users WHERE handle = $1 AND disabled_at IS NULL",
+            &[&handle.as_str()],
+        )
+        .await?;
     rows_to(&rows, |r| r.try_get(0).map(UserId))?
         .into_iter()
         .next()
@@ -94,11 +105,12 @@ async fn user_id(state: &AppState, handle: &Handle) -> Result<UserId, ApiError> 
 )]
 pub async fn get_profile(
     state: web::Data<AppState>,
-    _me: AuthUser,
+    me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let handle = path_handle(&path)?;
-    Ok(HttpResponse::Ok().json(load_profile(&state, &handle).await?))
+    let reader = reader_for(&state, me.id).await;
+    Ok(HttpResponse::Ok().json(load_profile(&state, &reader, &handle).await?))
 }
 
 const FOLLOWERS: &str = "SELECT u.id, u.handle, u.display_name FROM follows f \
@@ -109,15 +121,15 @@ const FOLLOWING: &str = "SELECT u.id, u.handle, u.display_name FROM follows f \
      WHERE f.follower_id = $1 AND f.followee_id < $2 ORDER BY f.followee_id DESC LIMIT $3";
 
 async fn people(
-    state: &AppState,
+    reader: &Reader<'_>,
     sql: &str,
     raw_handle: &str,
     page: &PageQuery,
 ) -> Result<Page<Author>, ApiError> {
     let handle = path_handle(raw_handle)?;
     let (before, limit) = page.bounds(Order::NewestFirst)?;
-    let user = user_id(state, &handle).await?;
-    let rows = query(state, sql, &[&user.0, &before, &limit]).await?;
+    let user = user_id(reader, &handle).await?;
+    let rows = reader.query(sql, &[&user.0, &before, &limit]).await?;
     let items = rows_to(&rows, |r| {
         Ok(Author {
             id: UserId(r.try_get(0)?),
@@ -139,11 +151,12 @@ async fn people(
 )]
 pub async fn followers(
     state: web::Data<AppState>,
-    _me: AuthUser,
+    me: AuthUser,
     path: web::Path<String>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(people(&state, FOLLOWERS, &path, &page).await?))
+    let reader = reader_for(&state, me.id).await;
+    Ok(HttpResponse::Ok().json(people(&reader, FOLLOWERS, &path, &page).await?))
 }
 
 #[utoipa::path(
@@ -157,11 +170,12 @@ pub async fn followers(
 )]
 pub async fn following(
     state: web::Data<AppState>,
-    _me: AuthUser,
+    me: AuthUser,
     path: web::Path<String>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(people(&state, FOLLOWING, &path, &page).await?))
+    let reader = reader_for(&state, me.id).await;
+    Ok(HttpResponse::Ok().json(people(&reader, FOLLOWING, &path, &page).await?))
 }
 
 static USER_POSTS: LazyLock<String> = LazyLock::new(|| {
@@ -189,9 +203,10 @@ pub async fn posts(
 ) -> Result<HttpResponse, ApiError> {
     let handle = path_handle(&path)?;
     let (before, limit) = page.bounds(Order::NewestFirst)?;
-    let user = user_id(&state, &handle).await?;
+    let reader = reader_for(&state, me.id).await;
+    let user = user_id(&reader, &handle).await?;
     let page = post_page(
-        &state,
+        &reader,
         me.id,
         USER_POSTS.as_str(),
         &[&user.0, &before, &limit],

@@ -136,6 +136,50 @@ impl PrivatePostgres {
         this
     }
 
+    /// A streaming replica (`pg_basebackup -R`) of the primary that answers on `upstream_port`
+    /// of 127.0.0.1 (its own port, or a proxy in front of it, which replication then crosses),
+    /// hot standby on.
+    pub async fn replica_of(upstream_port: u16) -> Self {
+        let this = Self {
+            bin: binaries(),
+            dir: cluster_folder(),
+            port: free_port(),
+            options: "-c hot_standby=on -c hot_standby_feedback=on".to_owned(),
+        };
+        let data = this.data();
+        let port = upstream_port.to_string();
+        let backup = this.run(
+            "pg_basebackup",
+            &[
+                "-D",
+                &data,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-X",
+                "stream",
+                "-R",
+                "-c",
+                "fast",
+                "--no-sync",
+            ],
+        );
+        assert!(
+            backup.status.success(),
+            "pg_basebackup: {}",
+            String::from_utf8_lossy(&backup.stderr)
+        );
+        this.pg_ctl_start().await;
+        this
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Waits until recovery has ended and the server takes writes (a restored backup replays
     /// its WAL, then promotes).
     pub async fn wait_until_writable(&self) {

@@ -12,12 +12,13 @@ pub mod commands;
 mod conn;
 
 use std::collections::VecDeque;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use prometheus::{Histogram, IntCounterVec};
 use tokio::sync::oneshot;
+use tokio_postgres::SimpleQueryMessage;
 
 pub use self::apply::{
     AI_HANDLE, MAX_MENTIONS, NotificationKind, handle_candidate, mentions, mentions_ai,
@@ -31,6 +32,7 @@ pub use self::commands::{
 use self::conn::WriterConn;
 use crate::committed::{Committed, CommittedChange};
 use crate::event_log;
+use crate::lsn::{CommitWatermark, Lsn};
 use crate::meter::{self, ActorMeter, MeteredRecipient};
 use crate::metered_handler;
 
@@ -46,6 +48,9 @@ pub struct DbWriterConfig {
     /// A batch that has not committed by then is abandoned (its connection dropped, so the
     /// server rolls it back) and its commands fail as unavailable.
     pub batch_timeout: Duration,
+    /// Raised after every COMMIT to the primary's WAL position (one more statement in the
+    /// COMMIT's round trip), for read replicas' read-your-writes; `None` when there are none.
+    pub commit_watermark: Option<Arc<CommitWatermark>>,
 }
 
 static BATCH_SIZE: LazyLock<Histogram> = LazyLock::new(|| {
@@ -242,8 +247,12 @@ async fn run_batch(
         },
     };
     let started = Instant::now();
-    let together =
-        tokio::time::timeout(config.batch_timeout, apply_together(&mut conn, &batch)).await;
+    let watermark = config.commit_watermark.as_deref();
+    let together = tokio::time::timeout(
+        config.batch_timeout,
+        apply_together(&mut conn, &batch, watermark),
+    )
+    .await;
     match together {
         Ok(Ok((outputs, changes))) => {
             COMMIT_TIME.observe(started.elapsed().as_secs_f64());
@@ -282,6 +291,7 @@ type Outputs = Vec<Result<Output, WriteError>>;
 async fn apply_together(
     conn: &mut WriterConn,
     batch: &[Command],
+    watermark: Option<&CommitWatermark>,
 ) -> Result<(Outputs, Vec<CommittedChange>), tokio_postgres::Error> {
     conn.batch("BEGIN").await?;
     // Plain posts go in together (one multi-row insert); everything else one by one. Their
@@ -317,14 +327,16 @@ async fn apply_together(
             Err(ApplyError::Database(e)) => return Err(e),
         }
     }
-    let committed = commit(conn, changes).await?;
+    let committed = commit(conn, changes, watermark).await?;
     Ok((outputs, committed))
 }
 
-/// Appends the events among `changes` to the log and commits.
+/// Appends the events among `changes` to the log and commits; with a `watermark`, raises it
+/// to the WAL position right after the COMMIT (asked in the same round trip).
 async fn commit(
     conn: &mut WriterConn,
     changes: Vec<Change>,
+    watermark: Option<&CommitWatermark>,
 ) -> Result<Vec<CommittedChange>, tokio_postgres::Error> {
     let events: Vec<_> = changes
         .iter()
@@ -334,7 +346,23 @@ async fn commit(
         })
         .collect();
     let mut committed_events = event_log::append(conn.client(), events).await?.into_iter();
-    conn.batch("COMMIT").await?;
+    match watermark {
+        None => conn.batch("COMMIT").await?,
+        Some(watermark) => {
+            // A later statement of one simple query runs only if the earlier ones succeeded.
+            let messages = conn
+                .client()
+                .simple_query("COMMIT; SELECT pg_current_wal_flush_lsn()::text")
+                .await?;
+            for message in messages {
+                if let SimpleQueryMessage::Row(row) = message
+                    && let Some(lsn) = row.get(0).and_then(Lsn::parse)
+                {
+                    watermark.raise(lsn);
+                }
+            }
+        }
+    }
     let mut out = Vec::with_capacity(changes.len());
     for change in changes {
         match change {
@@ -361,7 +389,7 @@ async fn apply_one_by_one(
         let alone = async {
             conn.batch("BEGIN").await.map_err(ApplyError::Database)?;
             let (output, changes) = command.apply(&mut conn).await?;
-            let committed = commit(&mut conn, changes).await?;
+            let committed = commit(&mut conn, changes, config.commit_watermark.as_deref()).await?;
             Ok::<_, ApplyError>((output, committed))
         };
         let result = match tokio::time::timeout(config.batch_timeout, alone).await {
