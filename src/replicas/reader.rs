@@ -78,7 +78,8 @@ impl<'a> Reader<'a> {
     ) -> Result<Vec<Row>, ApiError> {
         let deadline = self.routing.read_timeout;
         let started = Instant::now();
-        if let Some(replica) = &self.replica {
+        // A replica that failed an earlier query of this reader (or anyone's) is not tried again.
+        if let Some(replica) = self.replica.as_ref().filter(|r| r.in_rotation()) {
             match tokio::time::timeout(deadline / 2, run(&replica.pool, sql, params)).await {
                 Ok(Ok(rows)) => {
                     READS.with_label_values(&["replica"]).inc();

@@ -10,6 +10,7 @@ mod helpers;
 mod backup;
 mod nodes;
 mod private_postgres;
+mod regions;
 mod replicas;
 mod slow;
 mod slow_proxy;

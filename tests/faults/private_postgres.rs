@@ -148,25 +148,28 @@ impl PrivatePostgres {
         };
         let data = this.data();
         let port = upstream_port.to_string();
-        let backup = this.run(
-            "pg_basebackup",
-            &[
-                "-D",
-                &data,
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "postgres",
-                "-X",
-                "stream",
-                "-R",
-                "-c",
-                "fast",
-                "--no-sync",
-            ],
-        );
+        let mut backup = this.command("pg_basebackup");
+        backup.args([
+            "-D",
+            &data,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-X",
+            "stream",
+            "-R",
+            "-c",
+            "fast",
+            "--no-sync",
+        ]);
+        // Off the test's own thread: a proxy in the way runs on it.
+        let backup = tokio::task::spawn_blocking(move || backup.output())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("pg_basebackup: {e}"));
         assert!(
             backup.status.success(),
             "pg_basebackup: {}",
@@ -178,6 +181,16 @@ impl PrivatePostgres {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Ends recovery: the replica becomes a primary of its own (a failover).
+    pub fn promote(&self) {
+        let promoted = self.run("pg_ctl", &["-D", &self.data(), "-w", "promote"]);
+        assert!(
+            promoted.status.success(),
+            "pg_ctl promote: {}",
+            String::from_utf8_lossy(&promoted.stderr)
+        );
     }
 
     /// Waits until recovery has ended and the server takes writes (a restored backup replays

@@ -1,5 +1,5 @@
 //! A TCP proxy in front of a dependency that delays every chunk by an adjustable amount: a slow
-//! network or an overloaded server, without `tc`.
+//! network, a far region or an overloaded server, without `tc`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,26 +14,40 @@ pub struct SlowProxy {
     accept: tokio::task::JoinHandle<()>,
 }
 
+/// Forwards `from` to `to`, each chunk `delay_ms` after it was read: a link's latency, not its
+/// bandwidth (chunks behind one another are not delayed again by the ones in front).
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     delay_ms: Arc<AtomicU64>,
 ) {
+    let (chunks, mut due) =
+        tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let writer = tokio::spawn(async move {
+        while let Some((at, chunk)) = due.recv().await {
+            tokio::time::sleep_until(at).await;
+            if to.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    });
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buffer).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let delay = delay_ms.load(Ordering::Relaxed);
-        if delay > 0 {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
-        }
-        if to.write_all(&buffer[..n]).await.is_err() {
+        let delay = Duration::from_millis(delay_ms.load(Ordering::Relaxed));
+        if chunks
+            .send((tokio::time::Instant::now() + delay, buffer[..n].to_vec()))
+            .is_err()
+        {
             break;
         }
     }
-    let _ = to.shutdown().await;
+    drop(chunks);
+    let _ = writer.await;
 }
 
 impl SlowProxy {
