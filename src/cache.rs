@@ -87,7 +87,7 @@ pub struct Invalidator {
 }
 
 impl Invalidator {
-    pub fn start(redis: redis::aio::ConnectionManager) -> Self {
+    pub fn start(redis: crate::redis_store::RedisConn) -> Self {
         let (queue, mut keys) = tokio::sync::mpsc::unbounded_channel::<String>();
         actix_rt::spawn(async move {
             let mut batch = std::collections::HashSet::new();

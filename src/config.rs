@@ -64,7 +64,8 @@ pub struct ServeArgs {
     #[arg(long, env = "DATABASE_READ_TIMEOUT_MS", default_value_t = 5000)]
     pub database_read_timeout_ms: u64,
 
-    /// Redis URL.
+    /// Redis URL: one server, or one node of a Redis Cluster (detected), or a comma-separated
+    /// list of cluster seed nodes.
     #[arg(
         long,
         env = "REDIS_URL",
@@ -365,14 +366,9 @@ impl Settings {
         if args.database_pool_size == 0 {
             return Err(bad("DATABASE_POOL_SIZE", "must be at least 1"));
         }
-        let redis_info = redis::IntoConnectionInfo::into_connection_info(args.redis_url.as_str())
-            .map_err(|e| {
-            bad(
-                "REDIS_URL",
-                format!("not a Redis URL ({e}); expected redis://host:6379"),
-            )
-        })?;
-        let redis_display = redis_info.addr().to_string();
+        let redis_display = crate::redis_store::RedisUrls::parse(&args.redis_url)
+            .map_err(|e| bad("REDIS_URL", e.to_string()))?
+            .display();
         if args.redis_prefix.is_empty() || args.redis_prefix.len() > 64 {
             return Err(bad("REDIS_PREFIX", "must be 1 to 64 characters"));
         }

@@ -7,11 +7,11 @@
 
 use std::time::Duration;
 
+use crate::redis_store::RedisConn;
 use aisocial_actors::follow_graph::{FollowGraph, followees_from_pg};
 use aisocial_actors::ids::UserId;
 use aisocial_actors::store::ReadPool;
 use futures_util::future::BoxFuture;
-use redis::aio::ConnectionManager;
 
 use crate::redis_store;
 
@@ -22,7 +22,7 @@ const TTL_SECS: u64 = 600;
 #[derive(Clone)]
 pub struct CachedFollowGraph {
     pool: ReadPool,
-    redis: ConnectionManager,
+    redis: RedisConn,
     prefix: String,
 }
 
@@ -31,7 +31,7 @@ fn version_key(prefix: &str, user: UserId) -> String {
 }
 
 impl CachedFollowGraph {
-    pub fn new(pool: ReadPool, redis: ConnectionManager, prefix: String) -> Self {
+    pub fn new(pool: ReadPool, redis: RedisConn, prefix: String) -> Self {
         Self {
             pool,
             redis,
@@ -73,7 +73,7 @@ impl FollowGraph for CachedFollowGraph {
 }
 
 /// After a committed follow change by `user`: move their list to a new version.
-pub async fn changed(redis: &ConnectionManager, prefix: &str, user: UserId) {
+pub async fn changed(redis: &RedisConn, prefix: &str, user: UserId) {
     let mut incr = redis::cmd("INCR");
     incr.arg(version_key(prefix, user));
     if let Err(e) = redis_store::run::<u64>(redis, incr, TIMEOUT).await {

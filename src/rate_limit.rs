@@ -14,9 +14,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::redis_store::RedisConn;
 use aisocial_actors::meter;
 use prometheus::IntCounterVec;
-use redis::aio::ConnectionManager;
 
 const WINDOW_SECS: u64 = 60;
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
@@ -79,7 +79,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// Starts the flush task on the current runtime.
-    pub fn new(redis: ConnectionManager, prefix: String) -> Self {
+    pub fn new(redis: RedisConn, prefix: String) -> Self {
         let limiter = Self {
             counts: Arc::new(Mutex::new(Counts::default())),
             prefix,
@@ -136,26 +136,52 @@ impl RateLimiter {
     }
 
     /// Adds the pending counts to Redis and learns the global ones.
-    async fn flush(&self, redis: &ConnectionManager) {
+    async fn flush(&self, redis: &RedisConn) {
         let Some(batch) = self.take_batch() else {
             return;
         };
-        let mut pipe = redis::pipe();
-        for (key, delta) in &batch.deltas {
-            let redis_key = format!("{}rl:{key}:{}", self.prefix, batch.window);
-            pipe.incr(&redis_key, *delta)
-                .expire(&redis_key, (WINDOW_SECS * 2) as i64)
-                .ignore();
-        }
-        let mut conn = redis.clone();
+        let keys: Vec<String> = batch
+            .deltas
+            .iter()
+            .map(|(key, _)| counter_key(&self.prefix, key, batch.window))
+            .collect();
         let started = std::time::Instant::now();
-        let result =
-            tokio::time::timeout(FLUSH_TIMEOUT, pipe.query_async::<Vec<u64>>(&mut conn)).await;
-        crate::redis_store::observe("rate_limit_flush", started, matches!(result, Ok(Ok(_))));
-        let globals = match result {
-            Ok(Ok(globals)) if globals.len() == batch.deltas.len() => Some(globals),
-            _ => None,
+        let globals = if redis.is_cluster() {
+            // A cluster answers a pipeline from one slot's node: one pipeline per slot.
+            let groups = crate::redis_store::cluster::group_by_slot(
+                keys.iter()
+                    .zip(&batch.deltas)
+                    .map(|(k, (_, d))| (k.as_str(), *d)),
+                |(key, _)| key,
+            );
+            let answers = futures_util::future::join_all(groups.into_iter().map(|group| async {
+                let counts: Vec<(&str, u64)> = group.iter().map(|(_, item)| *item).collect();
+                let globals = counter_round_trip(redis, &counts).await;
+                (group, globals)
+            }))
+            .await;
+            let mut globals = vec![0; keys.len()];
+            let mut all = true;
+            for (group, answer) in answers {
+                match answer {
+                    Some(values) => {
+                        for ((n, _), value) in group.iter().zip(values) {
+                            globals[*n] = value;
+                        }
+                    }
+                    None => all = false,
+                }
+            }
+            all.then_some(globals)
+        } else {
+            let counts: Vec<(&str, u64)> = keys
+                .iter()
+                .zip(&batch.deltas)
+                .map(|(k, (_, d))| (k.as_str(), *d))
+                .collect();
+            counter_round_trip(redis, &counts).await
         };
+        crate::redis_store::observe("rate_limit_flush", started, globals.is_some());
         self.settle(batch, globals);
     }
 
@@ -196,6 +222,35 @@ impl RateLimiter {
                 count.in_flight = 0;
             }
         }
+    }
+}
+
+/// The Redis counter of `bucket` (`scope:key`) in `window`. The bucket is the hash tag: a
+/// bucket's keys stay together and buckets spread over a cluster's nodes.
+fn counter_key(prefix: &str, bucket: &str, window: u64) -> String {
+    format!(
+        "{}{window}",
+        crate::redis_store::tagged(prefix, &format!("rl:{bucket}"))
+    )
+}
+
+/// Adds each count to its counter (`INCRBY` + `EXPIRE`, one pipeline) and returns the totals,
+/// or `None` on failure or timeout.
+async fn counter_round_trip(redis: &RedisConn, counts: &[(&str, u64)]) -> Option<Vec<u64>> {
+    let mut pipe = redis::pipe();
+    for (key, delta) in counts {
+        pipe.incr(*key, *delta)
+            .expire(*key, (WINDOW_SECS * 2) as i64)
+            .ignore();
+    }
+    let mut conn = redis.clone();
+    match tokio::time::timeout(FLUSH_TIMEOUT, pipe.query_async::<Vec<u64>>(&mut conn)).await {
+        Ok(Ok(globals)) if globals.len() == counts.len() => Some(globals),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "rate-limit flush failed");
+            None
+        }
+        _ => None,
     }
 }
 
@@ -262,6 +317,17 @@ mod tests {
         (0..n)
             .filter(|_| limiter.check("ip", "192.0.2.1", limit).allowed)
             .count() as u32
+    }
+
+    #[test]
+    fn a_buckets_counters_are_hash_tagged_by_the_bucket() {
+        use crate::redis_store::cluster::slot_of;
+        let key = counter_key("aisocial:", "ip:2001:db8::1", 29_000_000);
+        assert_eq!(key, "aisocial:{rl:ip:2001:db8::1}:29000000");
+        assert_eq!(
+            slot_of(&key),
+            slot_of(&counter_key("other:", "ip:2001:db8::1", 29_000_001))
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Committed changes between nodes, through Redis pub/sub on `{prefix}events`.
+//! Committed changes between nodes, through Redis pub/sub on `{prefix}events` (sharded
+//! pub/sub on a Redis Cluster that offers it, see [`redis_store::pubsub`]).
 //!
 //! Each node publishes what its DbWriter committed (after COMMIT) and hands what other nodes
 //! published to its FeedBroker. Pub/sub is at-most-once: a message lost while a node was
@@ -16,11 +17,10 @@ use aisocial_actors::feed_broker::FeedBroker;
 use aisocial_actors::ids::{EventId, PostId, UserId};
 use aisocial_actors::meter::MeteredAddr;
 use aisocial_actors::protocol::EventKind;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::redis_store;
+use crate::redis_store::{self, Notice};
 
 #[derive(Serialize, Deserialize)]
 struct WireEvent {
@@ -153,13 +153,12 @@ pub struct RedisPublisher {
 }
 
 impl RedisPublisher {
-    pub fn start(redis: redis::aio::ConnectionManager, prefix: &str, node: String) -> Self {
+    pub fn start(redis: crate::redis_store::RedisConn, prefix: &str, node: String) -> Self {
         let (queue, mut batches) = mpsc::unbounded_channel::<String>();
         let channel = format!("{prefix}events");
         actix_rt::spawn(async move {
             while let Some(payload) = batches.recv().await {
-                let mut publish = redis::cmd("PUBLISH");
-                publish.arg(&channel).arg(payload);
+                let publish = redis.publish_cmd(&channel, &payload);
                 if let Err(e) =
                     redis_store::run::<i64>(&redis, publish, Duration::from_secs(1)).await
                 {
@@ -215,12 +214,17 @@ impl CommitPublisher for RedisPublisher {
 
 /// Hands other nodes' commits to the broker until the process ends, resubscribing after any
 /// loss (what was missed meanwhile is repaired from PostgreSQL by the broker).
-pub fn listen(client: redis::Client, prefix: &str, node: String, broker: MeteredAddr<FeedBroker>) {
+pub fn listen(
+    subscriber: redis_store::Subscriber,
+    prefix: &str,
+    node: String,
+    broker: MeteredAddr<FeedBroker>,
+) {
     let channel = format!("{prefix}events");
     actix_rt::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match subscribe_once(&client, &channel, &node, &broker).await {
+            match subscribe_once(&subscriber, &channel, &node, &broker).await {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(e) => tracing::warn!(error = %e, "event channel lost; resubscribing"),
             }
@@ -231,17 +235,21 @@ pub fn listen(client: redis::Client, prefix: &str, node: String, broker: Metered
 }
 
 async fn subscribe_once(
-    client: &redis::Client,
+    subscriber: &redis_store::Subscriber,
     channel: &str,
     node: &str,
     broker: &MeteredAddr<FeedBroker>,
 ) -> Result<(), String> {
-    let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
-    pubsub.subscribe(channel).await.map_err(|e| e.to_string())?;
-    let mut messages = pubsub.on_message();
-    while let Some(message) = messages.next().await {
-        let Ok(payload) = message.get_payload::<String>() else {
-            continue;
+    let mut subscription = subscriber
+        .subscribe(channel)
+        .await
+        .map_err(|e| e.to_string())?;
+    while let Some(notice) = subscription.next().await {
+        let payload = match notice {
+            Notice::Message(payload) => payload,
+            // Missed events leave a gap (or a head behind the log's) that the broker reads
+            // from PostgreSQL.
+            Notice::Resubscribed => continue,
         };
         match serde_json::from_str::<WireBatch>(&payload) {
             Ok(batch) if batch.node == node => {} // our own, delivered already

@@ -13,10 +13,9 @@ use aisocial_actors::feed_broker::{CloseFamily, FeedBroker};
 use aisocial_actors::ids::UserId;
 use aisocial_actors::meter::MeteredAddr;
 use aisocial_actors::store::ReadPool;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::redis_store;
+use crate::redis_store::{self, Notice};
 
 /// The Redis payload announcing one revocation (this module is its only reader and writer).
 #[derive(Debug, Serialize, Deserialize)]
@@ -30,7 +29,7 @@ pub struct Revocations {
     revoked: RwLock<HashMap<i64, Instant>>,
     remember: Duration,
     broker: MeteredAddr<FeedBroker>,
-    redis: redis::aio::ConnectionManager,
+    redis: crate::redis_store::RedisConn,
     channel: String,
 }
 
@@ -39,7 +38,7 @@ impl Revocations {
     pub fn new(
         remember: Duration,
         broker: MeteredAddr<FeedBroker>,
-        redis: redis::aio::ConnectionManager,
+        redis: crate::redis_store::RedisConn,
         prefix: &str,
     ) -> Self {
         Self {
@@ -77,8 +76,7 @@ impl Revocations {
             family,
         })
         .unwrap_or_default();
-        let mut publish = redis::cmd("PUBLISH");
-        publish.arg(&self.channel).arg(payload);
+        let publish = self.redis.publish_cmd(&self.channel, &payload);
         if let Err(e) = redis_store::run::<i64>(&self.redis, publish, Duration::from_secs(1)).await
         {
             tracing::warn!(error = %e, "could not announce a revocation");
@@ -104,11 +102,11 @@ impl Revocations {
     }
 
     /// Listens for other nodes' revocations until the process ends, reconnecting with backoff.
-    pub fn listen(self: Arc<Self>, client: redis::Client, pool: ReadPool) {
+    pub fn listen(self: Arc<Self>, subscriber: redis_store::Subscriber, pool: ReadPool) {
         actix_rt::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
-                match self.subscribe_once(&client, &pool).await {
+                match self.subscribe_once(&subscriber, &pool).await {
                     Ok(()) => backoff = Duration::from_millis(100),
                     Err(e) => tracing::warn!(error = %e, "revocation channel lost; reconnecting"),
                 }
@@ -118,19 +116,26 @@ impl Revocations {
         });
     }
 
-    async fn subscribe_once(&self, client: &redis::Client, pool: &ReadPool) -> Result<(), String> {
-        let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
-        pubsub
+    async fn subscribe_once(
+        &self,
+        subscriber: &redis_store::Subscriber,
+        pool: &ReadPool,
+    ) -> Result<(), String> {
+        let mut subscription = subscriber
             .subscribe(&self.channel)
             .await
             .map_err(|e| e.to_string())?;
         // Anything announced while we were not listening is in PostgreSQL.
         let reloaded = self.reload(pool).await?;
         tracing::debug!(reloaded, "revocation channel subscribed");
-        let mut messages = pubsub.on_message();
-        while let Some(message) = messages.next().await {
-            let Ok(payload) = message.get_payload::<String>() else {
-                continue;
+        while let Some(notice) = subscription.next().await {
+            let payload = match notice {
+                Notice::Message(payload) => payload,
+                Notice::Resubscribed => {
+                    let reloaded = self.reload(pool).await?;
+                    tracing::debug!(reloaded, "revocation channel resubscribed");
+                    continue;
+                }
             };
             match serde_json::from_str::<Announcement>(&payload) {
                 Ok(a) => self.apply(UserId(a.user), a.family),

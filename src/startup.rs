@@ -70,8 +70,10 @@ impl Application {
         database::ensure_database(&settings.database).await?;
         database::migrate(&settings.database).await?;
         let pool = database::read_pool(&settings.database, settings.database_pool_size).await?;
-        let redis =
-            redis_store::connect(settings.redis_url.expose(), &settings.redis_display).await?;
+        let redis_store::Connected {
+            conn: redis,
+            subscriber,
+        } = redis_store::connect(settings.redis_url.expose(), &settings.redis_display).await?;
 
         let reads = Arc::new(if settings.replicas.replicas.is_empty() {
             ReadRouting::primary_only(pool.clone(), settings.read_timeout)
@@ -120,10 +122,8 @@ impl Application {
             FeedBroker::new(graph, events, publisher, broker_config)
         });
         let broker = MeteredAddr::new(broker, FeedBroker::meter());
-        let events_client =
-            redis::Client::open(settings.redis_url.expose()).context("REDIS_URL")?;
         relay::listen(
-            events_client,
+            subscriber.clone(),
             &settings.redis_prefix,
             settings.node_id.clone(),
             broker.clone(),
@@ -166,9 +166,7 @@ impl Application {
             redis.clone(),
             &settings.redis_prefix,
         ));
-        let pubsub_client =
-            redis::Client::open(settings.redis_url.expose()).context("REDIS_URL")?;
-        revocations.clone().listen(pubsub_client, pool.clone());
+        revocations.clone().listen(subscriber, pool.clone());
 
         let session_config = Arc::new(SessionConfig {
             node_id: settings.node_id.clone(),

@@ -46,7 +46,7 @@ pub struct AppState {
     pub pool: ReadPool,
     /// Reads that may go to a replica (with read-your-writes and the fallback to the primary).
     pub reads: Arc<crate::replicas::ReadRouting>,
-    pub redis: redis::aio::ConnectionManager,
+    pub redis: crate::redis_store::RedisConn,
     pub redis_prefix: String,
     pub writer: MeteredAddr<DbWriter>,
     pub broker: MeteredAddr<FeedBroker>,

@@ -5,16 +5,17 @@
 //! clocks do not matter), checked and added atomically by one Lua script. The window is a
 //! minute plus a margin, so a request that reaches Google a little after it was granted still
 //! counts in Google's window as it does in ours. The day is Google's: it starts at midnight in
-//! America/Los_Angeles (daylight saving time included).
+//! America/Los_Angeles (daylight saving time included). A model's keys share one hash tag, so
+//! that on a Redis Cluster the scripts touching several of them run in one slot.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::redis_store::RedisConn;
 use aisocial_actors::ai_pool::budget::{AiBudget, BudgetAnswer, BudgetError, Reservation};
 use chrono::{Duration as ChronoDuration, Utc};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use redis::aio::ConnectionManager;
 
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -117,8 +118,8 @@ pub struct Limits {
 }
 
 pub struct RedisBudget {
-    redis: ConnectionManager,
-    /// `{prefix}ai:{model}:`
+    redis: RedisConn,
+    /// `{prefix}{ai:<model>}:` (see [`budget_keys`]).
     keys: String,
     limits: Limits,
     scripts: Arc<Scripts>,
@@ -133,10 +134,10 @@ struct Scripts {
 }
 
 impl RedisBudget {
-    pub fn new(redis: ConnectionManager, prefix: &str, model: &str, limits: Limits) -> Self {
+    pub fn new(redis: RedisConn, prefix: &str, model: &str, limits: Limits) -> Self {
         Self {
             redis,
-            keys: format!("{prefix}ai:{model}:"),
+            keys: budget_keys(prefix, model),
             limits,
             scripts: Arc::new(Scripts {
                 reserve: redis::Script::new(RESERVE),
@@ -147,6 +148,12 @@ impl RedisBudget {
             }),
         }
     }
+}
+
+/// The start of one model's budget keys (window, day counters, pause), which the scripts use
+/// together: hash-tagged, so that a Redis Cluster keeps them in one slot.
+fn budget_keys(prefix: &str, model: &str) -> String {
+    crate::redis_store::tagged(prefix, &format!("ai:{model}"))
 }
 
 /// The Pacific day at `now` (its date) and how long until it ends.
@@ -326,6 +333,16 @@ mod tests {
         Utc.with_ymd_and_hms(y, m, d, h, min, 0)
             .single()
             .unwrap_or_else(|| panic!("bad date"))
+    }
+
+    #[test]
+    fn a_models_budget_keys_share_one_cluster_slot() {
+        use crate::redis_store::cluster::slot_of;
+        let keys = budget_keys("aisocial:", "gemini-2.5-flash");
+        assert_eq!(keys, "aisocial:{ai:gemini-2.5-flash}:");
+        let window = slot_of(&format!("{keys}window"));
+        assert_eq!(window, slot_of(&format!("{keys}day:20260101")));
+        assert_eq!(window, slot_of(&format!("{keys}paused")));
     }
 
     #[test]

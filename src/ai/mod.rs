@@ -39,7 +39,7 @@ pub struct Ai {
 
 /// What `start` needs from the rest of the server.
 pub struct AiDeps<'a> {
-    pub redis: redis::aio::ConnectionManager,
+    pub redis: crate::redis_store::RedisConn,
     pub redis_prefix: &'a str,
     pub broker: &'a MeteredAddr<FeedBroker>,
     pub writer: &'a MeteredAddr<DbWriter>,

@@ -25,14 +25,14 @@ const RAISE: &str = "local current = redis.call('GET', KEYS[1]) \
 const TIMEOUT: Duration = Duration::from_millis(250);
 
 pub struct Sticky {
-    redis: redis::aio::ConnectionManager,
+    redis: crate::redis_store::RedisConn,
     prefix: String,
     keep: Duration,
 }
 
 impl Sticky {
     /// Positions live `keep` after the user's last write.
-    pub fn new(redis: redis::aio::ConnectionManager, prefix: &str, keep: Duration) -> Self {
+    pub fn new(redis: crate::redis_store::RedisConn, prefix: &str, keep: Duration) -> Self {
         Self {
             redis,
             prefix: prefix.to_owned(),
