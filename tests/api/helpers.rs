@@ -148,6 +148,22 @@ pub async fn spawn_peer(app: &TestApp, extra: &[&str]) -> TestApp {
     spawn_node(app.db_name.clone(), app.redis_prefix.clone(), extra).await
 }
 
+/// A server using the Redis at `redis_url` (a single server, a cluster node, or cluster seeds).
+pub async fn spawn_app_on(redis_url: &str, extra: &[&str]) -> TestApp {
+    let url = format!("--redis-url={redis_url}");
+    let mut args = vec![url.as_str()];
+    args.extend_from_slice(extra);
+    spawn_app_with(&args).await
+}
+
+/// A second node of `app`'s deployment reaching its Redis through `redis_url`.
+pub async fn spawn_peer_on(app: &TestApp, redis_url: &str, extra: &[&str]) -> TestApp {
+    let url = format!("--redis-url={redis_url}");
+    let mut args = vec![url.as_str()];
+    args.extend_from_slice(extra);
+    spawn_peer(app, &args).await
+}
+
 /// A node on `app`'s database with a Redis prefix of its own (cut off from the others' Redis
 /// messages).
 pub async fn spawn_node_with_prefix(app: &TestApp, prefix: &str) -> TestApp {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use crate::helpers::{
-    TestApp, WsClient, WsEvent, spawn_app, spawn_app_with, spawn_node_with_prefix, spawn_peer,
-    unique_name, wait_for_subscribers, wait_for_subscribers_on,
+    TestApp, WsClient, WsEvent, spawn_app, spawn_app_on, spawn_app_with, spawn_node_with_prefix,
+    spawn_peer, spawn_peer_on, unique_name, wait_for_subscribers, wait_for_subscribers_on,
 };
 
 /// Reads `count` durable events, asserting strictly increasing ids and no repeats.
@@ -271,4 +271,21 @@ async fn a_redis_restart_during_fan_out_loses_nothing() {
     assert_eq!(hello["data"]["resume"]["replayed"], written.len() + 1);
     let (replayed, _) = read_in_order(&mut again, written.len() + 1, 0).await;
     assert_eq!(replayed.len(), written.len() + 1);
+}
+
+#[actix_web::test]
+async fn a_single_servers_url_given_explicitly_is_used_as_a_single_server() {
+    // The same URL a cluster node's would be; this one answers `cluster_enabled:0`.
+    let a = spawn_app_on("redis://127.0.0.1:6379", &[]).await;
+    let b = spawn_peer_on(&a, " redis://127.0.0.1:6379 ", &[]).await;
+    wait_for_subscribers(&a, "events", 2).await;
+    let alice = a.sign_in("alice").await;
+    let bob = b.sign_in("bob").await;
+    b.follow(&bob, "alice").await;
+    let (mut ws, _) = b.ws(&bob, None).await;
+    let post = a.create_post(&alice, "through one server").await["id"]
+        .as_i64()
+        .unwrap_or_default();
+    let (got, _) = read_in_order(&mut ws, 1, 0).await;
+    assert_eq!(got, vec![post]);
 }
