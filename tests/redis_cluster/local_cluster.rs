@@ -78,7 +78,28 @@ impl LocalCluster {
             String::from_utf8_lossy(&output.stderr)
         );
         cluster.wait_ok().await;
+        cluster.wait_replicas_synced().await;
         cluster
+    }
+
+    /// Waits until every replica has synced with its master (so that it may take over).
+    async fn wait_replicas_synced(&self) {
+        let ports = self.running_ports();
+        wait_until(Duration::from_secs(20), || {
+            let ports = ports.clone();
+            async move {
+                for port in ports {
+                    let info = query::<String>(port, redis::cmd("INFO").arg("replication").clone())
+                        .await
+                        .unwrap_or_default();
+                    if info.contains("role:slave") && !info.contains("master_link_status:up") {
+                        return false;
+                    }
+                }
+                true
+            }
+        })
+        .await;
     }
 
     fn start_node(&self, port: u16) -> Child {
@@ -94,6 +115,9 @@ impl LocalCluster {
             .arg("--dir")
             .arg(&self.dir)
             .args(["--save", ""])
+            // Replicas sync at once (not after the 5 s wait for more replicas): a replica that
+            // never synced cannot take over.
+            .args(["--repl-diskless-sync-delay", "0"])
             .args(["--appendonly", "no"])
             .arg("--logfile")
             .arg(format!("redis-{port}.log"))
@@ -144,7 +168,8 @@ impl LocalCluster {
             .join(",")
     }
 
-    /// The port of the master that serves `key`'s slot now.
+    /// The port of the master that serves `key`'s slot now (as the first node that answers
+    /// sees it).
     pub async fn master_of(&self, key: &str) -> u16 {
         for port in self.running_ports() {
             let Ok(slot) =
@@ -158,7 +183,8 @@ impl LocalCluster {
             };
             for line in nodes.lines() {
                 let fields: Vec<&str> = line.split_whitespace().collect();
-                if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
+                // A master marked failed still serves its slots until a replica takes them.
+                if fields.len() < 9 || !fields[2].contains("master") {
                     continue;
                 }
                 let serves = fields[8..].iter().any(|range| {
@@ -177,7 +203,14 @@ impl LocalCluster {
                 }
             }
         }
-        panic!("no master serves {key}");
+        let ports = self.running_ports();
+        let slot = query::<i64>(
+            ports[0],
+            redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).clone(),
+        )
+        .await;
+        let nodes = query::<String>(ports[0], redis::cmd("CLUSTER").arg("NODES").clone()).await;
+        panic!("no master serves {key}: {slot:?} {nodes:?}");
     }
 
     /// Kills node `port` with SIGKILL (no goodbye to the cluster).

@@ -119,13 +119,13 @@ async fn two_nodes_on_a_cluster_share_events_and_rate_limits_and_are_ready() {
 
     // The sign-in limit is shared: what A admitted counts on B (2 sign-ins so far).
     for n in 0..8 {
-        assert_eq!(dev_sign_in_status(&a, &format!("a{n}")).await, 200);
+        assert_eq!(dev_sign_in_status(&a, &format!("user_a{n}")).await, 200);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut admitted_on_b = 0;
     let mut limited_on_b = 0;
     for n in 0..6 {
-        match dev_sign_in_status(&b, &format!("b{n}")).await {
+        match dev_sign_in_status(&b, &format!("user_b{n}")).await {
             200 => admitted_on_b += 1,
             429 => limited_on_b += 1,
             other => panic!("sign-in on B: {other}"),
@@ -220,6 +220,11 @@ async fn a_killed_master_fails_over_and_delivery_resumes_with_nothing_missed() {
     let mut during = HashSet::new();
     let mut new_master = None;
     while new_master.is_none() {
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(20),
+            "no replica took over"
+        );
+        eprintln!("{:?} posting", killed_at.elapsed());
         during.insert(post_id(&a, &author, &format!("during {}", during.len())).await);
         let master = cluster.master_of(&channel).await;
         if master != old {
