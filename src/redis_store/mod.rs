@@ -167,8 +167,8 @@ fn op_of(cmd: &redis::Cmd) -> &'static str {
         .unwrap_or("other")
 }
 
-/// `PING` within `timeout`; on a cluster every master must answer (a slot whose master is down
-/// and not yet replaced cannot be served).
+/// `PING` within `timeout`; on a cluster, to the masters the client reaches (one master down
+/// while its replica takes over does not fail it; no master answering does).
 pub async fn check(redis: &RedisConn, timeout: Duration) -> Check {
     let started = Instant::now();
     let result = run::<String>(redis, redis::cmd("PING"), timeout)

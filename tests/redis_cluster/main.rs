@@ -219,13 +219,14 @@ async fn a_killed_master_fails_over_and_delivery_resumes_with_nothing_missed() {
     cluster.kill(old);
     let mut during = HashSet::new();
     let mut new_master = None;
+    let mut readiness_during = Vec::new();
     while new_master.is_none() {
         assert!(
             killed_at.elapsed() < Duration::from_secs(20),
             "no replica took over"
         );
-        eprintln!("{:?} posting", killed_at.elapsed());
         during.insert(post_id(&a, &author, &format!("during {}", during.len())).await);
+        readiness_during.push(readiness(&a).await.0);
         let master = cluster.master_of(&channel).await;
         if master != old {
             new_master = Some(master);
@@ -263,12 +264,15 @@ async fn a_killed_master_fails_over_and_delivery_resumes_with_nothing_missed() {
     println!(
         "cluster failover: master killed; replica promoted after {} ms, both nodes \
          resubscribed after {} ms, both ready after {} ms; {} posts written during the \
-         outage, all delivered with the first post after it ({} ms)",
+         outage, all delivered with the first post after it ({} ms); readiness during the \
+         outage: {} of {} checks 503",
         promoted.as_millis(),
         resubscribed.as_millis(),
         ready_again.as_millis(),
         during.len(),
-        delivered_after.as_millis()
+        delivered_after.as_millis(),
+        readiness_during.iter().filter(|s| **s == 503).count(),
+        readiness_during.len()
     );
     assert!(delivered_after < Duration::from_secs(2));
 }
