@@ -55,7 +55,7 @@ impl LocalCluster {
             cluster.nodes.push((port, Some(child)));
         }
         for &port in &ports {
-            wait_until(Duration::from_secs(10), || async move {
+            wait_until("a node answers", Duration::from_secs(10), || async move {
                 query::<String>(port, redis::cmd("PING")).await.is_ok()
             })
             .await;
@@ -83,9 +83,9 @@ impl LocalCluster {
     }
 
     /// Waits until every replica has synced with its master (so that it may take over).
-    async fn wait_replicas_synced(&self) {
+    pub async fn wait_replicas_synced(&self) {
         let ports = self.running_ports();
-        wait_until(Duration::from_secs(20), || {
+        wait_until("replicas synced", Duration::from_secs(20), || {
             let ports = ports.clone();
             async move {
                 for port in ports {
@@ -130,7 +130,7 @@ impl LocalCluster {
     /// Waits until every running node says the cluster is whole.
     pub async fn wait_ok(&self) {
         let ports = self.running_ports();
-        wait_until(Duration::from_secs(20), || {
+        wait_until("cluster_state:ok", Duration::from_secs(20), || {
             let ports = ports.clone();
             async move {
                 for port in ports {
@@ -213,6 +213,49 @@ impl LocalCluster {
         panic!("no master serves {key}: {slot:?} {nodes:?}");
     }
 
+    /// The port of a replica of the master on `master`, once it has one (a restarted node
+    /// takes a moment to learn that it is now a replica).
+    pub async fn replica_of(&self, master: u16) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let nodes = query::<String>(master, redis::cmd("CLUSTER").arg("NODES").clone())
+                .await
+                .unwrap_or_else(|e| panic!("CLUSTER NODES: {e}"));
+            if let Some(replica) = replica_in(&nodes, master) {
+                return replica;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{master} has no replica: {nodes}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The port of a replica of `master` in `CLUSTER NODES` output.
+fn replica_in(nodes: &str, master: u16) -> Option<u16> {
+    let parsed: Vec<Vec<&str>> = nodes
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let port_of = |fields: &[&str]| -> Option<u16> {
+        let address = fields.get(1)?.split('@').next()?;
+        address.rsplit(':').next()?.parse().ok()
+    };
+    let master_id = parsed
+        .iter()
+        .find(|f| port_of(f) == Some(master))
+        .and_then(|f| f.first().copied())?;
+    parsed
+        .iter()
+        .find(|f| {
+            f.get(2).is_some_and(|flags| flags.contains("slave")) && f.get(3) == Some(&master_id)
+        })
+        .and_then(|f| port_of(f))
+}
+
+impl LocalCluster {
     /// Kills node `port` with SIGKILL (no goodbye to the cluster).
     pub fn kill(&mut self, port: u16) {
         for (p, child) in &mut self.nodes {
@@ -221,6 +264,19 @@ impl LocalCluster {
             {
                 let _ = child.kill();
                 let _ = child.wait();
+            }
+        }
+    }
+}
+
+impl LocalCluster {
+    /// Starts the killed node `port` again, with its cluster configuration: it rejoins.
+    pub fn restart(&mut self, port: u16) {
+        let child = self.start_node(port);
+        for (p, slot) in &mut self.nodes {
+            if *p == port {
+                *slot = Some(child);
+                return;
             }
         }
     }
@@ -250,15 +306,15 @@ pub async fn query<T: redis::FromRedisValue>(port: u16, cmd: redis::Cmd) -> redi
     cmd.query_async(&mut conn).await
 }
 
-/// Polls `ready` every 50 ms until it holds, or panics after `limit`.
-pub async fn wait_until<F, Fut>(limit: Duration, ready: F)
+/// Polls `ready` every 50 ms until it holds, or panics after `limit` naming `what`.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, ready: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let deadline = Instant::now() + limit;
     while !ready().await {
-        assert!(Instant::now() < deadline, "not ready within {limit:?}");
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

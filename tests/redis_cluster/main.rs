@@ -24,19 +24,22 @@ use serde_json::{Value, json};
 /// another node within a second came through pub/sub (or a gap repair a later one triggered).
 const NO_POLLING: &str = "--event-log-poll-ms=60000";
 
-/// How many subscribers the shard owning `channel` has (sharded pub/sub only).
+/// How many subscribers the shard owning `channel` has (sharded pub/sub only). They may be at
+/// its master or at a replica (after a graceful failover the old master keeps them): Redis
+/// delivers a shard channel's messages on every node of the shard.
 async fn shard_subscribers(cluster: &LocalCluster, channel: &str) -> i64 {
-    let master = cluster.master_of(channel).await;
-    query::<(String, i64)>(
-        master,
-        redis::cmd("PUBSUB").arg("SHARDNUMSUB").arg(channel).clone(),
-    )
-    .await
-    .map_or(0, |(_, n)| n)
+    let mut total = 0;
+    for port in cluster.running_ports() {
+        let count = redis::cmd("PUBSUB").arg("SHARDNUMSUB").arg(channel).clone();
+        total += query::<(String, i64)>(port, count)
+            .await
+            .map_or(0, |(_, n)| n);
+    }
+    total
 }
 
 async fn wait_for_shard_subscribers(cluster: &LocalCluster, channel: &str, count: i64) {
-    wait_until(Duration::from_secs(20), || async {
+    wait_until("shard subscribers", Duration::from_secs(20), || async {
         shard_subscribers(cluster, channel).await >= count
     })
     .await;
@@ -213,8 +216,19 @@ async fn a_killed_master_fails_over_and_delivery_resumes_with_nothing_missed() {
     let first = post_id(&a, &author, "before").await;
     let mut last = read_posts(&mut ws, &HashSet::from([first]), 0).await;
 
-    // Kill the master serving the events channel; keep posting through A meanwhile.
+    // Kill the master serving the events channel (where both nodes subscribed); keep posting
+    // through A meanwhile.
     let old = cluster.master_of(&channel).await;
+    let at_old = redis::cmd("PUBSUB")
+        .arg("SHARDNUMSUB")
+        .arg(&channel)
+        .clone();
+    assert_eq!(
+        query::<(String, i64)>(old, at_old)
+            .await
+            .map_or(0, |(_, n)| n),
+        2
+    );
     let killed_at = Instant::now();
     cluster.kill(old);
     let mut during = HashSet::new();
@@ -236,7 +250,7 @@ async fn a_killed_master_fails_over_and_delivery_resumes_with_nothing_missed() {
     let promoted = killed_at.elapsed();
     wait_for_shard_subscribers(&cluster, &channel, 2).await;
     let resubscribed = killed_at.elapsed();
-    wait_until(Duration::from_secs(20), || async {
+    wait_until("both ready", Duration::from_secs(20), || async {
         readiness(&a).await.0 == 200 && readiness(&b).await.0 == 200
     })
     .await;
@@ -251,6 +265,29 @@ async fn a_killed_master_fails_over_and_delivery_resumes_with_nothing_missed() {
     last = read_posts(&mut ws, &want, last).await;
     let delivered_after = after_at.elapsed();
 
+    // The killed node comes back (as a replica of its successor) and takes its slots back
+    // with a graceful `CLUSTER FAILOVER`: the subscriptions stay where they are or follow the
+    // slot, and delivery goes on.
+    cluster.restart(old);
+    cluster.wait_ok().await;
+    let master = cluster.master_of(&channel).await;
+    let replica = cluster.replica_of(master).await;
+    assert_eq!(replica, old, "the killed node came back as the replica");
+    let handed_over_at = Instant::now();
+    let answer = query::<String>(replica, redis::cmd("CLUSTER").arg("FAILOVER").clone()).await;
+    assert!(answer.is_ok(), "CLUSTER FAILOVER: {answer:?}");
+    wait_until("the replica is master", Duration::from_secs(20), || async {
+        cluster.master_of(&channel).await == replica
+    })
+    .await;
+    wait_for_shard_subscribers(&cluster, &channel, 2).await;
+    let handed_over = handed_over_at.elapsed();
+    let moved = post_id(&a, &author, "after a graceful failover").await;
+    let posted_at = Instant::now();
+    last = read_posts(&mut ws, &HashSet::from([moved]), last).await;
+    let delivered_after_handover = posted_at.elapsed();
+    assert!(delivered_after_handover < Duration::from_secs(2));
+
     // A client that goes away and comes back resumes with exactly what it missed.
     drop(ws);
     let missed: HashSet<i64> = [
@@ -261,6 +298,12 @@ async fn a_killed_master_fails_over_and_delivery_resumes_with_nothing_missed() {
     let (mut ws, hello) = b.ws(&reader, Some(last)).await;
     assert_eq!(hello["data"]["resume"]["replayed"], 2, "{hello}");
     read_posts(&mut ws, &missed, last).await;
+    println!(
+        "cluster graceful failover back to the restarted node: done after {} ms, the next \
+         post delivered in {} ms",
+        handed_over.as_millis(),
+        delivered_after_handover.as_millis()
+    );
     println!(
         "cluster failover: master killed; replica promoted after {} ms, both nodes \
          resubscribed after {} ms, both ready after {} ms; {} posts written during the \
