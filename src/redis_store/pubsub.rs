@@ -1,6 +1,7 @@
 //! Listening on one pub/sub channel: `SUBSCRIBE` on a single server; on a cluster `SSUBSCRIBE`
 //! at the shard owning the channel's slot (or `SUBSCRIBE` where the cluster has no sharded
-//! pub/sub), followed across `MOVED`, failovers and topology changes.
+//! pub/sub), followed across `MOVED`, failovers and topology changes. A shard's replicas
+//! deliver its messages too, so a subscription left on a demoted master still hears them.
 //!
 //! Pub/sub is at-most-once: what is published while a subscription is lost is gone. A single
 //! server's subscription ends when its connection drops (the caller subscribes again); a
