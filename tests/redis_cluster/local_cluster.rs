@@ -272,13 +272,11 @@ impl LocalCluster {
 impl LocalCluster {
     /// Starts the killed node `port` again, with its cluster configuration: it rejoins.
     pub fn restart(&mut self, port: u16) {
-        let child = self.start_node(port);
-        for (p, slot) in &mut self.nodes {
-            if *p == port {
-                *slot = Some(child);
-                return;
-            }
-        }
+        let Some(n) = self.nodes.iter().position(|(p, _)| *p == port) else {
+            panic!("{port} is not a node of this cluster");
+        };
+        // Kept in `nodes`, so killed and waited for on drop.
+        self.nodes[n].1 = Some(self.start_node(port));
     }
 }
 
