@@ -142,6 +142,23 @@ async fn two_nodes_on_a_cluster_share_events_and_rate_limits_and_are_ready() {
     );
     assert!(limited_on_b >= 2, "B learned A's counts from Redis");
     assert!(admitted_on_b <= 3, "at most the limit plus one flush's lag");
+
+    // With every Redis node gone, readiness says so.
+    let mut cluster = cluster;
+    for port in cluster.running_ports() {
+        cluster.kill(port);
+    }
+    let gone_at = Instant::now();
+    wait_until(
+        "not ready without Redis",
+        Duration::from_secs(10),
+        || async { readiness(&a).await.0 == 503 && readiness(&b).await.0 == 503 },
+    )
+    .await;
+    println!(
+        "cluster gone: both nodes not ready after {} ms",
+        gone_at.elapsed().as_millis()
+    );
 }
 
 #[actix_web::test]
@@ -298,6 +315,17 @@ async fn a_killed_master_fails_over_and_delivery_resumes_with_nothing_missed() {
     let (mut ws, hello) = b.ws(&reader, Some(last)).await;
     assert_eq!(hello["data"]["resume"]["replayed"], 2, "{hello}");
     read_posts(&mut ws, &missed, last).await;
+    // Both nodes counted taking their events subscription up again (metrics are per process).
+    let metrics = a.metrics().await;
+    let resubscriptions = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("aisocial_redis_resubscriptions_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_default();
+    assert!(
+        resubscriptions >= 2.0,
+        "{resubscriptions} resubscriptions counted"
+    );
     println!(
         "cluster graceful failover back to the restarted node: done after {} ms, the next \
          post delivered in {} ms",
