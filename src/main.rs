@@ -55,6 +55,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = Settings::from_args(*args).context("invalid configuration")?;
             telemetry::set_node(&settings.node_id);
             let app = Application::build(settings).await?;
+            if let Some(certificates) = app.certificates() {
+                actix_rt::spawn(reload_on_hangup(certificates));
+            }
             app.run_until_stopped(shutdown_signal()).await?;
             Ok(())
         }
@@ -77,5 +80,21 @@ async fn shutdown_signal() {
     tokio::select! {
         () = terminate => tracing::info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+/// Re-reads the TLS certificate and key on every SIGHUP; a failed reload keeps serving the
+/// previous certificate (the error is logged and counted by `reload`).
+async fn reload_on_hangup(certificates: std::sync::Arc<aisocial::tls::Certificates>) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => signal,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP: certificates will not reload");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP received: reloading the TLS certificate");
+        let _ = certificates.reload();
     }
 }
