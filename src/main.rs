@@ -56,7 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::set_node(&settings.node_id);
             let app = Application::build(settings).await?;
             if let Some(certificates) = app.certificates() {
-                actix_rt::spawn(reload_on_hangup(certificates));
+                reload_on_hangup(certificates)?;
             }
             app.run_until_stopped(shutdown_signal()).await?;
             Ok(())
@@ -84,17 +84,18 @@ async fn shutdown_signal() {
 }
 
 /// Re-reads the TLS certificate and key on every SIGHUP; a failed reload keeps serving the
-/// previous certificate (the error is logged and counted by `reload`).
-async fn reload_on_hangup(certificates: std::sync::Arc<aisocial::tls::Certificates>) {
-    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(signal) => signal,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGHUP: certificates will not reload");
-            return;
+/// previous certificate (the error is logged and counted by `reload`). The handler is in place
+/// when this returns.
+fn reload_on_hangup(
+    certificates: std::sync::Arc<aisocial::tls::Certificates>,
+) -> anyhow::Result<()> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("listening for SIGHUP (certificate reloads)")?;
+    actix_rt::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP received: reloading the TLS certificate");
+            let _ = certificates.reload();
         }
-    };
-    while hangups.recv().await.is_some() {
-        tracing::info!("SIGHUP received: reloading the TLS certificate");
-        let _ = certificates.reload();
-    }
+    });
+    Ok(())
 }

@@ -1,0 +1,109 @@
+//! The real binary: started with a certificate, sent a real SIGHUP after the files change.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::{Pki, bob_receives_over};
+use crate::helpers::ServerProcess;
+
+#[actix_web::test]
+async fn sighup_reloads_the_certificate_of_the_running_binary() {
+    let pki = Pki::new();
+    let (old, new) = (pki.leaf("old"), pki.leaf("new"));
+    pki.install(&old);
+    let (cert, key) = (pki.cert_path(), pki.key_path());
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let mut server = ServerProcess::start(&[
+        ("TLS_CERT_PATH", cert.as_str()),
+        ("TLS_KEY_PATH", key.as_str()),
+    ])
+    .await;
+    let address = server.address.clone();
+    let base = format!("https://{address}");
+    let http = pki.https_client();
+    let sign_in = |handle: &'static str| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let body: serde_json::Value = http
+                .post(format!("{base}/api/v1/auth/dev"))
+                .json(&serde_json::json!({ "handle": handle }))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .json()
+                .await
+                .unwrap_or_default();
+            body["access_token"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let (alice, bob) = (sign_in("alice").await, sign_in("bob").await);
+    let res = http
+        .put(format!("{base}/api/v1/users/alice/follow"))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status(), 204);
+    let (mut bob_ws, served) = pki.wss(&address, &bob).await;
+    assert_eq!(served, old.der);
+
+    let pid = Pid::from_raw(i32::try_from(server.child.id()).unwrap_or_else(|e| panic!("{e}")));
+    pki.install(&new);
+    let sent = Instant::now();
+    kill(pid, Signal::SIGHUP).unwrap_or_else(|e| panic!("{e}"));
+    let swapped_after = loop {
+        let (_, served) = pki.connect(&address).await;
+        if served == new.der {
+            break sent.elapsed();
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "the new certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The websocket from before the signal still works and receives.
+    bob_receives_over(&http, &base, &alice, &mut bob_ws, "after SIGHUP").await;
+
+    // A broken file and another SIGHUP: the process lives on, serving the new certificate.
+    pki.write_cert("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n");
+    kill(pid, Signal::SIGHUP).unwrap_or_else(|e| panic!("{e}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server
+        .collect_log()
+        .iter()
+        .any(|l| l.contains("TLS certificate reload failed"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the failed reload was not logged"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        server.child.try_wait().ok().flatten().is_none(),
+        "the server exited"
+    );
+    let (_, served) = pki.connect(&address).await;
+    assert_eq!(served, new.der);
+    bob_receives_over(&http, &base, &alice, &mut bob_ws, "after a failed reload").await;
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        super::series(&metrics, "aisocial_tls_reloads_total{result=\"ok\"}"),
+        1.0
+    );
+    assert_eq!(
+        super::series(&metrics, "aisocial_tls_reloads_total{result=\"failed\"}"),
+        1.0
+    );
+    println!("SIGHUP: the new certificate served {swapped_after:?} after the signal");
+}
