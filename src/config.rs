@@ -729,7 +729,6 @@ mod tests {
             &[key, "--tls-cert-path=/c.pem", "--tls-key-path=/k.pem"],
             None,
         );
-        check(&[key, "--tls-cert-path=", "--tls-key-path="], None);
         check(
             &[
                 key,

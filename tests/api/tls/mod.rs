@@ -418,12 +418,11 @@ async fn a_broken_file_on_reload_keeps_the_old_certificate() {
     let failed = |metrics: &str| series(metrics, "aisocial_tls_reloads_total{result=\"failed\"}");
     let before = failed(&app.metrics().await);
     let half = &good.cert_pem[..good.cert_pem.len() / 2];
-    let mismatched = format!("{}", other.cert_pem);
     let broken: [(&str, &dyn Fn()); 4] = [
         ("garbage", &|| pki.write_cert("not a certificate")),
         ("torn", &|| pki.write_cert(half)),
         ("another certificate than the key's", &|| {
-            pki.write_cert(&mismatched)
+            pki.write_cert(&other.cert_pem)
         }),
         ("missing", &|| {
             let _ = std::fs::remove_file(pki.cert_path());
