@@ -586,3 +586,49 @@ async fn garbage_on_the_tls_port_is_dropped_and_serving_goes_on() {
     let (_ws, served) = pki.wss(&host(&app), &alice.token).await;
     assert_eq!(served, leaf.der);
 }
+
+#[actix_web::test]
+async fn over_https_a_spoofed_forwarded_for_does_not_bypass_the_ip_limit() {
+    let pki = Pki::new();
+    let leaf = pki.leaf("limits");
+    // No trusted proxy: the client is the TCP peer, whatever X-Forwarded-For says.
+    let app = spawn_tls_app(&pki, &leaf, &["--rate-limit-ip-per-min=10"]).await;
+    let mut limited = 0;
+    for n in 0..20 {
+        let res = app
+            .http
+            .get(app.url("/api/v1/users/nobody"))
+            .header("x-forwarded-for", format!("198.51.100.{n}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if res.status() == 429 {
+            limited += 1;
+        }
+    }
+    assert!(
+        limited >= 10,
+        "only {limited} of 20 limited: the header was believed"
+    );
+}
+
+#[actix_web::test]
+async fn a_drain_closes_wss_sessions_with_1001() {
+    let pki = Pki::new();
+    let leaf = pki.leaf("drain");
+    let mut app = spawn_tls_app(&pki, &leaf, &[]).await;
+    let alice = app.sign_in("alice").await;
+    let (mut ws, _) = pki.wss(&host(&app), &alice.token).await;
+    let report = app.shutdown_trigger().pull().await;
+    assert!(report.sockets_closed >= 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        match tokio::time::timeout_at(deadline, ws.stream.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1001));
+    println!("wss drain: closed with 1001 in {:?}", report.drain_time);
+}
