@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -106,4 +108,98 @@ async fn sighup_reloads_the_certificate_of_the_running_binary() {
         1.0
     );
     println!("SIGHUP: the new certificate served {swapped_after:?} after the signal");
+}
+
+/// 1,000 wss connect/disconnect cycles (half closed politely, half dropped) leave no session,
+/// open file or memory behind in the real binary.
+#[actix_web::test]
+async fn wss_connect_disconnect_cycles_leave_nothing_behind() {
+    const POOL_GROWTH: usize = 4;
+    let pki = Pki::new();
+    let leaf = pki.leaf("cycles");
+    pki.install(&leaf);
+    let (cert, key) = (pki.cert_path(), pki.key_path());
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let server = ServerProcess::start(&[
+        ("TLS_CERT_PATH", cert.as_str()),
+        ("TLS_KEY_PATH", key.as_str()),
+        ("RATE_LIMIT_IP_PER_MIN", "100000000"),
+        ("RATE_LIMIT_USER_PER_MIN", "100000000"),
+        ("RATE_LIMIT_AUTH_PER_MIN", "100000"),
+        ("RUST_LOG", "warn,aisocial::startup=info"),
+        ("DATABASE_POOL_SIZE", "4"),
+    ])
+    .await;
+    let address = server.address.clone();
+    let base = format!("https://{address}");
+    let http = pki.https_client();
+    let mut tokens = Vec::new();
+    for n in 0..20 {
+        let body: serde_json::Value = http
+            .post(format!("{base}/api/v1/auth/dev"))
+            .json(&serde_json::json!({ "handle": format!("tls_churn_{n}") }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default();
+        tokens.push(body["access_token"].as_str().unwrap_or_default().to_owned());
+    }
+    let pki = &pki;
+    let cycle = |token: String, rounds: usize| {
+        let address = address.clone();
+        async move {
+            for round in 0..rounds {
+                let (mut wss, _) = pki.wss(&address, &token).await;
+                if round % 2 == 0 {
+                    let _ = wss.stream.close(None).await;
+                    // Read the server's close and the end of the stream.
+                    while let Ok(Some(Ok(_))) =
+                        tokio::time::timeout(Duration::from_secs(5), wss.stream.next()).await
+                    {
+                    }
+                }
+                drop(wss);
+            }
+        }
+    };
+    futures_util::future::join_all(tokens.iter().map(|t| cycle(t.clone(), 10))).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (fds_before, rss_before) = (server.open_files(), server.rss_bytes());
+    futures_util::future::join_all(tokens.iter().map(|t| cycle(t.clone(), 50))).await;
+    let mut online = u64::MAX;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let system: serde_json::Value = http
+            .get(format!("{base}/health/system"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default();
+        online = system["connections"]["websockets"]
+            .as_u64()
+            .unwrap_or(u64::MAX);
+        if online == 0 && server.open_files() <= fds_before + POOL_GROWTH {
+            break;
+        }
+    }
+    let (fds_after, rss_after) = (server.open_files(), server.rss_bytes());
+    println!(
+        "wss churn: 1,000 cycles; server open files {fds_before} -> {fds_after}; RSS {:.1} -> {:.1} MiB",
+        rss_before as f64 / 1048576.0,
+        rss_after as f64 / 1048576.0
+    );
+    assert_eq!(online, 0, "sessions left registered with the broker");
+    assert!(
+        fds_after <= fds_before + POOL_GROWTH,
+        "open files grew: {fds_before} -> {fds_after}"
+    );
+    assert!(
+        rss_after < rss_before + 8 * 1024 * 1024,
+        "memory grew by {} MiB over 1,000 cycles",
+        rss_after.saturating_sub(rss_before) / 1048576
+    );
 }
