@@ -203,11 +203,11 @@ pub struct ServeArgs {
     /// listener then speaks TLS only. Needs TLS_KEY_PATH; both are read again on SIGHUP
     /// [default: none, plain HTTP, as behind a TLS-terminating proxy].
     #[arg(long, env = "TLS_CERT_PATH")]
-    pub tls_cert_path: Option<std::path::PathBuf>,
+    pub tls_cert_path: Option<String>,
 
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the certificate in TLS_CERT_PATH.
     #[arg(long, env = "TLS_KEY_PATH")]
-    pub tls_key_path: Option<std::path::PathBuf>,
+    pub tls_key_path: Option<String>,
 
     /// A client must finish its TLS handshake within this, in milliseconds, or is dropped.
     #[arg(long, env = "TLS_HANDSHAKE_TIMEOUT_MS", default_value_t = 10_000)]
@@ -591,8 +591,13 @@ fn google_settings(args: &ServeArgs) -> Result<Option<GoogleSettings>, ConfigErr
 }
 
 fn tls_settings(args: &ServeArgs) -> Result<Option<crate::tls::TlsSettings>, ConfigError> {
-    let given =
-        |path: &Option<std::path::PathBuf>| path.clone().filter(|p| !p.as_os_str().is_empty());
+    // An empty value (`TLS_CERT_PATH=` in an env file) is the same as none.
+    let given = |path: &Option<String>| {
+        path.as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
+    };
     let (cert_path, key_path) = match (given(&args.tls_cert_path), given(&args.tls_key_path)) {
         (None, None) => return Ok(None),
         (Some(cert), Some(key)) => (cert, key),
@@ -728,6 +733,11 @@ mod tests {
         check(
             &[key, "--tls-cert-path=/c.pem", "--tls-key-path=/k.pem"],
             None,
+        );
+        check(&[key, "--tls-cert-path=", "--tls-key-path="], None);
+        check(
+            &[key, "--tls-cert-path=/c.pem", "--tls-key-path="],
+            Some("TLS_KEY_PATH"),
         );
         check(
             &[
