@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::{Pki, bob_receives_over};
+use super::{Pki, follower_receives_over};
 use crate::helpers::ServerProcess;
 
 #[actix_web::test]
@@ -67,7 +67,7 @@ async fn sighup_reloads_the_certificate_of_the_running_binary() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     // The websocket from before the signal still works and receives.
-    bob_receives_over(&http, &base, &alice, &mut bob_ws, "after SIGHUP").await;
+    follower_receives_over(&http, &base, &alice, &mut bob_ws, "after SIGHUP").await;
 
     // A broken file and another SIGHUP: the process lives on, serving the new certificate.
     pki.write_cert("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n");
@@ -90,7 +90,7 @@ async fn sighup_reloads_the_certificate_of_the_running_binary() {
     );
     let (_, served) = pki.connect(&address).await;
     assert_eq!(served, new.der);
-    bob_receives_over(&http, &base, &alice, &mut bob_ws, "after a failed reload").await;
+    follower_receives_over(&http, &base, &alice, &mut bob_ws, "after a failed reload").await;
     let metrics = http
         .get(format!("{base}/metrics"))
         .send()

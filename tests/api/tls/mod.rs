@@ -247,8 +247,8 @@ fn host(app: &TestApp) -> String {
     format!("127.0.0.1:{}", app.port)
 }
 
-/// Alice posts; bob, following her on `bob_ws`, receives it.
-async fn bob_receives_alices_post(
+/// `alice` posts; the follower of hers on `bob_ws` receives it.
+async fn follower_receives_post(
     app: &TestApp,
     alice: &crate::helpers::TestUser,
     bob_ws: &mut Wss,
@@ -261,8 +261,8 @@ async fn bob_receives_alices_post(
     assert_eq!(frame["data"]["body"], body);
 }
 
-/// Alice (by token) posts over `http` at `base`; bob, following her on `bob_ws`, receives it.
-async fn bob_receives_over(
+/// `alice` (a token) posts over `http` at `base`; the follower of hers on `bob_ws` receives it.
+async fn follower_receives_over(
     http: &reqwest::Client,
     base: &str,
     alice: &str,
@@ -301,7 +301,7 @@ async fn https_and_wss_work_and_plain_http_is_refused() {
     assert_eq!(app.follow(&bob, "alice").await, 204);
     let (mut bob_ws, served) = pki.wss(&host(&app), &bob.token).await;
     assert_eq!(served, leaf.der, "the configured certificate is served");
-    bob_receives_alices_post(&app, &alice, &mut bob_ws, "over wss").await;
+    follower_receives_post(&app, &alice, &mut bob_ws, "over wss").await;
     // The session answers what the client sends, too.
     bob_ws
         .stream
@@ -340,7 +340,7 @@ async fn https_and_wss_work_and_plain_http_is_refused() {
     );
 
     // The open session did not notice.
-    bob_receives_alices_post(&app, &alice, &mut bob_ws, "still here").await;
+    follower_receives_post(&app, &alice, &mut bob_ws, "still here").await;
     let metrics = app.metrics().await;
     let expiry = series(
         &metrics,
@@ -444,7 +444,7 @@ async fn a_broken_file_on_reload_keeps_the_old_certificate() {
             .await
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(res.status(), 200);
-        bob_receives_alices_post(&app, &alice, &mut bob_ws, what).await;
+        follower_receives_post(&app, &alice, &mut bob_ws, what).await;
     }
     // Fixing the files and reloading again works.
     pki.install(&other);
@@ -650,4 +650,99 @@ async fn a_drain_closes_wss_sessions_with_1001() {
     let code = reader.await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(code, Some(1001));
     println!("wss drain: closed with 1001 in {:?}", report.drain_time);
+}
+
+#[actix_web::test]
+async fn a_wss_client_that_stops_reading_is_let_go() {
+    let pki = Pki::new();
+    let leaf = pki.leaf("stall");
+    let app = spawn_tls_app(
+        &pki,
+        &leaf,
+        &[
+            "--ws-heartbeat-ms=300",
+            "--ws-idle-timeout-ms=1500",
+            "--ws-outbound-limit=64",
+        ],
+    )
+    .await;
+    let alice = app.sign_in("alice").await;
+    let bob = app.sign_in("bob").await;
+    assert_eq!(app.follow(&bob, "alice").await, 204);
+    // Bob's client: a 4 KiB receive window, and it reads nothing after hello.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
+    socket
+        .set_recv_buffer_size(4096)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tcp = socket
+        .connect(host(&app).parse().unwrap_or_else(|e| panic!("{e}")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = ServerName::try_from("localhost").unwrap_or_else(|e| panic!("{e}"));
+    let tls = tokio_rustls::TlsConnector::from(pki.client_config())
+        .connect(name, tcp)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut request = format!("wss://{}/api/v1/ws", host(&app))
+        .into_client_request()
+        .unwrap_or_else(|e| panic!("{e}"));
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", bob.token)
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let (stream, _) = tokio_tungstenite::client_async(request, tls)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut stalled = Wss { stream };
+    assert_eq!(stalled.next_json().await["type"], "hello");
+    // A reading follower on the same node, for comparison.
+    let carol = app.sign_in("carol").await;
+    assert_eq!(app.follow(&carol, "alice").await, 204);
+    let (mut carol_ws, _) = pki.wss(&host(&app), &carol.token).await;
+
+    let body = "x".repeat(900);
+    let posts = 400;
+    for _ in 0..posts / 50 {
+        let batch = (0..50).map(|_| app.post(&alice, &body));
+        for res in futures_util::future::join_all(batch).await {
+            assert_eq!(res.status(), 201);
+        }
+    }
+    let mut received = 0;
+    while received < posts {
+        if carol_ws.next_event().await["type"] == "post.created" {
+            received += 1;
+        }
+    }
+    // The stalled session is let go (1013 it cannot read, then the write stall), the other
+    // one stays.
+    let started = Instant::now();
+    let websockets = |system: &Value| system["connections"]["websockets"].as_u64();
+    loop {
+        let system: Value = app
+            .http
+            .get(app.url("/health/system"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default();
+        if websockets(&system) == Some(1) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the stalled session is still held: {system}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "wss stall: the follower that stopped reading was let go {:?} after the other had all {posts} posts",
+        started.elapsed()
+    );
+    drop(stalled);
+    follower_receives_post(&app, &alice, &mut carol_ws, "carol still here").await;
 }
