@@ -207,6 +207,19 @@ impl Wss {
         }
     }
 
+    /// Reads until the server closes; its close code.
+    pub async fn closed_with(&mut self) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => panic!("the server did not close the socket"),
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+                Ok(Some(Ok(_))) => continue,
+                Ok(_) => return None,
+            }
+        }
+    }
+
     /// The next frame that is not `presence`.
     pub async fn next_event(&mut self) -> Value {
         loop {
@@ -745,4 +758,33 @@ async fn a_wss_client_that_stops_reading_is_let_go() {
     );
     drop(stalled);
     follower_receives_post(&app, &alice, &mut carol_ws, "carol still here").await;
+}
+
+/// The frame limits hold over TLS as over TCP: oversize → 1009, a flood → 1008.
+#[actix_web::test]
+async fn wss_frames_keep_their_limits() {
+    let pki = Pki::new();
+    let leaf = pki.leaf("limits");
+    let app = spawn_tls_app(&pki, &leaf, &[]).await;
+    let alice = app.sign_in("alice").await;
+    let (mut ws, _) = pki.wss(&host(&app), &alice.token).await;
+    let big = format!(r#"{{"op":"ping","pad":"{}"}}"#, "x".repeat(70 * 1024));
+    ws.stream
+        .send(Message::text(big))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ws.closed_with().await, Some(1009));
+
+    let (mut ws, _) = pki.wss(&host(&app), &alice.token).await;
+    for _ in 0..500 {
+        if ws
+            .stream
+            .send(Message::text(r#"{"op":"ping"}"#))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(ws.closed_with().await, Some(1008));
 }
