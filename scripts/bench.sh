@@ -22,14 +22,17 @@ if [ "$scenario" = calibrate ]; then
 fi
 scripts/services.sh
 PORT=${PORT:-18089}
+# PG_HOST/PG_PORT: another PostgreSQL (scripts/soak.sh starts one with production settings).
+PG_HOST=${PG_HOST:-127.0.0.1}
+PG_PORT=${PG_PORT:-5432}
 db="aisocial_bench_${scenario}_$run"
 mkdir -p loadtest/results
 AUTH_DEV_LOGIN=true AISOCIAL_BIND="127.0.0.1:$PORT" AISOCIAL_WORKERS=${AISOCIAL_WORKERS:-1} \
-  DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" REDIS_PREFIX="aisocial-bench:$run:" \
+  DATABASE_URL="postgres://postgres@$PG_HOST:$PG_PORT/$db" REDIS_PREFIX="aisocial-bench:$run:" \
   RATE_LIMIT_USER_PER_MIN=1000000000 RATE_LIMIT_IP_PER_MIN=1000000000 RATE_LIMIT_AUTH_PER_MIN=100000000 \
   RUST_LOG=warn taskset -c 0 ./target/release/aisocial serve &
 server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1' EXIT
+trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; psql -q -h $PG_HOST -p $PG_PORT -U postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1' EXIT
 for _ in $(seq 1 60); do curl -fs "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.5; done
 extra=()
 case "$scenario" in

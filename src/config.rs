@@ -200,6 +200,20 @@ pub struct ServeArgs {
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
     pub shutdown_timeout_secs: u64,
 
+    /// PEM certificate chain (end-entity certificate first) to serve https and wss with; the
+    /// listener then speaks TLS only. Needs TLS_KEY_PATH; both are read again on SIGHUP
+    /// [default: none, plain HTTP, as behind a TLS-terminating proxy].
+    #[arg(long, env = "TLS_CERT_PATH")]
+    pub tls_cert_path: Option<String>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the certificate in TLS_CERT_PATH.
+    #[arg(long, env = "TLS_KEY_PATH")]
+    pub tls_key_path: Option<String>,
+
+    /// A client must finish its TLS handshake within this, in milliseconds, or is dropped.
+    #[arg(long, env = "TLS_HANDSHAKE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub tls_handshake_timeout_ms: u64,
+
     /// Log format: json (one object per line) or text.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     pub log_format: LogFormat,
@@ -305,6 +319,8 @@ pub struct Settings {
     pub writer_max_batch: usize,
     pub writer_max_queue: usize,
     pub shutdown_timeout: Duration,
+    /// TLS termination, when a certificate and key are configured.
+    pub tls: Option<crate::tls::TlsSettings>,
     pub log_format: LogFormat,
     pub replicas: crate::replicas::ReplicaSettings,
     pub ai: crate::ai::config::AiSettings,
@@ -359,6 +375,7 @@ impl Settings {
         })?;
         let (database, database_url_display) = parse_database_url(&args.database.database_url)?;
         let google = google_settings(&args)?;
+        let tls = tls_settings(&args)?;
         let replicas = crate::replicas::ReplicaSettings::from_args(args.replicas, &database)?;
         if args.database_read_timeout_ms < 100 {
             return Err(bad("DATABASE_READ_TIMEOUT_MS", "must be at least 100"));
@@ -517,6 +534,7 @@ impl Settings {
             writer_max_batch: args.db_writer_max_batch,
             writer_max_queue: args.db_writer_max_queue,
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
+            tls,
             log_format: args.log_format,
             replicas,
             ai: crate::ai::config::AiSettings::from_args(args.ai)?,
@@ -565,6 +583,43 @@ fn google_settings(args: &ServeArgs) -> Result<Option<GoogleSettings>, ConfigErr
         jwks_url: http_url("GOOGLE_JWKS_URL", &args.google_jwks_url)?,
         auth_url: http_url("GOOGLE_AUTH_URL", &args.google_auth_url)?,
         token_url: http_url("GOOGLE_TOKEN_URL", &args.google_token_url)?,
+    }))
+}
+
+fn tls_settings(args: &ServeArgs) -> Result<Option<crate::tls::TlsSettings>, ConfigError> {
+    // An empty value (`TLS_CERT_PATH=` in an env file) is the same as none.
+    let given = |path: &Option<String>| {
+        path.as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
+    };
+    let (cert_path, key_path) = match (given(&args.tls_cert_path), given(&args.tls_key_path)) {
+        (None, None) => return Ok(None),
+        (Some(cert), Some(key)) => (cert, key),
+        (Some(_), None) => {
+            return Err(bad(
+                "TLS_KEY_PATH",
+                "is required with TLS_CERT_PATH (set both to serve TLS, or neither)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(bad(
+                "TLS_CERT_PATH",
+                "is required with TLS_KEY_PATH (set both to serve TLS, or neither)",
+            ));
+        }
+    };
+    if !(100..=120_000).contains(&args.tls_handshake_timeout_ms) {
+        return Err(bad(
+            "TLS_HANDSHAKE_TIMEOUT_MS",
+            "must be between 100 and 120000",
+        ));
+    }
+    Ok(Some(crate::tls::TlsSettings {
+        cert_path,
+        key_path,
+        handshake_timeout: Duration::from_millis(args.tls_handshake_timeout_ms),
     }))
 }
 
@@ -668,6 +723,26 @@ mod tests {
         check(
             &[key, "--refresh-token-ttl-days=0"],
             Some("REFRESH_TOKEN_TTL_DAYS"),
+        );
+        check(&[key, "--tls-cert-path=/c.pem"], Some("TLS_KEY_PATH"));
+        check(&[key, "--tls-key-path=/k.pem"], Some("TLS_CERT_PATH"));
+        check(
+            &[key, "--tls-cert-path=/c.pem", "--tls-key-path=/k.pem"],
+            None,
+        );
+        check(&[key, "--tls-cert-path=", "--tls-key-path="], None);
+        check(
+            &[key, "--tls-cert-path=/c.pem", "--tls-key-path="],
+            Some("TLS_KEY_PATH"),
+        );
+        check(
+            &[
+                key,
+                "--tls-cert-path=/c.pem",
+                "--tls-key-path=/k.pem",
+                "--tls-handshake-timeout-ms=0",
+            ],
+            Some("TLS_HANDSHAKE_TIMEOUT_MS"),
         );
     }
 

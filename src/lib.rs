@@ -12,6 +12,8 @@
 //! - [`revocation`], [`rate_limit`], [`client_ip`]: revoked sessions, shared rate limits, who
 //!   the client is behind proxies.
 //! - [`request_context`], [`telemetry`], [`system`]: request ids, logs, metrics, host facts.
+//! - [`upgrade`]: websockets taken off the HTTP/1 connection, over plain TCP or TLS; [`tls`]:
+//!   certificates (reloaded on SIGHUP) and the handshake.
 
 pub mod ai;
 pub mod auth;
@@ -34,6 +36,7 @@ pub mod startup;
 pub mod state;
 pub mod system;
 pub mod telemetry;
+pub mod tls;
 pub mod upgrade;
 
 /// Installs the TLS crypto provider (ring) for outgoing HTTPS, once per process; reqwest is

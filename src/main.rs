@@ -55,6 +55,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = Settings::from_args(*args).context("invalid configuration")?;
             telemetry::set_node(&settings.node_id);
             let app = Application::build(settings).await?;
+            if let Some(certificates) = app.certificates() {
+                reload_on_hangup(certificates)?;
+            }
             app.run_until_stopped(shutdown_signal()).await?;
             Ok(())
         }
@@ -78,4 +81,21 @@ async fn shutdown_signal() {
         () = terminate => tracing::info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
     }
+}
+
+/// Re-reads the TLS certificate and key on every SIGHUP; a failed reload keeps serving the
+/// previous certificate (the error is logged and counted by `reload`). The handler is in place
+/// when this returns.
+fn reload_on_hangup(
+    certificates: std::sync::Arc<aisocial::tls::Certificates>,
+) -> anyhow::Result<()> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("listening for SIGHUP (certificate reloads)")?;
+    actix_rt::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP received: reloading the TLS certificate");
+            let _ = certificates.reload();
+        }
+    });
+    Ok(())
 }

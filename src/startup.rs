@@ -2,13 +2,17 @@
 //! actors, bind the listener, serve until told to stop, then drain.
 
 use std::net::{SocketAddr, TcpListener};
+
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
 
 use actix::{Actor, Arbiter};
-use actix_http::HttpService;
-use actix_service::map_config;
+use actix_http::error::DispatchError;
+use actix_http::{HttpService, Protocol};
+use actix_server::GracefulShutdownSignal;
+use actix_service::{ServiceFactory, ServiceFactoryExt, fn_service, map_config};
 use actix_web::dev::AppConfig;
 use actix_web::dev::Server;
 use actix_web::middleware::{ErrorHandlers, from_fn};
@@ -33,6 +37,8 @@ use crate::replicas::{self, EventLogReads, ReadRouting};
 use crate::request_context::request_context;
 use crate::revocation::Revocations;
 use crate::state::{AppState, Google, Lifecycle};
+use crate::tls::Certificates;
+use crate::upgrade::Transport;
 use crate::{database, redis_store, routes};
 use aisocial_actors::event_log::{EventSource, PgEventSource};
 
@@ -46,6 +52,40 @@ pub struct Application {
     state: web::Data<AppState>,
     arbiters: Vec<Arbiter>,
     shutdown_timeout: Duration,
+    certificates: Option<Arc<Certificates>>,
+}
+
+/// The HTTP/1 service of one worker over connections of type `T` (TCP or TLS).
+fn http_service<T: Transport>(
+    state: &web::Data<AppState>,
+    shutting_down: &GracefulShutdownSignal,
+    addr: SocketAddr,
+) -> impl ServiceFactory<
+    (T, Protocol, Option<SocketAddr>),
+    Config = (),
+    Response = (),
+    Error = DispatchError,
+    InitError = (),
+> + use<T> {
+    let app = App::new()
+        .app_data(state.clone())
+        .configure(routes::configure)
+        .wrap(from_fn(rate_limit::per_ip))
+        .wrap(ErrorHandlers::new().default_handler(ensure_problem))
+        .wrap(from_fn(request_context));
+    let shutting_down = shutting_down.clone();
+    HttpService::build()
+        // As actix-web's HttpServer does: idle keep-alive connections close at once on a
+        // graceful stop, and an answer sent before the request body was read lingers a second
+        // instead of being reset away.
+        .graceful_shutdown_signal(move || {
+            let signal = shutting_down.clone();
+            async move { signal.notified().await }
+        })
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .local_addr(addr)
+        .upgrade(crate::upgrade::service::<T>(state.clone()))
+        .finish(map_config(app, |_| AppConfig::default()))
 }
 
 /// What a drain did, for the log and for tests.
@@ -66,6 +106,12 @@ impl Application {
         tokens.self_test().context(
             "the token self-test failed (is exactly one jsonwebtoken crypto backend enabled?)",
         )?;
+        let certificates = settings
+            .tls
+            .clone()
+            .map(Certificates::load)
+            .transpose()
+            .context("TLS_CERT_PATH / TLS_KEY_PATH")?;
 
         database::ensure_database(&settings.database).await?;
         database::migrate(&settings.database).await?;
@@ -226,44 +272,43 @@ impl Application {
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {} (AISOCIAL_BIND)", settings.bind))?;
         let addr = listener.local_addr()?;
-        let app_state = state.clone();
         // actix-web's App on actix-http's HTTP/1 service, with the websocket upgrade taken off
-        // the connection by `upgrade` (so an idle websocket keeps no HTTP buffers).
+        // the connection by `upgrade` (so an idle websocket keeps no HTTP buffers); behind a
+        // TLS handshake when a certificate is configured.
         let builder = actix_server::Server::build();
         let shutting_down = builder.graceful_shutdown_signal();
-        let server = builder
+        let builder = builder
             .workers(settings.workers)
             .disable_signals()
-            .shutdown_timeout(settings.shutdown_timeout.as_secs())
-            .listen("aisocial", listener, move || {
-                let app = App::new()
-                    .app_data(app_state.clone())
-                    .configure(routes::configure)
-                    .wrap(from_fn(rate_limit::per_ip))
-                    .wrap(ErrorHandlers::new().default_handler(ensure_problem))
-                    .wrap(from_fn(request_context));
-                let shutting_down = shutting_down.clone();
-                HttpService::build()
-                    // As actix-web's HttpServer does: idle keep-alive connections close at once
-                    // on a graceful stop, and an answer sent before the request body was read
-                    // lingers a second instead of being reset away.
-                    .graceful_shutdown_signal(move || {
-                        let signal = shutting_down.clone();
-                        async move { signal.notified().await }
-                    })
-                    .client_disconnect_timeout(Duration::from_secs(1))
-                    .local_addr(addr)
-                    .upgrade(crate::upgrade::service(app_state.clone()))
-                    .finish(map_config(app, |_| AppConfig::default()))
-                    .tcp()
-            })?
-            .run();
+            .shutdown_timeout(settings.shutdown_timeout.as_secs());
+        let app_state = state.clone();
+        let server = match &certificates {
+            None => builder.listen("aisocial", listener, move || {
+                fn_service(|io: TcpStream| async move {
+                    let peer = io.peer_addr().ok();
+                    Ok::<_, DispatchError>((io, Protocol::Http1, peer))
+                })
+                .and_then(http_service(&app_state, &shutting_down, addr))
+            })?,
+            Some(certificates) => {
+                let config = certificates
+                    .server_config()
+                    .context("building the TLS configuration")?;
+                let handshake_timeout = certificates.handshake_timeout();
+                builder.listen("aisocial", listener, move || {
+                    crate::tls::accept::acceptor(Arc::clone(&config), handshake_timeout)
+                        .and_then(http_service(&app_state, &shutting_down, addr))
+                })?
+            }
+        }
+        .run();
         tracing::info!(
             address = %addr,
             node_id = %settings.node_id,
             database = %settings.database_url_display,
             redis = %settings.redis_display,
             dev_login = settings.dev_login,
+            tls = certificates.is_some(),
             "listening"
         );
         Ok(Self {
@@ -272,7 +317,14 @@ impl Application {
             state,
             arbiters: vec![broker_arbiter, writer_arbiter],
             shutdown_timeout: settings.shutdown_timeout,
+            certificates,
         })
+    }
+
+    /// The serving certificate when the listener speaks TLS: [`Certificates::reload`] is what
+    /// SIGHUP does.
+    pub fn certificates(&self) -> Option<Arc<Certificates>> {
+        self.certificates.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {

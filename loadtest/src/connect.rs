@@ -55,6 +55,9 @@ pub struct Args {
     /// The server's pid, to read its memory from /proc.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// A PEM CA to trust: with an `https://` URL the sessions are wss (see `tls-cert`).
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
     /// Open unauthenticated sessions (for the bare echo server of `calibrate`).
     #[arg(long)]
     no_auth: bool,
@@ -69,6 +72,8 @@ pub struct Args {
 #[derive(Serialize, Deserialize)]
 pub struct WorkerPlan {
     ws_url: String,
+    /// The CA to trust for wss.
+    ca: Option<std::path::PathBuf>,
     source: IpAddr,
     tokens: Vec<Option<String>>,
     rate: f64,
@@ -122,7 +127,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut run = report::Run::start("connect", &args, &args.output, &Report::default())?;
     anyhow::ensure!(args.processes >= 1, "--processes must be at least 1");
     anyhow::ensure!(!args.sources.is_empty(), "--sources names no address");
-    let http = reqwest::Client::new();
+    let http = crate::tls::http_client(args.ca.as_deref())?;
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let tokens: Vec<Option<String>> = if args.no_auth {
         vec![None; args.connections]
@@ -158,6 +163,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for (n, share) in tokens.chunks(per_process.max(1)).enumerate() {
         let plan = WorkerPlan {
             ws_url: ws_url.clone(),
+            ca: args.ca.clone(),
             source: args.sources[n % args.sources.len()],
             tokens: share.to_vec(),
             rate: args.rate / args.processes as f64,
@@ -409,6 +415,11 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     std::io::stdin().lock().read_line(&mut line)?;
     let plan: WorkerPlan = serde_json::from_str(&line).context("reading the plan")?;
     let interval = Duration::from_secs_f64(1.0 / plan.rate.max(0.001));
+    let tls = match (&plan.ca, plan.ws_url.starts_with("wss:")) {
+        (Some(ca), true) => Some(crate::tls::Connector::new(ca)?),
+        (None, true) => anyhow::bail!("a wss URL needs --ca"),
+        _ => None,
+    };
     let started = Instant::now();
     let mut late = 0;
     let tally = Arc::new(Mutex::new(Tally::default()));
@@ -432,8 +443,9 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
             late += 1;
         }
         let (url, source, tally) = (plan.ws_url.clone(), plan.source, tally.clone());
+        let tls = tls.clone();
         opening.push(tokio::spawn(async move {
-            let opened = open(&url, source, token).await;
+            let opened = open(&url, source, token, tls.as_ref()).await;
             let mut tally = tally.lock().unwrap_or_else(PoisonError::into_inner);
             match &opened {
                 Ok((_, micros)) => tally.handshakes.push([unix_micros(), *micros]),
@@ -512,10 +524,21 @@ fn plan_hold(hold: u64) -> u64 {
     hold.max(1)
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+/// A connection, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 
-/// Opens one session from `source`; the handshake time, or the cause of the failure.
-async fn open(url: &str, source: IpAddr, token: Option<String>) -> Result<(Socket, u64), String> {
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+type Socket = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
+
+/// Opens one session from `source` (over TLS with `tls`); the handshake time (TCP, TLS and the
+/// upgrade), or the cause of the failure.
+async fn open(
+    url: &str,
+    source: IpAddr,
+    token: Option<String>,
+    tls: Option<&crate::tls::Connector>,
+) -> Result<(Socket, u64), String> {
     let started = Instant::now();
     let mut request = url.into_client_request().map_err(|e| e.to_string())?;
     if let Some(token) = token {
@@ -525,7 +548,10 @@ async fn open(url: &str, source: IpAddr, token: Option<String>) -> Result<(Socke
         request.headers_mut().insert("authorization", value);
     }
     let host = request.uri().host().unwrap_or("127.0.0.1").to_owned();
-    let port = request.uri().port_u16().unwrap_or(80);
+    let port = request
+        .uri()
+        .port_u16()
+        .unwrap_or(if tls.is_some() { 443 } else { 80 });
     let target: SocketAddr = format!("{host}:{port}")
         .parse()
         .map_err(|_| format!("{host}:{port} is not an address"))?;
@@ -542,6 +568,15 @@ async fn open(url: &str, source: IpAddr, token: Option<String>) -> Result<(Socke
         .await
         .map_err(|_| "connect timeout".to_owned())?
         .map_err(|e| format!("connect: {}", e.kind()))?;
+    let stream: Box<dyn Io> = match tls {
+        None => Box::new(stream),
+        Some(tls) => Box::new(
+            tokio::time::timeout(Duration::from_secs(10), tls.connect(&host, stream))
+                .await
+                .map_err(|_| "TLS handshake timeout".to_owned())?
+                .map_err(|e| format!("TLS: {e}"))?,
+        ),
+    };
     let (ws, response) = tokio::time::timeout(
         Duration::from_secs(10),
         tokio_tungstenite::client_async(request, stream),

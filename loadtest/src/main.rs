@@ -16,6 +16,8 @@
 //!   `calibrate` starts one and drives it with the same websocket client machinery.
 //! - `ai`: the AiPool against the Gemini emulator: its overhead per request, the latency it
 //!   adds to each streamed delta, and the upstream rate under overload against the budget.
+//! - `tls-cert`: a throwaway CA and server certificate for a bench server speaking TLS;
+//!   `connect --ca` then opens wss sessions.
 
 mod ai;
 mod calibrate;
@@ -25,6 +27,7 @@ mod fanout;
 mod mixed;
 mod report;
 mod slow;
+mod tls;
 mod writer;
 mod writes;
 
@@ -64,6 +67,9 @@ enum Scenario {
     /// Websocket clients against a bare echo server started here: round trip, messages/s and
     /// CPU, what this machine can do at all.
     Calibrate(calibrate::ClientArgs),
+    /// Writes a throwaway CA and a server certificate (for `TLS_CERT_PATH`/`TLS_KEY_PATH`, and
+    /// `connect --ca`).
+    TlsCert(tls::CertArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -86,5 +92,6 @@ fn main() -> anyhow::Result<()> {
         Scenario::Calibrate(args) => {
             tokio::runtime::Runtime::new()?.block_on(calibrate::calibrate(args))
         }
+        Scenario::TlsCert(args) => tls::write_certificates(&args),
     }
 }

@@ -171,6 +171,8 @@ struct Stats {
     window_operations: Histogram<u64>,
     window_deliveries: Histogram<u64>,
     window_errors: u64,
+    /// Each kind's latency in the current window (which operation a drift belongs to).
+    window_kinds: BTreeMap<&'static str, Histogram<u64>>,
 }
 
 impl Stats {
@@ -182,6 +184,7 @@ impl Stats {
             window_operations: report::histogram(),
             window_deliveries: report::histogram(),
             window_errors: 0,
+            window_kinds: BTreeMap::new(),
         }
     }
 
@@ -206,6 +209,11 @@ impl Stats {
             let _ = entry
                 .latency
                 .get_or_insert_with(report::histogram)
+                .record(micros);
+            let _ = self
+                .window_kinds
+                .entry(kind)
+                .or_insert_with(report::histogram)
                 .record(micros);
             if in_totals {
                 let _ = self.operations.record(micros);
@@ -321,6 +329,11 @@ pub struct Window {
     pub server_open_files: Option<u64>,
     pub server_cpu_percent: Option<f64>,
     pub server_websockets: Option<u64>,
+    /// This client's p99 per kind of operation in the window.
+    pub operation_p99_by_kind_ms: BTreeMap<String, f64>,
+    /// The server's own mean time per route in the window (from its
+    /// `aisocial_http_request_duration_seconds` sum and count): where the client's time went.
+    pub server_mean_by_route_ms: BTreeMap<String, f64>,
 }
 
 /// First window against last: what grew over the run.
@@ -339,6 +352,10 @@ pub struct Drift {
     pub operation_p99_change_percent: Option<f64>,
     pub delivery_p99_first_ms: f64,
     pub delivery_p99_last_ms: f64,
+    /// Per kind of operation: (first window's p99, last window's p99).
+    pub operation_p99_by_kind_ms: BTreeMap<String, (f64, f64)>,
+    /// Per route: (the server's mean in the first window, in the last).
+    pub server_mean_by_route_ms: BTreeMap<String, (f64, f64)>,
 }
 
 /// The drift from the first window to the last (`None` with fewer than two windows).
@@ -369,7 +386,83 @@ pub fn drift(windows: &[Window]) -> Option<Drift> {
         operation_p99_change_percent: percent(first.operation_p99_ms, last.operation_p99_ms),
         delivery_p99_first_ms: first.delivery_p99_ms,
         delivery_p99_last_ms: last.delivery_p99_ms,
+        operation_p99_by_kind_ms: pair_up(
+            &first.operation_p99_by_kind_ms,
+            &last.operation_p99_by_kind_ms,
+        ),
+        server_mean_by_route_ms: pair_up(
+            &first.server_mean_by_route_ms,
+            &last.server_mean_by_route_ms,
+        ),
     })
+}
+
+/// The keys both maps have, with the value in each.
+fn pair_up(
+    first: &BTreeMap<String, f64>,
+    last: &BTreeMap<String, f64>,
+) -> BTreeMap<String, (f64, f64)> {
+    first
+        .iter()
+        .filter_map(|(k, a)| last.get(k).map(|b| (k.clone(), (*a, *b))))
+        .collect()
+}
+
+/// Each route's (seconds, requests) so far, from the server's Prometheus text: the sum and count
+/// of `aisocial_http_request_duration_seconds`, keyed `METHOD route`.
+pub fn route_totals(metrics: &str) -> BTreeMap<String, (f64, f64)> {
+    const NAME: &str = "aisocial_http_request_duration_seconds_";
+    let label = |labels: &str, name: &str| -> Option<String> {
+        let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
+        let len = labels[start..].find('"')?;
+        Some(labels[start..start + len].to_owned())
+    };
+    let mut totals: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix(NAME) else {
+            continue;
+        };
+        let (is_sum, rest) = if let Some(r) = rest.strip_prefix("sum{") {
+            (true, r)
+        } else if let Some(r) = rest.strip_prefix("count{") {
+            (false, r)
+        } else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let (Some(method), Some(route), Ok(value)) = (
+            label(labels, "method"),
+            label(labels, "route"),
+            value.trim().parse::<f64>(),
+        ) else {
+            continue;
+        };
+        let entry = totals.entry(format!("{method} {route}")).or_default();
+        if is_sum {
+            entry.0 += value;
+        } else {
+            entry.1 += value;
+        }
+    }
+    totals
+}
+
+/// Each route's mean in milliseconds between two `route_totals` readings (routes with requests
+/// in between only).
+pub fn route_means(
+    before: &BTreeMap<String, (f64, f64)>,
+    after: &BTreeMap<String, (f64, f64)>,
+) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .filter_map(|(route, (sum, count))| {
+            let (sum0, count0) = before.get(route).copied().unwrap_or_default();
+            let n = count - count0;
+            (n > 0.0).then(|| (route.clone(), (sum - sum0) / n * 1000.0))
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -1076,6 +1169,8 @@ async fn sample_windows(
     let mut windows = Vec::new();
     let mut previous_cpu = before.and_then(|s| s.cpu_seconds);
     let mut previous_at = Instant::now();
+    let mut previous_routes =
+        route_totals(&client::server_metrics(&shared.http, &shared.url).await);
     let mut n = 1;
     loop {
         let end = (started + every * n).min(started + load);
@@ -1083,14 +1178,22 @@ async fn sample_windows(
         let sample = client::sample_server(&shared.http, &shared.url)
             .await
             .unwrap_or_default();
+        let routes = route_totals(&client::server_metrics(&shared.http, &shared.url).await);
+        let server_mean_by_route_ms = route_means(&previous_routes, &routes);
+        previous_routes = routes;
         let now = Instant::now();
-        let (operations, deliveries, errors) = {
+        let (operations, deliveries, errors, kinds) = {
             let mut stats = shared.stats();
             let operations = std::mem::replace(&mut stats.window_operations, report::histogram());
             let deliveries = std::mem::replace(&mut stats.window_deliveries, report::histogram());
             let errors = std::mem::take(&mut stats.window_errors);
-            (operations, deliveries, errors)
+            let kinds = std::mem::take(&mut stats.window_kinds);
+            (operations, deliveries, errors, kinds)
         };
+        let operation_p99_by_kind_ms = kinds
+            .iter()
+            .map(|(kind, h)| ((*kind).to_owned(), report::latency(h).p99_ms))
+            .collect();
         let seconds = now.duration_since(previous_at).as_secs_f64().max(0.001);
         let cpu_percent = match (previous_cpu, sample.cpu_seconds) {
             (Some(a), Some(b)) => Some((b - a) / seconds * 100.0),
@@ -1110,8 +1213,11 @@ async fn sample_windows(
             server_open_files: sample.open_files,
             server_cpu_percent: cpu_percent,
             server_websockets: sample.websockets,
+            operation_p99_by_kind_ms,
+            server_mean_by_route_ms,
         };
         println!("mixed: {}", window_line(&window));
+        println!("mixed: {}", window_detail(&window));
         windows.push(window);
         if end >= started + load {
             return windows;
@@ -1138,6 +1244,25 @@ fn window_line(w: &Window) -> String {
             .map_or("?".to_owned(), |c| format!("{c:.0}")),
         w.server_websockets
             .map_or("?".to_owned(), |n| n.to_string()),
+    )
+}
+
+/// A window's p99 per kind of operation and the server's mean per route.
+fn window_detail(w: &Window) -> String {
+    let kinds: Vec<String> = w
+        .operation_p99_by_kind_ms
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.1}"))
+        .collect();
+    let routes: Vec<String> = w
+        .server_mean_by_route_ms
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.2}"))
+        .collect();
+    format!(
+        "        p99 ms by op: {}; server mean ms by route: {}",
+        kinds.join(", "),
+        routes.join(", ")
     )
 }
 
@@ -1213,6 +1338,12 @@ fn print_report(r: &Report) {
             d.delivery_p99_first_ms,
             d.delivery_p99_last_ms
         );
+        for (kind, (a, b)) in &d.operation_p99_by_kind_ms {
+            println!("mixed:   {kind} p99 {a:.1} → {b:.1} ms");
+        }
+        for (route, (a, b)) in &d.server_mean_by_route_ms {
+            println!("mixed:   server mean {route} {a:.2} → {b:.2} ms");
+        }
     }
     r.validity.shout("mixed");
     if r.passed {
@@ -1268,6 +1399,30 @@ mod tests {
             delivery_p99_ms: p99 / 2.0,
             ..Window::default()
         }
+    }
+
+    #[test]
+    fn route_means_come_from_the_servers_sums_and_counts() {
+        let before = route_totals(
+            "# HELP x\n\
+             aisocial_http_request_duration_seconds_bucket{method=\"GET\",route=\"/t\",le=\"0.1\"} 9\n\
+             aisocial_http_request_duration_seconds_sum{method=\"GET\",route=\"/t\"} 1\n\
+             aisocial_http_request_duration_seconds_count{method=\"GET\",route=\"/t\"} 100\n",
+        );
+        let after = route_totals(
+            "aisocial_http_request_duration_seconds_sum{route=\"/t\",method=\"GET\"} 1.5\n\
+             aisocial_http_request_duration_seconds_count{route=\"/t\",method=\"GET\"} 200\n\
+             aisocial_http_request_duration_seconds_sum{method=\"POST\",route=\"/p\"} 0\n\
+             aisocial_http_request_duration_seconds_count{method=\"POST\",route=\"/p\"} 0\n",
+        );
+        let means = route_means(&before, &after);
+        assert_eq!(
+            means.len(),
+            1,
+            "a route without requests has no mean: {means:?}"
+        );
+        let mean = means.get("GET /t").copied().unwrap_or_default();
+        assert!((mean - 5.0).abs() < 1e-9, "0.5 s over 100 requests: {mean}");
     }
 
     #[test]

@@ -30,10 +30,15 @@ impl Drop for Server {
 }
 
 async fn start_server() -> Server {
+    start_server_with(&[], "http").await
+}
+
+/// A server started with `extra` flags, its URL in `scheme` (`https` when given a certificate).
+async fn start_server_with(extra: &[String], scheme: &str) -> Server {
     aisocial::install_crypto_provider();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let db_name = format!("aisocial_test_{id}");
-    let argv = [
+    let mut argv = vec![
         "aisocial".to_owned(),
         "serve".to_owned(),
         "--bind=127.0.0.1:0".to_owned(),
@@ -49,6 +54,7 @@ async fn start_server() -> Server {
         "--rate-limit-user-per-min=1000000".to_owned(),
         "--rate-limit-ip-per-min=10000000".to_owned(),
     ];
+    argv.extend_from_slice(extra);
     let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("server flags: {e}"));
     let settings = match cli.command {
         ServerCommand::Serve(args) => {
@@ -59,7 +65,7 @@ async fn start_server() -> Server {
     let app = Application::build(settings)
         .await
         .unwrap_or_else(|e| panic!("the server did not start: {e:#}"));
-    let url = format!("http://127.0.0.1:{}", app.port());
+    let url = format!("{scheme}://127.0.0.1:{}", app.port());
     let (stop, stopped) = oneshot::channel::<()>();
     actix_rt::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
@@ -180,4 +186,41 @@ async fn a_short_connect_run_opens_every_session() {
     assert_eq!(report["opened"], 50, "{report}");
     assert_eq!(report["failures"], serde_json::json!({}), "{report}");
     drop(server);
+}
+
+#[actix_rt::test]
+async fn a_short_connect_run_over_wss_opens_every_session() {
+    let dir = std::env::temp_dir().join(format!("aisocial-smoke-tls-{}", uuid::Uuid::new_v4()));
+    let out = dir.display().to_string();
+    let made = run_loadtest(strings(&["tls-cert", "--out", &out])).await;
+    assert!(made.status.success(), "tls-cert failed: {made:?}");
+    let server = start_server_with(
+        &[
+            format!("--tls-cert-path={out}/cert.pem"),
+            format!("--tls-key-path={out}/key.pem"),
+        ],
+        "https",
+    )
+    .await;
+    let mut args = strings(&[
+        "connect",
+        "--connections",
+        "50",
+        "--processes",
+        "1",
+        "--rate",
+        "200",
+        "--hold",
+        "1",
+        "--ca",
+        &format!("{out}/ca.pem"),
+        "--url",
+    ]);
+    args.push(server.url.clone());
+    let report = report_of(&run_loadtest(args).await);
+    assert_eq!(report["scenario"], "connect");
+    assert_eq!(report["opened"], 50, "{report}");
+    assert_eq!(report["failures"], serde_json::json!({}), "{report}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }

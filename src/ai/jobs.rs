@@ -18,7 +18,7 @@ use prometheus::IntCounterVec;
 use crate::ai::budget::pacific_day;
 use crate::problem::{ApiError, redis_error};
 use crate::redis_store;
-use crate::routes::reads::{query, reader_for, rows_to};
+use crate::routes::reads::{HOME_TIMELINE, query, reader_for, rows_to};
 use crate::state::AppState;
 
 /// Longest compose instructions, in characters.
@@ -43,15 +43,6 @@ static THREAD: LazyLock<String> = LazyLock::new(|| {
         "SELECT {POST_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id \
          WHERE (p.id = $1 OR p.root_id = $1) AND p.id <= $2 AND p.deleted_at IS NULL \
          ORDER BY p.id DESC LIMIT $3"
-    )
-});
-
-static HOME: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT {POST_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id \
-         WHERE p.deleted_at IS NULL AND (p.author_id = $1 OR p.author_id IN \
-               (SELECT followee_id FROM follows WHERE follower_id = $1)) \
-         ORDER BY p.id DESC LIMIT $2"
     )
 });
 
@@ -139,7 +130,10 @@ pub fn compose(user: UserId, instructions: &str) -> AiJob {
 pub async fn summary(state: &AppState, user: UserId, handle: &str) -> Result<AiJob, ApiError> {
     let rows = reader_for(state, user)
         .await
-        .query(HOME.as_str(), &[&user.0, &CONTEXT_POSTS])
+        .query(
+            HOME_TIMELINE.as_str(),
+            &[&user.0, &i64::MAX, &CONTEXT_POSTS],
+        )
         .await?;
     let posts = rows_to(&rows, post_from_row)?;
     let timeline: Vec<PromptPost> = posts.iter().map(prompt_post).collect();

@@ -2,10 +2,11 @@
 //! replica), and turn its rows into a page.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use aisocial_actors::ids::UserId;
 use aisocial_actors::model::Post;
-use aisocial_actors::store::post_from_row;
+use aisocial_actors::store::{POST_COLUMNS, post_from_row};
 use serde::Serialize;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -79,6 +80,27 @@ pub async fn views_of(
         })
         .collect())
 }
+
+/// A home timeline's page: `$1` the reader, `$2` the id to read below, `$3` the page size.
+/// Each of the reader's authors (themselves and their followees) gives at most one page of their
+/// newest posts through `posts_author_idx` (`author_id, id DESC`, live posts only), and the union
+/// is cut to one page. The work is bounded by authors × page size whatever the table holds and
+/// whatever the planner's statistics say: a plain `author_id IN (…) ORDER BY id DESC LIMIT n`
+/// let the planner, with statistics from a smaller table, read every live post and sort them,
+/// so the timeline slowed as posts accumulated (the soak's rising p99).
+pub static HOME_TIMELINE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {POST_COLUMNS} \
+         FROM (SELECT $1::bigint AS author_id \
+               UNION SELECT followee_id FROM follows WHERE follower_id = $1) a \
+         CROSS JOIN LATERAL \
+           (SELECT * FROM posts q \
+            WHERE q.author_id = a.author_id AND q.deleted_at IS NULL AND q.id < $2 \
+            ORDER BY q.id DESC LIMIT $3) p \
+         JOIN users u ON u.id = p.author_id \
+         ORDER BY p.id DESC LIMIT $3"
+    )
+});
 
 /// A page of posts selected with `POST_COLUMNS` and `LIMIT limit`, as `viewer` sees them.
 pub async fn post_page(

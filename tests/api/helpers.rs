@@ -24,6 +24,8 @@ pub struct TestApp {
     pub db_name: String,
     pub redis_prefix: String,
     pub http: reqwest::Client,
+    /// The serving certificate when the app speaks TLS (`--tls-cert-path`), to reload.
+    pub certificates: Option<std::sync::Arc<aisocial::tls::Certificates>>,
     stop: Option<oneshot::Sender<()>>,
     run: Option<actix_rt::task::JoinHandle<anyhow::Result<DrainReport>>>,
 }
@@ -185,6 +187,7 @@ async fn spawn_node(db_name: String, redis_prefix: String, extra: &[&str]) -> Te
         .await
         .unwrap_or_else(|e| panic!("the app did not start: {e:#}"));
     let port = app.port();
+    let certificates = app.certificates();
     let (stop, stopped) = oneshot::channel::<()>();
     let run = actix_rt::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
@@ -198,6 +201,7 @@ async fn spawn_node(db_name: String, redis_prefix: String, extra: &[&str]) -> Te
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_else(|e| panic!("{e}")),
+        certificates,
         stop: Some(stop),
         run: Some(run),
     }

@@ -12,4 +12,5 @@ mod nodes;
 mod posts;
 mod provider;
 mod social;
+mod tls;
 mod websocket;

@@ -10,6 +10,12 @@
 //! `WebsocketContext`) over a read side that allocates only while bytes are arriving, and a
 //! write side that writes each frame as the context yields it. A client that stops reading
 //! stops its session from being polled, exactly as before (see `backlog.rs`).
+//!
+//! The connection is a [`Transport`]: plain TCP ([`tcp`], the path above, no buffer held while
+//! idle) or TLS ([`tls`], where rustls keeps its record buffers for the connection's life).
+
+mod tcp;
+mod tls;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -22,10 +28,8 @@ use actix_http::{ConnectionType, HttpMessage, Request, Response, StatusCode};
 use actix_service::{ServiceFactory, fn_service};
 use actix_web::web::Bytes;
 use actix_web::{ResponseError, web};
-use actix_web_actors::ws::WebsocketContext;
-use aisocial_actors::protocol::MAX_FRAME_BYTES;
-use futures_util::{SinkExt, Stream, StreamExt};
-use tokio::net::TcpStream;
+use futures_util::SinkExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
 use crate::problem::ApiError;
@@ -38,6 +42,19 @@ const SOCKET_PATH: &str = "/api/v1/ws";
 /// hold the connection).
 const HANDSHAKE_WRITE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// A connection an upgraded websocket is driven over.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Sized + 'static {
+    /// Drives `session` over this connection until either side ends it; `leftover` is what the
+    /// client sent after its request head. Returns at once (the socket gets a task of its own).
+    fn run(
+        self,
+        session: aisocial_actors::session::Session,
+        leftover: Bytes,
+        stall: std::time::Duration,
+        open: OpenSocket,
+    );
+}
+
 static STALLED: std::sync::LazyLock<prometheus::IntCounter> = std::sync::LazyLock::new(|| {
     aisocial_actors::meter::counter(
         "aisocial_websocket_write_stalls_total",
@@ -48,16 +65,16 @@ static STALLED: std::sync::LazyLock<prometheus::IntCounter> = std::sync::LazyLoc
 const READ_CHUNK: usize = 4096;
 
 /// The upgrade service of the server's HTTP/1 connections.
-pub fn service(
+pub fn service<T: Transport>(
     state: web::Data<AppState>,
 ) -> impl ServiceFactory<
-    (Request, Framed<TcpStream, Codec>),
+    (Request, Framed<T, Codec>),
     Config = (),
     Response = (),
     Error = actix_web::Error,
     InitError = (),
 > + Clone {
-    fn_service(move |(req, framed): (Request, Framed<TcpStream, Codec>)| {
+    fn_service(move |(req, framed): (Request, Framed<T, Codec>)| {
         let state = state.clone();
         async move {
             upgrade(state, req, framed).await;
@@ -67,7 +84,7 @@ pub fn service(
     })
 }
 
-async fn upgrade(state: web::Data<AppState>, req: Request, framed: Framed<TcpStream, Codec>) {
+async fn upgrade<T: Transport>(state: web::Data<AppState>, req: Request, framed: Framed<T, Codec>) {
     let request_id = request_context::request_id(req.headers());
     let span = tracing::info_span!(
         "request",
@@ -81,10 +98,10 @@ async fn upgrade(state: web::Data<AppState>, req: Request, framed: Framed<TcpStr
         .await;
 }
 
-async fn upgrade_in_span(
+async fn upgrade_in_span<T: Transport>(
     state: web::Data<AppState>,
     req: Request,
-    mut framed: Framed<TcpStream, Codec>,
+    mut framed: Framed<T, Codec>,
     request_id: String,
 ) {
     let started = Instant::now();
@@ -111,13 +128,9 @@ async fn upgrade_in_span(
             drop(parts.write_buf);
             let session = new_session(&state, accepted.identity, accepted.since);
             let open = state.sockets.open();
-            run(
-                session,
-                parts.io,
-                leftover,
-                state.session_config.idle_timeout,
-                open,
-            );
+            parts
+                .io
+                .run(session, leftover, state.session_config.idle_timeout, open);
             StatusCode::SWITCHING_PROTOCOLS
         }
         Err(error) => {
@@ -194,7 +207,7 @@ async fn accept(
 }
 
 /// Answers a refused upgrade with its problem document and closes the connection.
-async fn refuse(framed: &mut Framed<TcpStream, Codec>, error: &ApiError, request_id: &str) {
+async fn refuse<T: Transport>(framed: &mut Framed<T, Codec>, error: &ApiError, request_id: &str) {
     let response: Response<_> = error.error_response().into();
     let (mut head, body) = response.into_parts();
     let body = actix_http::body::to_bytes(body).await.unwrap_or_default();
@@ -247,7 +260,7 @@ impl OpenSockets {
 }
 
 /// Counts one websocket while it lives.
-struct OpenSocket(Arc<OpenSockets>);
+pub struct OpenSocket(Arc<OpenSockets>);
 
 impl Drop for OpenSocket {
     fn drop(&mut self) {
@@ -265,173 +278,3 @@ impl Drop for OpenSocket {
 /// How long a closed websocket waits for the client to close its side, so that what was sent
 /// last (the close frame) is read rather than reset away.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Drives `session` over the socket until either side ends it.
-///
-/// A client that accepts nothing for `stall` (its window stays shut while a frame waits) is as
-/// gone as a silent one: the connection is dropped, which stops the session (and tells the
-/// broker), instead of holding it until TCP gives up.
-fn run(
-    session: aisocial_actors::session::Session,
-    io: TcpStream,
-    leftover: Bytes,
-    stall: std::time::Duration,
-    open: OpenSocket,
-) {
-    // Frames are written whole and at once; Nagle would only delay them.
-    let _ = io.set_nodelay(true);
-    let io = Arc::new(io);
-    let codec = actix_http::ws::Codec::new().max_size(MAX_FRAME_BYTES);
-    let frames = WebsocketContext::with_codec(session, incoming(Arc::clone(&io), leftover), codec);
-    actix_rt::spawn(write_all(Box::pin(frames), io, stall, open));
-}
-
-/// What the client sends, as it arrives; no buffer is held between reads.
-fn incoming(
-    io: Arc<TcpStream>,
-    leftover: Bytes,
-) -> impl Stream<Item = Result<Bytes, actix_http::error::PayloadError>> {
-    let first = (!leftover.is_empty()).then_some(leftover);
-    futures_util::stream::unfold((io, first), |(io, first)| async move {
-        if let Some(bytes) = first {
-            return Some((Ok(bytes), (io, None)));
-        }
-        loop {
-            if io.readable().await.is_err() {
-                return None;
-            }
-            // Readiness and `try_read` spend no cooperative budget: without this, a client that
-            // sends fast would be read into the frame decoder's buffer without bound before the
-            // decoder (and its frame-size and flood limits) ever ran.
-            tokio::task::consume_budget().await;
-            let read = {
-                let mut chunk = [0u8; READ_CHUNK];
-                io.try_read(&mut chunk)
-                    .map(|n| Bytes::copy_from_slice(&chunk[..n]))
-            };
-            match read {
-                Ok(bytes) if bytes.is_empty() => return None,
-                Ok(bytes) => return Some((Ok(bytes), (io, None))),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) => {
-                    return Some((Err(actix_http::error::PayloadError::Io(e)), (io, None)));
-                }
-            }
-        }
-    })
-}
-
-/// Writes each frame the session yields; when the session ends, closes the socket gracefully.
-///
-/// The task lives as long as the socket, so its future is kept small: the states that only
-/// exist while writing or closing are boxed (allocated for that moment), not inline.
-async fn write_all(
-    mut frames: std::pin::Pin<Box<impl Stream<Item = Result<Bytes, actix_web::Error>>>>,
-    io: Arc<TcpStream>,
-    stall: std::time::Duration,
-    _open: OpenSocket,
-) {
-    while let Some(Ok(frame)) = frames.next().await {
-        if Box::pin(write_within(&io, &frame, stall)).await.is_err() {
-            STALLED.inc();
-            return;
-        }
-    }
-    // The session (and the read side it held) is gone; the close frame is on its way.
-    drop(frames);
-    let _ = socket2::SockRef::from(&*io).shutdown(std::net::Shutdown::Write);
-    Box::pin(drain(&io, Instant::now() + LINGER)).await;
-}
-
-/// Writes `bytes`, failing when the socket takes none of them for `stall` (a slow client that
-/// keeps taking bytes is never cut off, however long a large replay takes it).
-async fn write_within(
-    io: &TcpStream,
-    mut bytes: &[u8],
-    stall: std::time::Duration,
-) -> std::io::Result<()> {
-    while !bytes.is_empty() {
-        tokio::time::timeout(stall, io.writable())
-            .await
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-        match io.try_write(bytes) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Reads and discards until the client closes, or the deadline.
-async fn drain(io: &TcpStream, deadline: Instant) {
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || !matches!(tokio::time::timeout(left, io.readable()).await, Ok(Ok(())))
-        {
-            return;
-        }
-        tokio::task::consume_budget().await;
-        let mut sink = [0u8; 512];
-        match io.try_read(&mut sink) {
-            Ok(0) => return,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => return,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[actix_rt::test]
-    async fn a_write_the_client_never_takes_fails_after_the_stall_time() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let client = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
-        client
-            .set_recv_buffer_size(4096)
-            .unwrap_or_else(|e| panic!("{e}"));
-        // The client connects and never reads.
-        let _client = client.connect(addr).await.unwrap_or_else(|e| panic!("{e}"));
-        let (server, _) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
-        socket2::SockRef::from(&server)
-            .set_send_buffer_size(4096)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let big = vec![b'x'; 8 << 20];
-        let started = std::time::Instant::now();
-        let stall = std::time::Duration::from_millis(300);
-        let result = write_within(&server, &big, stall).await;
-        assert_eq!(
-            result.err().map(|e| e.kind()),
-            Some(std::io::ErrorKind::TimedOut)
-        );
-        assert!(started.elapsed() >= stall);
-        // A client that reads gets everything.
-        let small = vec![b'y'; 1024];
-        let listener2 = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let addr2 = listener2.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let reader = tokio::spawn(async move {
-            use tokio::io::AsyncReadExt;
-            let mut stream = tokio::net::TcpStream::connect(addr2)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            let mut got = Vec::new();
-            let _ = stream.read_to_end(&mut got).await;
-            got.len()
-        });
-        let (server2, _) = listener2.accept().await.unwrap_or_else(|e| panic!("{e}"));
-        write_within(&server2, &small, stall)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        drop(server2);
-        assert_eq!(reader.await.unwrap_or_default(), 1024);
-    }
-}

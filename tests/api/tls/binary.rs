@@ -1,0 +1,205 @@
+//! The real binary: started with a certificate, sent a real SIGHUP after the files change.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::{Pki, follower_receives_over};
+use crate::helpers::ServerProcess;
+
+#[actix_web::test]
+async fn sighup_reloads_the_certificate_of_the_running_binary() {
+    let pki = Pki::new();
+    let (old, new) = (pki.leaf("old"), pki.leaf("new"));
+    pki.install(&old);
+    let (cert, key) = (pki.cert_path(), pki.key_path());
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let mut server = ServerProcess::start(&[
+        ("TLS_CERT_PATH", cert.as_str()),
+        ("TLS_KEY_PATH", key.as_str()),
+    ])
+    .await;
+    let address = server.address.clone();
+    let base = format!("https://{address}");
+    let http = pki.https_client();
+    let sign_in = |handle: &'static str| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let body: serde_json::Value = http
+                .post(format!("{base}/api/v1/auth/dev"))
+                .json(&serde_json::json!({ "handle": handle }))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .json()
+                .await
+                .unwrap_or_default();
+            body["access_token"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let (alice, bob) = (sign_in("alice").await, sign_in("bob").await);
+    let res = http
+        .put(format!("{base}/api/v1/users/alice/follow"))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status(), 204);
+    let (mut bob_ws, served) = pki.wss(&address, &bob).await;
+    assert_eq!(served, old.der);
+
+    let pid = Pid::from_raw(i32::try_from(server.child.id()).unwrap_or_else(|e| panic!("{e}")));
+    pki.install(&new);
+    let sent = Instant::now();
+    kill(pid, Signal::SIGHUP).unwrap_or_else(|e| panic!("{e}"));
+    let swapped_after = loop {
+        let (_, served) = pki.connect(&address).await;
+        if served == new.der {
+            break sent.elapsed();
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "the new certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The websocket from before the signal still works and receives.
+    follower_receives_over(&http, &base, &alice, &mut bob_ws, "after SIGHUP").await;
+
+    // A broken file and another SIGHUP: the process lives on, serving the new certificate.
+    pki.write_cert("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n");
+    kill(pid, Signal::SIGHUP).unwrap_or_else(|e| panic!("{e}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server
+        .collect_log()
+        .iter()
+        .any(|l| l.contains("TLS certificate reload failed"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the failed reload was not logged"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        server.child.try_wait().ok().flatten().is_none(),
+        "the server exited"
+    );
+    let (_, served) = pki.connect(&address).await;
+    assert_eq!(served, new.der);
+    follower_receives_over(&http, &base, &alice, &mut bob_ws, "after a failed reload").await;
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        super::series(&metrics, "aisocial_tls_reloads_total{result=\"ok\"}"),
+        1.0
+    );
+    assert_eq!(
+        super::series(&metrics, "aisocial_tls_reloads_total{result=\"failed\"}"),
+        1.0
+    );
+    println!("SIGHUP: the new certificate served {swapped_after:?} after the signal");
+}
+
+/// 1,000 wss connect/disconnect cycles (half closed politely, half dropped) leave no session,
+/// open file or memory behind in the real binary.
+#[actix_web::test]
+async fn wss_connect_disconnect_cycles_leave_nothing_behind() {
+    const POOL_GROWTH: usize = 4;
+    let pki = Pki::new();
+    let leaf = pki.leaf("cycles");
+    pki.install(&leaf);
+    let (cert, key) = (pki.cert_path(), pki.key_path());
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let server = ServerProcess::start(&[
+        ("TLS_CERT_PATH", cert.as_str()),
+        ("TLS_KEY_PATH", key.as_str()),
+        ("RATE_LIMIT_IP_PER_MIN", "100000000"),
+        ("RATE_LIMIT_USER_PER_MIN", "100000000"),
+        ("RATE_LIMIT_AUTH_PER_MIN", "100000"),
+        ("RUST_LOG", "warn,aisocial::startup=info"),
+        ("DATABASE_POOL_SIZE", "4"),
+    ])
+    .await;
+    let address = server.address.clone();
+    let base = format!("https://{address}");
+    let http = pki.https_client();
+    let mut tokens = Vec::new();
+    for n in 0..20 {
+        let body: serde_json::Value = http
+            .post(format!("{base}/api/v1/auth/dev"))
+            .json(&serde_json::json!({ "handle": format!("tls_churn_{n}") }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default();
+        tokens.push(body["access_token"].as_str().unwrap_or_default().to_owned());
+    }
+    let pki = &pki;
+    let cycle = |token: String, rounds: usize| {
+        let address = address.clone();
+        async move {
+            for round in 0..rounds {
+                let (mut wss, _) = pki.wss(&address, &token).await;
+                if round % 2 == 0 {
+                    let _ = wss.stream.close(None).await;
+                    // Read the server's close and the end of the stream.
+                    while let Ok(Some(Ok(_))) =
+                        tokio::time::timeout(Duration::from_secs(5), wss.stream.next()).await
+                    {
+                    }
+                }
+                drop(wss);
+            }
+        }
+    };
+    futures_util::future::join_all(tokens.iter().map(|t| cycle(t.clone(), 10))).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (fds_before, rss_before) = (server.open_files(), server.rss_bytes());
+    futures_util::future::join_all(tokens.iter().map(|t| cycle(t.clone(), 50))).await;
+    let mut online = u64::MAX;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let system: serde_json::Value = http
+            .get(format!("{base}/health/system"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default();
+        online = system["connections"]["websockets"]
+            .as_u64()
+            .unwrap_or(u64::MAX);
+        if online == 0 && server.open_files() <= fds_before + POOL_GROWTH {
+            break;
+        }
+    }
+    let (fds_after, rss_after) = (server.open_files(), server.rss_bytes());
+    println!(
+        "wss churn: 1,000 cycles; server open files {fds_before} -> {fds_after}; RSS {:.1} -> {:.1} MiB",
+        rss_before as f64 / 1048576.0,
+        rss_after as f64 / 1048576.0
+    );
+    assert_eq!(online, 0, "sessions left registered with the broker");
+    assert!(
+        fds_after <= fds_before + POOL_GROWTH,
+        "open files grew: {fds_before} -> {fds_after}"
+    );
+    assert!(
+        rss_after < rss_before + 8 * 1024 * 1024,
+        "memory grew by {} MiB over 1,000 cycles",
+        rss_after.saturating_sub(rss_before) / 1048576
+    );
+}
