@@ -117,6 +117,12 @@ async fn connect_cluster(seeds: Vec<redis::ConnectionInfo>) -> redis::RedisResul
             )));
         }
     };
+    if !facts.cluster_enabled {
+        return Err(redis::RedisError::from(std::io::Error::other(
+            "REDIS_URL lists several servers, but they are not Redis Cluster nodes \
+             (INFO cluster says cluster_enabled:0); give one URL for a single server",
+        )));
+    }
     let sharded = facts.has_sharded_pubsub();
     let conn = cluster::connect(&seeds, sharded).await?;
     tracing::info!(sharded_pubsub = sharded, "connected to the Redis cluster");

@@ -39,6 +39,15 @@ async fn start_up_names_an_unreachable_dependency() {
         err.contains("Redis") && err.contains("127.0.0.1:1"),
         "{err}"
     );
+    // Several URLs are cluster seeds: single servers listed so are refused, saying why.
+    let settings = test_settings(
+        &db,
+        "x:",
+        &["--redis-url=redis://127.0.0.1:6379,redis://localhost:6379"],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let err = start_up_error(settings).await;
+    assert!(err.contains("not Redis Cluster nodes"), "{err}");
     // The database it created on the way is removed again.
     drop_database(&db).await;
 }
