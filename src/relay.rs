@@ -13,7 +13,7 @@ use aisocial_actors::committed::{
     CommitPublisher, EphemeralPush, FollowChange, PresenceChange, RemoteCommitted,
 };
 use aisocial_actors::event_log::{Audience, CommittedEvent};
-use aisocial_actors::feed_broker::FeedBroker;
+use aisocial_actors::feed_broker::{CheckLogHead, FeedBroker};
 use aisocial_actors::ids::{EventId, PostId, UserId};
 use aisocial_actors::meter::MeteredAddr;
 use aisocial_actors::protocol::EventKind;
@@ -244,12 +244,17 @@ async fn subscribe_once(
         .subscribe(channel)
         .await
         .map_err(|e| e.to_string())?;
+    // Whatever was published while no subscription stood is in the log.
+    broker.do_send(CheckLogHead);
     while let Some(notice) = subscription.next().await {
         let payload = match notice {
             Notice::Message(payload) => payload,
-            // Missed events leave a gap (or a head behind the log's) that the broker reads
-            // from PostgreSQL.
-            Notice::Resubscribed => continue,
+            // Missed events leave a gap, or a head behind the log's, that the broker reads
+            // from PostgreSQL: at once, not at its next poll.
+            Notice::Resubscribed => {
+                broker.do_send(CheckLogHead);
+                continue;
+            }
         };
         match serde_json::from_str::<WireBatch>(&payload) {
             Ok(batch) if batch.node == node => {} // our own, delivered already

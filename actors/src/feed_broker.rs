@@ -104,6 +104,12 @@ pub struct CloseAll {
     pub reason: &'static str,
 }
 
+/// Relay → FeedBroker: messages between nodes may have been lost (the subscription was down);
+/// compare with the event log's head now rather than at the next poll.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct CheckLogHead;
+
 /// Anyone → FeedBroker: how many sessions and users are online.
 #[derive(Debug, Message)]
 #[rtype(result = "OnlineStats")]
@@ -703,14 +709,28 @@ impl Actor for FeedBroker {
         // A message lost between nodes leaves a gap only once a later one arrives; a lost last
         // message leaves none. Compare with the head now and then to catch both.
         let log_poll = self.log_poll;
-        ctx.run_interval(log_poll, |broker, ctx| {
-            if broker.next_event.is_some() && !broker.repairing {
-                let from = broker.next_event.unwrap_or(EventId(1));
-                broker.repair(from, from, ctx);
-            }
-        });
+        ctx.run_interval(log_poll, |broker, ctx| broker.check_log_head(ctx));
     }
 }
+
+impl FeedBroker {
+    /// Reads whatever the event log holds past what was delivered (unless a repair runs).
+    fn check_log_head(&mut self, ctx: &mut Context<Self>) {
+        if self.next_event.is_some() && !self.repairing {
+            let from = self.next_event.unwrap_or(EventId(1));
+            self.repair(from, from, ctx);
+        }
+    }
+}
+
+impl Handler<CheckLogHead> for FeedBroker {
+    type Result = ();
+
+    fn handle(&mut self, _: CheckLogHead, ctx: &mut Self::Context) {
+        self.check_log_head(ctx);
+    }
+}
+metered_handler!(FeedBroker, CheckLogHead);
 
 impl Handler<Connect> for FeedBroker {
     type Result = ();

@@ -248,7 +248,10 @@ async fn a_killed_master_fails_over_and_delivery_resumes_with_nothing_missed() {
     );
     let killed_at = Instant::now();
     cluster.kill(old);
-    let mut during = HashSet::new();
+    // One post in the outage: its message is lost (its publish times out before the replica
+    // takes over), and no later message reveals the gap, so only the subscriber's report of
+    // its resubscription (the broker then reads the log's head) can bring it.
+    let lost = post_id(&a, &author, "during the outage").await;
     let mut new_master = None;
     let mut readiness_during = Vec::new();
     while new_master.is_none() {
@@ -256,7 +259,6 @@ async fn a_killed_master_fails_over_and_delivery_resumes_with_nothing_missed() {
             killed_at.elapsed() < Duration::from_secs(20),
             "no replica took over"
         );
-        during.insert(post_id(&a, &author, &format!("during {}", during.len())).await);
         readiness_during.push(readiness(&a).await.0);
         let master = cluster.master_of(&channel).await;
         if master != old {
@@ -267,19 +269,21 @@ async fn a_killed_master_fails_over_and_delivery_resumes_with_nothing_missed() {
     let promoted = killed_at.elapsed();
     wait_for_shard_subscribers(&cluster, &channel, 2).await;
     let resubscribed = killed_at.elapsed();
+    last = read_posts(&mut ws, &HashSet::from([lost]), last).await;
+    let lost_delivered = killed_at.elapsed();
     wait_until("both ready", Duration::from_secs(20), || async {
         readiness(&a).await.0 == 200 && readiness(&b).await.0 == 200
     })
     .await;
     let ready_again = killed_at.elapsed();
 
-    // A post after the failover arrives promptly, and brings every post of the outage with
-    // it (the broker sees the gap and reads them from PostgreSQL).
+    // Posts after the failover arrive promptly, through the new master.
     let after_at = Instant::now();
-    let after = post_id(&a, &author, "after").await;
-    let mut want = during.clone();
-    want.insert(after);
-    last = read_posts(&mut ws, &want, last).await;
+    let mut after = HashSet::new();
+    for n in 0..5 {
+        after.insert(post_id(&a, &author, &format!("after {n}")).await);
+    }
+    last = read_posts(&mut ws, &after, last).await;
     let delivered_after = after_at.elapsed();
 
     // The killed node comes back (as a replica of its successor) and takes its slots back
@@ -334,13 +338,13 @@ async fn a_killed_master_fails_over_and_delivery_resumes_with_nothing_missed() {
     );
     println!(
         "cluster failover: master killed; replica promoted after {} ms, both nodes \
-         resubscribed after {} ms, both ready after {} ms; {} posts written during the \
-         outage, all delivered with the first post after it ({} ms); readiness during the \
+         resubscribed after {} ms, both ready after {} ms; the post written during the outage \
+         delivered after {} ms; 5 posts after it delivered in {} ms; readiness during the \
          outage: {} of {} checks 503",
         promoted.as_millis(),
         resubscribed.as_millis(),
         ready_again.as_millis(),
-        during.len(),
+        lost_delivered.as_millis(),
         delivered_after.as_millis(),
         readiness_during.iter().filter(|s| **s == 503).count(),
         readiness_during.len()
