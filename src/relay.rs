@@ -3,8 +3,10 @@
 //!
 //! Each node publishes what its DbWriter committed (after COMMIT) and hands what other nodes
 //! published to its FeedBroker. Pub/sub is at-most-once: a message lost while a node was
-//! disconnected leaves a gap in event ids that the broker fills from PostgreSQL, so Redis loss
-//! never becomes client loss. This module is the only one that knows the Redis payload.
+//! disconnected leaves a gap in event ids that the broker fills from PostgreSQL, and whenever
+//! the subscription starts or comes back the broker reads the log's head (a lost last message
+//! leaves no gap), so Redis loss never becomes client loss. This module is the only one that
+//! knows the Redis payload.
 
 use std::sync::Arc;
 use std::time::Duration;
