@@ -279,6 +279,18 @@ impl TestApp {
         res.json().await.unwrap_or_default()
     }
 
+    /// GETs `path` without a token; its JSON (null when the body is not JSON).
+    pub async fn public_json(&self, path: &str) -> Value {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default()
+    }
+
     pub async fn follow(&self, follower: &TestUser, followee: &str) -> reqwest::StatusCode {
         self.http
             .put(self.url(&format!("/api/v1/users/{followee}/follow")))
@@ -568,6 +580,56 @@ impl ServerProcess {
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|kb| kb.parse::<u64>().ok())
             .map_or(0, |kb| kb * 1024)
+    }
+
+    /// After connect/disconnect cycles that began with `before` (open files, RSS): waits up to
+    /// ten seconds until no session is registered and the open files are back within
+    /// `pool_growth` (the read pool opens connections on demand), then prints `what` and
+    /// asserts that no session, file or memory (8 MiB) was left behind. `base` is the server's
+    /// URL as `http` reaches it (http or https).
+    pub async fn assert_cycles_left_nothing(
+        &self,
+        what: &str,
+        http: &reqwest::Client,
+        base: &str,
+        before: (usize, u64),
+        pool_growth: usize,
+    ) {
+        let (fds_before, rss_before) = before;
+        let mut online = u64::MAX;
+        for _ in 0..100 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let system: serde_json::Value = http
+                .get(format!("{base}/health/system"))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .json()
+                .await
+                .unwrap_or_default();
+            online = system["connections"]["websockets"]
+                .as_u64()
+                .unwrap_or(u64::MAX);
+            if online == 0 && self.open_files() <= fds_before + pool_growth {
+                break;
+            }
+        }
+        let (fds_after, rss_after) = (self.open_files(), self.rss_bytes());
+        println!(
+            "{what}; server open files {fds_before} -> {fds_after}; RSS {:.1} -> {:.1} MiB",
+            rss_before as f64 / 1048576.0,
+            rss_after as f64 / 1048576.0
+        );
+        assert_eq!(online, 0, "sessions left registered with the broker");
+        assert!(
+            fds_after <= fds_before + pool_growth,
+            "open files grew: {fds_before} -> {fds_after}"
+        );
+        assert!(
+            rss_after < rss_before + 8 * 1024 * 1024,
+            "memory grew by {} MiB over {what}",
+            rss_after.saturating_sub(rss_before) / 1048576
+        );
     }
 
     pub async fn sign_in(&self, handle: &str) -> String {

@@ -87,15 +87,7 @@ fn assert_increasing(ids: &[i64], who: &str) {
 async fn wait_for_replica(app: &TestApp) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let ready: Value = app
-            .http
-            .get(app.url("/health/ready"))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
-            .await
-            .unwrap_or_default();
+        let ready: Value = app.public_json("/health/ready").await;
         if ready["checks"]["replicas"][0]["in_rotation"] == true {
             return;
         }

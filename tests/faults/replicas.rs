@@ -33,15 +33,7 @@ async fn timeline(app: &TestApp, user: &TestUser) -> Vec<String> {
 
 /// Readiness' view of the one replica.
 async fn replica_state(app: &TestApp) -> Value {
-    let ready: Value = app
-        .http
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_default();
+    let ready: Value = app.public_json("/health/ready").await;
     ready["checks"]["replicas"][0].clone()
 }
 

@@ -168,38 +168,13 @@ async fn wss_connect_disconnect_cycles_leave_nothing_behind() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (fds_before, rss_before) = (server.open_files(), server.rss_bytes());
     futures_util::future::join_all(tokens.iter().map(|t| cycle(t.clone(), 50))).await;
-    let mut online = u64::MAX;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let system: serde_json::Value = http
-            .get(format!("{base}/health/system"))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
-            .await
-            .unwrap_or_default();
-        online = system["connections"]["websockets"]
-            .as_u64()
-            .unwrap_or(u64::MAX);
-        if online == 0 && server.open_files() <= fds_before + POOL_GROWTH {
-            break;
-        }
-    }
-    let (fds_after, rss_after) = (server.open_files(), server.rss_bytes());
-    println!(
-        "wss churn: 1,000 cycles; server open files {fds_before} -> {fds_after}; RSS {:.1} -> {:.1} MiB",
-        rss_before as f64 / 1048576.0,
-        rss_after as f64 / 1048576.0
-    );
-    assert_eq!(online, 0, "sessions left registered with the broker");
-    assert!(
-        fds_after <= fds_before + POOL_GROWTH,
-        "open files grew: {fds_before} -> {fds_after}"
-    );
-    assert!(
-        rss_after < rss_before + 8 * 1024 * 1024,
-        "memory grew by {} MiB over 1,000 cycles",
-        rss_after.saturating_sub(rss_before) / 1048576
-    );
+    server
+        .assert_cycles_left_nothing(
+            "wss churn: 1,000 cycles",
+            &http,
+            &base,
+            (fds_before, rss_before),
+            POOL_GROWTH,
+        )
+        .await;
 }

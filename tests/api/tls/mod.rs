@@ -734,15 +734,7 @@ async fn a_wss_client_that_stops_reading_is_let_go() {
     let started = Instant::now();
     let websockets = |system: &Value| system["connections"]["websockets"].as_u64();
     loop {
-        let system: Value = app
-            .http
-            .get(app.url("/health/system"))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
-            .await
-            .unwrap_or_default();
+        let system: Value = app.public_json("/health/system").await;
         if websockets(&system) == Some(1) {
             break;
         }
