@@ -742,7 +742,16 @@ async fn a_wss_client_that_stops_reading_is_let_go() {
             started.elapsed() < Duration::from_secs(20),
             "the stalled session is still held: {system}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Carol keeps reading meanwhile (answering the 300 ms pings), so the idle timeout never
+        // takes her too; the count of one is then the stalled session gone and hers held.
+        if let Ok(frame) =
+            tokio::time::timeout(Duration::from_millis(100), carol_ws.stream.next()).await
+        {
+            assert!(
+                matches!(frame, Some(Ok(ref m)) if !m.is_close()),
+                "the reading follower was dropped: {frame:?}"
+            );
+        }
     }
     println!(
         "wss stall: the follower that stopped reading was let go {:?} after the other had all {posts} posts",
