@@ -145,40 +145,15 @@ impl RateLimiter {
             .iter()
             .map(|(key, _)| counter_key(&self.prefix, key, batch.window))
             .collect();
+        let counts: Vec<(&str, u64)> = keys
+            .iter()
+            .zip(&batch.deltas)
+            .map(|(k, (_, d))| (k.as_str(), *d))
+            .collect();
         let started = std::time::Instant::now();
         let globals = if redis.is_cluster() {
-            // A cluster answers a pipeline from one slot's node: one pipeline per slot.
-            let groups = crate::redis_store::cluster::group_by_slot(
-                keys.iter()
-                    .zip(&batch.deltas)
-                    .map(|(k, (_, d))| (k.as_str(), *d)),
-                |(key, _)| key,
-            );
-            let answers = futures_util::future::join_all(groups.into_iter().map(|group| async {
-                let counts: Vec<(&str, u64)> = group.iter().map(|(_, item)| *item).collect();
-                let globals = counter_round_trip(redis, &counts).await;
-                (group, globals)
-            }))
-            .await;
-            let mut globals = vec![0; keys.len()];
-            let mut all = true;
-            for (group, answer) in answers {
-                match answer {
-                    Some(values) => {
-                        for ((n, _), value) in group.iter().zip(values) {
-                            globals[*n] = value;
-                        }
-                    }
-                    None => all = false,
-                }
-            }
-            all.then_some(globals)
+            per_slot_round_trips(redis, &counts).await
         } else {
-            let counts: Vec<(&str, u64)> = keys
-                .iter()
-                .zip(&batch.deltas)
-                .map(|(k, (_, d))| (k.as_str(), *d))
-                .collect();
             counter_round_trip(redis, &counts).await
         };
         crate::redis_store::observe("rate_limit_flush", started, globals.is_some());
@@ -232,6 +207,25 @@ fn counter_key(prefix: &str, bucket: &str, window: u64) -> String {
         "{}{window}",
         crate::redis_store::tagged(prefix, &format!("rl:{bucket}"))
     )
+}
+
+/// [`counter_round_trip`] on a cluster, which answers a pipeline from one slot's node: one
+/// pipeline per slot, at once; the totals in `counts`' order, or `None` if any failed.
+async fn per_slot_round_trips(redis: &RedisConn, counts: &[(&str, u64)]) -> Option<Vec<u64>> {
+    let groups = crate::redis_store::cluster::group_by_slot(counts.iter().copied(), |(key, _)| key);
+    let answers = futures_util::future::join_all(groups.into_iter().map(|group| async {
+        let counts: Vec<(&str, u64)> = group.iter().map(|(_, item)| *item).collect();
+        let globals = counter_round_trip(redis, &counts).await;
+        (group, globals)
+    }))
+    .await;
+    let mut globals = vec![0; counts.len()];
+    for (group, answer) in answers {
+        for ((n, _), value) in group.iter().zip(answer?) {
+            globals[*n] = value;
+        }
+    }
+    Some(globals)
 }
 
 /// Adds each count to its counter (`INCRBY` + `EXPIRE`, one pipeline) and returns the totals,
