@@ -2,11 +2,9 @@
 //! actors, bind the listener, serve until told to stop, then drain.
 
 use std::net::{SocketAddr, TcpListener};
-
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 
 use actix::{Actor, Arbiter};
 use actix_http::error::DispatchError;
@@ -23,6 +21,7 @@ use aisocial_actors::feed_broker::{BrokerConfig, CloseAll, FeedBroker};
 use aisocial_actors::meter::MeteredAddr;
 use aisocial_actors::session::SessionConfig;
 use anyhow::Context;
+use tokio::net::TcpStream;
 
 use crate::auth::TokenIssuer;
 use crate::auth::google::{GoogleVerifier, Jwks};
