@@ -22,7 +22,7 @@ use aisocial_actors::protocol::EventKind;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::redis_store::{self, Notice};
+use crate::redis_store::{self, ChannelListener};
 
 #[derive(Serialize, Deserialize)]
 struct WireEvent {
@@ -222,47 +222,32 @@ pub fn listen(
     node: String,
     broker: MeteredAddr<FeedBroker>,
 ) {
-    let channel = format!("{prefix}events");
-    actix_rt::spawn(async move {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match subscribe_once(&subscriber, &channel, &node, &broker).await {
-                Ok(()) => backoff = Duration::from_millis(100),
-                Err(e) => tracing::warn!(error = %e, "event channel lost; resubscribing"),
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-    });
+    redis_store::keep_listening(
+        subscriber,
+        format!("{prefix}events"),
+        OtherNodesCommits { node, broker },
+    );
 }
 
-async fn subscribe_once(
-    subscriber: &redis_store::Subscriber,
-    channel: &str,
-    node: &str,
-    broker: &MeteredAddr<FeedBroker>,
-) -> Result<(), String> {
-    let mut subscription = subscriber
-        .subscribe(channel)
-        .await
-        .map_err(|e| e.to_string())?;
-    // Whatever was published while no subscription stood is in the log.
-    broker.do_send(CheckLogHead);
-    while let Some(notice) = subscription.next().await {
-        let payload = match notice {
-            Notice::Message(payload) => payload,
-            // Missed events leave a gap, or a head behind the log's, that the broker reads
-            // from PostgreSQL: at once, not at its next poll.
-            Notice::Resubscribed => {
-                broker.do_send(CheckLogHead);
-                continue;
-            }
-        };
-        match serde_json::from_str::<WireBatch>(&payload) {
-            Ok(batch) if batch.node == node => {} // our own, delivered already
-            Ok(batch) => broker.do_send(from_wire(batch)),
+/// The events channel's listener: other nodes' batches go to the broker.
+struct OtherNodesCommits {
+    node: String,
+    broker: MeteredAddr<FeedBroker>,
+}
+
+impl ChannelListener for OtherNodesCommits {
+    /// Missed events leave a gap, or a head behind the log's, that the broker reads from
+    /// PostgreSQL: at once, not at its next poll.
+    async fn caught_up(&self) -> Result<(), String> {
+        self.broker.do_send(CheckLogHead);
+        Ok(())
+    }
+
+    fn message(&self, payload: &str) {
+        match serde_json::from_str::<WireBatch>(payload) {
+            Ok(batch) if batch.node == self.node => {} // our own, delivered already
+            Ok(batch) => self.broker.do_send(from_wire(batch)),
             Err(e) => tracing::warn!(error = %e, "ignoring a malformed event message"),
         }
     }
-    Err("the subscription ended".into())
 }

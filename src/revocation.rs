@@ -15,7 +15,7 @@ use aisocial_actors::meter::MeteredAddr;
 use aisocial_actors::store::ReadPool;
 use serde::{Deserialize, Serialize};
 
-use crate::redis_store::{self, Notice};
+use crate::redis_store::{self, ChannelListener};
 
 /// The Redis payload announcing one revocation (this module is its only reader and writer).
 #[derive(Debug, Serialize, Deserialize)]
@@ -103,45 +103,36 @@ impl Revocations {
 
     /// Listens for other nodes' revocations until the process ends, reconnecting with backoff.
     pub fn listen(self: Arc<Self>, subscriber: redis_store::Subscriber, pool: ReadPool) {
-        actix_rt::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                match self.subscribe_once(&subscriber, &pool).await {
-                    Ok(()) => backoff = Duration::from_millis(100),
-                    Err(e) => tracing::warn!(error = %e, "revocation channel lost; reconnecting"),
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        });
+        let channel = self.channel.clone();
+        redis_store::keep_listening(
+            subscriber,
+            channel,
+            OtherNodesRevocations {
+                revocations: self,
+                pool,
+            },
+        );
+    }
+}
+
+/// The revocation channel's listener.
+struct OtherNodesRevocations {
+    revocations: Arc<Revocations>,
+    pool: ReadPool,
+}
+
+impl ChannelListener for OtherNodesRevocations {
+    /// Anything announced while we were not listening is in PostgreSQL.
+    async fn caught_up(&self) -> Result<(), String> {
+        let reloaded = self.revocations.reload(&self.pool).await?;
+        tracing::debug!(reloaded, "revocation channel subscribed");
+        Ok(())
     }
 
-    async fn subscribe_once(
-        &self,
-        subscriber: &redis_store::Subscriber,
-        pool: &ReadPool,
-    ) -> Result<(), String> {
-        let mut subscription = subscriber
-            .subscribe(&self.channel)
-            .await
-            .map_err(|e| e.to_string())?;
-        // Anything announced while we were not listening is in PostgreSQL.
-        let reloaded = self.reload(pool).await?;
-        tracing::debug!(reloaded, "revocation channel subscribed");
-        while let Some(notice) = subscription.next().await {
-            let payload = match notice {
-                Notice::Message(payload) => payload,
-                Notice::Resubscribed => {
-                    let reloaded = self.reload(pool).await?;
-                    tracing::debug!(reloaded, "revocation channel resubscribed");
-                    continue;
-                }
-            };
-            match serde_json::from_str::<Announcement>(&payload) {
-                Ok(a) => self.apply(UserId(a.user), a.family),
-                Err(e) => tracing::warn!(error = %e, "ignoring a malformed revocation message"),
-            }
+    fn message(&self, payload: &str) {
+        match serde_json::from_str::<Announcement>(payload) {
+            Ok(a) => self.revocations.apply(UserId(a.user), a.family),
+            Err(e) => tracing::warn!(error = %e, "ignoring a malformed revocation message"),
         }
-        Err("the subscription ended".into())
     }
 }

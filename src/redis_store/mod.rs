@@ -20,7 +20,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use cluster::tagged;
 pub use conn::RedisConn;
-pub use pubsub::{Notice, Subscriber, Subscription};
+pub use pubsub::{ChannelListener, Notice, Subscriber, Subscription, keep_listening};
 pub use urls::RedisUrls;
 
 use crate::database::Check;

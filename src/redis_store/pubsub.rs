@@ -7,9 +7,12 @@
 //! server's subscription ends when its connection drops (the caller subscribes again); a
 //! cluster's is repaired in place and says so with [`Notice::Resubscribed`]. Either way the
 //! caller learns that it may have missed messages and repairs from PostgreSQL.
+//! [`keep_listening`] does that for a [`ChannelListener`]: it subscribes, resubscribes with
+//! backoff, and tells the listener each time messages may have been missed.
 
+use std::future::Future;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aisocial_actors::meter;
 use futures_util::StreamExt;
@@ -44,6 +47,66 @@ pub enum Notice {
 pub struct SubscribeError {
     channel: String,
     source: redis::RedisError,
+}
+
+/// What a node does with one channel for as long as it runs.
+pub trait ChannelListener: 'static {
+    /// A subscription stands, for the first time, again after a loss, or repaired in place:
+    /// whatever was published while none stood was missed and must be read from where it is
+    /// kept. An error drops the subscription, and the whole is tried again after a backoff.
+    fn caught_up(&self) -> impl Future<Output = Result<(), String>>;
+
+    /// One message's payload.
+    fn message(&self, payload: &str);
+}
+
+/// First wait before subscribing again; it doubles after each loss, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait before subscribing again; a subscription that stood this long resets the wait.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Keeps `listener` subscribed to `channel` until the process ends (spawned on the current
+/// actix arbiter), subscribing again after any loss.
+pub fn keep_listening(subscriber: Subscriber, channel: String, listener: impl ChannelListener) {
+    actix_rt::spawn(async move {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let started = Instant::now();
+            let lost = listen_once(&subscriber, &channel, &listener).await;
+            tracing::warn!(channel = %channel, reason = %lost, "pub/sub channel lost; subscribing again");
+            if started.elapsed() >= MAX_BACKOFF {
+                backoff = FIRST_BACKOFF;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    });
+}
+
+/// One subscription's life; returns why it ended.
+async fn listen_once(
+    subscriber: &Subscriber,
+    channel: &str,
+    listener: &impl ChannelListener,
+) -> String {
+    let mut subscription = match subscriber.subscribe(channel).await {
+        Ok(subscription) => subscription,
+        Err(e) => return e.to_string(),
+    };
+    if let Err(e) = listener.caught_up().await {
+        return e;
+    }
+    while let Some(notice) = subscription.next().await {
+        match notice {
+            Notice::Message(payload) => listener.message(&payload),
+            Notice::Resubscribed => {
+                if let Err(e) = listener.caught_up().await {
+                    return e;
+                }
+            }
+        }
+    }
+    "the subscription ended".to_owned()
 }
 
 /// Makes subscriptions to the deployment's Redis (cheap to clone).

@@ -1,80 +1,26 @@
-//! When a certificate stops being valid: its `notAfter`, read straight from the DER.
-//!
-//! Only the path to `tbsCertificate.validity.notAfter` is walked (RFC 5280 §4.1), so no X.509
-//! library is needed for one date.
+//! When a certificate stops being valid: its `notAfter` (RFC 5280 §4.1.2.5), decoded by `x509-cert`.
 
-/// `notAfter` of a DER certificate as seconds since the Unix epoch; `None` when the bytes are
-/// not a certificate this walk understands.
-pub fn not_after(certificate: &[u8]) -> Option<i64> {
-    let (SEQUENCE, certificate, _) = element(certificate)? else {
-        return None;
-    };
-    let (SEQUENCE, tbs, _) = element(certificate)? else {
-        return None;
-    };
-    let mut rest = tbs;
-    // version [0] EXPLICIT, absent in v1 certificates.
-    let (tag, _, after) = element(rest)?;
-    if tag == VERSION {
-        rest = after;
-    }
-    // serialNumber, signature, issuer.
-    for _ in 0..3 {
-        let (_, _, after) = element(rest)?;
-        rest = after;
-    }
-    let (SEQUENCE, validity, _) = element(rest)? else {
-        return None;
-    };
-    let (_, _, after_not_before) = element(validity)?;
-    let (tag, time, _) = element(after_not_before)?;
-    parse_time(tag, time)
+use x509_cert::Certificate;
+use x509_cert::der::Decode;
+
+/// Why a certificate's `notAfter` cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ExpiryError {
+    #[error("not a DER X.509 certificate: {0}")]
+    Decode(#[from] x509_cert::der::Error),
+    #[error("notAfter lies beyond what a Unix timestamp holds")]
+    OutOfRange,
 }
 
-const SEQUENCE: u8 = 0x30;
-const VERSION: u8 = 0xa0;
-const UTC_TIME: u8 = 0x17;
-const GENERALIZED_TIME: u8 = 0x18;
-
-/// One DER element: its tag, its contents, and what follows it.
-fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (length, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let octets = usize::from(first & 0x7f);
-        if octets == 0 || octets > 4 || rest.len() < octets {
-            return None;
-        }
-        let (length, rest) = rest.split_at(octets);
-        let length = length
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        (length, rest)
-    };
-    if rest.len() < length {
-        return None;
-    }
-    let (contents, after) = rest.split_at(length);
-    Some((tag, contents, after))
-}
-
-/// UTCTime (`YYMMDDHHMMSSZ`, years 1950–2049) or GeneralizedTime (`YYYYMMDDHHMMSSZ`).
-fn parse_time(tag: u8, text: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(text).ok()?.strip_suffix('Z')?;
-    let full = match tag {
-        UTC_TIME => {
-            let year: u8 = text.get(..2)?.parse().ok()?;
-            let century = if year >= 50 { "19" } else { "20" };
-            format!("{century}{text}")
-        }
-        GENERALIZED_TIME => text.to_owned(),
-        _ => return None,
-    };
-    chrono::NaiveDateTime::parse_from_str(&full, "%Y%m%d%H%M%S")
-        .ok()
-        .map(|t| t.and_utc().timestamp())
+/// `notAfter` of a DER certificate as seconds since the Unix epoch.
+pub fn not_after(certificate: &[u8]) -> Result<i64, ExpiryError> {
+    let certificate = Certificate::from_der(certificate)?;
+    let since_epoch = certificate
+        .tbs_certificate
+        .validity
+        .not_after
+        .to_unix_duration();
+    i64::try_from(since_epoch.as_secs()).map_err(|_| ExpiryError::OutOfRange)
 }
 
 #[cfg(test)]
@@ -103,25 +49,19 @@ mod tests {
     #[test]
     fn reads_utc_and_generalized_times() {
         // Before 2050 a certificate carries UTCTime, from 2050 GeneralizedTime.
-        assert_eq!(
-            not_after(&certificate_until(2031, 7, 4)),
-            Some(unix(2031, 7, 4))
-        );
-        assert_eq!(
-            not_after(&certificate_until(2061, 1, 2)),
-            Some(unix(2061, 1, 2))
-        );
+        for (year, month, day) in [(2031, 7, 4), (2061, 1, 2)] {
+            let read = not_after(&certificate_until(year, month, day)).ok();
+            assert_eq!(read, Some(unix(year, u32::from(month), u32::from(day))));
+        }
     }
 
     #[test]
-    fn garbage_is_not_a_certificate() {
+    fn garbage_and_truncated_certificates_are_errors() {
         let good = certificate_until(2031, 7, 4);
-        assert_eq!(not_after(b""), None);
-        assert_eq!(not_after(b"not der at all"), None);
-        for cut in [1, 10, good.len() / 2] {
-            let _ = not_after(&good[..cut]);
+        assert!(not_after(b"").is_err());
+        assert!(not_after(b"not der at all").is_err());
+        for cut in [1, 10, good.len() / 2, good.len() - 1] {
+            assert!(not_after(&good[..cut]).is_err(), "cut at {cut}");
         }
-        assert_eq!(parse_time(UTC_TIME, b"991231235959Z"), Some(946_684_799));
-        assert_eq!(parse_time(UTC_TIME, b"99123123595"), None);
     }
 }

@@ -28,8 +28,8 @@ pub enum LoadError {
         key: PathBuf,
         detail: String,
     },
-    #[error("{}: the first certificate's validity (notAfter) cannot be read", path.display())]
-    Validity { path: PathBuf },
+    #[error("{}: the first certificate's validity (notAfter) cannot be read: {detail}", path.display())]
+    Validity { path: PathBuf, detail: String },
 }
 
 /// A certificate ready to serve, and when it expires.
@@ -55,8 +55,9 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<Loaded, LoadError> {
             path: cert_path.to_owned(),
         });
     };
-    let not_after = super::expiry::not_after(end_entity).ok_or_else(|| LoadError::Validity {
+    let not_after = super::expiry::not_after(end_entity).map_err(|e| LoadError::Validity {
         path: cert_path.to_owned(),
+        detail: e.to_string(),
     })?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
         rustls::pki_types::pem::Error::NoItemsFound => LoadError::NoKey {
