@@ -83,22 +83,28 @@ pub async fn views_of(
 
 /// A home timeline's page: `$1` the reader, `$2` the id to read below, `$3` the page size.
 /// Each of the reader's authors (themselves and their followees) gives at most one page of their
-/// newest posts through `posts_author_idx` (`author_id, id DESC`, live posts only), and the union
-/// is cut to one page. The work is bounded by authors × page size whatever the table holds and
-/// whatever the planner's statistics say: a plain `author_id IN (…) ORDER BY id DESC LIMIT n`
-/// let the planner, with statistics from a smaller table, read every live post and sort them,
-/// so the timeline slowed as posts accumulated (the soak's rising p99).
+/// newest post ids through `posts_author_idx` (`author_id, id DESC`, live posts only; an
+/// index-only scan where the visibility map allows), the union is cut to one page of ids, and
+/// only those posts are read whole. The work is bounded by authors × page size index entries
+/// plus one page of rows, whatever the table holds and whatever the planner's statistics say:
+/// a plain `author_id IN (…) ORDER BY id DESC LIMIT n` let the planner, with statistics from a
+/// smaller table, read every live post and sort them, so the timeline slowed as posts
+/// accumulated (the soak's rising p99); and reading every author's page whole made the cost
+/// per followee a row fetch, not an index entry (1.9× slower at 38 followees, `BENCHMARKS.md`).
 pub static HOME_TIMELINE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {POST_COLUMNS} \
-         FROM (SELECT $1::bigint AS author_id \
-               UNION SELECT followee_id FROM follows WHERE follower_id = $1) a \
-         CROSS JOIN LATERAL \
-           (SELECT * FROM posts q \
-            WHERE q.author_id = a.author_id AND q.deleted_at IS NULL AND q.id < $2 \
-            ORDER BY q.id DESC LIMIT $3) p \
+         FROM (SELECT t.id \
+               FROM (SELECT $1::bigint AS author_id \
+                     UNION SELECT followee_id FROM follows WHERE follower_id = $1) a \
+               CROSS JOIN LATERAL \
+                 (SELECT q.id FROM posts q \
+                  WHERE q.author_id = a.author_id AND q.deleted_at IS NULL AND q.id < $2 \
+                  ORDER BY q.id DESC LIMIT $3) t \
+               ORDER BY t.id DESC LIMIT $3) newest \
+         JOIN posts p ON p.id = newest.id \
          JOIN users u ON u.id = p.author_id \
-         ORDER BY p.id DESC LIMIT $3"
+         ORDER BY p.id DESC"
     )
 });
 

@@ -170,8 +170,9 @@ fn posts_rows_read(plan: &serde_json::Value) -> f64 {
 }
 
 /// The soak's rising p99 was the timeline reading every live post once the table had outgrown
-/// the planner's statistics: a page must cost authors × page size rows, whatever the table
-/// holds and whether or not it has been analysed, under both custom and generic plans.
+/// the planner's statistics: a page must cost authors × page size index entries plus the page's
+/// own rows, whatever the table holds and whether or not it has been analysed, under both
+/// custom and generic plans.
 #[actix_web::test]
 async fn a_timeline_page_reads_a_bounded_number_of_posts_however_many_exist() {
     let app = spawn_app().await;
@@ -238,7 +239,7 @@ async fn a_timeline_page_reads_a_bounded_number_of_posts_however_many_exist() {
         let plan: serde_json::Value = row.try_get(0).unwrap_or_else(|e| panic!("{e}"));
         let read = posts_rows_read(&plan[0]["Plan"]);
         assert!(
-            read <= authors * page,
+            read <= authors * page + page,
             "{when}: a 20-post page read {read} rows of posts: {plan:#}"
         );
     }
