@@ -135,6 +135,43 @@ pub fn unique_name() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// GETs `url` without a token: its body as JSON (null when it is not JSON).
+pub async fn get_json_from(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default()
+}
+
+/// GETs `url` without a token: its body as text (empty when unreadable).
+pub async fn get_text_from(http: &reqwest::Client, url: &str) -> String {
+    http.get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default()
+}
+
+/// Signs `handle` in through the dev login of the server at `base`: its access token (empty
+/// when refused).
+pub async fn dev_token(http: &reqwest::Client, base: &str, handle: &str) -> String {
+    let body: Value = http
+        .post(format!("{base}/api/v1/auth/dev"))
+        .json(&serde_json::json!({ "handle": handle }))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    body["access_token"].as_str().unwrap_or_default().to_owned()
+}
+
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     let id = unique_name();
     spawn_node(
@@ -281,14 +318,7 @@ impl TestApp {
 
     /// GETs `path` without a token; its JSON (null when the body is not JSON).
     pub async fn public_json(&self, path: &str) -> Value {
-        self.http
-            .get(self.url(path))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
-            .await
-            .unwrap_or_default()
+        get_json_from(&self.http, &self.url(path)).await
     }
 
     pub async fn follow(&self, follower: &TestUser, followee: &str) -> reqwest::StatusCode {
@@ -371,14 +401,7 @@ impl TestApp {
     }
 
     pub async fn metrics(&self) -> String {
-        self.http
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .text()
-            .await
-            .unwrap_or_default()
+        get_text_from(&self.http, &self.url("/metrics")).await
     }
 
     /// Takes the shutdown trigger out, to be pulled while the app is in use.
@@ -599,14 +622,7 @@ impl ServerProcess {
         let mut online = u64::MAX;
         for _ in 0..100 {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            let system: serde_json::Value = http
-                .get(format!("{base}/health/system"))
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{e}"))
-                .json()
-                .await
-                .unwrap_or_default();
+            let system = get_json_from(http, &format!("{base}/health/system")).await;
             online = system["connections"]["websockets"]
                 .as_u64()
                 .unwrap_or(u64::MAX);

@@ -5,7 +5,9 @@ use std::time::Duration;
 use aisocial::startup::Application;
 use futures_util::future::join_all;
 
-use crate::helpers::{ServerProcess, drop_database, spawn_app, test_settings, unique_name};
+use crate::helpers::{
+    ServerProcess, dev_token, drop_database, spawn_app, test_settings, unique_name,
+};
 
 /// What `Application::build` says when it refuses to start (empty if it started).
 async fn start_up_error(settings: aisocial::config::Settings) -> String {
@@ -135,19 +137,7 @@ async fn the_binary_serves_and_exits_cleanly_on_sigterm() {
     );
 
     let http = reqwest::Client::new();
-    let token: serde_json::Value = http
-        .post(format!("http://{address}/api/v1/auth/dev"))
-        .json(&serde_json::json!({"handle": "alice"}))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_default();
-    let token = token["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let token = dev_token(&http, &format!("http://{address}"), "alice").await;
     assert!(!token.is_empty());
     let res = http
         .get(format!("http://{address}/api/v1/timeline?cursor=x"))

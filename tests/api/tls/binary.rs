@@ -8,7 +8,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::{Pki, follower_receives_over};
-use crate::helpers::ServerProcess;
+use crate::helpers::{ServerProcess, dev_token, get_text_from};
 
 #[actix_web::test]
 async fn sighup_reloads_the_certificate_of_the_running_binary() {
@@ -27,18 +27,7 @@ async fn sighup_reloads_the_certificate_of_the_running_binary() {
     let http = pki.https_client();
     let sign_in = |handle: &'static str| {
         let (http, base) = (http.clone(), base.clone());
-        async move {
-            let body: serde_json::Value = http
-                .post(format!("{base}/api/v1/auth/dev"))
-                .json(&serde_json::json!({ "handle": handle }))
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{e}"))
-                .json()
-                .await
-                .unwrap_or_default();
-            body["access_token"].as_str().unwrap_or_default().to_owned()
-        }
+        async move { dev_token(&http, &base, handle).await }
     };
     let (alice, bob) = (sign_in("alice").await, sign_in("bob").await);
     let res = http
@@ -91,14 +80,7 @@ async fn sighup_reloads_the_certificate_of_the_running_binary() {
     let (_, served) = pki.connect(&address).await;
     assert_eq!(served, new.der);
     follower_receives_over(&http, &base, &alice, &mut bob_ws, "after a failed reload").await;
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .text()
-        .await
-        .unwrap_or_default();
+    let metrics = get_text_from(&http, &format!("{base}/metrics")).await;
     assert_eq!(
         super::series(&metrics, "aisocial_tls_reloads_total{result=\"ok\"}"),
         1.0
@@ -135,16 +117,7 @@ async fn wss_connect_disconnect_cycles_leave_nothing_behind() {
     let http = pki.https_client();
     let mut tokens = Vec::new();
     for n in 0..20 {
-        let body: serde_json::Value = http
-            .post(format!("{base}/api/v1/auth/dev"))
-            .json(&serde_json::json!({ "handle": format!("tls_churn_{n}") }))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
-            .await
-            .unwrap_or_default();
-        tokens.push(body["access_token"].as_str().unwrap_or_default().to_owned());
+        tokens.push(dev_token(&http, &base, &format!("tls_churn_{n}")).await);
     }
     let pki = &pki;
     let cycle = |token: String, rounds: usize| {
