@@ -180,6 +180,10 @@ pub struct ServeArgs {
     #[arg(long, env = "EVENT_RETENTION_HOURS", default_value_t = 72)]
     pub event_retention_hours: u64,
 
+    /// How often events older than the retention window are purged, in milliseconds.
+    #[arg(long, env = "EVENT_PURGE_INTERVAL_MS", default_value_t = 300_000)]
+    pub event_purge_interval_ms: u64,
+
     /// The most events one resume replays before asking the client to resync.
     #[arg(long, env = "WS_REPLAY_LIMIT", default_value_t = 10_000)]
     pub ws_replay_limit: usize,
@@ -312,6 +316,7 @@ pub struct Settings {
     pub heartbeat: Duration,
     pub idle_timeout: Duration,
     pub event_retention: Duration,
+    pub event_purge_interval: Duration,
     pub replay_limit: usize,
     pub outbound_limit: usize,
     pub presence_debounce: Duration,
@@ -527,6 +532,7 @@ impl Settings {
             heartbeat: Duration::from_millis(args.ws_heartbeat_ms),
             idle_timeout: Duration::from_millis(args.ws_idle_timeout_ms),
             event_retention: Duration::from_secs(args.event_retention_hours * 3600),
+            event_purge_interval: Duration::from_millis(args.event_purge_interval_ms.max(10)),
             replay_limit: args.ws_replay_limit.max(1),
             outbound_limit: args.ws_outbound_limit,
             presence_debounce: Duration::from_millis(args.presence_debounce_ms),

@@ -1,43 +1,46 @@
 //! Committed changes between nodes, through Redis pub/sub on `{prefix}events` (sharded
 //! pub/sub on a Redis Cluster that offers it, see [`redis_store::pubsub`]).
 //!
-//! Each node publishes what its DbWriter committed (after COMMIT) and hands what other nodes
+//! Each node publishes what its DbWriter committed (after COMMIT: events and routing records,
+//! each with its id), its presence changes and a heartbeat, and hands what other nodes
 //! published to its FeedBroker. Pub/sub is at-most-once: a message lost while a node was
 //! disconnected leaves a gap in event ids that the broker fills from PostgreSQL, and whenever
 //! the subscription starts or comes back the broker reads the log's head (a lost last message
 //! leaves no gap), so Redis loss never becomes client loss. This module is the only one that
 //! knows the Redis payload.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aisocial_actors::committed::{
-    CommitPublisher, EphemeralPush, FollowChange, PresenceChange, RemoteCommitted,
+    CommitPublisher, EphemeralPush, LogEntry, Logged, PresenceChange, RemoteCommitted,
 };
-use aisocial_actors::event_log::{Audience, CommittedEvent};
-use aisocial_actors::feed_broker::{CheckLogHead, FeedBroker};
+use aisocial_actors::event_log::{self, Audience};
+use aisocial_actors::feed_broker::{
+    CheckLogHead, FeedBroker, NodeHeartbeat, NodePresenceList, PresenceListWanted,
+};
 use aisocial_actors::ids::{EventId, PostId, UserId};
+use aisocial_actors::log_record::{self, StoredRecord};
 use aisocial_actors::meter::MeteredAddr;
-use aisocial_actors::protocol::EventKind;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::redis_store::{self, ChannelListener};
 
+/// One log record as stored (`events`' columns).
 #[derive(Serialize, Deserialize)]
-struct WireEvent {
+struct WireRecord {
     id: i64,
     kind: String,
+    /// Absent in messages of nodes older than versioned records: version 1.
+    #[serde(default = "first_version")]
+    version: i16,
     author: Option<i64>,
     recipient: Option<i64>,
     payload: serde_json::Value,
 }
 
-#[derive(Serialize, Deserialize)]
-struct WireFollow {
-    follower: i64,
-    followee: i64,
-    following: bool,
+fn first_version() -> i16 {
+    1
 }
 
 #[derive(Serialize, Deserialize)]
@@ -54,47 +57,62 @@ struct WirePush {
     frame: String,
 }
 
+/// Everything nodes tell each other. Fields a node does not know are ignored, so older and
+/// newer nodes can share the channel during a rolling upgrade.
 #[derive(Serialize, Deserialize, Default)]
 struct WireBatch {
     node: String,
     #[serde(default)]
-    events: Vec<WireEvent>,
-    #[serde(default)]
-    follows: Vec<WireFollow>,
+    events: Vec<WireRecord>,
     #[serde(default)]
     presence: Vec<WirePresence>,
     #[serde(default)]
     pushes: Vec<WirePush>,
+    /// A heartbeat: this many users are online on the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    heartbeat: Option<usize>,
+    /// Asks the named node for its whole presence list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    want_presence_of: Option<String>,
+    /// The node's whole presence list, as asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    presence_list: Option<Vec<WirePresence>>,
 }
 
-fn to_wire(node: &str, events: &[Arc<CommittedEvent>], follows: &[FollowChange]) -> WireBatch {
-    WireBatch {
-        node: node.to_owned(),
-        events: events
-            .iter()
-            .map(|e| {
-                let (author, recipient) = match e.audience {
-                    Audience::FollowersOf(a) => (Some(a.0), None),
-                    Audience::User(r) => (None, Some(r.0)),
-                };
-                WireEvent {
-                    id: e.id.0,
-                    kind: e.kind.as_str().to_owned(),
-                    author,
-                    recipient,
-                    payload: e.payload.clone(),
-                }
-            })
-            .collect(),
-        follows: follows
-            .iter()
-            .map(|f| WireFollow {
-                follower: f.follower.0,
-                followee: f.followee.0,
-                following: f.following,
-            })
-            .collect(),
-        ..WireBatch::default()
+/// A record for the wire; `None` for an id this node has nothing of (other nodes read it from
+/// PostgreSQL if they need it).
+fn record_to_wire(logged: &Logged) -> Option<WireRecord> {
+    let (kind, author, recipient, payload) = match &logged.entry {
+        LogEntry::Event(e) => {
+            let (author, recipient) = match e.audience {
+                Audience::FollowersOf(a) => (Some(a.0), None),
+                Audience::User(r) => (None, Some(r.0)),
+            };
+            (e.kind.as_str(), author, recipient, e.payload.clone())
+        }
+        LogEntry::Follow(f) => (
+            log_record::FOLLOW_KIND,
+            None,
+            Some(f.follower.0),
+            log_record::follow(f),
+        ),
+        LogEntry::Skip => return None,
+    };
+    Some(WireRecord {
+        id: logged.id.0,
+        kind: kind.to_owned(),
+        version: log_record::VERSION,
+        author,
+        recipient,
+        payload,
+    })
+}
+
+fn presence_to_wire(change: &PresenceChange) -> WirePresence {
+    WirePresence {
+        user: change.user.0,
+        handle: change.handle.clone(),
+        online: change.online,
     }
 }
 
@@ -119,30 +137,19 @@ fn from_wire(batch: WireBatch) -> RemoteCommitted {
                 online: p.online,
             })
             .collect(),
-        events: batch
+        // Every id keeps its place: a kind this node does not know is a skip, never a gap.
+        entries: batch
             .events
             .into_iter()
-            .filter_map(|e| {
-                let audience = match (e.author, e.recipient) {
-                    (Some(a), _) => Audience::FollowersOf(UserId(a)),
-                    (None, Some(r)) => Audience::User(UserId(r)),
-                    (None, None) => return None,
-                };
-                Some(Arc::new(CommittedEvent {
+            .map(|e| {
+                event_log::logged(StoredRecord {
                     id: EventId(e.id),
-                    kind: EventKind::parse(&e.kind)?,
-                    audience,
+                    kind: e.kind,
+                    version: e.version,
+                    author: e.author,
+                    recipient: e.recipient,
                     payload: e.payload,
-                }))
-            })
-            .collect(),
-        follows: batch
-            .follows
-            .into_iter()
-            .map(|f| FollowChange {
-                follower: UserId(f.follower),
-                followee: UserId(f.followee),
-                following: f.following,
+                })
             })
             .collect(),
     }
@@ -164,19 +171,24 @@ impl RedisPublisher {
                 if let Err(e) =
                     redis_store::run::<i64>(&redis, publish, Duration::from_secs(1)).await
                 {
-                    // Other nodes notice the gap and read these events from PostgreSQL.
+                    // Other nodes notice the gap and read these records from PostgreSQL.
                     tracing::warn!(error = %e, "could not publish committed events");
                 }
             }
         });
         Self { node, queue }
     }
-}
 
-impl RedisPublisher {
     fn send(&self, batch: &WireBatch) {
         if let Ok(payload) = serde_json::to_string(batch) {
             let _ = self.queue.send(payload);
+        }
+    }
+
+    fn batch(&self) -> WireBatch {
+        WireBatch {
+            node: self.node.clone(),
+            ..WireBatch::default()
         }
     }
 }
@@ -184,33 +196,59 @@ impl RedisPublisher {
 impl CommitPublisher for RedisPublisher {
     fn publish_presence(&self, change: &PresenceChange) {
         self.send(&WireBatch {
-            node: self.node.clone(),
-            presence: vec![WirePresence {
-                user: change.user.0,
-                handle: change.handle.clone(),
-                online: change.online,
-            }],
-            ..WireBatch::default()
+            presence: vec![presence_to_wire(change)],
+            ..self.batch()
         });
     }
 
     fn publish_push(&self, push: &EphemeralPush) {
         self.send(&WireBatch {
-            node: self.node.clone(),
             pushes: vec![WirePush {
                 users: push.users.iter().map(|u| u.0).collect(),
                 thread: push.thread.map(|t| t.0),
                 frame: push.frame.to_string(),
             }],
-            ..WireBatch::default()
+            ..self.batch()
         });
     }
 
-    fn publish(&self, events: &[Arc<CommittedEvent>], follows: &[FollowChange]) {
-        if events.is_empty() && follows.is_empty() {
-            return;
+    fn publish(&self, entries: &[Logged]) {
+        let events: Vec<WireRecord> = entries.iter().filter_map(record_to_wire).collect();
+        if !events.is_empty() {
+            self.send(&WireBatch {
+                events,
+                ..self.batch()
+            });
         }
-        self.send(&to_wire(&self.node, events, follows));
+    }
+
+    fn publish_heartbeat(&self, online: usize) {
+        self.send(&WireBatch {
+            heartbeat: Some(online),
+            ..self.batch()
+        });
+    }
+
+    fn ask_presence_list(&self, node: &str) {
+        self.send(&WireBatch {
+            want_presence_of: Some(node.to_owned()),
+            ..self.batch()
+        });
+    }
+
+    fn publish_presence_list(&self, users: &[(UserId, String)]) {
+        let list = users
+            .iter()
+            .map(|(user, handle)| WirePresence {
+                user: user.0,
+                handle: handle.clone(),
+                online: true,
+            })
+            .collect();
+        self.send(&WireBatch {
+            presence_list: Some(list),
+            ..self.batch()
+        });
     }
 }
 
@@ -244,10 +282,34 @@ impl ChannelListener for OtherNodesCommits {
     }
 
     fn message(&self, payload: &str) {
-        match serde_json::from_str::<WireBatch>(payload) {
-            Ok(batch) if batch.node == self.node => {} // our own, delivered already
-            Ok(batch) => self.broker.do_send(from_wire(batch)),
-            Err(e) => tracing::warn!(error = %e, "ignoring a malformed event message"),
+        let mut batch = match serde_json::from_str::<WireBatch>(payload) {
+            Ok(batch) if batch.node == self.node => return, // our own, delivered already
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring a malformed event message");
+                return;
+            }
+        };
+        if let Some(online) = batch.heartbeat.take() {
+            self.broker.do_send(NodeHeartbeat {
+                node: batch.node.clone(),
+                online,
+            });
+        }
+        if batch.want_presence_of.take().as_deref() == Some(self.node.as_str()) {
+            self.broker.do_send(PresenceListWanted);
+        }
+        if let Some(list) = batch.presence_list.take() {
+            self.broker.do_send(NodePresenceList {
+                node: batch.node.clone(),
+                users: list
+                    .into_iter()
+                    .map(|p| (UserId(p.user), p.handle))
+                    .collect(),
+            });
+        }
+        if !(batch.events.is_empty() && batch.presence.is_empty() && batch.pushes.is_empty()) {
+            self.broker.do_send(from_wire(batch));
         }
     }
 }

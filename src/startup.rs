@@ -26,7 +26,6 @@ use tokio::net::TcpStream;
 use crate::auth::TokenIssuer;
 use crate::auth::google::{GoogleVerifier, Jwks};
 use crate::config::Settings;
-use crate::follow_cache::CachedFollowGraph;
 use crate::problem::ensure_problem;
 use crate::rate_limit::{self, RateLimiter};
 use crate::relay::{self, RedisPublisher};
@@ -40,6 +39,7 @@ use crate::tls::Certificates;
 use crate::upgrade::Transport;
 use crate::{database, redis_store, routes};
 use aisocial_actors::event_log::{EventSource, PgEventSource};
+use aisocial_actors::follow_graph::PgFollowGraph;
 
 /// How long a follow list may take to load before the user's sessions are told to retry.
 const FOLLOW_LOAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -143,11 +143,7 @@ impl Application {
         );
 
         let broker_arbiter = Arbiter::new();
-        let graph = Arc::new(CachedFollowGraph::new(
-            pool.clone(),
-            redis.clone(),
-            settings.redis_prefix.clone(),
-        ));
+        let graph = Arc::new(PgFollowGraph { pool: pool.clone() });
         let events: Arc<dyn EventSource> = match settings.replicas.event_log_reads {
             EventLogReads::Primary => Arc::new(PgEventSource { pool: pool.clone() }),
             EventLogReads::Replica => Arc::new(ReplicaEventSource::new(Arc::clone(&reads))),
@@ -157,6 +153,7 @@ impl Application {
             outbound_limit: settings.outbound_limit,
             presence_debounce: settings.presence_debounce,
             log_poll: settings.replicas.event_log_poll,
+            ..BrokerConfig::default()
         };
         let publisher = Arc::new(RedisPublisher::start(
             redis.clone(),
@@ -188,6 +185,11 @@ impl Application {
             DbWriter::new(writer_config, committed_to)
         });
         let writer = MeteredAddr::new(writer, DbWriter::meter());
+        crate::retention::spawn(
+            writer.clone(),
+            settings.event_retention,
+            settings.event_purge_interval,
+        );
 
         crate::install_crypto_provider();
         let http = reqwest::Client::builder()
@@ -217,7 +219,6 @@ impl Application {
             node_id: settings.node_id.clone(),
             heartbeat: settings.heartbeat,
             idle_timeout: settings.idle_timeout,
-            retention: settings.event_retention,
             replay_limit: settings.replay_limit,
             max_topics: 100,
             frames_per_second: 20.0,

@@ -1,5 +1,5 @@
-//! What the DbWriter announces after each COMMIT, in commit order: durable events to deliver
-//! and the follow-graph changes the FeedBroker needs to route them.
+//! What the DbWriter announces after each COMMIT, in commit order: the log records it wrote
+//! (durable events to deliver, and the routing records that decide who receives them).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -7,41 +7,57 @@ use std::time::Instant;
 use actix::Message;
 
 use crate::event_log::CommittedEvent;
-use crate::ids::UserId;
+use crate::ids::EventId;
 
-/// A follow edge that was added or removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FollowChange {
-    pub follower: UserId,
-    pub followee: UserId,
-    pub following: bool,
-}
+pub use crate::log_record::FollowChange;
 
-/// One committed change, in the order its command ran.
+/// What one id of the log holds, as far as this node can tell.
 #[derive(Debug, Clone)]
-pub enum CommittedChange {
+pub enum LogEntry {
+    /// A durable event for clients.
     Event(Arc<CommittedEvent>),
+    /// A routing record: from this id on, the follower does (not) receive the followee's events.
     Follow(FollowChange),
+    /// Nothing this node can use: a kind or version it does not know, or a row no longer there
+    /// (purged). Its id is passed over, never waited for.
+    Skip,
 }
 
-/// DbWriter → FeedBroker: one committed transaction's changes.
+/// One id of the log and what it holds.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub id: EventId,
+    pub entry: LogEntry,
+}
+
+impl Logged {
+    /// A rough size in bytes, for bounding what the broker holds.
+    pub fn weight(&self) -> usize {
+        const BASE: usize = 64;
+        match &self.entry {
+            LogEntry::Event(e) => BASE + e.weight(),
+            LogEntry::Follow(_) | LogEntry::Skip => BASE,
+        }
+    }
+}
+
+/// DbWriter → FeedBroker: one committed transaction's records, in id order.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Committed {
-    pub changes: Vec<CommittedChange>,
+    pub entries: Vec<Logged>,
     /// When COMMIT returned; delivery latency is measured from here.
     pub committed_at: Instant,
 }
 
-/// Relay → FeedBroker: what another node committed, as it came through Redis. Events are
-/// delivered in id order together with this node's own; follow changes apply on arrival.
+/// Relay → FeedBroker: what another node committed, as it came through Redis. Its records go
+/// through the same ordering as this node's own.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct RemoteCommitted {
     /// The node that published it.
     pub node: String,
-    pub events: Vec<Arc<CommittedEvent>>,
-    pub follows: Vec<FollowChange>,
+    pub entries: Vec<Logged>,
     pub presence: Vec<PresenceChange>,
     pub pushes: Vec<EphemeralPush>,
 }
@@ -67,18 +83,27 @@ pub struct PresenceChange {
 
 /// Where the broker hands this node's commits so that other nodes hear of them.
 pub trait CommitPublisher: Send + Sync + 'static {
-    fn publish(&self, events: &[Arc<CommittedEvent>], follows: &[FollowChange]);
+    fn publish(&self, entries: &[Logged]);
     /// A user's presence on this node changed.
     fn publish_presence(&self, change: &PresenceChange);
     /// An ephemeral frame for sessions on other nodes.
     fn publish_push(&self, push: &EphemeralPush);
+    /// This node is alive, with `online` users.
+    fn publish_heartbeat(&self, online: usize);
+    /// Asks `node` for its whole list of online users.
+    fn ask_presence_list(&self, node: &str);
+    /// This node's whole list of online users, asked for by another node.
+    fn publish_presence_list(&self, users: &[(crate::ids::UserId, String)]);
 }
 
 /// A single node: nobody to tell.
 pub struct NoPublisher;
 
 impl CommitPublisher for NoPublisher {
-    fn publish(&self, _: &[Arc<CommittedEvent>], _: &[FollowChange]) {}
+    fn publish(&self, _: &[Logged]) {}
     fn publish_presence(&self, _: &PresenceChange) {}
     fn publish_push(&self, _: &EphemeralPush) {}
+    fn publish_heartbeat(&self, _: usize) {}
+    fn ask_presence_list(&self, _: &str) {}
+    fn publish_presence_list(&self, _: &[(crate::ids::UserId, String)]) {}
 }

@@ -1,41 +1,111 @@
-//! Where the FeedBroker learns whom a user follows: PostgreSQL by default, or any source the
-//! server provides (it puts a Redis cache in front).
+//! Where the FeedBroker learns whom users follow when they come online: one read, for every
+//! user arriving together, of their follow lists and their routing records after a position of
+//! the log, in one snapshot of PostgreSQL whose log head it names.
+
+use std::collections::HashMap;
 
 use futures_util::future::BoxFuture;
 
-use crate::ids::UserId;
+use crate::ids::{EventId, UserId};
+use crate::log_record::{self, FollowChange, StoredRecord};
 use crate::store::ReadPool;
 
-/// Whom a user follows, right now.
-pub trait FollowGraph: Send + Sync + 'static {
-    fn followees(&self, user: UserId) -> BoxFuture<'static, Result<Vec<UserId>, String>>;
+/// Follow lists as they stood at `head`, and the routing records of the same users after the
+/// position asked for, up to `head`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FollowSnapshot {
+    pub head: EventId,
+    pub followees: HashMap<UserId, Vec<UserId>>,
+    /// In id order.
+    pub records: Vec<(EventId, FollowChange)>,
 }
 
-/// Reads `follows` through the pool.
+/// Whom users follow, and how that changed after a position.
+pub trait FollowGraph: Send + Sync + 'static {
+    fn load(
+        &self,
+        users: Vec<UserId>,
+        after: EventId,
+    ) -> BoxFuture<'static, Result<FollowSnapshot, String>>;
+}
+
+/// Reads `follows` and the log through the pool (the primary: the snapshot must be at or past
+/// the broker's position).
 #[derive(Clone)]
 pub struct PgFollowGraph {
     pub pool: ReadPool,
 }
 
-/// The followees of `user`, from PostgreSQL.
-pub async fn followees_from_pg(pool: &ReadPool, user: UserId) -> Result<Vec<UserId>, String> {
+/// One statement, so one snapshot: the head (tag 0), the follow edges (tag 1) and the routing
+/// records after `$2` up to the head (tag 2) of the users in `$1`.
+const LOAD: &str = "WITH h AS (SELECT last_id FROM event_counter WHERE singleton) \
+     SELECT 0, h.last_id, NULL::bigint, NULL::smallint, NULL::jsonb FROM h \
+     UNION ALL SELECT 1, follower_id, followee_id, NULL, NULL FROM follows WHERE follower_id = ANY($1) \
+     UNION ALL SELECT 2, e.id, e.recipient_id, e.version, e.payload FROM events e, h \
+       WHERE e.recipient_id = ANY($1) AND e.id > $2 AND e.id <= h.last_id AND e.kind = $3";
+
+/// The snapshot for `users` after `after`, from PostgreSQL.
+pub async fn load_from_pg(
+    pool: &ReadPool,
+    users: &[UserId],
+    after: EventId,
+) -> Result<FollowSnapshot, String> {
     let conn = pool.get().await.map_err(|e| e.to_string())?;
+    let ids: Vec<i64> = users.iter().map(|u| u.0).collect();
     let rows = conn
-        .query(
-            "SELECT followee_id FROM follows WHERE follower_id = $1",
-            &[&user.0],
-        )
+        .query(LOAD, &[&ids, &after.0, &log_record::FOLLOW_KIND])
         .await
         .map_err(|e| e.to_string())?;
-    rows.iter()
-        .map(|r| r.try_get::<_, i64>(0).map(UserId))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())
+    let mut snapshot = FollowSnapshot {
+        followees: users.iter().map(|u| (*u, Vec::new())).collect(),
+        ..FollowSnapshot::default()
+    };
+    for row in &rows {
+        add_row(&mut snapshot, row).map_err(|e| e.to_string())?;
+    }
+    snapshot.records.sort_by_key(|(id, _)| *id);
+    Ok(snapshot)
+}
+
+fn add_row(
+    snapshot: &mut FollowSnapshot,
+    row: &tokio_postgres::Row,
+) -> Result<(), tokio_postgres::Error> {
+    let tag: i32 = row.try_get(0)?;
+    let a: i64 = row.try_get(1)?;
+    match tag {
+        0 => snapshot.head = EventId(a),
+        1 => snapshot
+            .followees
+            .entry(UserId(a))
+            .or_default()
+            .push(UserId(row.try_get(2)?)),
+        _ => {
+            let record = StoredRecord {
+                id: EventId(a),
+                kind: log_record::FOLLOW_KIND.to_owned(),
+                version: row.try_get(3)?,
+                author: None,
+                recipient: row.try_get(2)?,
+                payload: row.try_get(4)?,
+            };
+            // A record of a newer version is not understood here: the list it changed is
+            // read as it stands at the head, which is as good as this node can do.
+            if let log_record::Decoded::Follow(change) = log_record::decode(record) {
+                snapshot.records.push((EventId(a), change));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl FollowGraph for PgFollowGraph {
-    fn followees(&self, user: UserId) -> BoxFuture<'static, Result<Vec<UserId>, String>> {
+    fn load(
+        &self,
+        users: Vec<UserId>,
+        after: EventId,
+    ) -> BoxFuture<'static, Result<FollowSnapshot, String>> {
         let pool = self.pool.clone();
-        Box::pin(async move { followees_from_pg(&pool, user).await })
+        Box::pin(async move { load_from_pg(&pool, &users, after).await })
     }
 }

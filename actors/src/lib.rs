@@ -2,11 +2,14 @@
 //!
 //! # Layout
 //! - [`session`]: one actor per websocket; resume, delivery in id order, client operations.
-//! - [`feed_broker`]: who is online and who follows whom; fans committed events out.
-//! - [`follow_graph`]: where the broker reads whom a user follows.
+//! - [`feed_broker`]: who is online and who follows whom; fans the committed log out in id
+//!   order (sequencer, routing, catch-up and presence as plain types, the actor a shell).
+//! - [`audience`]: who receives an event, the one decision live routing and replay share.
+//! - [`follow_graph`]: where the broker reads whom users follow (batched, one snapshot).
 //! - [`db_writer`]: the only writer to PostgreSQL; group commit, answers after COMMIT.
 //! - [`committed`]: what the DbWriter announces after COMMIT.
 //! - [`event_log`]: the durable event log (dense ids in commit order) and resume reads.
+//! - [`log_record`]: each log record's stored and sent JSON shape, typed and versioned.
 //! - [`protocol`]: the websocket wire format, the only module that knows it.
 //! - [`meter`]: mailbox depth, wait and handling time for every actor.
 //! - [`lsn`]: WAL positions and the DbWriter's commit watermark (read-your-writes on replicas).
@@ -15,6 +18,7 @@
 //! Nothing here knows HTTP routes; the server crate turns requests into these messages.
 
 pub mod ai_pool;
+pub mod audience;
 pub mod backlog;
 pub mod committed;
 pub mod db_writer;
@@ -22,6 +26,7 @@ pub mod event_log;
 pub mod feed_broker;
 pub mod follow_graph;
 pub mod ids;
+pub mod log_record;
 pub mod lsn;
 pub mod meter;
 pub mod model;

@@ -29,8 +29,6 @@ pub struct SessionConfig {
     pub heartbeat: Duration,
     /// A client silent for this long is disconnected.
     pub idle_timeout: Duration,
-    /// How far back `since` can reach.
-    pub retention: Duration,
     /// The most events one resume replays; beyond it the client must resync.
     pub replay_limit: usize,
     /// Thread subscriptions per session at most.
@@ -235,16 +233,15 @@ impl Session {
             return;
         };
         let pool = self.pool.clone();
-        let (user, retention, limit, timeout) = (
+        let (user, limit, timeout) = (
             self.user,
-            self.config.retention,
             self.config.replay_limit,
             self.config.read_timeout,
         );
         let read = async move {
             let work = async {
-                let conn = pool.get().await.map_err(|e| e.to_string())?;
-                event_log::replay(&conn, user, since, retention, limit)
+                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+                event_log::replay(&mut conn, user, since, limit)
                     .await
                     .map_err(|e| e.to_string())
             };

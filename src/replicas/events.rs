@@ -1,12 +1,13 @@
 //! The FeedBroker's event log read from a replica (`EVENT_LOG_READS=replica`): in a region far
 //! from the primary, events written elsewhere arrive through the local replica. A replica shows
-//! a prefix of the log (it replays commits in order, and ids are dense in commit order), so a
-//! gap it cannot fill yet stays open until it has replayed further, never skipped. With no
+//! a prefix of the log (it replays commits in order, and ids are dense in commit order), and a
+//! range read covers ids only up to the head of the same snapshot, so a gap it cannot fill yet
+//! stays open until it has replayed further, never skipped. With no
 //! replica in rotation, or when one fails, the primary answers.
 
 use std::sync::Arc;
 
-use aisocial_actors::event_log::{self, CommittedEvent, EventSource};
+use aisocial_actors::event_log::{self, EventSource, RangeRead};
 use aisocial_actors::ids::EventId;
 use aisocial_actors::lsn::Lsn;
 use aisocial_actors::store::ReadPool;
@@ -65,10 +66,11 @@ impl EventSource for ReplicaEventSource {
         &self,
         from: EventId,
         to: EventId,
-    ) -> BoxFuture<'static, Result<Vec<CommittedEvent>, String>> {
+        max_rows: usize,
+    ) -> BoxFuture<'static, Result<RangeRead, String>> {
         let pools = self.pools();
         Box::pin(first_answer(pools, move |client| {
-            Box::pin(event_log::range(client, from, to))
+            Box::pin(event_log::range(client, from, to, max_rows))
         }))
     }
 }

@@ -5,15 +5,14 @@ use aisocial_actors::db_writer::{Follow, Unfollow};
 use aisocial_actors::ids::Handle;
 
 use crate::auth::AuthUser;
+use crate::cache;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
-use crate::{cache, follow_cache};
 
-/// After a committed follow change: the follower's cached follow list moves to a new version
-/// and both cached profiles (their counts) are dropped.
+/// After a committed follow change: both cached profiles (their counts) are dropped. (Brokers
+/// learn of the change from the log, in order.)
 async fn follow_changed(state: &AppState, me: &AuthUser, followee_handle: &str) {
     state.reads.wrote(me.id).await;
-    follow_cache::changed(&state.redis, &state.redis_prefix, me.id).await;
     cache::invalidate_profiles(state, &[&me.handle, followee_handle]).await;
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use crate::helpers::{WsEvent, spawn_app};
+use crate::helpers::{WsEvent, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn a_followers_websocket_receives_the_post() {
@@ -196,12 +196,16 @@ async fn resuming_with_since_replays_exactly_what_was_missed() {
 
 #[actix_web::test]
 async fn a_since_older_than_the_retention_window_requires_a_resync() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(&["--event-purge-interval-ms=100"]).await;
     let alice = app.sign_in("alice").await;
     for n in 0..3 {
         app.create_post(&alice, &format!("old {n}")).await;
     }
-    // Age the first two events beyond the 72 h window.
+    // Nothing is old yet: a resume from the start is exact.
+    let (_, hello) = app.ws(&alice, Some(0)).await;
+    assert_eq!(hello["data"]["resume"]["status"], "resumed");
+    assert_eq!(hello["data"]["resume"]["replayed"], 3);
+    // Age the first two events beyond the 72 h window; the purge removes them by id.
     let db = app.db().await;
     db.execute(
         "UPDATE events SET created_at = now() - interval '100 hours' WHERE id <= 2",
@@ -209,6 +213,25 @@ async fn a_since_older_than_the_retention_window_requires_a_resync() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let floor: i64 = db
+            .query_one("SELECT purged_through FROM event_retention", &[])
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or_else(|e| panic!("{e}"));
+        if floor == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not purged: {floor}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left: i64 = db
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(left, 1, "the purge deletes the old rows");
     let (_, hello) = app.ws(&alice, Some(0)).await;
     assert_eq!(hello["data"]["resume"]["status"], "resync_required");
     let (mut ws, hello) = app.ws(&alice, Some(2)).await;

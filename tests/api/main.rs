@@ -11,6 +11,7 @@ mod lifecycle;
 mod nodes;
 mod posts;
 mod provider;
+mod routing;
 mod social;
 mod tls;
 mod websocket;

@@ -163,13 +163,13 @@ async fn followers_see_presence_across_nodes_debounced() {
 }
 
 /// A Redis of the test's own, so that restarting it disturbs no other test.
-struct PrivateRedis {
+pub struct PrivateRedis {
     port: u16,
     child: Option<std::process::Child>,
 }
 
 impl PrivateRedis {
-    fn start(port: u16) -> Self {
+    pub fn start(port: u16) -> Self {
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -190,14 +190,14 @@ impl PrivateRedis {
         }
     }
 
-    fn free_port() -> u16 {
+    pub fn free_port() -> u16 {
         std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    async fn wait_up(&self) {
+    pub async fn wait_up(&self) {
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
                 .await

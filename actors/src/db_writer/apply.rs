@@ -9,14 +9,14 @@ use std::sync::LazyLock;
 use tokio::sync::oneshot;
 
 use super::commands::{
-    CreatePost, CreatedPost, DeletePost, Follow, LikePost, NewRefresh, RecordAiUsage, RecordAudit,
-    RevokeFamily, RotateRefresh, SignInDev, SignInGoogle, SignedIn, Unfollow, UnlikePost,
-    UpdateProfile, WriteError,
+    CreatePost, CreatedPost, DeletePost, Follow, LikePost, NewRefresh, PurgeEvents, RecordAiUsage,
+    RecordAudit, RevokeFamily, RotateRefresh, SignInDev, SignInGoogle, SignedIn, Unfollow,
+    UnlikePost, UpdateProfile, WriteError,
 };
 use super::conn::WriterConn;
-use crate::committed::FollowChange;
-use crate::event_log::{Audience, NewEvent};
+use crate::event_log::{Audience, NewEvent, NewRecord};
 use crate::ids::{Handle, PostId, UserId};
+use crate::log_record::{self, FollowChange};
 use crate::model::{Role, User};
 use crate::protocol::EventKind;
 use crate::store::{POST_COLUMNS, USER_COLUMNS, post_from_row, user_from_row};
@@ -29,6 +29,7 @@ pub enum Command {
     RevokeFamily(RevokeFamily, Reply<()>),
     UpdateProfile(UpdateProfile, Reply<User>),
     RecordAudit(RecordAudit, Reply<()>),
+    PurgeEvents(PurgeEvents, Reply<u64>),
     RecordAiUsage(RecordAiUsage, Reply<()>),
     CreatePost(CreatePost, Reply<CreatedPost>),
     LikePost(LikePost, Reply<()>),
@@ -46,15 +47,13 @@ pub enum Output {
     User(User),
     Post(CreatedPost),
     Done,
+    Purged(u64),
     /// The transaction must commit (it records why), but the caller gets this error.
     Refused(WriteError),
 }
 
-/// Something a command changed that must be announced after COMMIT.
-pub enum Change {
-    Event(NewEvent),
-    Follow(FollowChange),
-}
+/// Something a command changed that goes into the log (and is announced after COMMIT).
+pub type Change = NewRecord;
 
 /// Why a command did not apply.
 pub enum ApplyError {
@@ -101,6 +100,7 @@ impl Command {
             Command::RevokeFamily(..) => "RevokeFamily",
             Command::UpdateProfile(..) => "UpdateProfile",
             Command::RecordAudit(..) => "RecordAudit",
+            Command::PurgeEvents(..) => "PurgeEvents",
             Command::RecordAiUsage(..) => "RecordAiUsage",
             Command::CreatePost(..) => "CreatePost",
             Command::LikePost(..) => "LikePost",
@@ -119,6 +119,7 @@ impl Command {
             Command::RevokeFamily(cmd, _) => revoke_family(conn, cmd).await,
             Command::UpdateProfile(cmd, _) => update_profile(conn, cmd).await,
             Command::RecordAudit(cmd, _) => record_audit(conn, cmd).await,
+            Command::PurgeEvents(cmd, _) => purge_events(conn, cmd).await,
             Command::RecordAiUsage(cmd, _) => record_ai_usage(conn, cmd).await,
             Command::CreatePost(cmd, _) => create_post(conn, cmd).await,
             Command::LikePost(cmd, _) => set_like(conn, cmd.user, cmd.post, true).await,
@@ -142,6 +143,10 @@ impl Command {
             | Command::RotateRefresh(_, tx) => answer(tx, result, signed_in),
             Command::UpdateProfile(_, tx) => answer(tx, result, |o| match o {
                 Output::User(u) => Some(u),
+                _ => None,
+            }),
+            Command::PurgeEvents(_, tx) => answer(tx, result, |o| match o {
+                Output::Purged(n) => Some(n),
                 _ => None,
             }),
             Command::CreatePost(_, tx) => answer(tx, result, |o| match o {
@@ -382,6 +387,35 @@ async fn record_audit(conn: &mut WriterConn, cmd: &RecordAudit) -> Applied {
     Ok((Output::Done, Vec::new()))
 }
 
+/// The newest record created before the window (and a minute's margin for transactions that
+/// were open across its start: ids are in commit order, `created_at` is a transaction's start),
+/// and the current floor.
+const PURGE_BOUNDS: &str = "SELECT (SELECT id FROM events \
+       WHERE created_at < now() - make_interval(secs => $1) - interval '1 minute' \
+       ORDER BY created_at DESC LIMIT 1), purged_through FROM event_retention WHERE singleton";
+const PURGE: &str = "DELETE FROM events WHERE id > $1 AND id <= $2";
+const RAISE_FLOOR: &str =
+    "UPDATE event_retention SET purged_through = GREATEST(purged_through, $1) WHERE singleton";
+
+async fn purge_events(conn: &mut WriterConn, cmd: &PurgeEvents) -> Applied {
+    let row = conn
+        .query_opt(PURGE_BOUNDS, &[&cmd.retention.as_secs_f64()])
+        .await?
+        .ok_or_else(|| refuse(WriteError::Failed("no event_retention row".into())))?;
+    let cutoff: Option<i64> = row.try_get(0)?;
+    let floor: i64 = row.try_get(1)?;
+    let Some(cutoff) = cutoff.filter(|c| *c > floor) else {
+        return Ok((Output::Purged(0), Vec::new()));
+    };
+    let through = cutoff.min(floor.saturating_add(cmd.max_rows.max(1)));
+    conn.execute(PURGE, &[&floor, &through]).await?;
+    conn.execute(RAISE_FLOOR, &[&through]).await?;
+    Ok((
+        Output::Purged(u64::try_from(through - floor).unwrap_or(0)),
+        Vec::new(),
+    ))
+}
+
 const AI_USAGE: &str = "INSERT INTO ai_usage (request_id, user_id, kind, model, outcome, attempts, \
      prompt_tokens, output_tokens, total_tokens, queued_ms, duration_ms, post_id, reply_id) \
      VALUES ($1::text::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
@@ -499,12 +533,10 @@ async fn create_post(conn: &mut WriterConn, cmd: &CreatePost) -> Applied {
     if let Some(parent) = reply_to {
         conn.execute(COUNT_REPLY, &[&parent]).await?;
     }
-    let payload = serde_json::to_value(&post)
-        .map_err(|e| ApplyError::Refused(WriteError::Failed(e.to_string())))?;
     let event = NewEvent {
         kind: EventKind::PostCreated,
         audience: Audience::FollowersOf(cmd.author),
-        payload,
+        payload: log_record::post_created(&post),
     };
     let mut changes = vec![Change::Event(event)];
     // One notification per person per post: the parent's author hears of a reply; everyone
@@ -701,12 +733,10 @@ async fn notify(
             display_name: row.try_get(6)?,
         },
     };
-    let payload = serde_json::to_value(&notification)
-        .map_err(|e| refuse(WriteError::Failed(e.to_string())))?;
     Ok(Change::Event(NewEvent {
         kind: EventKind::Notification,
         audience: Audience::User(recipient),
-        payload,
+        payload: log_record::notification(&notification),
     }))
 }
 
@@ -760,16 +790,15 @@ async fn delete_post(conn: &mut WriterConn, cmd: &DeletePost) -> Applied {
     }
     let detail = serde_json::json!({"post": cmd.post.0, "author": author.0, "as_admin": author != cmd.actor});
     audit(conn, Some(cmd.actor), "post_delete", &detail).await?;
-    let payload = serde_json::json!({
-        "id": cmd.post.0,
-        "author_id": author.0,
-        "reply_to": reply_to,
-        "root_id": root_id,
-    });
     let event = NewEvent {
         kind: EventKind::PostDeleted,
         audience: Audience::FollowersOf(author),
-        payload,
+        payload: log_record::post_deleted(
+            cmd.post,
+            author,
+            reply_to.map(PostId),
+            root_id.map(PostId),
+        ),
     };
     Ok((Output::Done, vec![Change::Event(event)]))
 }
@@ -850,11 +879,10 @@ pub async fn create_posts_together(
             like_count: row.try_get(4)?,
             created_at: row.try_get(5)?,
         };
-        let payload = serde_json::to_value(&post).unwrap_or(serde_json::Value::Null);
         let event = NewEvent {
             kind: EventKind::PostCreated,
             audience: Audience::FollowersOf(post.author.id),
-            payload,
+            payload: log_record::post_created(&post),
         };
         results[i] = Some((
             Output::Post(CreatedPost {

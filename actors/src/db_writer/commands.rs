@@ -114,6 +114,16 @@ pub struct RecordAudit {
     pub detail: serde_json::Value,
 }
 
+/// Delete log records older than the retention window, at most `max_rows` of them, and raise
+/// the log's floor (`event_retention.purged_through`) to the last id deleted; answers how many
+/// ids it purged (0: nothing older is left).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<u64, WriteError>")]
+pub struct PurgeEvents {
+    pub retention: std::time::Duration,
+    pub max_rows: i64,
+}
+
 /// Record one AI request's outcome and cost in `ai_usage`.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), WriteError>")]

@@ -25,12 +25,12 @@ pub use self::apply::{
 };
 use self::apply::{ApplyError, Change, Command, Output};
 pub use self::commands::{
-    CreatePost, CreatedPost, DeletePost, Drain, Follow, LikePost, NewRefresh, RecordAiUsage,
-    RecordAudit, RevokeFamily, RotateRefresh, SignInDev, SignInGoogle, SignedIn, Unfollow,
-    UnlikePost, UpdateProfile, WriteError,
+    CreatePost, CreatedPost, DeletePost, Drain, Follow, LikePost, NewRefresh, PurgeEvents,
+    RecordAiUsage, RecordAudit, RevokeFamily, RotateRefresh, SignInDev, SignInGoogle, SignedIn,
+    Unfollow, UnlikePost, UpdateProfile, WriteError,
 };
 use self::conn::WriterConn;
-use crate::committed::{Committed, CommittedChange};
+use crate::committed::{Committed, Logged};
 use crate::event_log;
 use crate::lsn::{CommitWatermark, Lsn};
 use crate::meter::{self, ActorMeter, MeteredRecipient};
@@ -199,6 +199,7 @@ command_handler!(RotateRefresh, SignedIn);
 command_handler!(RevokeFamily, ());
 command_handler!(UpdateProfile, crate::model::User);
 command_handler!(RecordAudit, ());
+command_handler!(PurgeEvents, u64);
 command_handler!(RecordAiUsage, ());
 command_handler!(CreatePost, CreatedPost);
 command_handler!(LikePost, ());
@@ -292,7 +293,7 @@ async fn apply_together(
     conn: &mut WriterConn,
     batch: &[Command],
     watermark: Option<&CommitWatermark>,
-) -> Result<(Outputs, Vec<CommittedChange>), tokio_postgres::Error> {
+) -> Result<(Outputs, Vec<Logged>), tokio_postgres::Error> {
     conn.batch("BEGIN").await?;
     // Plain posts go in together (one multi-row insert); everything else one by one. Their
     // changes are then announced in command order, whatever order they were written in.
@@ -331,21 +332,14 @@ async fn apply_together(
     Ok((outputs, committed))
 }
 
-/// Appends the events among `changes` to the log and commits; with a `watermark`, raises it
+/// Appends `changes` to the log (in command order) and commits; with a `watermark`, raises it
 /// to the WAL position right after the COMMIT (asked in the same round trip).
 async fn commit(
     conn: &mut WriterConn,
     changes: Vec<Change>,
     watermark: Option<&CommitWatermark>,
-) -> Result<Vec<CommittedChange>, tokio_postgres::Error> {
-    let events: Vec<_> = changes
-        .iter()
-        .filter_map(|c| match c {
-            Change::Event(e) => Some(e.clone()),
-            Change::Follow(_) => None,
-        })
-        .collect();
-    let mut committed_events = event_log::append(conn.client(), events).await?.into_iter();
+) -> Result<Vec<Logged>, tokio_postgres::Error> {
+    let logged = event_log::append(conn.client(), changes).await?;
     match watermark {
         None => conn.batch("COMMIT").await?,
         Some(watermark) => {
@@ -363,18 +357,7 @@ async fn commit(
             }
         }
     }
-    let mut out = Vec::with_capacity(changes.len());
-    for change in changes {
-        match change {
-            Change::Follow(f) => out.push(CommittedChange::Follow(f)),
-            Change::Event(_) => {
-                if let Some(e) = committed_events.next() {
-                    out.push(CommittedChange::Event(std::sync::Arc::new(e)));
-                }
-            }
-        }
-    }
-    Ok(out)
+    Ok(logged)
 }
 
 /// The slow path after a failed batch: one transaction per command.
@@ -430,10 +413,10 @@ async fn apply_one_by_one(
     Some(conn)
 }
 
-fn announce(committed_to: &MeteredRecipient<Committed>, changes: Vec<CommittedChange>) {
-    if !changes.is_empty() {
+fn announce(committed_to: &MeteredRecipient<Committed>, entries: Vec<Logged>) {
+    if !entries.is_empty() {
         committed_to.do_send(Committed {
-            changes,
+            entries,
             committed_at: Instant::now(),
         });
     }
