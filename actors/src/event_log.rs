@@ -154,19 +154,25 @@ const HEAD_AND_FLOOR: &str = "SELECT c.last_id, r.purged_through FROM event_coun
 const FOLLOWEES: &str = "SELECT followee_id FROM follows WHERE follower_id = $1";
 const COLUMNS: &str = "id, kind, version, author_id, recipient_id, payload";
 /// The user's own records after `since`: notifications and routing records, through the
-/// recipient index.
-static OWN_RECORDS: LazyLock<String> = LazyLock::new(|| {
+/// recipient index (ordered as the index is, so that no plan walks the primary key instead).
+pub static OWN_RECORDS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {COLUMNS} FROM events WHERE recipient_id = $1 AND id > $2 AND id <= $3 \
-         ORDER BY id LIMIT $4"
+         ORDER BY recipient_id, id LIMIT $4"
     )
 });
-/// Events by the given authors after `since`, through the author index: what a user may
-/// receive, never a walk of the whole log.
-static AUTHORS_EVENTS: LazyLock<String> = LazyLock::new(|| {
+/// Events by the given authors after `since`: one walk of the author index per author, each
+/// stopping at the page, so a resume reads what the user may receive, never the log.
+pub static AUTHORS_EVENTS: LazyLock<String> = LazyLock::new(|| {
+    let columns = COLUMNS
+        .split(", ")
+        .map(|c| format!("e.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "SELECT {COLUMNS} FROM events WHERE author_id = ANY($1) AND id > $2 AND id <= $3 \
-         ORDER BY id LIMIT $4"
+        "SELECT {columns} FROM unnest($1::bigint[]) a (author), LATERAL \
+         (SELECT {COLUMNS} FROM events WHERE author_id = a.author AND id > $2 AND id <= $3 \
+          ORDER BY author_id, id LIMIT $4) e ORDER BY e.id LIMIT $4"
     )
 });
 /// Rows one resume query reads at most before it reads on from the last.

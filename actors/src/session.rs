@@ -67,6 +67,44 @@ static DUPLICATES_DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
+static RESUMES_GIVEN_UP: LazyLock<IntCounter> = LazyLock::new(|| {
+    meter::counter(
+        "aisocial_session_resumes_given_up_total",
+        "Resumes whose replay could not be read in time (answered resync_required).",
+    )
+});
+
+/// Reads the replay, retrying failures (a connection lost, a pool exhausted) with backoff until
+/// `timeout` has passed; then answers the last error.
+async fn replay_within(
+    pool: ReadPool,
+    user: UserId,
+    since: EventId,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Replay, String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let attempt = async {
+            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            event_log::replay(&mut conn, user, since, limit)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let error = match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(Ok(replay)) => return Ok(replay),
+            Ok(Err(e)) => e,
+            Err(_) => return Err("the event log did not answer in time".into()),
+        };
+        if tokio::time::Instant::now() + backoff >= deadline {
+            return Err(error);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
 /// A token bucket for client frames.
 #[derive(Debug)]
 struct FrameBudget {
@@ -232,23 +270,12 @@ impl Session {
             self.go_live(ctx);
             return;
         };
-        let pool = self.pool.clone();
         let (user, limit, timeout) = (
             self.user,
             self.config.replay_limit,
             self.config.read_timeout,
         );
-        let read = async move {
-            let work = async {
-                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                event_log::replay(&mut conn, user, since, limit)
-                    .await
-                    .map_err(|e| e.to_string())
-            };
-            tokio::time::timeout(timeout, work)
-                .await
-                .unwrap_or_else(|_| Err("the event log did not answer in time".into()))
-        };
+        let read = replay_within(self.pool.clone(), user, since, limit, timeout);
         ctx.spawn(
             read.into_actor(self)
                 .map(|result, session, ctx| match result {
@@ -273,8 +300,12 @@ impl Session {
                         session.go_live(ctx);
                     }
                     Err(e) => {
-                        tracing::warn!(session = %session.id, error = %e, "resume failed");
-                        session.close(ctx, 1013, "resume unavailable, try again later");
+                        // Closing would only bring the client back to the same wait: it
+                        // refetches over HTTP instead, and is live from here on.
+                        RESUMES_GIVEN_UP.inc();
+                        tracing::warn!(session = %session.id, error = %e, "resume could not finish in time; asking for a resync");
+                        session.hello(ctx, 0, ResumeStatus::ResyncRequired);
+                        session.go_live(ctx);
                     }
                 }),
         );

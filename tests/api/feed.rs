@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use crate::helpers::{WsEvent, spawn_app, spawn_app_with};
+use crate::helpers::{WsEvent, rows_read, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn a_followers_websocket_receives_the_post() {
@@ -283,4 +283,102 @@ async fn thread_subscribers_receive_replies() {
     ))
     .await;
     assert_eq!(ws.next_json().await["type"], "unsubscribed");
+}
+
+/// A resume costs what the user receives, not what the log holds: with 100,000 events of 200
+/// other authors in the log, a user who receives a handful reads about that many rows, under
+/// custom and generic plans, analysed or not.
+#[actix_web::test]
+async fn a_resume_reads_what_the_user_receives_not_the_log() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice").await;
+    let bob = app.sign_in("bob").await;
+    assert_eq!(app.follow(&bob, "alice").await, 204);
+    let mut expected = Vec::new();
+    for n in 0..5 {
+        expected.push(format!("before {n}"));
+        app.create_post(&alice, &format!("before {n}")).await;
+    }
+    let db = app.db().await;
+    // The crowd's volume, with ids from the counter as the DbWriter would take them.
+    db.batch_execute(
+        "INSERT INTO users (handle) SELECT 'crowd_' || n FROM generate_series(1, 200) n; \
+         BEGIN; \
+         WITH c AS (UPDATE event_counter SET last_id = last_id + 100000 RETURNING last_id) \
+         INSERT INTO events (id, kind, author_id, payload) \
+         SELECT c.last_id - 100000 + g, 'post.created', \
+           (SELECT id FROM users WHERE handle = 'crowd_' || (1 + g % 200)), '{}'::jsonb \
+         FROM c, generate_series(1, 100000) g; \
+         COMMIT;",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    for n in 0..3 {
+        expected.push(format!("after {n}"));
+        app.create_post(&alice, &format!("after {n}")).await;
+    }
+    let (mut ws, hello) = app.ws(&bob, Some(0)).await;
+    assert_eq!(hello["data"]["resume"]["status"], "resumed");
+    assert_eq!(hello["data"]["resume"]["replayed"], 8);
+    for body in &expected {
+        assert_eq!(&ws.next_json().await["data"]["body"], body.as_str());
+    }
+
+    let row = db
+        .query_one(
+            "SELECT (SELECT id FROM users WHERE handle = 'bob'), \
+             (SELECT id FROM users WHERE handle = 'alice'), \
+             (SELECT last_id FROM event_counter)",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (bob_id, alice_id, head): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    db.batch_execute(&format!(
+        "PREPARE own(bigint, bigint, bigint, bigint) AS {}; \
+         PREPARE authors(bigint[], bigint, bigint, bigint) AS {}",
+        aisocial_actors::event_log::OWN_RECORDS.as_str(),
+        aisocial_actors::event_log::AUTHORS_EVENTS.as_str()
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    for (when, setup) in [
+        (
+            "unanalysed, custom",
+            "SET plan_cache_mode = force_custom_plan",
+        ),
+        (
+            "unanalysed, generic",
+            "SET plan_cache_mode = force_generic_plan",
+        ),
+        (
+            "analysed, custom",
+            "ANALYZE; SET plan_cache_mode = force_custom_plan",
+        ),
+        (
+            "analysed, generic",
+            "SET plan_cache_mode = force_generic_plan",
+        ),
+    ] {
+        db.batch_execute(setup)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        for explain in [
+            format!("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE own({bob_id}, 0, {head}, 2000)"),
+            format!(
+                "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE authors(ARRAY[{alice_id}, {bob_id}]::bigint[], 0, {head}, 2000)"
+            ),
+        ] {
+            let row = db
+                .query_one(&explain, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let plan: serde_json::Value = row.try_get(0).unwrap_or_else(|e| panic!("{e}"));
+            let read = rows_read(&plan[0]["Plan"], "events");
+            assert!(
+                read <= 20.0,
+                "{when}: a resume receiving 8 events read {read} rows of events: {plan:#}"
+            );
+        }
+    }
 }

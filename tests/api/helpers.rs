@@ -669,3 +669,23 @@ impl Drop for ServerProcess {
         drop_database_blocking(&self.db_name);
     }
 }
+
+/// Rows an `EXPLAIN (ANALYZE, FORMAT JSON)` plan read from `table`: returned, filtered out or
+/// rechecked away, times the loops.
+pub fn rows_read(plan: &Value, table: &str) -> f64 {
+    let own = if plan["Relation Name"] == table {
+        let loops = plan["Actual Loops"].as_f64().unwrap_or(1.0);
+        (plan["Actual Rows"].as_f64().unwrap_or(0.0)
+            + plan["Rows Removed by Filter"].as_f64().unwrap_or(0.0)
+            + plan["Rows Removed by Index Recheck"]
+                .as_f64()
+                .unwrap_or(0.0))
+            * loops
+    } else {
+        0.0
+    };
+    own + plan["Plans"]
+        .as_array()
+        .map(|children| children.iter().map(|c| rows_read(c, table)).sum())
+        .unwrap_or(0.0)
+}

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{rows_read, spawn_app};
 
 #[actix_web::test]
 async fn an_idempotency_key_never_makes_a_second_post() {
@@ -150,25 +150,6 @@ async fn the_timeline_pages_without_skips_or_repeats() {
     assert_eq!(got, expected);
 }
 
-/// Rows the plan read from `posts` (returned or filtered out), over every loop.
-fn posts_rows_read(plan: &serde_json::Value) -> f64 {
-    let own = if plan["Relation Name"] == "posts" {
-        let loops = plan["Actual Loops"].as_f64().unwrap_or(1.0);
-        (plan["Actual Rows"].as_f64().unwrap_or(0.0)
-            + plan["Rows Removed by Filter"].as_f64().unwrap_or(0.0)
-            + plan["Rows Removed by Index Recheck"]
-                .as_f64()
-                .unwrap_or(0.0))
-            * loops
-    } else {
-        0.0
-    };
-    own + plan["Plans"]
-        .as_array()
-        .map(|children| children.iter().map(posts_rows_read).sum())
-        .unwrap_or(0.0)
-}
-
 /// The soak's rising p99 was the timeline reading every live post once the table had outgrown
 /// the planner's statistics: a page must cost authors × page size index entries plus the page's
 /// own rows, whatever the table holds and whether or not it has been analysed, under both
@@ -237,7 +218,7 @@ async fn a_timeline_page_reads_a_bounded_number_of_posts_however_many_exist() {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let plan: serde_json::Value = row.try_get(0).unwrap_or_else(|e| panic!("{e}"));
-        let read = posts_rows_read(&plan[0]["Plan"]);
+        let read = rows_read(&plan[0]["Plan"], "posts");
         assert!(
             read <= authors * page + page,
             "{when}: a 20-post page read {read} rows of posts: {plan:#}"

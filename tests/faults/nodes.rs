@@ -378,3 +378,78 @@ async fn a_rolling_restart_under_load_loses_nothing_and_closes_every_socket_with
     drop(second);
     crate::helpers::drop_database(&deployment).await;
 }
+
+/// Reads frames until a `presence` frame for `handle` with `status` arrives; panics after `wait`.
+async fn presence_of(socket: &mut Socket, handle: &str, status: &str, wait: Duration) {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("no presence {status} for {handle} within {wait:?}"));
+        match frame {
+            Some(Ok(Message::Text(text))) => {
+                let frame: Value = serde_json::from_str(&text).unwrap_or_default();
+                if frame["type"] == "presence"
+                    && frame["data"]["user"]["handle"] == handle
+                    && frame["data"]["status"] == status
+                {
+                    return;
+                }
+            }
+            Some(Ok(Message::Ping(payload))) => {
+                let _ = socket.send(Message::Pong(payload)).await;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("the watcher's socket ended: {other:?}"),
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_node_killed_with_sigkill_stops_counting_its_users_online() {
+    let deployment = format!("aisocial_test_{}", unique_name());
+    let mut doomed = node(&deployment).await;
+    let survivor = node(&deployment).await;
+    let watcher = survivor.sign_in("watcher").await;
+    let walker = doomed.sign_in("walker").await;
+    let http = reqwest::Client::new();
+    let followed = http
+        .put(format!(
+            "http://{}/api/v1/users/walker/follow",
+            survivor.address
+        ))
+        .bearer_auth(&watcher)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(followed.status(), 204);
+    let mut watching = open(&survivor.address, &watcher, None).await;
+    // A post of the walker's reaching the watcher shows the watcher's follow list is in.
+    let posted = http
+        .post(format!("http://{}/api/v1/posts", survivor.address))
+        .bearer_auth(&walker)
+        .json(&serde_json::json!({ "body": "hello" }))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(posted.status(), 201);
+    loop {
+        let frame = watching.next().await;
+        if let Some(Ok(Message::Text(text))) = frame
+            && text.contains("post.created")
+        {
+            break;
+        }
+    }
+    let _walking = open(&doomed.address, &walker, None).await;
+    presence_of(&mut watching, "walker", "online", Duration::from_secs(5)).await;
+    // The walker's node dies without a word: within the heartbeat expiry, the watcher hears.
+    let killed_at = Instant::now();
+    let _ = doomed.child.kill();
+    let _ = doomed.child.wait();
+    presence_of(&mut watching, "walker", "offline", Duration::from_secs(8)).await;
+    assert!(
+        killed_at.elapsed() >= Duration::from_secs(2),
+        "not before the expiry"
+    );
+}
