@@ -170,3 +170,86 @@ impl Catchup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::audience::Audience;
+    use crate::committed::LogEntry;
+    use crate::event_log::CommittedEvent;
+    use crate::log_record::FollowChange;
+    use crate::protocol::EventKind;
+
+    fn post(id: i64, author: i64) -> Logged {
+        Logged {
+            id: EventId(id),
+            entry: LogEntry::Event(Arc::new(CommittedEvent {
+                id: EventId(id),
+                kind: EventKind::PostCreated,
+                audience: Audience::FollowersOf(UserId(author)),
+                payload: serde_json::Value::Null,
+            })),
+        }
+    }
+
+    #[test]
+    fn a_follow_committed_while_the_list_loads_routes_what_follows_it() {
+        let mut c = Catchup::new(usize::MAX, 10);
+        c.start(UserId(1), EventId(10));
+        let (users, after) = c.next_read().unwrap_or_default();
+        assert_eq!((users, after), (vec![UserId(1)], EventId(10)));
+        // Released while the read is under way: a post, the follow, a post.
+        let follow = Logged {
+            id: EventId(12),
+            entry: LogEntry::Follow(FollowChange {
+                follower: UserId(1),
+                followee: UserId(2),
+                following: true,
+            }),
+        };
+        for l in [post(11, 2), follow.clone(), post(13, 2)] {
+            assert!(c.released(&l).is_empty());
+        }
+        // The read saw the follow already (head 12).
+        let LogEntry::Follow(change) = follow.entry else {
+            return;
+        };
+        let snapshot = FollowSnapshot {
+            head: EventId(12),
+            followees: [(UserId(1), vec![UserId(2)])].into_iter().collect(),
+            records: vec![(EventId(12), change)],
+        };
+        let done = c.loaded(&snapshot, EventId(13));
+        let ids: Vec<i64> = done[0].deliver.iter().map(|l| l.id.0).collect();
+        assert_eq!(ids, vec![13], "11 came before the follow");
+        assert!(done[0].followees.contains(UserId(2)));
+        assert_eq!(c.held_bytes(), 0, "nothing is held once nobody loads");
+    }
+
+    #[test]
+    fn past_the_bound_the_longest_waiting_user_is_given_up() {
+        let one = post(1, 9).weight();
+        let mut c = Catchup::new(one * 2, 10);
+        c.start(UserId(1), EventId(0));
+        assert!(c.released(&post(1, 9)).is_empty());
+        c.start(UserId(2), EventId(1));
+        assert!(c.released(&post(2, 9)).is_empty());
+        assert_eq!(c.released(&post(3, 9)), vec![UserId(1)]);
+        assert!(c.is_loading(UserId(2)) && !c.is_loading(UserId(1)));
+        assert!(c.held_bytes() <= one * 2);
+    }
+
+    #[test]
+    fn a_failed_read_is_made_again() {
+        let mut c = Catchup::new(usize::MAX, 1);
+        c.start(UserId(1), EventId(0));
+        c.start(UserId(2), EventId(0));
+        let first = c.next_read().map(|r| r.0);
+        assert_eq!(first, Some(vec![UserId(1)]));
+        assert!(c.next_read().is_none(), "one read at a time");
+        c.failed();
+        assert_eq!(c.next_read().map(|r| r.0), Some(vec![UserId(1)]));
+    }
+}
