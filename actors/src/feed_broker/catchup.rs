@@ -109,13 +109,11 @@ impl Catchup {
             return None;
         }
         let take = self.queued.len().min(self.max_batch);
-        self.in_flight = self.queued.drain(..take).collect();
-        let after = self
-            .in_flight
-            .iter()
-            .filter_map(|u| self.loading.get(u))
-            .min()
-            .copied()?;
+        let mut users: Vec<UserId> = self.queued.drain(..take).collect();
+        users.sort_unstable();
+        users.dedup();
+        let after = users.iter().filter_map(|u| self.loading.get(u)).min().copied()?;
+        self.in_flight = users;
         Some((self.in_flight.clone(), after))
     }
 
