@@ -15,7 +15,7 @@ run=$(date +%s)
 db="aisocial_bench_connect_$run"
 AUTH_DEV_LOGIN=true AISOCIAL_BIND=127.0.0.1:18085 AISOCIAL_WORKERS=1 DATABASE_POOL_SIZE=4 \
   DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" REDIS_PREFIX="aisocial-conn:$run:" \
-  RATE_LIMIT_USER_PER_MIN=1000000000 RATE_LIMIT_IP_PER_MIN=1000000000 RATE_LIMIT_AUTH_PER_MIN=100000000 \
+  RATE_LIMIT_USER_PER_MIN=1000000000 RATE_LIMIT_IP_PER_MIN=1000000000 WS_MAX_PER_IP=1000000 RATE_LIMIT_AUTH_PER_MIN=100000000 \
   RUST_LOG=warn ./target/release/aisocial serve &
 server=$!
 ./target/release/aisocial-loadtest calibrate-server --bind 127.0.0.1:18095 --lifetime 900 &

@@ -172,6 +172,23 @@ pub struct ServeArgs {
     #[arg(long, env = "WS_OUTBOUND_LIMIT", default_value_t = 1024)]
     pub ws_outbound_limit: usize,
 
+    /// Websockets this node holds at most; past it upgrades get 503 [default: the open-file
+    /// limit minus 512].
+    #[arg(long, env = "WS_MAX_SESSIONS")]
+    pub ws_max_sessions: Option<usize>,
+
+    /// Websockets that may be registering and replaying at once; past it upgrades get 503.
+    #[arg(long, env = "WS_MAX_STARTING", default_value_t = 512)]
+    pub ws_max_starting: usize,
+
+    /// Websockets one user may hold on this node at once; past it upgrades get 429.
+    #[arg(long, env = "WS_MAX_PER_USER", default_value_t = 32)]
+    pub ws_max_per_user: usize,
+
+    /// Websockets one client IP may hold on this node at once; past it upgrades get 429.
+    #[arg(long, env = "WS_MAX_PER_IP", default_value_t = 2_000)]
+    pub ws_max_per_ip: usize,
+
     /// How long a user must be gone before followers see `presence` offline, in milliseconds.
     #[arg(long, env = "PRESENCE_DEBOUNCE_MS", default_value_t = 5_000)]
     pub presence_debounce_ms: u64,
@@ -319,6 +336,7 @@ pub struct Settings {
     pub event_purge_interval: Duration,
     pub replay_limit: usize,
     pub outbound_limit: usize,
+    pub admission: crate::admission::AdmissionLimits,
     pub presence_debounce: Duration,
     pub workers: usize,
     pub writer_max_batch: usize,
@@ -535,6 +553,15 @@ impl Settings {
             event_purge_interval: Duration::from_millis(args.event_purge_interval_ms.max(10)),
             replay_limit: args.ws_replay_limit.max(1),
             outbound_limit: args.ws_outbound_limit,
+            admission: crate::admission::AdmissionLimits {
+                max_sessions: args
+                    .ws_max_sessions
+                    .unwrap_or_else(crate::admission::sessions_for_open_files)
+                    .max(1),
+                max_starting: args.ws_max_starting.max(1),
+                per_user: args.ws_max_per_user.max(1),
+                per_ip: args.ws_max_per_ip.max(1),
+            },
             presence_debounce: Duration::from_millis(args.presence_debounce_ms),
             workers,
             writer_max_batch: args.db_writer_max_batch,

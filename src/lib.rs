@@ -15,6 +15,7 @@
 //! - [`upgrade`]: websockets taken off the HTTP/1 connection, over plain TCP or TLS; [`tls`]:
 //!   certificates (reloaded on SIGHUP) and the handshake.
 
+pub mod admission;
 pub mod ai;
 pub mod auth;
 pub mod cache;

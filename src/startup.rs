@@ -215,6 +215,8 @@ impl Application {
         ));
         revocations.clone().listen(subscriber, pool.clone());
 
+        let starting = Arc::new(aisocial_actors::starting::Starting::default());
+        let admission = crate::admission::Admission::new(settings.admission, Arc::clone(&starting));
         let session_config = Arc::new(SessionConfig {
             node_id: settings.node_id.clone(),
             heartbeat: settings.heartbeat,
@@ -224,6 +226,7 @@ impl Application {
             frames_per_second: 20.0,
             frame_burst: 60.0,
             read_timeout: settings.read_timeout,
+            starting: Arc::clone(&starting),
         });
         let ai = crate::ai::start(
             &settings.ai,
@@ -243,6 +246,7 @@ impl Application {
         let state = web::Data::new(AppState {
             live: Arc::clone(&live),
             sockets: Arc::default(),
+            admission,
             ai,
             pool,
             reads,

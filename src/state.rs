@@ -71,6 +71,8 @@ pub struct AppState {
     pub live: Arc<crate::live::Live>,
     /// Websockets held by this node (for shutdown).
     pub sockets: Arc<crate::upgrade::OpenSockets>,
+    /// Which upgrades this node takes now.
+    pub admission: Arc<crate::admission::Admission>,
 }
 
 impl AppState {

@@ -11,6 +11,7 @@
 //! - [`event_log`]: the durable event log (dense ids in commit order) and resume reads.
 //! - [`log_record`]: each log record's stored and sent JSON shape, typed and versioned.
 //! - [`protocol`]: the websocket wire format, the only module that knows it.
+//! - [`starting`]: how many sessions are still registering and replaying (for admission).
 //! - [`meter`]: mailbox depth, wait and handling time for every actor.
 //! - [`lsn`]: WAL positions and the DbWriter's commit watermark (read-your-writes on replicas).
 //! - [`ids`], [`model`], [`store`]: newtype ids, domain records, row mapping.
@@ -32,4 +33,5 @@ pub mod meter;
 pub mod model;
 pub mod protocol;
 pub mod session;
+pub mod starting;
 pub mod store;

@@ -19,6 +19,7 @@ use crate::ids::{EventId, PostId, SessionId, UserId};
 use crate::meter::{self, ActorMeter, MeteredAddr};
 use crate::metered_handler;
 use crate::protocol::{self, ClientOp, Hello, HelloUser, Resume, ResumeStatus, Topic};
+use crate::starting::{Starting, StartingGuard};
 use crate::store::ReadPool;
 
 /// Settings shared by every session of a node.
@@ -38,6 +39,8 @@ pub struct SessionConfig {
     pub frame_burst: f64,
     /// A database read (resume, topic check) that takes longer fails.
     pub read_timeout: Duration,
+    /// Sessions of this node still registering and replaying.
+    pub starting: Arc<Starting>,
 }
 
 static OPEN: LazyLock<IntGauge> = LazyLock::new(|| {
@@ -173,6 +176,10 @@ pub struct Session {
     closed_with: Option<u16>,
     /// Frames the broker handed over and this session has not written yet.
     backlog: Arc<Backlog>,
+    /// Counts this session as starting until it is live.
+    starting: Option<StartingGuard>,
+    /// Whatever must live exactly as long as the session (the server's admission slot).
+    _held: Option<Box<dyn std::any::Any>>,
 }
 
 impl Session {
@@ -205,7 +212,6 @@ impl Session {
             since,
             broker,
             pool,
-            config,
             phase: Phase::Starting { held: Vec::new() },
             last_event: None,
             last_heard: Instant::now(),
@@ -213,7 +219,16 @@ impl Session {
             topics: HashMap::new(),
             closed_with: None,
             backlog: Backlog::new(),
+            starting: Some(config.starting.begin()),
+            _held: None,
+            config,
         }
+    }
+
+    /// Keeps `held` until the session ends.
+    pub fn holding(mut self, held: Box<dyn std::any::Any>) -> Self {
+        self._held = Some(held);
+        self
     }
 
     fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: u16, reason: &str) {
@@ -312,6 +327,7 @@ impl Session {
     }
 
     fn go_live(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        self.starting = None;
         if let Phase::Starting { held } = std::mem::replace(&mut self.phase, Phase::Live) {
             for deliver in held {
                 self.write(ctx, deliver);

@@ -15,7 +15,7 @@ use aisocial_actors::session::{Session, SessionIdentity};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
-use crate::auth::extract::verify_bearer_in;
+use crate::auth::extract::{charge_user, verify_bearer_in};
 use crate::auth::opaque;
 use crate::problem::{ApiError, Problem, redis_error};
 use crate::redis_store;
@@ -186,8 +186,9 @@ pub async fn open_socket(
         .map(|_| ())
         .map_err(|e| e.to_string());
     let opened = async {
-        let (identity, since) = authorize(&state, req.headers(), &query, handshake).await?;
-        let session = new_session(&state, identity, since);
+        let peer = req.peer_addr().map(|a| a.ip());
+        let authorized = authorize(&state, req.headers(), peer, &query, handshake).await?;
+        let session = new_session(&state, authorized);
         actix_ws::WsResponseBuilder::new(session, &req, stream)
             .frame_size(MAX_FRAME_BYTES)
             .start()
@@ -201,15 +202,24 @@ pub async fn open_socket(
     opened
 }
 
+/// An upgrade that passed every check: who, from where to resume, and its admission slot.
+pub struct Authorized {
+    pub identity: SessionIdentity,
+    pub since: Option<EventId>,
+    pub slot: crate::admission::Slot,
+}
+
 /// Everything an upgrade must pass, in order: the node is not draining, the `Origin` is
-/// allowed, the handshake is well formed, `since` is an event id, and the caller is known (a
-/// ticket, or a bearer token).
+/// allowed, the handshake is well formed, `since` is an event id, the caller is known (a
+/// ticket, or a bearer token counted against the user's request rate as issuing a ticket is),
+/// and the node and the caller's caps admit one more socket.
 pub async fn authorize(
     state: &AppState,
     headers: &header::HeaderMap,
+    peer: Option<std::net::IpAddr>,
     query: &SocketQuery,
     handshake: Result<(), String>,
-) -> Result<(SessionIdentity, Option<EventId>), ApiError> {
+) -> Result<Authorized, ApiError> {
     if state.lifecycle.is_draining() {
         return Err(ApiError::unavailable(
             "this node is shutting down; reconnect to another",
@@ -227,25 +237,36 @@ pub async fn authorize(
     let since = parse_since(query.since.as_deref())?;
     let me = match &query.ticket {
         Some(ticket) => redeem(state, ticket).await?,
-        None => verify_bearer_in(state, headers)?,
+        None => {
+            let me = verify_bearer_in(state, headers)?;
+            charge_user(state, &me).await?;
+            me
+        }
     };
     tracing::Span::current().record("user_id", me.id.0);
+    let ip = crate::client_ip::client_ip(peer, headers, &state.trusted_proxies);
+    let slot = state.admission.admit(me.id, ip)?;
     let identity = SessionIdentity {
         user: me.id,
         handle: me.handle,
         family: Some(me.family),
     };
-    Ok((identity, since))
-}
-
-/// The Session actor for an authorised upgrade.
-pub fn new_session(state: &AppState, identity: SessionIdentity, since: Option<EventId>) -> Session {
-    Session::new(
-        state.next_session_id(),
+    Ok(Authorized {
         identity,
         since,
+        slot,
+    })
+}
+
+/// The Session actor for an authorised upgrade (holding its admission slot while it lives).
+pub fn new_session(state: &AppState, authorized: Authorized) -> Session {
+    Session::new(
+        state.next_session_id(),
+        authorized.identity,
+        authorized.since,
         state.broker.clone(),
         state.pool.clone(),
         state.session_config.clone(),
     )
+    .holding(Box::new(authorized.slot))
 }

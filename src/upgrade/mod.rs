@@ -34,7 +34,7 @@ use tracing::Instrument;
 
 use crate::problem::ApiError;
 use crate::request_context::{self, REQUEST_ID};
-use crate::routes::ws::{SocketQuery, authorize, new_session};
+use crate::routes::ws::{Authorized, SocketQuery, authorize, new_session};
 use crate::state::AppState;
 
 const SOCKET_PATH: &str = "/api/v1/ws";
@@ -126,7 +126,7 @@ async fn upgrade_in_span<T: Transport>(
             let leftover = Bytes::copy_from_slice(&parts.read_buf);
             drop(parts.read_buf);
             drop(parts.write_buf);
-            let session = new_session(&state, accepted.identity, accepted.since);
+            let session = new_session(&state, accepted.authorized);
             let open = state.sockets.open();
             parts
                 .io
@@ -157,8 +157,7 @@ async fn upgrade_in_span<T: Transport>(
 
 struct Accepted {
     response: Response<()>,
-    identity: aisocial_actors::session::SessionIdentity,
-    since: Option<aisocial_actors::ids::EventId>,
+    authorized: Authorized,
 }
 
 async fn accept(
@@ -196,13 +195,12 @@ async fn accept(
         Ok(mut builder) => (Some(builder.finish().drop_body()), Ok(())),
         Err(e) => (None, Err(e)),
     };
-    let (identity, since) = authorize(state, req.headers(), &query, handshake).await?;
+    let authorized = authorize(state, req.headers(), peer, &query, handshake).await?;
     let response = response
         .ok_or_else(|| ApiError::bad_request("invalid_handshake", "not a websocket upgrade"))?;
     Ok(Accepted {
         response,
-        identity,
-        since,
+        authorized,
     })
 }
 

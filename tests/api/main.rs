@@ -1,6 +1,7 @@
 //! Integration tests: the real server on port 0, a fresh database per test, real websocket
 //! clients, the PostgreSQL and Redis of this machine.
 
+mod admission;
 mod ai;
 mod auth;
 mod bad_input;

@@ -112,7 +112,11 @@ impl Catchup {
         let mut users: Vec<UserId> = self.queued.drain(..take).collect();
         users.sort_unstable();
         users.dedup();
-        let after = users.iter().filter_map(|u| self.loading.get(u)).min().copied()?;
+        let after = users
+            .iter()
+            .filter_map(|u| self.loading.get(u))
+            .min()
+            .copied()?;
         self.in_flight = users;
         Some((self.in_flight.clone(), after))
     }
