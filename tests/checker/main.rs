@@ -303,6 +303,7 @@ async fn every_reader_gets_exactly_its_events_in_order_under_random_faults() {
 
     // The end: writes stop, the last fault heals, every reader catches up to the head.
     workload.stop.store(true, Ordering::Relaxed);
+    nemesis.stop();
     let mut report = Report {
         seed,
         seconds: config.seconds,

@@ -98,9 +98,14 @@ impl Nemesis {
         }
     }
 
+    /// Asks for no new fault; the one under way is still healed.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
     /// Stops after the fault under way is healed; the deployment comes back.
     pub async fn finish(mut self, seed: u64) -> Outcome {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop();
         let thread = self.thread.take();
         actix_rt::task::spawn_blocking(move || thread.map(std::thread::JoinHandle::join))
             .await

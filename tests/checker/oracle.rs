@@ -304,18 +304,24 @@ pub fn check(
         for (position, frame) in reader.received.iter().enumerate() {
             if !seen.insert(frame.id) {
                 verdict.duplicated += 1;
-                verdict.note(&mut noted, format!(
-                    "{}: #{} ({}) delivered again at position {position}",
-                    reader.handle, frame.id, frame.kind
-                ));
+                verdict.note(
+                    &mut noted,
+                    format!(
+                        "{}: #{} ({}) delivered again at position {position}",
+                        reader.handle, frame.id, frame.kind
+                    ),
+                );
                 continue;
             }
             if frame.id < highest {
                 verdict.out_of_order += 1;
-                verdict.note(&mut noted, format!(
-                    "{}: #{} ({}) after #{highest} at position {position}",
-                    reader.handle, frame.id, frame.kind
-                ));
+                verdict.note(
+                    &mut noted,
+                    format!(
+                        "{}: #{} ({}) after #{highest} at position {position}",
+                        reader.handle, frame.id, frame.kind
+                    ),
+                );
             }
             highest = highest.max(frame.id);
             if frame.id > head {
@@ -348,10 +354,13 @@ pub fn check(
                 && event.kind != frame.kind
             {
                 verdict.unexpected += 1;
-                verdict.note(&mut noted, format!(
-                    "{}: #{} arrived as {} but the log says {}",
-                    reader.handle, frame.id, frame.kind, event.kind
-                ));
+                verdict.note(
+                    &mut noted,
+                    format!(
+                        "{}: #{} arrived as {} but the log says {}",
+                        reader.handle, frame.id, frame.kind, event.kind
+                    ),
+                );
             }
         }
         for id in want.difference(&seen) {
@@ -375,12 +384,15 @@ pub fn check(
                 .map(|r| r.id)
                 .filter(|r| (r - id).abs() <= 20)
                 .collect::<Vec<_>>();
-            verdict.note(&mut noted, format!(
-                "{} (user {}): lost {} ({why}); its ids near it: {around:?}",
-                reader.handle,
-                reader.user,
-                describe(event)
-            ));
+            verdict.note(
+                &mut noted,
+                format!(
+                    "{} (user {}): lost {} ({why}); its ids near it: {around:?}",
+                    reader.handle,
+                    reader.user,
+                    describe(event)
+                ),
+            );
         }
     }
     verdict

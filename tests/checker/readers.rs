@@ -51,6 +51,8 @@ struct Reader {
     nodes: Vec<String>,
     rng: StdRng,
     since: i64,
+    /// Whether a first `hello` came (and was counted in `progress.started`).
+    started: bool,
     phase: watch::Receiver<Phase>,
     progress: Arc<Progress>,
     result: ReaderResult,
@@ -82,6 +84,7 @@ pub fn spawn(
         nodes,
         rng,
         since: start_id,
+        started: false,
         phase,
         progress,
         result,
@@ -201,7 +204,8 @@ impl Reader {
         if let Err(why) = self.hello(ws).await {
             return why;
         }
-        if self.result.sessions == 1 {
+        if !self.started {
+            self.started = true;
             self.progress.started.fetch_add(1, Ordering::Relaxed);
         }
         let until = Instant::now() + Duration::from_millis(self.rng.random_range(1000..12000));
