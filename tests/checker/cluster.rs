@@ -23,6 +23,8 @@ pub struct Cluster {
     pub pg: Arc<PrivatePostgres>,
     pub redis: PrivateRedis,
     pub nodes: Vec<ServerProcess>,
+    /// What each node's killed processes logged, for a failed run's report.
+    retired_logs: Vec<Vec<String>>,
     env: Vec<(String, String)>,
     topology: Topology,
 }
@@ -56,6 +58,7 @@ impl Cluster {
             pg,
             redis,
             nodes: Vec::new(),
+            retired_logs: vec![Vec::new(); count],
             env,
             topology: Topology {
                 nodes: Vec::new(),
@@ -101,7 +104,25 @@ impl Cluster {
     /// Starts node `n` again on the port it had (free once the killed process is gone).
     pub async fn restart_node(&mut self, n: usize) {
         let bind = self.topology.nodes[n].clone();
+        let old = self.nodes[n].collect_log().to_vec();
+        self.retired_logs[n].extend(old);
+        self.retired_logs[n].push(format!("--- node {n} killed; a new process follows ---"));
         self.nodes[n] = self.spawn_node(n, &bind).await;
+    }
+
+    /// Writes every node's log (its killed processes' first) to `<prefix>.node-<n>.log`.
+    pub fn write_logs(&mut self, prefix: &str) -> Vec<String> {
+        let mut written = Vec::new();
+        for (n, node) in self.nodes.iter_mut().enumerate() {
+            let mut lines = std::mem::take(&mut self.retired_logs[n]);
+            lines.extend_from_slice(node.collect_log());
+            let path = format!("{prefix}.node-{n}.log");
+            match std::fs::write(&path, lines.join("\n")) {
+                Ok(()) => written.push(path),
+                Err(e) => written.push(format!("{path}: {e}")),
+            }
+        }
+        written
     }
 
     /// SIGKILL to Redis, then a new one on the same port (empty: it saves nothing).

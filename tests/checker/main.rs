@@ -381,10 +381,15 @@ async fn every_reader_gets_exactly_its_events_in_order_under_random_faults() {
     report.judge(verdict);
     report.wall_seconds = began.elapsed().as_secs_f64();
     println!("{}", report.table());
+    let mut cluster = outcome.cluster;
     if let Some(path) = &config.report {
         report.write_json(path);
+        if !report.valid {
+            let logs = cluster.write_logs(path.trim_end_matches(".json"));
+            println!("checker: seed={seed} node logs: {}", logs.join(", "));
+        }
     }
     drop(db);
-    drop(outcome.cluster);
+    drop(cluster);
     assert!(report.valid, "{}", report.failure_message());
 }
