@@ -262,14 +262,27 @@ pub fn ensure_problem<B: MessageBody + 'static>(
     ))
 }
 
-/// A failed read: a lost or refused connection is the database being unavailable (503); an
-/// error PostgreSQL reported about the statement is ours (500).
+/// A failed read: a lost or refused connection, or an error PostgreSQL reports as transient
+/// (shutting down, restarting, out of connections, a timeout, a lock or serialization
+/// conflict), is the database being unavailable (503); any other error it reported about the
+/// statement is ours (500).
 pub fn read_error(e: tokio_postgres::Error) -> ApiError {
-    if e.as_db_error().is_none() {
-        ApiError::unavailable(format!("the database is unavailable ({e})"), 2)
-    } else {
-        ApiError::Internal(anyhow::Error::new(e).context("a read failed"))
+    match e.as_db_error() {
+        Some(db) if !transient_sqlstate(db.code().code()) => {
+            ApiError::Internal(anyhow::Error::new(e).context("a read failed"))
+        }
+        _ => ApiError::unavailable(format!("the database is unavailable ({e})"), 2),
     }
+}
+
+/// SQLSTATEs that say "try again": connection exceptions (08), insufficient resources (53),
+/// operator intervention (57: shutdown, cancel, cannot connect now), serialization failure and
+/// deadlock (40001, 40P01), lock not available (55P03).
+pub fn transient_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57")
+        || matches!(code, "40001" | "40P01" | "55P03")
 }
 
 /// Redis (tickets, sign-in flow state) did not answer.
@@ -280,4 +293,21 @@ pub fn redis_error<E: std::fmt::Display>(e: E) -> ApiError {
 /// No pooled connection could be had in time.
 pub fn pool_error<E: std::fmt::Display>(e: E) -> ApiError {
     ApiError::unavailable(format!("the database is unavailable ({e})"), 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transient_sqlstate;
+
+    #[test]
+    fn shutdowns_timeouts_and_conflicts_are_transient_and_statement_errors_are_not() {
+        for code in [
+            "57P01", "57P02", "57P03", "57014", "08006", "53300", "40001", "40P01", "55P03",
+        ] {
+            assert!(transient_sqlstate(code), "{code}");
+        }
+        for code in ["42601", "23505", "22P02", "42P01"] {
+            assert!(!transient_sqlstate(code), "{code}");
+        }
+    }
 }

@@ -72,16 +72,21 @@ pub async fn wait_for_subscribers(app: &TestApp, suffix: &str, count: i64) {
 
 /// [`wait_for_subscribers`] on the Redis at `url`.
 pub async fn wait_for_subscribers_on(url: &str, app: &TestApp, suffix: &str, count: i64) {
+    let channel = format!("{}{suffix}", app.redis_prefix);
+    wait_for_channel_subscribers(url, &channel, count).await;
+}
+
+/// Waits until `count` clients listen on the Redis channel `channel` (its whole name) at `url`.
+pub async fn wait_for_channel_subscribers(url: &str, channel: &str, count: i64) {
     let client = redis::Client::open(url).unwrap_or_else(|e| panic!("{e}"));
     let mut conn = client
         .get_multiplexed_async_connection()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let channel = format!("{}{suffix}", app.redis_prefix);
     for _ in 0..200 {
         let (_, n): (String, i64) = redis::cmd("PUBSUB")
             .arg("NUMSUB")
-            .arg(&channel)
+            .arg(channel)
             .query_async(&mut conn)
             .await
             .unwrap_or_default();
@@ -133,6 +138,77 @@ pub fn retry_after(res: &reqwest::Response) -> u64 {
 
 pub fn unique_name() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A Redis of the test's own (`redis-server` on `port`, nothing saved to disk), so that
+/// killing, pausing or restarting it disturbs no other test. Killed on drop.
+pub struct PrivateRedis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    pub fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("redis-server: {e}"));
+        Self {
+            port,
+            child: Some(child),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn wait_up(&self) {
+        for _ in 0..250 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("redis-server did not start on {}", self.port);
+    }
+
+    /// SIGKILL: whatever it held is gone (it saves nothing).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// GETs `url` without a token: its body as JSON (null when it is not JSON).
@@ -533,6 +609,12 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub async fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_on("127.0.0.1:0", env).await
+    }
+
+    /// [`ServerProcess::start`] listening on `bind` (`host:port`), e.g. the port of a node
+    /// killed a moment ago, so that clients find its replacement where it was.
+    pub async fn start_on(bind: &str, env: &[(&str, &str)]) -> Self {
         use std::io::{BufRead, BufReader};
         use std::process::{Command, Stdio};
 
@@ -540,7 +622,7 @@ impl ServerProcess {
         let db_name = format!("aisocial_test_{}", unique_name());
         let mut command = Command::new(env!("CARGO_BIN_EXE_aisocial"));
         command
-            .args(["serve", "--bind=127.0.0.1:0", "--workers=1"])
+            .args(["serve", &format!("--bind={bind}"), "--workers=1"])
             .env("DATABASE_URL", format!("{PG_BASE}/{db_name}"))
             .env("REDIS_PREFIX", format!("aisocial-test:{db_name}:"))
             .env("AUTH_DEV_LOGIN", "true")

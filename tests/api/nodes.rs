@@ -7,8 +7,9 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use crate::helpers::{
-    TestApp, WsClient, WsEvent, spawn_app, spawn_app_on, spawn_app_with, spawn_node_with_prefix,
-    spawn_peer, spawn_peer_on, unique_name, wait_for_subscribers, wait_for_subscribers_on,
+    PrivateRedis, TestApp, WsClient, WsEvent, free_port, spawn_app, spawn_app_on, spawn_app_with,
+    spawn_node_with_prefix, spawn_peer, spawn_peer_on, unique_name, wait_for_subscribers,
+    wait_for_subscribers_on,
 };
 
 /// Reads `count` durable events, asserting strictly increasing ids and no repeats.
@@ -162,74 +163,12 @@ async fn followers_see_presence_across_nodes_debounced() {
     assert_eq!(frame["data"]["status"], "offline");
 }
 
-/// A Redis of the test's own, so that restarting it disturbs no other test.
-pub struct PrivateRedis {
-    port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl PrivateRedis {
-    pub fn start(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("redis-server: {e}"));
-        Self {
-            port,
-            child: Some(child),
-        }
-    }
-
-    pub fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    pub async fn wait_up(&self) {
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("redis-server did not start on {}", self.port);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[actix_web::test]
 async fn a_redis_restart_during_fan_out_loses_nothing() {
-    let port = PrivateRedis::free_port();
+    let port = free_port();
     let mut redis = PrivateRedis::start(port);
     redis.wait_up().await;
-    let url = format!("--redis-url=redis://127.0.0.1:{port}");
+    let url = format!("--redis-url={}", redis.url());
     let a = spawn_app_with(&[&url]).await;
     let b = spawn_peer(&a, &[&url]).await;
     let alice = b.sign_in("alice").await;
@@ -260,7 +199,7 @@ async fn a_redis_restart_during_fan_out_loses_nothing() {
     let (got, last) = read_in_order(&mut ws, written.len(), 0).await;
     assert_eq!(got, written);
     // The nodes are back on Redis by themselves: a post through B still reaches A live.
-    wait_for_subscribers_on(&format!("redis://127.0.0.1:{port}"), &a, "events", 2).await;
+    wait_for_subscribers_on(&redis.url(), &a, "events", 2).await;
     let after = b.create_post(&alice, "after the restart").await["id"]
         .as_i64()
         .unwrap_or_default();

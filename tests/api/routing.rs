@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::helpers::PrivateRedis;
 use crate::helpers::{
     TestApp, WsClient, WsEvent, spawn_app_with, spawn_node_with_prefix, spawn_peer, unique_name,
 };
-use crate::nodes::PrivateRedis;
 
 /// The next durable `post.created` frame's post id (skipping presence and other frames).
 async fn next_post(ws: &mut WsClient) -> i64 {
@@ -81,7 +81,7 @@ async fn a_follow_whose_redis_message_is_lost_still_routes_the_next_post_live() 
 
 #[actix_web::test]
 async fn a_follow_made_while_redis_is_paused_routes_the_next_post_live() {
-    let port = PrivateRedis::free_port();
+    let port = crate::helpers::free_port();
     let redis = PrivateRedis::start(port);
     redis.wait_up().await;
     let url = format!("--redis-url=redis://127.0.0.1:{port}");

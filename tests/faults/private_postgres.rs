@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::helpers::free_port;
+
 pub struct PrivatePostgres {
     bin: PathBuf,
     dir: PathBuf,
@@ -58,13 +60,6 @@ fn binaries() -> PathBuf {
     versions
         .pop()
         .unwrap_or_else(|| panic!("no initdb under /usr/lib/postgresql"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 impl PrivatePostgres {
@@ -270,6 +265,21 @@ impl PrivatePostgres {
             .status()
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(killed.success());
+    }
+
+    /// A fast shutdown (`pg_ctl -m fast stop`): sessions are disconnected, open transactions
+    /// rolled back, a checkpoint written.
+    #[allow(
+        dead_code,
+        reason = "the checker's nemesis restarts PostgreSQL so; faults kill it"
+    )]
+    pub fn stop_fast(&self) {
+        let stopped = self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
+        assert!(
+            stopped.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&stopped.stderr)
+        );
     }
 
     /// Starts the server again on the same port (crash recovery replays the WAL).
