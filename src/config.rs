@@ -189,6 +189,16 @@ pub struct ServeArgs {
     #[arg(long, env = "WS_MAX_PER_IP", default_value_t = 2_000)]
     pub ws_max_per_ip: usize,
 
+    /// Messages to other nodes (log records, presence) that may wait to be published to Redis;
+    /// past it they are dropped (the other nodes read the records from PostgreSQL).
+    #[arg(long, env = "RELAY_QUEUE", default_value_t = 8_192)]
+    pub relay_queue: usize,
+
+    /// Ephemeral pushes (`ai.delta`, …) for other nodes that may wait behind the records; past it
+    /// they are dropped.
+    #[arg(long, env = "RELAY_PUSH_QUEUE", default_value_t = 1_024)]
+    pub relay_push_queue: usize,
+
     /// How long a user must be gone before followers see `presence` offline, in milliseconds.
     #[arg(long, env = "PRESENCE_DEBOUNCE_MS", default_value_t = 5_000)]
     pub presence_debounce_ms: u64,
@@ -337,6 +347,7 @@ pub struct Settings {
     pub replay_limit: usize,
     pub outbound_limit: usize,
     pub admission: crate::admission::AdmissionLimits,
+    pub relay_queues: crate::relay::RelayQueues,
     pub presence_debounce: Duration,
     pub workers: usize,
     pub writer_max_batch: usize,
@@ -553,6 +564,10 @@ impl Settings {
             event_purge_interval: Duration::from_millis(args.event_purge_interval_ms.max(10)),
             replay_limit: args.ws_replay_limit.max(1),
             outbound_limit: args.ws_outbound_limit,
+            relay_queues: crate::relay::RelayQueues {
+                records: args.relay_queue.max(1),
+                pushes: args.relay_push_queue.max(1),
+            },
             admission: crate::admission::AdmissionLimits {
                 max_sessions: args
                     .ws_max_sessions

@@ -9,6 +9,7 @@
 //! leaves no gap), so Redis loss never becomes client loss. This module is the only one that
 //! knows the Redis payload.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use aisocial_actors::committed::{
@@ -16,11 +17,12 @@ use aisocial_actors::committed::{
 };
 use aisocial_actors::event_log::{self, Audience};
 use aisocial_actors::feed_broker::{
-    CheckLogHead, FeedBroker, NodeHeartbeat, NodePresenceList, PresenceListWanted,
+    CheckLogHead, FeedBroker, NodeHeartbeat, NodePresenceList, PresenceListWanted, offer_or_shed,
 };
 use aisocial_actors::ids::{EventId, PostId, UserId};
 use aisocial_actors::log_record::{self, StoredRecord};
-use aisocial_actors::meter::MeteredAddr;
+use aisocial_actors::meter::{self, MeteredAddr};
+use prometheus::{IntCounterVec, IntGaugeVec};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -155,33 +157,110 @@ fn from_wire(batch: WireBatch) -> RemoteCommitted {
     }
 }
 
-/// Publishes this node's commits without making the broker wait: a task sends them in order.
+static QUEUED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    meter::labelled_gauge(
+        "aisocial_relay_queue_depth",
+        "Messages waiting to be published to Redis, by lane (records and presence; ephemeral pushes).",
+        &["lane"],
+    )
+});
+static DROPPED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    meter::labelled_counter(
+        "aisocial_relay_dropped_total",
+        "Messages not published because their lane was full (records are read from PostgreSQL \
+         by the other nodes; pushes are lost), by lane.",
+        &["lane"],
+    )
+});
+
+/// How many messages each lane holds at most.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayQueues {
+    /// Log records, presence, heartbeats: published first.
+    pub records: usize,
+    /// Ephemeral pushes (`ai.delta`, …): published when no record waits.
+    pub pushes: usize,
+}
+
+/// One lane: a bounded queue and its depth gauge.
+struct Lane {
+    name: &'static str,
+    queue: mpsc::Sender<String>,
+}
+
+impl Lane {
+    fn send(&self, payload: String) {
+        match self.queue.try_send(payload) {
+            Ok(()) => QUEUED.with_label_values(&[self.name]).inc(),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                DROPPED.with_label_values(&[self.name]).inc();
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+/// Publishes this node's commits without making the broker wait: a task sends them in order,
+/// records ahead of ephemeral pushes, each lane bounded.
 pub struct RedisPublisher {
     node: String,
-    queue: mpsc::UnboundedSender<String>,
+    records: Lane,
+    pushes: Lane,
 }
 
 impl RedisPublisher {
-    pub fn start(redis: crate::redis_store::RedisConn, prefix: &str, node: String) -> Self {
-        let (queue, mut batches) = mpsc::unbounded_channel::<String>();
+    pub fn start(
+        redis: crate::redis_store::RedisConn,
+        prefix: &str,
+        node: String,
+        queues: RelayQueues,
+    ) -> Self {
+        let (records, mut record_rx) = mpsc::channel::<String>(queues.records.max(1));
+        let (pushes, mut push_rx) = mpsc::channel::<String>(queues.pushes.max(1));
+        for lane in ["records", "pushes"] {
+            QUEUED.with_label_values(&[lane]).set(0);
+            DROPPED.with_label_values(&[lane]);
+        }
         let channel = format!("{prefix}events");
         actix_rt::spawn(async move {
-            while let Some(payload) = batches.recv().await {
+            loop {
+                let (lane, payload) = tokio::select! {
+                    biased;
+                    Some(p) = record_rx.recv() => ("records", p),
+                    Some(p) = push_rx.recv() => ("pushes", p),
+                    else => return,
+                };
+                QUEUED.with_label_values(&[lane]).dec();
                 let publish = redis.publish_cmd(&channel, &payload);
                 if let Err(e) =
                     redis_store::run::<i64>(&redis, publish, Duration::from_secs(1)).await
                 {
                     // Other nodes notice the gap and read these records from PostgreSQL.
-                    tracing::warn!(error = %e, "could not publish committed events");
+                    tracing::warn!(error = %e, lane, "could not publish to the other nodes");
                 }
             }
         });
-        Self { node, queue }
+        Self {
+            node,
+            records: Lane {
+                name: "records",
+                queue: records,
+            },
+            pushes: Lane {
+                name: "pushes",
+                queue: pushes,
+            },
+        }
     }
 
     fn send(&self, batch: &WireBatch) {
         if let Ok(payload) = serde_json::to_string(batch) {
-            let _ = self.queue.send(payload);
+            let lane = if batch.pushes.is_empty() {
+                &self.records
+            } else {
+                &self.pushes
+            };
+            lane.send(payload);
         }
     }
 
@@ -277,7 +356,7 @@ impl ChannelListener for OtherNodesCommits {
     /// Missed events leave a gap, or a head behind the log's, that the broker reads from
     /// PostgreSQL: at once, not at its next poll.
     async fn caught_up(&self) -> Result<(), String> {
-        self.broker.do_send(CheckLogHead);
+        offer_or_shed(&self.broker, CheckLogHead, "CheckLogHead");
         Ok(())
     }
 
@@ -291,25 +370,28 @@ impl ChannelListener for OtherNodesCommits {
             }
         };
         if let Some(online) = batch.heartbeat.take() {
-            self.broker.do_send(NodeHeartbeat {
+            let beat = NodeHeartbeat {
                 node: batch.node.clone(),
                 online,
-            });
+            };
+            offer_or_shed(&self.broker, beat, "NodeHeartbeat");
         }
         if batch.want_presence_of.take().as_deref() == Some(self.node.as_str()) {
-            self.broker.do_send(PresenceListWanted);
+            offer_or_shed(&self.broker, PresenceListWanted, "PresenceListWanted");
         }
         if let Some(list) = batch.presence_list.take() {
-            self.broker.do_send(NodePresenceList {
+            let list = NodePresenceList {
                 node: batch.node.clone(),
                 users: list
                     .into_iter()
                     .map(|p| (UserId(p.user), p.handle))
                     .collect(),
-            });
+            };
+            offer_or_shed(&self.broker, list, "NodePresenceList");
         }
         if !(batch.events.is_empty() && batch.presence.is_empty() && batch.pushes.is_empty()) {
-            self.broker.do_send(from_wire(batch));
+            // Shed when the broker is behind: its records come back from PostgreSQL.
+            offer_or_shed(&self.broker, from_wire(batch), "RemoteCommitted");
         }
     }
 }

@@ -159,6 +159,7 @@ impl Application {
             redis.clone(),
             &settings.redis_prefix,
             settings.node_id.clone(),
+            settings.relay_queues,
         ));
         let broker = FeedBroker::start_in_arbiter(&broker_arbiter.handle(), move |_| {
             FeedBroker::new(graph, events, publisher, broker_config)

@@ -515,6 +515,20 @@ impl<A: Actor> MeteredAddr<A> {
         self.addr.send(Envelope::new(&self.meter, msg)).await
     }
 
+    /// Queues `msg` unless the mailbox is at its capacity (or the actor stopped); then answers
+    /// why, with the message.
+    pub fn try_send<M>(&self, msg: M) -> Result<(), (NotQueued, M)>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<Envelope<M>>,
+        A::Context: actix::dev::ToEnvelope<A, Envelope<M>>,
+    {
+        self.addr
+            .try_send(Envelope::new(&self.meter, msg))
+            .map_err(not_queued)
+    }
+
     /// A type-erased, metered recipient for messages of type `M`.
     pub fn recipient<M>(&self) -> MeteredRecipient<M>
     where
@@ -527,6 +541,23 @@ impl<A: Actor> MeteredAddr<A> {
             recipient: self.addr.clone().recipient(),
             meter: self.meter.clone(),
         }
+    }
+}
+
+/// Why [`MeteredAddr::try_send`] did not queue a message (it is dropped, and counted out of
+/// the depth gauge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotQueued {
+    /// The mailbox is at its capacity.
+    Full,
+    /// The actor stopped.
+    Closed,
+}
+
+fn not_queued<M: Message>(e: actix::dev::SendError<Envelope<M>>) -> (NotQueued, M) {
+    match e {
+        actix::dev::SendError::Full(envelope) => (NotQueued::Full, envelope.open()),
+        actix::dev::SendError::Closed(envelope) => (NotQueued::Closed, envelope.open()),
     }
 }
 
@@ -562,6 +593,33 @@ where
 
     pub async fn send(&self, msg: M) -> Result<M::Result, MailboxError> {
         self.recipient.send(Envelope::new(&self.meter, msg)).await
+    }
+
+    /// Queues `msg` unless the mailbox is at its capacity (or the actor stopped); then answers
+    /// why, with the message.
+    pub fn try_send(&self, msg: M) -> Result<(), (NotQueued, M)> {
+        self.recipient
+            .try_send(Envelope::new(&self.meter, msg))
+            .map_err(not_queued)
+    }
+
+    /// Queues `msg`, waiting while the mailbox is at its capacity (backpressure for a producer
+    /// that can wait); answers how many times it had to wait, or that the actor stopped.
+    pub async fn queue(&self, mut msg: M) -> Result<u32, NotQueued> {
+        let mut waits = 0u32;
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            match self.try_send(msg) {
+                Ok(()) => return Ok(waits),
+                Err((NotQueued::Closed, _)) => return Err(NotQueued::Closed),
+                Err((NotQueued::Full, back)) => {
+                    msg = back;
+                    waits = waits.saturating_add(1);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(20));
+                }
+            }
+        }
     }
 
     pub fn connected(&self) -> bool {

@@ -186,7 +186,7 @@ pub fn answer_if_mentioned(state: web::Data<AppState>, post: Post) {
         };
         MENTIONS.with_label_values(&[result]).inc();
         // The author hears that no answer is coming.
-        state.broker.do_send(EphemeralPush {
+        let push = EphemeralPush {
             users: vec![post.author.id],
             thread: None,
             frame: protocol::ai_error_frame(
@@ -195,6 +195,7 @@ pub fn answer_if_mentioned(state: web::Data<AppState>, post: Post) {
                 code,
                 "the AI cannot answer this mention now; mention it again later",
             ),
-        });
+        };
+        aisocial_actors::feed_broker::offer_or_shed(&state.broker, push, "EphemeralPush");
     });
 }

@@ -12,6 +12,7 @@ mod lifecycle;
 mod nodes;
 mod posts;
 mod provider;
+mod relay;
 mod routing;
 mod social;
 mod tls;

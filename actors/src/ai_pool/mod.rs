@@ -168,11 +168,19 @@ impl AiPool {
             metrics::JOBS
                 .with_label_values(&[job.kind.as_str(), code])
                 .inc();
-            self.deps.push.do_send(EphemeralPush {
-                users: vec![user],
-                thread: job.kind.thread(),
-                frame: protocol::ai_error_frame(&job.id.to_string(), job.kind.post(), code, detail),
-            });
+            crate::feed_broker::push_or_shed(
+                &self.deps.push,
+                EphemeralPush {
+                    users: vec![user],
+                    thread: job.kind.thread(),
+                    frame: protocol::ai_error_frame(
+                        &job.id.to_string(),
+                        job.kind.post(),
+                        code,
+                        detail,
+                    ),
+                },
+            );
         }
         metrics::USERS_WAITING.set(0);
     }

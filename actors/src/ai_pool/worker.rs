@@ -197,11 +197,14 @@ struct Audience<'a> {
 
 impl Audience<'_> {
     fn push(&self, frame: bytestring::ByteString) {
-        self.deps.push.do_send(EphemeralPush {
-            users: vec![self.job.user],
-            thread: self.job.kind.thread(),
-            frame,
-        });
+        crate::feed_broker::push_or_shed(
+            &self.deps.push,
+            EphemeralPush {
+                users: vec![self.job.user],
+                thread: self.job.kind.thread(),
+                frame,
+            },
+        );
     }
 
     fn error(&self, code: &str, detail: &str) {

@@ -67,6 +67,12 @@ static COMMIT_TIME: LazyLock<Histogram> = LazyLock::new(|| {
         meter::exponential(0.000_25, 2.0, 16),
     )
 });
+static BROKER_WAITS: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    meter::counter(
+        "aisocial_db_writer_broker_waits_total",
+        "Commits the DbWriter had to hold because the FeedBroker's mailbox was full (backpressure).",
+    )
+});
 static OUTCOMES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     meter::labelled_counter(
         "aisocial_db_writer_commands_total",
@@ -258,7 +264,7 @@ async fn run_batch(
         Ok(Ok((outputs, changes))) => {
             COMMIT_TIME.observe(started.elapsed().as_secs_f64());
             BATCH_SIZE.observe(batch.len() as f64);
-            announce(&committed_to, changes);
+            announce(&committed_to, changes).await;
             for (command, output) in batch.into_iter().zip(outputs) {
                 count_outcome(output.as_ref().err());
                 command.respond(output);
@@ -383,7 +389,7 @@ async fn apply_one_by_one(
         };
         let result = match result {
             Ok((output, committed)) => {
-                announce(committed_to, committed);
+                announce(committed_to, committed).await;
                 Ok(output)
             }
             Err(e) => {
@@ -413,12 +419,20 @@ async fn apply_one_by_one(
     Some(conn)
 }
 
-fn announce(committed_to: &MeteredRecipient<Committed>, entries: Vec<Logged>) {
-    if !entries.is_empty() {
-        committed_to.do_send(Committed {
-            entries,
-            committed_at: Instant::now(),
-        });
+/// Hands what committed to the broker, waiting while its mailbox is full: the writer slows to
+/// the broker's pace rather than growing the broker's mailbox without bound.
+async fn announce(committed_to: &MeteredRecipient<Committed>, entries: Vec<Logged>) {
+    if entries.is_empty() {
+        return;
+    }
+    let committed = Committed {
+        entries,
+        committed_at: Instant::now(),
+    };
+    if let Ok(waits) = committed_to.queue(committed).await
+        && waits > 0
+    {
+        BROKER_WAITS.inc();
     }
 }
 

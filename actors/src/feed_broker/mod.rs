@@ -14,6 +14,8 @@
 //! makes, so live delivery and replay cannot disagree.
 
 pub mod catchup;
+#[cfg(test)]
+mod mailbox_tests;
 mod messages;
 #[cfg(test)]
 mod model_tests;
@@ -39,7 +41,7 @@ use crate::committed::{
 use crate::event_log::{CommittedEvent, EventSource};
 use crate::follow_graph::FollowGraph;
 use crate::ids::{EventId, PostId, SessionId, UserId};
-use crate::meter::{self, ActorMeter, MeteredRecipient};
+use crate::meter::{self, ActorMeter, MeteredAddr, MeteredRecipient};
 use crate::metered_handler;
 use crate::protocol::{self, EventKind};
 use catchup::Catchup;
@@ -107,6 +109,50 @@ static NODES_EXPIRED: LazyLock<IntCounter> = LazyLock::new(|| {
         "Users counted offline because the node they were on stopped sending heartbeats.",
     )
 });
+
+static SHED: LazyLock<prometheus::IntCounterVec> = LazyLock::new(|| {
+    meter::labelled_counter(
+        "aisocial_broker_shed_total",
+        "Messages not queued because the FeedBroker's mailbox was full, by kind (records among \
+         them are read from PostgreSQL later; ephemeral frames are lost).",
+        &["message"],
+    )
+});
+
+/// Messages the broker's mailbox holds at most. Producers that can wait (the DbWriter) wait
+/// for room; the others ([`offer_or_shed`]) drop and count.
+pub const MAILBOX_CAPACITY: usize = 4096;
+
+/// For producers that cannot wait (Redis, the AI, timers): queues `msg`, or drops it and counts
+/// it under `kind` when the broker's mailbox is full. Answers whether it was queued.
+pub fn offer_or_shed<M>(broker: &MeteredAddr<FeedBroker>, msg: M, kind: &'static str) -> bool
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+    FeedBroker: Handler<meter::Envelope<M>>,
+{
+    match broker.try_send(msg) {
+        Ok(()) => true,
+        Err((meter::NotQueued::Full, _)) => {
+            SHED.with_label_values(&[kind]).inc();
+            false
+        }
+        Err((meter::NotQueued::Closed, _)) => false,
+    }
+}
+
+/// [`offer_or_shed`] for an ephemeral frame through a recipient (the AI's deltas): a frame
+/// that finds the broker's mailbox full is dropped and counted.
+pub fn push_or_shed(to: &MeteredRecipient<EphemeralPush>, push: EphemeralPush) -> bool {
+    match to.try_send(push) {
+        Ok(()) => true,
+        Err((meter::NotQueued::Full, _)) => {
+            SHED.with_label_values(&["EphemeralPush"]).inc();
+            false
+        }
+        Err((meter::NotQueued::Closed, _)) => false,
+    }
+}
 
 /// How long a gap in ids may stay open before it is read from PostgreSQL.
 const GAP_WAIT: Duration = Duration::from_millis(100);
@@ -609,7 +655,7 @@ impl Actor for FeedBroker {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(4096);
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         self.start_at_head(ctx);
         // A message lost between nodes leaves a gap only once a later one arrives; a lost last
         // message leaves none. Compare with the head now and then to catch both.
