@@ -228,6 +228,7 @@ impl Application {
             frame_burst: 60.0,
             read_timeout: settings.read_timeout,
             starting: Arc::clone(&starting),
+            replay_page: (settings.outbound_limit / 2).clamp(1, 256),
         });
         let ai = crate::ai::start(
             &settings.ai,

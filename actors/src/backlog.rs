@@ -37,6 +37,9 @@ pub struct Backlog {
 pub enum Admit {
     Send,
     Drop,
+    /// Dropped, and this frame is the one that passed the limit: tell the session to close
+    /// (it may have nothing else left in its mailbox to notice by).
+    DropAndClose,
 }
 
 impl Backlog {
@@ -52,10 +55,11 @@ impl Backlog {
             return Admit::Drop;
         }
         if self.pending.load(Ordering::Relaxed) >= limit {
+            DROPPED.with_label_values(&["durable"]).inc();
             if !self.overflowed.swap(true, Ordering::Relaxed) {
                 SLOW_CLOSES.inc();
+                return Admit::DropAndClose;
             }
-            DROPPED.with_label_values(&["durable"]).inc();
             return Admit::Drop;
         }
         self.pending.fetch_add(1, Ordering::Relaxed);
@@ -105,7 +109,11 @@ mod tests {
             Admit::Drop,
             "ephemeral frames go first"
         );
-        assert_eq!(b.admit_durable(4), Admit::Drop);
+        assert_eq!(
+            b.admit_durable(4),
+            Admit::DropAndClose,
+            "the frame that passes the limit closes the session"
+        );
         assert!(b.overflowed());
         b.taken();
         assert_eq!(

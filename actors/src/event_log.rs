@@ -138,11 +138,12 @@ pub async fn append(
         .collect())
 }
 
-/// What a resume found.
+/// What a resume must send.
 #[derive(Debug)]
 pub enum Replay {
-    /// Every event for the user after `since`, in id order.
-    Events(Vec<(EventId, EventKind, serde_json::Value)>),
+    /// The ids of every event for the user after `since`, in id order; their bodies are read
+    /// page by page ([`read_events`]) as the client takes them.
+    Events(Vec<EventId>),
     /// `since` is older than what the log retains, newer than anything written, or more events
     /// are missing than one replay carries: the client must refetch over HTTP.
     ResyncRequired,
@@ -152,26 +153,24 @@ const HEAD: &str = "SELECT last_id FROM event_counter WHERE singleton";
 const HEAD_AND_FLOOR: &str = "SELECT c.last_id, r.purged_through FROM event_counter c, event_retention r \
      WHERE c.singleton AND r.singleton";
 const FOLLOWEES: &str = "SELECT followee_id FROM follows WHERE follower_id = $1";
-const COLUMNS: &str = "id, kind, version, author_id, recipient_id, payload";
+/// The same columns, with the payload only where a resume's plan needs it (routing records):
+/// the plan of a long resume holds ids, not bodies.
+const PLAN_COLUMNS: &str = "id, kind, version, author_id, recipient_id, \
+     CASE WHEN kind = 'route.follow' THEN payload ELSE 'null'::jsonb END";
 /// The user's own records after `since`: notifications and routing records, through the
 /// recipient index (ordered as the index is, so that no plan walks the primary key instead).
 pub static OWN_RECORDS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {COLUMNS} FROM events WHERE recipient_id = $1 AND id > $2 AND id <= $3 \
+        "SELECT {PLAN_COLUMNS} FROM events WHERE recipient_id = $1 AND id > $2 AND id <= $3 \
          ORDER BY recipient_id, id LIMIT $4"
     )
 });
 /// Events by the given authors after `since`: one walk of the author index per author, each
 /// stopping at the page, so a resume reads what the user may receive, never the log.
 pub static AUTHORS_EVENTS: LazyLock<String> = LazyLock::new(|| {
-    let columns = COLUMNS
-        .split(", ")
-        .map(|c| format!("e.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
     format!(
-        "SELECT {columns} FROM unnest($1::bigint[]) a (author), LATERAL \
-         (SELECT {COLUMNS} FROM events WHERE author_id = a.author AND id > $2 AND id <= $3 \
+        "SELECT e.* FROM unnest($1::bigint[]) a (author), LATERAL \
+         (SELECT {PLAN_COLUMNS} FROM events WHERE author_id = a.author AND id > $2 AND id <= $3 \
           ORDER BY author_id, id LIMIT $4) e ORDER BY e.id LIMIT $4"
     )
 });
@@ -234,8 +233,9 @@ async fn read_pages(
     }
 }
 
-/// Reads every event addressed to `user` after `since`, at most `limit` of them, each to the
-/// audience as it stood at its id ([`select_for_user`], the broker's own decision).
+/// Plans a resume: the ids of every event addressed to `user` after `since`, at most `limit`
+/// of them, each to the audience as it stood at its id ([`select_for_user`], the broker's own
+/// decision).
 ///
 /// It reads what the user may receive, not the log: the user's own records (notifications and
 /// follow changes, through the recipient index) and the events of the authors the user
@@ -304,12 +304,30 @@ pub async fn replay(
     Ok(Replay::Events(
         selected
             .into_iter()
-            .filter_map(|l| match &l.entry {
-                LogEntry::Event(e) => Some((e.id, e.kind, e.payload.clone())),
-                LogEntry::Follow(_) | LogEntry::Skip => None,
-            })
+            .filter(|l| matches!(l.entry, LogEntry::Event(_)))
+            .map(|l| l.id)
             .collect(),
     ))
+}
+
+const EVENTS_BY_ID: &str = "SELECT id, kind, version, author_id, recipient_id, payload \
+     FROM events WHERE id = ANY($1) ORDER BY id";
+
+/// The events with these ids, in id order, ready to send (an id no longer there, purged since
+/// the plan, or of a kind this build does not know is left out).
+pub async fn read_events(
+    client: &Client,
+    ids: &[EventId],
+) -> Result<Vec<(EventId, EventKind, serde_json::Value)>, tokio_postgres::Error> {
+    let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+    let rows = client.query(EVENTS_BY_ID, &[&ids]).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let LogEntry::Event(e) = logged(stored(row)?).entry {
+            out.push((e.id, e.kind, e.payload.clone()));
+        }
+    }
+    Ok(out)
 }
 
 /// What a range read found: every id from its start through `through`, each an event, a

@@ -2,7 +2,7 @@
 //! client missed when it resumes with `since`, writes delivered frames to the socket in id
 //! order without duplicates, answers client operations, and keeps the connection alive.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,8 @@ pub struct SessionConfig {
     pub read_timeout: Duration,
     /// Sessions of this node still registering and replaying.
     pub starting: Arc<Starting>,
+    /// Events one page of a resume carries (at most half the outbound limit).
+    pub replay_page: usize,
 }
 
 static OPEN: LazyLock<IntGauge> = LazyLock::new(|| {
@@ -97,6 +99,34 @@ async fn replay_within(
         };
         let error = match tokio::time::timeout_at(deadline, attempt).await {
             Ok(Ok(replay)) => return Ok(replay),
+            Ok(Err(e)) => e,
+            Err(_) => return Err("the event log did not answer in time".into()),
+        };
+        if tokio::time::Instant::now() + backoff >= deadline {
+            return Err(error);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Reads one page of a planned replay, retrying failures until `timeout` has passed.
+async fn read_page_within(
+    pool: ReadPool,
+    ids: Vec<EventId>,
+    timeout: Duration,
+) -> Result<Vec<(EventId, protocol::EventKind, serde_json::Value)>, String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let attempt = async {
+            let conn = pool.get().await.map_err(|e| e.to_string())?;
+            event_log::read_events(&conn, &ids)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let error = match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(Ok(events)) => return Ok(events),
             Ok(Err(e)) => e,
             Err(_) => return Err("the event log did not answer in time".into()),
         };
@@ -294,21 +324,10 @@ impl Session {
         ctx.spawn(
             read.into_actor(self)
                 .map(|result, session, ctx| match result {
-                    Ok(Replay::Events(events)) => {
-                        session.hello(ctx, events.len() as u64, ResumeStatus::Resumed);
+                    Ok(Replay::Events(ids)) => {
+                        session.hello(ctx, ids.len() as u64, ResumeStatus::Resumed);
                         session.last_event = session.since;
-                        for (id, kind, payload) in events {
-                            let frame = protocol::durable_frame(kind, id, &payload);
-                            session.write(
-                                ctx,
-                                Deliver {
-                                    event: Some(id),
-                                    frame,
-                                    committed_at: None,
-                                },
-                            );
-                        }
-                        session.go_live(ctx);
+                        session.replay_pages(ids.into(), ctx);
                     }
                     Ok(Replay::ResyncRequired) => {
                         session.hello(ctx, 0, ResumeStatus::ResyncRequired);
@@ -326,10 +345,46 @@ impl Session {
         );
     }
 
+    /// Sends the planned replay a page at a time: the next page is read only when this
+    /// session runs again, and a client that stops reading stops it from running, so a replay
+    /// never buffers more than a page ahead of the client.
+    fn replay_pages(&mut self, mut ids: VecDeque<EventId>, ctx: &mut ws::WebsocketContext<Self>) {
+        if ids.is_empty() {
+            self.go_live(ctx);
+            return;
+        }
+        let take = ids.len().min(self.config.replay_page.max(1));
+        let page: Vec<EventId> = ids.drain(..take).collect();
+        let read = read_page_within(self.pool.clone(), page, self.config.read_timeout);
+        ctx.spawn(read.into_actor(self).map(move |result, session, ctx| match result {
+            Ok(events) => {
+                for (id, kind, payload) in events {
+                    let frame = protocol::durable_frame(kind, id, &payload);
+                    session.write(
+                        ctx,
+                        Deliver {
+                            event: Some(id),
+                            frame,
+                            committed_at: None,
+                        },
+                    );
+                }
+                session.replay_pages(ids, ctx);
+            }
+            Err(e) => {
+                // What was sent is exact; the client resumes from the last id it got.
+                RESUMES_GIVEN_UP.inc();
+                tracing::warn!(session = %session.id, error = %e, "a resume's page could not be read");
+                session.close(ctx, 1013, "resume interrupted: reconnect with since");
+            }
+        }));
+    }
+
     fn go_live(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         self.starting = None;
         if let Phase::Starting { held } = std::mem::replace(&mut self.phase, Phase::Live) {
             for deliver in held {
+                self.backlog.taken();
                 self.write(ctx, deliver);
             }
         }
@@ -477,14 +532,17 @@ impl Handler<Deliver> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
-        self.backlog.taken();
         if self.backlog.overflowed() {
             self.close(ctx, 1013, "too slow: reconnect with since to catch up");
             return;
         }
         match &mut self.phase {
+            // Held frames still count against the outbound limit until they are written.
             Phase::Starting { held } => held.push(msg),
-            Phase::Live => self.write(ctx, msg),
+            Phase::Live => {
+                self.backlog.taken();
+                self.write(ctx, msg);
+            }
         }
     }
 }

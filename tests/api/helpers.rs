@@ -443,6 +443,11 @@ impl TestApp {
     /// A websocket that reads nothing after `hello`, through a 4 KiB receive window: a client
     /// that stops reading.
     pub async fn stalled_ws(&self, user: &TestUser) -> WsClient {
+        self.stalled_ws_since(user, None).await.0
+    }
+
+    /// [`Self::stalled_ws`] resuming after `since`; answers the hello too.
+    pub async fn stalled_ws_since(&self, user: &TestUser, since: Option<i64>) -> (WsClient, Value) {
         let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
         socket
             .set_recv_buffer_size(4096)
@@ -453,14 +458,15 @@ impl TestApp {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let (stream, _) = tokio_tungstenite::client_async(
-            ws_request(&address, &user.token, None),
+            ws_request(&address, &user.token, since),
             MaybeTlsStream::Plain(stream),
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
         let mut client = WsClient { stream };
-        assert_eq!(client.next_json().await["type"], "hello");
-        client
+        let hello = client.next_json().await;
+        assert_eq!(hello["type"], "hello");
+        (client, hello)
     }
 
     pub async fn db(&self) -> tokio_postgres::Client {

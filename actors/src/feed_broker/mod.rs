@@ -635,8 +635,16 @@ fn deliver_durable(
     committed_at: Option<Instant>,
 ) {
     for link in sessions.get(&user).into_iter().flatten() {
-        if link.backlog.admit_durable(config.outbound_limit) == Admit::Drop {
-            continue;
+        match link.backlog.admit_durable(config.outbound_limit) {
+            Admit::Send => {}
+            Admit::Drop => continue,
+            Admit::DropAndClose => {
+                link.close.do_send(CloseSession {
+                    code: 1013,
+                    reason: "too slow: reconnect with since to catch up",
+                });
+                continue;
+            }
         }
         link.deliver.do_send(Deliver {
             event: Some(event.id),
