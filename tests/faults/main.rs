@@ -12,6 +12,7 @@ mod nodes;
 mod private_postgres;
 mod regions;
 mod replicas;
+mod resume;
 mod slow;
 mod slow_proxy;
 
