@@ -45,6 +45,7 @@ pub use worker::worker;
 use crate::client::{self, Rng};
 use crate::report;
 use fleet::{Fleet, Totals};
+use session::DROPPED;
 use summary::{KillReport, Report};
 use wire::{ClientPlan, Plan};
 
@@ -379,7 +380,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         retries_honoured: counts.retries_honoured,
         failures: counts.failures.clone(),
         closes: counts.closes.clone(),
-        sessions_closed_by_server: counts.closes.values().sum(),
+        sessions_closed_by_server: counts
+            .closes
+            .iter()
+            .filter(|(code, _)| code.as_str() != DROPPED)
+            .map(|(_, n)| n)
+            .sum(),
+        sessions_dropped: dropped(&totals),
         deliveries: counts.deliveries,
         resume,
         kill,
@@ -390,6 +397,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         servers: servers.reports(),
         generator_cpu_seconds,
         storm_seconds,
+        clients_unreported: n.saturating_sub(outcomes.len()),
     };
     summary::print(&report);
     run.finish(&report)
@@ -397,12 +405,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Sessions ended without a close frame so far.
 fn dropped(totals: &Totals) -> u64 {
-    totals
-        .counts
-        .closes
-        .get("no close frame")
-        .copied()
-        .unwrap_or(0)
+    totals.counts.closes.get(DROPPED).copied().unwrap_or(0)
 }
 
 /// What the parent watches while the storm runs.

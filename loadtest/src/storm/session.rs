@@ -26,6 +26,9 @@ use super::backoff::{self, Backoff};
 use super::wire::{ClientOutcome, ClientPlan, Tick};
 use crate::client::{self, Frame, Rng, Socket, StreamCheck};
 
+/// The `closes` entry of a session that ended without a close frame.
+pub const DROPPED: &str = "no close frame";
+
 /// A session that stood this long resets the backoff.
 const STOOD: Duration = Duration::from_secs(5);
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
@@ -129,7 +132,7 @@ pub async fn live(
                         }
                     }
                     Ended::Dropped => {
-                        env.count(|t| *t.closes.entry("no close frame".into()).or_default() += 1);
+                        env.count(|t| *t.closes.entry(DROPPED.into()).or_default() += 1);
                         node = (node + 1) % nodes;
                         Duration::from_secs(1).mul_f64(rng.fraction())
                     }

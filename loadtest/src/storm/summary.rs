@@ -52,7 +52,10 @@ pub struct Report {
     pub failures: BTreeMap<String, u64>,
     /// Open sessions the server ended, by close code (`no close frame`: reset or EOF).
     pub closes: BTreeMap<String, u64>,
+    /// Sessions the server closed with a close frame (every code).
     pub sessions_closed_by_server: u64,
+    /// Sessions that ended without a close frame (a reset, EOF: a node gone).
+    pub sessions_dropped: u64,
     pub deliveries: u64,
     pub resume: ResumeReport,
     pub kill: KillReport,
@@ -65,6 +68,9 @@ pub struct Report {
     /// CPU seconds of the worker processes and of this one during the storm.
     pub generator_cpu_seconds: Option<f64>,
     pub storm_seconds: f64,
+    /// Clients whose worker process reported nothing at the end (it failed): they are in no
+    /// figure above but the workers' running counts.
+    pub clients_unreported: usize,
 }
 
 /// `--kill-node`: what the SIGKILL did.
@@ -154,9 +160,20 @@ pub fn print(r: &Report) {
         r.refusals, r.refusals_without_retry_after, r.retries_honoured, r.failures
     );
     println!(
-        "storm: sessions closed by the server {} {:?}; {} sessions opened, peak open {}, open at the end {}",
-        r.sessions_closed_by_server, r.closes, r.sessions_opened, r.peak_open, r.open_at_stop
+        "storm: sessions closed by the server {}, dropped {} {:?}; {} sessions opened, peak open {}, open at the end {}",
+        r.sessions_closed_by_server,
+        r.sessions_dropped,
+        r.closes,
+        r.sessions_opened,
+        r.peak_open,
+        r.open_at_stop
     );
+    if r.clients_unreported > 0 {
+        println!(
+            "storm: *** {} clients were not reported by their worker process",
+            r.clients_unreported
+        );
+    }
     let res = &r.resume;
     let maybe = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
     println!(
