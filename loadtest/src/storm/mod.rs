@@ -269,7 +269,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // Every client's first session.
     let deadline = storm_started + Duration::from_secs(args.connect_deadline);
-    while watch.totals.connected < n && Instant::now() < deadline {
+    while watch.totals.connected + watch.gave_up_unconnected() < n && Instant::now() < deadline {
         if !watch.step().await {
             break;
         }
@@ -387,6 +387,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .map(|(_, n)| n)
             .sum(),
         sessions_dropped: dropped(&totals),
+        clients_gave_up: counts.gave_up,
         deliveries: counts.deliveries,
         resume,
         kill,
@@ -432,9 +433,14 @@ impl Watch<'_> {
         running
     }
 
-    /// Whether every client has a session.
+    /// Whether every client still trying has a session.
     fn all_open(&self) -> bool {
-        self.totals.open >= self.users
+        self.totals.open + self.totals.counts.gave_up as i64 >= self.users
+    }
+
+    /// Clients that gave up before their first session.
+    fn gave_up_unconnected(&self) -> usize {
+        usize::try_from(self.totals.counts.gave_up_unconnected).unwrap_or(usize::MAX)
     }
 
     /// After the kill (when sessions were dropped since): notes when every client had a

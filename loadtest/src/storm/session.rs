@@ -3,8 +3,9 @@
 //! loses its session it waits and comes back, until the storm is stopped.
 //!
 //! - Refused before the 101 with 429 or a 5xx: it waits the `Retry-After` (with jitter), or
-//!   backs off without one, and tries the same node again. Any other refusal (401, 403, ...)
-//!   ends the client: a real one would need a person or a new token.
+//!   backs off without one, and tries the same node again; so with 408 (the server gave up
+//!   waiting for the request head, which it may under a storm). Any other refusal (401, 403,
+//!   ...) ends the client (counted as given up): a real one would need a person or a new token.
 //! - Closed with 1001 (going away) or dropped without a close frame (the node died): it goes
 //!   to the next node, after a short jittered wait.
 //! - Closed with another code (1013, 1011, ...): the same node, after jittered backoff.
@@ -143,7 +144,12 @@ pub async fn live(
                 retry_after,
             } => {
                 env.count(|t| *t.refusals.entry(status.to_string()).or_default() += 1);
-                if status != 429 && status < 500 {
+                if !retryable(status) {
+                    let never_connected = outcome.first_hello_unix_micros.is_none();
+                    env.count(|t| {
+                        t.gave_up += 1;
+                        t.gave_up_unconnected += u64::from(never_connected);
+                    });
                     break;
                 }
                 match retry_after {
@@ -174,6 +180,11 @@ pub async fn live(
     outcome.duplicated = check.duplicated;
     outcome.out_of_order = check.out_of_order;
     outcome
+}
+
+/// Whether a client tries again after an upgrade refused with `status`.
+fn retryable(status: u16) -> bool {
+    status == 408 || status == 429 || status >= 500
 }
 
 /// Sleeps `wait`; false when the storm was stopped meanwhile.
@@ -334,5 +345,20 @@ fn error_kind(e: &tokio_tungstenite::tungstenite::Error) -> String {
         Error::ConnectionClosed | Error::AlreadyClosed => "closed".into(),
         Error::Protocol(p) => format!("protocol: {p}"),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_retry_what_a_real_client_would() {
+        for status in [408, 429, 500, 502, 503, 504] {
+            assert!(retryable(status), "{status}");
+        }
+        for status in [400, 401, 403, 404, 422] {
+            assert!(!retryable(status), "{status}");
+        }
     }
 }

@@ -56,6 +56,8 @@ pub struct Report {
     pub sessions_closed_by_server: u64,
     /// Sessions that ended without a close frame (a reset, EOF: a node gone).
     pub sessions_dropped: u64,
+    /// Clients that stopped trying: refused with a status no client retries (401, 403, ...).
+    pub clients_gave_up: u64,
     pub deliveries: u64,
     pub resume: ResumeReport,
     pub kill: KillReport,
@@ -156,8 +158,12 @@ pub fn print(r: &Report) {
         r.connect_time.p99_ms
     );
     println!(
-        "storm: refusals {:?} ({} without Retry-After), retries honoured {}, failures {:?}",
-        r.refusals, r.refusals_without_retry_after, r.retries_honoured, r.failures
+        "storm: refusals {:?} ({} without Retry-After), retries honoured {}, failures {:?}; clients given up {}",
+        r.refusals,
+        r.refusals_without_retry_after,
+        r.retries_honoured,
+        r.failures,
+        r.clients_gave_up
     );
     println!(
         "storm: sessions closed by the server {}, dropped {} {:?}; {} sessions opened, peak open {}, open at the end {}",

@@ -59,6 +59,10 @@ pub struct Tick {
     pub open_delta: i64,
     /// Durable events received.
     pub deliveries: u64,
+    /// Clients that stopped trying (refused with a status no client retries).
+    pub gave_up: u64,
+    /// Of those, the ones that never had a session.
+    pub gave_up_unconnected: u64,
 }
 
 impl Tick {
@@ -81,6 +85,8 @@ impl Tick {
         self.retries_honoured += other.retries_honoured;
         self.open_delta += other.open_delta;
         self.deliveries += other.deliveries;
+        self.gave_up += other.gave_up;
+        self.gave_up_unconnected += other.gave_up_unconnected;
     }
 }
 
