@@ -351,6 +351,127 @@ fn error_kind(e: &tokio_tungstenite::tungstenite::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::SinkExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+    /// Reads a request head and answers it with `status` and `Retry-After: after`.
+    async fn refuse(listener: &TcpListener, status: &str, after: &str) -> anyhow::Result<()> {
+        let (mut socket, _) = listener.accept().await?;
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            socket.read_exact(&mut byte).await?;
+            head.push(byte[0]);
+        }
+        let answer =
+            format!("HTTP/1.1 {status}\r\nRetry-After: {after}\r\ncontent-length: 0\r\n\r\n");
+        socket.write_all(answer.as_bytes()).await?;
+        Ok(())
+    }
+
+    /// Accepts a websocket and sends `hello`; the path and query it was asked for.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the handshake callback's signature is tungstenite's"
+    )]
+    async fn accept(
+        listener: &TcpListener,
+    ) -> anyhow::Result<(
+        tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+        String,
+    )> {
+        let (socket, _) = listener.accept().await?;
+        let mut asked = String::new();
+        let mut ws =
+            tokio_tungstenite::accept_hdr_async(socket, |request: &Request, response: Response| {
+                asked = request.uri().to_string();
+                Ok(response)
+            })
+            .await?;
+        let hello = r#"{"type":"hello","data":{"resume":{"status":"resumed","replayed":0}}}"#;
+        ws.send(Message::text(hello)).await?;
+        Ok((ws, asked))
+    }
+
+    #[tokio::test]
+    async fn a_client_honours_refusals_and_resumes_after_a_close() -> anyhow::Result<()> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let env = std::sync::Arc::new(Env {
+            urls: vec![url],
+            source: None,
+            since: Some(3),
+            started_unix_micros: client::now_micros(),
+            attempt_timeout: Duration::from_secs(5),
+            tally: Mutex::new(Tick::default()),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let plan = ClientPlan {
+            index: 7,
+            token: "t".into(),
+            home: 0,
+        };
+        let started = Instant::now();
+        let client = {
+            let env = env.clone();
+            tokio::spawn(async move { live(&env, plan, Rng::new(1), stopped).await })
+        };
+        refuse(&listener, "503 Service Unavailable", "1").await?;
+        refuse(&listener, "429 Too Many Requests", "0").await?;
+        let (mut ws, asked) = accept(&listener).await?;
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "Retry-After honoured"
+        );
+        assert_eq!(
+            asked, "/api/v1/ws?since=3",
+            "the first session resumes from the plan"
+        );
+        ws.send(Message::text(r#"{"type":"post.created","id":5,"data":{}}"#))
+            .await?;
+        ws.send(Message::text(r#"{"type":"presence","data":{}}"#))
+            .await?;
+        ws.close(Some(CloseFrame {
+            code: 1013.into(),
+            reason: "too slow".into(),
+        }))
+        .await?;
+        let (mut ws, asked) = accept(&listener).await?;
+        assert_eq!(
+            asked, "/api/v1/ws?since=5",
+            "it resumes after the last id it saw"
+        );
+        ws.send(Message::text(r#"{"type":"post.created","id":6,"data":{}}"#))
+            .await?;
+        // Let the frame arrive, then stop the storm: the client closes and reports.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.send(true)?;
+        let outcome = client.await?;
+        assert_eq!(outcome.ids, vec![5, 6]);
+        assert_eq!(
+            (outcome.sessions, outcome.moved, outcome.resyncs),
+            (2, 0, 0)
+        );
+        assert!(outcome.open_at_stop);
+        assert_eq!((outcome.duplicated, outcome.out_of_order), (0, 0));
+        let tally = std::mem::take(&mut *env.tally.lock().unwrap_or_else(PoisonError::into_inner));
+        assert_eq!(
+            tally.refusals,
+            [("429".to_owned(), 1), ("503".to_owned(), 1)].into()
+        );
+        assert_eq!(tally.retries_honoured, 2);
+        assert_eq!(tally.closes, [("1013".to_owned(), 1)].into());
+        assert_eq!(tally.first_hellos.len(), 1);
+        assert_eq!(tally.opened.len(), 2);
+        assert_eq!(
+            (tally.open_delta, tally.deliveries, tally.gave_up),
+            (0, 2, 0)
+        );
+        Ok(())
+    }
 
     #[test]
     fn clients_retry_what_a_real_client_would() {
