@@ -21,12 +21,14 @@
 # Other arguments go to `aisocial-loadtest storm` (--hold 60, --post-rate 10, --seed 3, ...);
 # server settings come from the environment (e.g. WS_OUTBOUND_LIMIT=256). Reports go to
 # loadtest/results/storm-<time>.json and .html. Binaries are built into $CARGO_TARGET_DIR
-# (default target/).
+# (default target/) and copied to a temporary folder first, so that another build sharing that
+# folder cannot swap them during the run (the storm starts its worker processes from its own
+# binary, minutes after the build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
 cargo build --release -p aisocial -p aisocial-loadtest --quiet
-bin=${CARGO_TARGET_DIR:-target}/release
+bin=$(mktemp -d)
 USERS=${USERS:-5000}
 run=$(date +%s)
 db="aisocial_bench_storm_$run"
@@ -41,8 +43,10 @@ cleanup() {
   for pid in "${servers[@]}"; do wait "$pid" 2>/dev/null || true; done
   psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   redis-cli --scan --pattern "$prefix*" 2>/dev/null | xargs -r -n 500 redis-cli del >/dev/null 2>&1 || true
+  rm -rf "$bin"
 }
 trap cleanup EXIT
+cp "${CARGO_TARGET_DIR:-target}/release/aisocial" "${CARGO_TARGET_DIR:-target}/release/aisocial-loadtest" "$bin/"
 # serve PORT NODE: a release node on core 0 (the first one creates and migrates the database).
 # The rate limits and the per-IP socket cap are lifted: the clients share four loopback source
 # addresses, where real ones would come from thousands (a server without WS_MAX_PER_IP ignores
