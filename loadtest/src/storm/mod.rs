@@ -26,6 +26,7 @@ mod audit;
 mod backoff;
 mod fleet;
 mod graph;
+mod phases;
 mod posting;
 mod servers;
 mod session;
@@ -45,8 +46,9 @@ pub use worker::worker;
 use crate::client::{self, Rng};
 use crate::report;
 use fleet::{Fleet, Totals};
+use phases::dropped;
 use session::DROPPED;
-use summary::{KillReport, Report};
+use summary::Report;
 use wire::{ClientPlan, Plan};
 
 /// Clients one worker process holds at most by default (the open-file limit is 20,000).
@@ -161,6 +163,42 @@ fn choose_posters(graph: &graph::Graph, count: usize, seed: u64) -> Vec<usize> {
     chosen
 }
 
+/// Each worker's plan: the users in `processes` consecutive shares, each client's home node in
+/// turn, each process on the next source address.
+fn plans(
+    args: &Args,
+    users: &[setup::User],
+    processes: usize,
+    since: Option<i64>,
+    started_unix_micros: u64,
+) -> Vec<Plan> {
+    let per_process = users.len().div_ceil(processes.max(1)).max(1);
+    users
+        .chunks(per_process)
+        .enumerate()
+        .map(|(p, share)| Plan {
+            urls: args.urls.clone(),
+            source: (!args.sources.is_empty()).then(|| args.sources[p % args.sources.len()]),
+            since,
+            started_unix_micros,
+            attempt_timeout_ms: args.attempt_timeout * 1000,
+            seed: args.seed ^ ((p as u64 + 1) << 32),
+            clients: share
+                .iter()
+                .enumerate()
+                .map(|(i, user)| {
+                    let index = p * per_process + i;
+                    ClientPlan {
+                        index,
+                        token: user.token.clone(),
+                        home: index % args.urls.len(),
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut run = report::Run::start("storm", &args, &args.output, &Report::default())?;
     validate(&args)?;
@@ -217,31 +255,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         p => p.min(n),
     };
     let started_unix_micros = client::now_micros();
-    let per_process = n.div_ceil(processes);
-    let plans: Vec<Plan> = users
-        .chunks(per_process)
-        .enumerate()
-        .map(|(p, share)| Plan {
-            urls: args.urls.clone(),
-            source: (!args.sources.is_empty()).then(|| args.sources[p % args.sources.len()]),
-            since,
-            started_unix_micros,
-            attempt_timeout_ms: args.attempt_timeout * 1000,
-            seed: args.seed ^ ((p as u64 + 1) << 32),
-            clients: share
-                .iter()
-                .enumerate()
-                .map(|(i, user)| {
-                    let index = p * per_process + i;
-                    ClientPlan {
-                        index,
-                        token: user.token.clone(),
-                        home: index % args.urls.len(),
-                    }
-                })
-                .collect(),
-        })
-        .collect();
+    let plans = plans(&args, &users, processes, since, started_unix_micros);
     let mut servers = servers::Servers::watch(&args.server_pids);
     let own_cpu_before = client::own_cpu_seconds();
     let connects = run.recorder("connects");
@@ -259,69 +273,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         posting_stopped,
         posts_series,
     ));
-    let mut watch = Watch {
+    let timing = phases::Timing {
+        connect_deadline: Duration::from_secs(args.connect_deadline),
+        hold: Duration::from_secs(args.hold),
+        kill: args
+            .kill_node
+            .then(|| (Duration::from_secs(args.kill_after), args.urls.len() - 1)),
+        settle_deadline: Duration::from_secs(args.settle_deadline),
+        drain: Duration::from_secs(args.drain),
+    };
+    let phases = phases::Watch {
         fleet: &mut fleet,
         totals: &mut totals,
         servers: &mut servers,
-        next_sample: Instant::now(),
-        users: n as i64,
-    };
-
-    // Every client's first session.
-    let deadline = storm_started + Duration::from_secs(args.connect_deadline);
-    while watch.totals.connected + watch.gave_up_unconnected() < n && Instant::now() < deadline {
-        if !watch.step().await {
-            break;
-        }
+        users: n,
+        started_unix_micros,
+        started: storm_started,
     }
-    let connected_within_seconds = (watch.totals.connected == n).then(|| {
-        watch
-            .totals
-            .last_first_hello_unix_micros
-            .saturating_sub(started_unix_micros) as f64
-            / 1e6
-    });
-    println!(
-        "storm: {} of {n} clients connected after {:.1} s",
-        watch.totals.connected,
-        storm_started.elapsed().as_secs_f64()
-    );
-
-    // The hold, and the kill.
-    let hold_started = Instant::now();
-    let mut kill = KillReport::default();
-    let mut killed_at: Option<(Instant, u64)> = None;
-    while hold_started.elapsed() < Duration::from_secs(args.hold) {
-        if !watch.step().await {
-            break;
-        }
-        if args.kill_node
-            && killed_at.is_none()
-            && hold_started.elapsed() >= Duration::from_secs(args.kill_after)
-        {
-            kill.open_before = Some(watch.totals.open);
-            kill.killed_pid = Some(watch.servers.kill(args.urls.len() - 1)?);
-            kill.at_seconds = Some(storm_started.elapsed().as_secs_f64());
-            killed_at = Some((Instant::now(), dropped(watch.totals)));
-            println!("storm: SIGKILL sent to node {:?}", kill.killed_pid);
-        }
-        watch.note_reopened(killed_at, &mut kill);
-    }
-    let _ = stop_posting.send(true);
+    .run(&timing, &stop_posting)
+    .await?;
     let posts = poster.await?;
-
-    // Everyone back, then the last deliveries.
-    let deadline = Instant::now() + Duration::from_secs(args.settle_deadline);
-    while !watch.all_open() && Instant::now() < deadline {
-        if !watch.step().await {
-            break;
-        }
-        watch.note_reopened(killed_at, &mut kill);
-    }
-    let drain_end = Instant::now() + Duration::from_secs(args.drain);
-    while Instant::now() < drain_end && watch.step().await {}
-    watch.servers.sample();
-    let open_at_stop = watch.totals.open;
     let generator_cpu_seconds = fleet
         .pids()
         .into_iter()
@@ -329,11 +300,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .chain([client::own_cpu_seconds()])
         .sum::<Option<f64>>()
         .map(|total| total - own_cpu_before.unwrap_or_default());
-    let storm_seconds = storm_started.elapsed().as_secs_f64();
     fleet.stop();
     let outcomes = fleet.finish(&mut totals).await;
     progress.stop();
-    if let Some((_, before)) = killed_at {
+    let mut kill = phases.kill;
+    if let Some(before) = phases.dropped_before_kill {
         kill.sessions_dropped = Some(dropped(&totals).saturating_sub(before));
     }
     kill.clients_moved = outcomes.iter().map(|o| u64::from(o.moved)).sum();
@@ -369,12 +340,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tokens_refreshed,
         since,
         connected: totals.connected,
-        connected_within_seconds,
+        connected_within_seconds: phases.connected_within_seconds,
         time_to_first_hello: report::latency(&totals.time_to_first_hello),
         connect_time: report::latency(&totals.connect_time),
         sessions_opened: totals.sessions,
         peak_open: totals.peak_open,
-        open_at_stop,
+        open_at_stop: phases.open_at_stop,
         refusals: counts.refusals.clone(),
         refusals_without_retry_after: counts.refusals_without_retry_after,
         retries_honoured: counts.retries_honoured,
@@ -397,63 +368,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         server_cpu_seconds: servers.total(|s| s.cpu_seconds),
         servers: servers.reports(),
         generator_cpu_seconds,
-        storm_seconds,
+        storm_seconds: phases.storm_seconds,
         clients_unreported: n.saturating_sub(outcomes.len()),
     };
     summary::print(&report);
     run.finish(&report)
-}
-
-/// Sessions ended without a close frame so far.
-fn dropped(totals: &Totals) -> u64 {
-    totals.counts.closes.get(DROPPED).copied().unwrap_or(0)
-}
-
-/// What the parent watches while the storm runs.
-struct Watch<'a> {
-    fleet: &'a mut Fleet,
-    totals: &'a mut Totals,
-    servers: &'a mut servers::Servers,
-    next_sample: Instant,
-    users: i64,
-}
-
-impl Watch<'_> {
-    /// Merges what the workers said in the next 100 ms, and samples the servers once a
-    /// second; false once every worker has ended.
-    async fn step(&mut self) -> bool {
-        let running = self
-            .fleet
-            .poll(Duration::from_millis(100), self.totals)
-            .await;
-        if Instant::now() >= self.next_sample {
-            self.servers.sample();
-            self.next_sample += Duration::from_secs(1);
-        }
-        running
-    }
-
-    /// Whether every client still trying has a session.
-    fn all_open(&self) -> bool {
-        self.totals.open + self.totals.counts.gave_up as i64 >= self.users
-    }
-
-    /// Clients that gave up before their first session.
-    fn gave_up_unconnected(&self) -> usize {
-        usize::try_from(self.totals.counts.gave_up_unconnected).unwrap_or(usize::MAX)
-    }
-
-    /// After the kill (when sessions were dropped since): notes when every client had a
-    /// session again.
-    fn note_reopened(&self, killed_at: Option<(Instant, u64)>, kill: &mut KillReport) {
-        if let Some((at, dropped_before)) = killed_at
-            && kill.all_open_again_seconds.is_none()
-            && dropped(self.totals) > dropped_before
-            && self.all_open()
-        {
-            kill.all_open_again_seconds = Some(at.elapsed().as_secs_f64());
-        }
-    }
 }
 
 #[cfg(test)]
