@@ -221,7 +221,8 @@ pub async fn open_socket(
     Ok(ws)
 }
 
-fn parse_hello(message: &Message) -> Option<Hello> {
+/// `hello`'s resume fields, if `message` is a `hello` frame.
+pub fn parse_hello(message: &Message) -> Option<Hello> {
     let Message::Text(text) = message else {
         return None;
     };
@@ -585,6 +586,11 @@ impl Rng {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// A uniform fraction in `[0, 1)` (53 random bits).
+    pub fn fraction(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// A number in `0..n` (0 when `n` is 0).

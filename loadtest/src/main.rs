@@ -16,6 +16,10 @@
 //!   `calibrate` starts one and drives it with the same websocket client machinery.
 //! - `ai`: the AiPool against the Gemini emulator: its overhead per request, the latency it
 //!   adds to each streamed delta, and the upstream rate under overload against the budget.
+//! - `storm`: N distinct users (a power-law follow graph) connect at once from several
+//!   processes, honouring 503/429 `Retry-After`, and keep their sockets while authors post;
+//!   connected within T, refusals, closes by code, resume exactness against PostgreSQL, and
+//!   with `--kill-node` one of two nodes SIGKILLed under load.
 //! - `tls-cert`: a throwaway CA and server certificate for a bench server speaking TLS;
 //!   `connect --ca` then opens wss sessions.
 
@@ -27,6 +31,7 @@ mod fanout;
 mod mixed;
 mod report;
 mod slow;
+mod storm;
 mod tls;
 mod writer;
 mod writes;
@@ -62,6 +67,13 @@ enum Scenario {
     /// (internal) One process of `connect`.
     #[command(hide = true)]
     ConnectWorker(connect::WorkerArgs),
+    /// N users connecting at once and keeping their sockets while authors post: connected
+    /// within T, refusals and retries, closes by code, resume exactness; `--kill-node` kills
+    /// one of two nodes under load.
+    Storm(storm::Args),
+    /// (internal) One process of `storm`.
+    #[command(hide = true)]
+    StormWorker,
     /// A bare actix-web-actors echo server, the floor of `connect`'s figures.
     CalibrateServer(calibrate::Args),
     /// Websocket clients against a bare echo server started here: round trip, messages/s and
@@ -88,6 +100,11 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(connect::worker(args)),
+        Scenario::Storm(args) => tokio::runtime::Runtime::new()?.block_on(storm::run(args)),
+        Scenario::StormWorker => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(storm::worker()),
         Scenario::CalibrateServer(args) => actix_rt::System::new().block_on(calibrate::serve(args)),
         Scenario::Calibrate(args) => {
             tokio::runtime::Runtime::new()?.block_on(calibrate::calibrate(args))

@@ -1,7 +1,7 @@
-//! Smoke tests: one short `fanout` and one short `connect` run of the built load-test binary
+//! Smoke tests: one short `fanout`, `connect` and `storm` run of the built load-test binary
 //! against a real aisocial server started in-process on port 0, with a fresh database and
 //! Redis prefix (both removed afterwards). Nothing is asserted beyond "it ran, exited well,
-//! lost and duplicated nothing".
+//! connected everyone, lost and duplicated nothing".
 
 use std::process::{Command, Output};
 
@@ -223,4 +223,51 @@ async fn a_short_connect_run_over_wss_opens_every_session() {
     assert_eq!(report["failures"], serde_json::json!({}), "{report}");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[actix_rt::test]
+async fn a_tiny_storm_connects_everyone_and_misses_nothing() {
+    let server = start_server().await;
+    let mut args = strings(&[
+        "storm",
+        "--users",
+        "200",
+        "--hold",
+        "2",
+        "--post-rate",
+        "20",
+        "--drain",
+        "2",
+        "--connect-deadline",
+        "60",
+        "--no-progress",
+        "--url",
+    ]);
+    args.push(server.url.clone());
+    args.push(format!("--database-url={PG_BASE}/{}", server.db_name));
+    let report = report_of(&run_loadtest(args).await);
+    assert_eq!(report["scenario"], "storm");
+    assert_eq!(report["connected"], 200, "{report}");
+    assert!(report["connected_within_seconds"].is_number(), "{report}");
+    assert!(
+        report["posts"]["acknowledged"].as_u64().unwrap_or_default() > 0,
+        "{report}"
+    );
+    let resume = &report["resume"];
+    assert_eq!(resume["checked"], true, "{report}");
+    assert_eq!(resume["clients_checked"], 200, "{report}");
+    assert!(
+        resume["expected"].as_u64().unwrap_or_default() > 0,
+        "{report}"
+    );
+    for zero in [
+        "missing",
+        "unexpected",
+        "duplicated",
+        "out_of_order",
+        "resync_required",
+    ] {
+        assert_eq!(resume[zero], 0, "{zero}: {report}");
+    }
+    drop(server);
 }
