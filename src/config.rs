@@ -192,13 +192,8 @@ pub struct ServeArgs {
     #[arg(long, env = "AISOCIAL_WORKERS")]
     pub workers: Option<usize>,
 
-    /// Commands the DbWriter commits together at most.
-    #[arg(long, env = "DB_WRITER_MAX_BATCH", default_value_t = 256)]
-    pub db_writer_max_batch: usize,
-
-    /// Commands the DbWriter holds at most before answering 503.
-    #[arg(long, env = "DB_WRITER_MAX_QUEUE", default_value_t = 10_000)]
-    pub db_writer_max_queue: usize,
+    #[command(flatten)]
+    pub writer: crate::writer_config::WriterArgs,
 
     /// Seconds in-flight requests get to finish on SIGTERM.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
@@ -321,8 +316,7 @@ pub struct Settings {
     pub outbound_limit: usize,
     pub presence_debounce: Duration,
     pub workers: usize,
-    pub writer_max_batch: usize,
-    pub writer_max_queue: usize,
+    pub writer: crate::writer_config::WriterSettings,
     pub shutdown_timeout: Duration,
     /// TLS termination, when a certificate and key are configured.
     pub tls: Option<crate::tls::TlsSettings>,
@@ -497,15 +491,7 @@ impl Settings {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
-        if args.db_writer_max_batch == 0 {
-            return Err(bad("DB_WRITER_MAX_BATCH", "must be at least 1"));
-        }
-        if args.db_writer_max_queue < args.db_writer_max_batch {
-            return Err(bad(
-                "DB_WRITER_MAX_QUEUE",
-                "must be at least DB_WRITER_MAX_BATCH",
-            ));
-        }
+        let writer = crate::writer_config::WriterSettings::from_args(&args.writer)?;
         Ok(Self {
             bind,
             database,
@@ -537,8 +523,7 @@ impl Settings {
             outbound_limit: args.ws_outbound_limit,
             presence_debounce: Duration::from_millis(args.presence_debounce_ms),
             workers,
-            writer_max_batch: args.db_writer_max_batch,
-            writer_max_queue: args.db_writer_max_queue,
+            writer,
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
             tls,
             log_format: args.log_format,

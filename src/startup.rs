@@ -173,12 +173,12 @@ impl Application {
 
         let writer_arbiter = Arbiter::new();
         let writer_config = DbWriterConfig {
-            database: settings.database.clone(),
-            max_batch: settings.writer_max_batch,
-            max_queue: settings.writer_max_queue,
-            connect_timeout: Duration::from_secs(2),
-            batch_timeout: Duration::from_secs(15),
+            max_batch: settings.writer.max_batch,
+            max_queue: settings.writer.max_queue,
+            batch_timeout: settings.writer.batch_timeout,
+            lock_timeout: settings.writer.lock_timeout,
             commit_watermark: reads.watermark(),
+            ..DbWriterConfig::new(settings.database.clone())
         };
         let committed_to = broker.recipient();
         let writer = DbWriter::start_in_arbiter(&writer_arbiter.handle(), move |_| {

@@ -1,10 +1,11 @@
 //! The DbWriter's own PostgreSQL connection, with its prepared statements cached.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Statement};
+
+use super::DbWriterConfig;
 
 /// One dedicated write connection; replaced by a fresh one when it breaks.
 pub struct WriterConn {
@@ -14,11 +15,9 @@ pub struct WriterConn {
 
 impl WriterConn {
     /// Connects, with `timeout` on the whole handshake, and sets the session up for writing.
-    pub async fn connect(
-        config: &tokio_postgres::Config,
-        timeout: Duration,
-    ) -> Result<Self, String> {
-        let connecting = config.connect(NoTls);
+    pub async fn connect(config: &DbWriterConfig) -> Result<Self, String> {
+        let timeout = config.connect_timeout;
+        let connecting = config.database.connect(NoTls);
         let (client, connection) = match tokio::time::timeout(timeout, connecting).await {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => return Err(e.to_string()),
@@ -30,11 +29,13 @@ impl WriterConn {
             }
         });
         // Acknowledgements promise durability: never let a session setting weaken COMMIT.
+        let setup = format!(
+            "SET synchronous_commit = on; SET statement_timeout = '10s'; \
+             SET lock_timeout = '{}ms'; SET application_name = 'aisocial-dbwriter'",
+            config.lock_timeout.as_millis()
+        );
         client
-            .batch_execute(
-                "SET synchronous_commit = on; SET statement_timeout = '10s'; \
-                 SET lock_timeout = '5s'; SET application_name = 'aisocial-dbwriter'",
-            )
+            .batch_execute(&setup)
             .await
             .map_err(|e| e.to_string())?;
         Ok(Self {

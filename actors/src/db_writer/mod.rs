@@ -48,9 +48,26 @@ pub struct DbWriterConfig {
     /// A batch that has not committed by then is abandoned (its connection dropped, so the
     /// server rolls it back) and its commands fail as unavailable.
     pub batch_timeout: Duration,
+    /// How long a statement waits for a row lock before it fails (`lock_timeout`).
+    pub lock_timeout: Duration,
     /// Raised after every COMMIT to the primary's WAL position (one more statement in the
     /// COMMIT's round trip), for read replicas' read-your-writes; `None` when there are none.
     pub commit_watermark: Option<Arc<CommitWatermark>>,
+}
+
+impl DbWriterConfig {
+    /// The defaults of the server's settings, for `database`.
+    pub fn new(database: tokio_postgres::Config) -> Self {
+        Self {
+            database,
+            max_batch: 256,
+            max_queue: 10_000,
+            connect_timeout: Duration::from_secs(2),
+            batch_timeout: Duration::from_secs(15),
+            lock_timeout: Duration::from_secs(5),
+            commit_watermark: None,
+        }
+    }
 }
 
 static BATCH_SIZE: LazyLock<Histogram> = LazyLock::new(|| {
@@ -238,7 +255,7 @@ async fn run_batch(
 ) -> Option<WriterConn> {
     let mut conn = match conn {
         Some(conn) if !conn.is_closed() => conn,
-        _ => match WriterConn::connect(&config.database, config.connect_timeout).await {
+        _ => match WriterConn::connect(&config).await {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::warn!(error = %e, commands = batch.len(), "DbWriter cannot reach PostgreSQL");
