@@ -262,11 +262,16 @@ pub fn ensure_problem<B: MessageBody + 'static>(
     ))
 }
 
-/// A failed read: a lost or refused connection is the database being unavailable (503); an
-/// error PostgreSQL reported about the statement is ours (500).
+/// A failed read: a lost or refused connection, or a passing condition PostgreSQL reported (a
+/// statement cancelled at its timeout, a lock wait, a server starting or stopping), is the
+/// database being unavailable (503); any other error it reported about the statement is ours
+/// (500).
 pub fn read_error(e: tokio_postgres::Error) -> ApiError {
     if e.as_db_error().is_none() {
         ApiError::unavailable(format!("the database is unavailable ({e})"), 2)
+    } else if aisocial_actors::db_error::is_transient(&e) {
+        let why = e.as_db_error().map_or("", |db| db.message());
+        ApiError::unavailable(format!("the database could not answer now ({why})"), 1)
     } else {
         ApiError::Internal(anyhow::Error::new(e).context("a read failed"))
     }

@@ -114,7 +114,12 @@ impl Application {
 
         database::ensure_database(&settings.database).await?;
         database::migrate(&settings.database).await?;
-        let pool = database::read_pool(&settings.database, settings.database_pool_size).await?;
+        let pool = database::read_pool(
+            &settings.database,
+            settings.database_pool_size,
+            settings.read_timeout,
+        )
+        .await?;
         let redis_store::Connected {
             conn: redis,
             subscriber,

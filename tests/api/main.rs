@@ -4,6 +4,7 @@
 mod ai;
 mod auth;
 mod bad_input;
+mod contention;
 mod feed;
 mod google;
 mod helpers;
