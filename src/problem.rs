@@ -120,6 +120,12 @@ impl From<WriteError> for ApiError {
                 ),
                 2,
             ),
+            WriteError::Transient(why) => ApiError::unavailable(
+                format!(
+                    "the database could not make this write now ({why}); nothing was written: retry"
+                ),
+                1,
+            ),
             WriteError::Failed(why) => ApiError::Internal(anyhow::anyhow!("write failed: {why}")),
         }
     }
@@ -285,4 +291,25 @@ pub fn redis_error<E: std::fmt::Display>(e: E) -> ApiError {
 /// No pooled connection could be had in time.
 pub fn pool_error<E: std::fmt::Display>(e: E) -> ApiError {
     ApiError::unavailable(format!("the database is unavailable ({e})"), 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_passing_write_failure_is_503_with_retry_after_and_a_real_one_500() {
+        let transient = ApiError::from(WriteError::Transient(
+            "canceling statement due to lock timeout".into(),
+        ));
+        let response = transient.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from_static("1"))
+        );
+        assert_eq!(transient.code(), "unavailable");
+        let failed = ApiError::from(WriteError::Failed("a check constraint".into()));
+        assert_eq!(failed.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }

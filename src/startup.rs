@@ -397,9 +397,20 @@ impl Application {
                 _ => break,
             }
         }
-        // Nothing can send new commands now; wait for the DbWriter to answer what it holds.
-        if state.writer.send(Drain).await.is_err() {
-            tracing::warn!("the DbWriter stopped before draining");
+        // Nothing can send new commands now; wait for the DbWriter to answer what it holds, for
+        // as long as the shutdown timeout (it then answers the rest as unavailable).
+        let drain = Drain {
+            within: self.shutdown_timeout,
+        };
+        match tokio::time::timeout(
+            self.shutdown_timeout + Duration::from_secs(1),
+            state.writer.send(drain),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => tracing::warn!("the DbWriter stopped before draining"),
+            Err(_) => tracing::warn!("the DbWriter did not finish draining in time"),
         }
         for arbiter in &self.arbiters {
             arbiter.stop();

@@ -8,12 +8,14 @@
 mod helpers;
 
 mod backup;
+mod fault_proxy;
 mod nodes;
 mod private_postgres;
 mod regions;
 mod replicas;
 mod slow;
 mod slow_proxy;
+mod writer;
 
 use std::collections::HashMap;
 use std::sync::Arc;
