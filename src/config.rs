@@ -94,6 +94,12 @@ pub struct ServeArgs {
     #[arg(long, env = "REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
     pub refresh_token_ttl_days: u64,
 
+    /// Seconds after a rotation during which the same refresh request again (the same token
+    /// and `Idempotency-Key`, the new token not used yet) gets the same new token instead of
+    /// counting as reuse; 0 turns this off.
+    #[arg(long, env = "REFRESH_RETRY_GRACE_SECS", default_value_t = 60)]
+    pub refresh_retry_grace_secs: u64,
+
     /// Comma-separated handles granted the admin role when they sign in.
     #[arg(long, env = "ADMIN_HANDLES", default_value = "")]
     pub admin_handles: String,
@@ -303,6 +309,7 @@ pub struct Settings {
     pub signing_key: Secret,
     pub access_token_ttl: Duration,
     pub refresh_lifetime: Duration,
+    pub refresh_retry_grace: Duration,
     pub admin_handles: Vec<String>,
     pub google: Option<GoogleSettings>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -440,6 +447,9 @@ impl Settings {
         if !(1..=365).contains(&args.refresh_token_ttl_days) {
             return Err(bad("REFRESH_TOKEN_TTL_DAYS", "must be between 1 and 365"));
         }
+        if args.refresh_retry_grace_secs > 600 {
+            return Err(bad("REFRESH_RETRY_GRACE_SECS", "must be between 0 and 600"));
+        }
         let admin_handles = args
             .admin_handles
             .split(',')
@@ -506,6 +516,7 @@ impl Settings {
             signing_key: Secret(signing_key),
             access_token_ttl: Duration::from_secs(args.access_token_ttl_secs),
             refresh_lifetime: Duration::from_secs(args.refresh_token_ttl_days * 86_400),
+            refresh_retry_grace: Duration::from_secs(args.refresh_retry_grace_secs),
             admin_handles,
             google,
             trusted_proxies,

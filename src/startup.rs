@@ -259,6 +259,10 @@ impl Application {
             broker,
             tokens,
             refresh_lifetime: settings.refresh_lifetime,
+            refresh_successors: crate::auth::successor::Successors::new(
+                settings.signing_key.expose().as_bytes(),
+                settings.refresh_retry_grace,
+            ),
             admin_handles: settings.admin_handles.clone().into(),
             google,
             revocations,

@@ -1,14 +1,17 @@
 //! A TCP proxy in front of PostgreSQL that breaks a connection on cue: when a client sends
-//! bytes holding a pattern (`ROLLBACK`, `COMMIT`, a `SET`), that connection freezes (nothing
-//! more passes either way and no close is passed on, like a network partition). Other
-//! connections, and this one before the cue, pass untouched.
+//! bytes holding a pattern (`ROLLBACK`, `COMMIT`, a `SET`), that connection either freezes
+//! (nothing more passes either way and no close is passed on, like a network partition) or is
+//! cut just after the message reached the server (the server acts on it; its answer is lost).
+//! Other connections, and this one before the cue, pass untouched.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 /// What happens to a connection whose client sends the pattern.
@@ -17,6 +20,9 @@ pub enum Fault {
     /// The message is held back, and so is everything after it in both directions; neither
     /// side hears of the other closing.
     Freeze,
+    /// The message reaches the server; then both sides are closed, and whatever the server
+    /// answered is dropped.
+    CutAfter,
 }
 
 type Trigger = Option<(Vec<u8>, Fault)>;
@@ -32,6 +38,8 @@ pub struct FaultProxy {
 #[derive(Default)]
 struct Link {
     frozen: AtomicBool,
+    cut: AtomicBool,
+    closing: Notify,
 }
 
 /// Whether `needle` occurs in `window` ending past its first `seen` bytes (a match within what
@@ -82,6 +90,16 @@ async fn upstream(
                         hold((from, to)).await;
                         return;
                     }
+                    Fault::CutAfter => {
+                        link.cut.store(true, Ordering::SeqCst);
+                        let _ = to.write_all(chunk).await;
+                        let _ = to.flush().await;
+                        // Time for the server to act on it before it sees the close.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        let _ = to.shutdown().await;
+                        link.closing.notify_one();
+                        return;
+                    }
                 }
             }
             _ => {
@@ -100,17 +118,24 @@ async fn upstream(
     let _ = to.shutdown().await;
 }
 
-/// Server to client: passes answers on until the connection is frozen.
+/// Server to client: passes answers on until the connection is frozen or cut.
 async fn downstream(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, link: Arc<Link>) {
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
-        let n = match from.read(&mut buffer).await {
+        let read = tokio::select! {
+            read = from.read(&mut buffer) => read,
+            () = link.closing.notified() => break,
+        };
+        let n = match read {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
         if link.frozen.load(Ordering::SeqCst) {
             hold((from, to)).await;
             return;
+        }
+        if link.cut.load(Ordering::SeqCst) {
+            continue;
         }
         if to.write_all(&buffer[..n]).await.is_err() {
             break;

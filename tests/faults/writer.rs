@@ -1,11 +1,12 @@
 //! The DbWriter under faults (issue 17): PostgreSQL stops answering at the worst moments (the
 //! session settings after connecting, a ROLLBACK, a COMMIT, the start of a transaction during
-//! shutdown). Every write is answered in bounded time (503 with Retry-After), the writer
-//! recovers by itself, and a frozen writer session does not keep its locks.
+//! shutdown) and a COMMIT lands but its answer is lost. Every write is answered in bounded time
+//! (503 with Retry-After), the writer recovers by itself, a frozen writer session does not keep
+//! its locks, and a refresh whose answer was lost is retried without revoking the session.
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::fault_proxy::{Fault, FaultProxy};
 use crate::helpers::{PG_BASE, TestApp, TestUser, drop_database_blocking, spawn_app_with};
@@ -224,4 +225,79 @@ async fn shutdown_is_not_held_up_by_a_writer_that_gets_no_answer() {
         let _ = write.await;
     }
     println!("a writer without answers: shutdown (2 s timeout) took {took:?}");
+}
+
+async fn refresh_with_key(app: &TestApp, token: &str, key: &str) -> (u16, Value) {
+    let res = app
+        .http
+        .post(app.url("/api/v1/auth/refresh"))
+        .header("idempotency-key", key)
+        .json(&json!({ "refresh_token": token }))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or_default())
+}
+
+#[actix_web::test]
+async fn a_refresh_whose_commit_landed_but_whose_answer_was_lost_is_retried_without_revoking() {
+    let t = through_proxy(&[]).await;
+    let alice = t.app.sign_in("alice").await;
+    let db = t.db().await;
+    // The rotation's COMMIT reaches the server, which commits; the answer never comes back.
+    t.proxy.arm("COMMIT", Fault::CutAfter);
+    let (status, body) = refresh_with_key(&t.app, &alice.refresh, "retry-1").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(t.proxy.fired(), 1);
+    t.proxy.disarm();
+    let rotated: bool = db
+        .query_one(
+            "SELECT rotated_at IS NOT NULL FROM refresh_tokens \
+             WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
+            &[&alice.refresh],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(0);
+    assert!(rotated, "the rotation was meant to have committed");
+
+    // The client retries what it was told to retry: the same token, the same key.
+    let (status, pair) = refresh_with_key(&t.app, &alice.refresh, "retry-1").await;
+    assert_eq!(status, 200, "the retry: {pair}");
+    let access = pair["access_token"].as_str().unwrap_or_default();
+    let next = pair["refresh_token"].as_str().unwrap_or_default();
+    let me = t
+        .app
+        .http
+        .get(t.app.url("/api/v1/me"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(me.status(), 200, "the retry's access token works");
+    let (status, body) = refresh_with_key(&t.app, next, "retry-2").await;
+    assert_eq!(status, 200, "the retry's refresh token works: {body}");
+
+    let count = |sql: &'static str| {
+        let db = &db;
+        async move {
+            db.query_one(sql, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .get::<_, i64>(0)
+        }
+    };
+    assert_eq!(
+        count("SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NOT NULL").await,
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM audit_log WHERE action = 'refresh_reuse'").await,
+        0
+    );
+    println!(
+        "a refresh whose COMMIT landed and whose answer was lost: retried, 200, no revocation"
+    );
 }

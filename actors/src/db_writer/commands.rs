@@ -90,6 +90,11 @@ pub struct SignInGoogle {
 pub struct RotateRefresh {
     pub presented: [u8; 32],
     pub next: [u8; 32],
+    /// When `next` was derived from the presented token and the request's idempotency key
+    /// (the same request again names the same `next`): a presented token rotated less than
+    /// this long ago into exactly `next`, which is still unused, is a retry of that rotation
+    /// (its answer may have been lost) and is answered again instead of counting as reuse.
+    pub retry_within: Option<Duration>,
 }
 
 /// Revoke a sign-in session (logout): every refresh token of the family.
