@@ -94,6 +94,12 @@ pub struct ServeArgs {
     #[arg(long, env = "REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
     pub refresh_token_ttl_days: u64,
 
+    /// Seconds after a rotation during which the same refresh request again (the same token
+    /// and `Idempotency-Key`, the new token not used yet) gets the same new token instead of
+    /// counting as reuse; 0 turns this off.
+    #[arg(long, env = "REFRESH_RETRY_GRACE_SECS", default_value_t = 60)]
+    pub refresh_retry_grace_secs: u64,
+
     /// Comma-separated handles granted the admin role when they sign in.
     #[arg(long, env = "ADMIN_HANDLES", default_value = "")]
     pub admin_handles: String,
@@ -219,13 +225,8 @@ pub struct ServeArgs {
     #[arg(long, env = "AISOCIAL_WORKERS")]
     pub workers: Option<usize>,
 
-    /// Commands the DbWriter commits together at most.
-    #[arg(long, env = "DB_WRITER_MAX_BATCH", default_value_t = 256)]
-    pub db_writer_max_batch: usize,
-
-    /// Commands the DbWriter holds at most before answering 503.
-    #[arg(long, env = "DB_WRITER_MAX_QUEUE", default_value_t = 10_000)]
-    pub db_writer_max_queue: usize,
+    #[command(flatten)]
+    pub writer: crate::writer_config::WriterArgs,
 
     /// Seconds in-flight requests get to finish on SIGTERM.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
@@ -335,6 +336,7 @@ pub struct Settings {
     pub signing_key: Secret,
     pub access_token_ttl: Duration,
     pub refresh_lifetime: Duration,
+    pub refresh_retry_grace: Duration,
     pub admin_handles: Vec<String>,
     pub google: Option<GoogleSettings>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -350,8 +352,7 @@ pub struct Settings {
     pub relay_queues: crate::relay::RelayQueues,
     pub presence_debounce: Duration,
     pub workers: usize,
-    pub writer_max_batch: usize,
-    pub writer_max_queue: usize,
+    pub writer: crate::writer_config::WriterSettings,
     pub shutdown_timeout: Duration,
     /// TLS termination, when a certificate and key are configured.
     pub tls: Option<crate::tls::TlsSettings>,
@@ -475,6 +476,9 @@ impl Settings {
         if !(1..=365).contains(&args.refresh_token_ttl_days) {
             return Err(bad("REFRESH_TOKEN_TTL_DAYS", "must be between 1 and 365"));
         }
+        if args.refresh_retry_grace_secs > 600 {
+            return Err(bad("REFRESH_RETRY_GRACE_SECS", "must be between 0 and 600"));
+        }
         let admin_handles = args
             .admin_handles
             .split(',')
@@ -526,15 +530,7 @@ impl Settings {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
-        if args.db_writer_max_batch == 0 {
-            return Err(bad("DB_WRITER_MAX_BATCH", "must be at least 1"));
-        }
-        if args.db_writer_max_queue < args.db_writer_max_batch {
-            return Err(bad(
-                "DB_WRITER_MAX_QUEUE",
-                "must be at least DB_WRITER_MAX_BATCH",
-            ));
-        }
+        let writer = crate::writer_config::WriterSettings::from_args(&args.writer)?;
         Ok(Self {
             bind,
             database,
@@ -549,6 +545,7 @@ impl Settings {
             signing_key: Secret(signing_key),
             access_token_ttl: Duration::from_secs(args.access_token_ttl_secs),
             refresh_lifetime: Duration::from_secs(args.refresh_token_ttl_days * 86_400),
+            refresh_retry_grace: Duration::from_secs(args.refresh_retry_grace_secs),
             admin_handles,
             google,
             trusted_proxies,
@@ -579,8 +576,7 @@ impl Settings {
             },
             presence_debounce: Duration::from_millis(args.presence_debounce_ms),
             workers,
-            writer_max_batch: args.db_writer_max_batch,
-            writer_max_queue: args.db_writer_max_queue,
+            writer,
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
             tls,
             log_format: args.log_format,

@@ -191,9 +191,15 @@ pub async fn check_schema(config: &tokio_postgres::Config) -> anyhow::Result<Sch
     Ok(check)
 }
 
-/// The read pool; its first connection is made before this returns.
-pub async fn read_pool(config: &tokio_postgres::Config, size: u32) -> anyhow::Result<ReadPool> {
-    let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+/// The read pool; its first connection is made before this returns. Every statement on it is
+/// cancelled by the server after `statement_timeout` (see [`with_statement_timeout`]).
+pub async fn read_pool(
+    config: &tokio_postgres::Config,
+    size: u32,
+    statement_timeout: Duration,
+) -> anyhow::Result<ReadPool> {
+    let manager =
+        PostgresConnectionManager::new(with_statement_timeout(config, statement_timeout), NoTls);
     bb8::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
@@ -201,6 +207,23 @@ pub async fn read_pool(config: &tokio_postgres::Config, size: u32) -> anyhow::Re
         .build(manager)
         .await
         .map_err(|e| unreachable_hint(config, &e))
+}
+
+/// `config` whose sessions cancel any statement running longer than `timeout`
+/// (`-c statement_timeout=…` among the connection's startup options): a read its caller gave
+/// up on stops on the server too, instead of running on, and holding back, a pooled connection.
+pub fn with_statement_timeout(
+    config: &tokio_postgres::Config,
+    timeout: Duration,
+) -> tokio_postgres::Config {
+    let mut config = config.clone();
+    let ours = format!("-c statement_timeout={}", timeout.as_millis());
+    let options = match config.get_options() {
+        Some(theirs) if !theirs.trim().is_empty() => format!("{theirs} {ours}"),
+        _ => ours,
+    };
+    config.options(options);
+    config
 }
 
 /// A dependency's state for readiness.
@@ -244,4 +267,28 @@ pub async fn check(pool: &ReadPool, timeout: Duration) -> Check {
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")));
     Check::from_result(started, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    #[test]
+    fn the_statement_timeout_joins_the_options_already_given() {
+        let timeout = Duration::from_millis(750);
+        let plain =
+            tokio_postgres::Config::from_str("postgres://u@h/db").unwrap_or_else(|e| panic!("{e}"));
+        let config = with_statement_timeout(&plain, timeout);
+        assert_eq!(config.get_options(), Some("-c statement_timeout=750"));
+        let given =
+            tokio_postgres::Config::from_str("postgres://u@h/db?options=-c%20work_mem%3D8MB")
+                .unwrap_or_else(|e| panic!("{e}"));
+        let config = with_statement_timeout(&given, timeout);
+        assert_eq!(
+            config.get_options(),
+            Some("-c work_mem=8MB -c statement_timeout=750")
+        );
+    }
 }

@@ -6,7 +6,8 @@
 //! - [`startup`]: [`startup::Application`] builds everything and runs until stopped, then drains.
 //! - [`routes`]: one module per resource; [`problem`] is the single error format.
 //! - [`auth`]: our access tokens and the `AuthUser` extractor.
-//! - [`database`], [`redis_store`]: connections, migrations, readiness checks.
+//! - [`database`], [`redis_store`]: connections, migrations, readiness checks;
+//!   [`writer_config`]: the DbWriter's settings.
 //! - [`replicas`]: read replicas (lag, rotation, read-your-writes) and the fallback to the
 //!   primary.
 //! - [`revocation`], [`rate_limit`], [`client_ip`]: revoked sessions, shared rate limits, who
@@ -39,6 +40,7 @@ pub mod system;
 pub mod telemetry;
 pub mod tls;
 pub mod upgrade;
+pub mod writer_config;
 
 /// Installs the TLS crypto provider (ring) for outgoing HTTPS, once per process; reqwest is
 /// built without a provider of its own and refuses to build a client before this.

@@ -120,6 +120,12 @@ impl From<WriteError> for ApiError {
                 ),
                 2,
             ),
+            WriteError::Transient(why) => ApiError::unavailable(
+                format!(
+                    "the database could not make this write now ({why}); nothing was written: retry"
+                ),
+                1,
+            ),
             WriteError::Failed(why) => ApiError::Internal(anyhow::anyhow!("write failed: {why}")),
         }
     }
@@ -262,27 +268,19 @@ pub fn ensure_problem<B: MessageBody + 'static>(
     ))
 }
 
-/// A failed read: a lost or refused connection, or an error PostgreSQL reports as transient
-/// (shutting down, restarting, out of connections, a timeout, a lock or serialization
-/// conflict), is the database being unavailable (503); any other error it reported about the
-/// statement is ours (500).
+/// A failed read: a lost or refused connection, or a passing condition PostgreSQL reported (a
+/// statement cancelled at its timeout, a lock wait, a server starting or stopping), is the
+/// database being unavailable (503); any other error it reported about the statement is ours
+/// (500).
 pub fn read_error(e: tokio_postgres::Error) -> ApiError {
-    match e.as_db_error() {
-        Some(db) if !transient_sqlstate(db.code().code()) => {
-            ApiError::Internal(anyhow::Error::new(e).context("a read failed"))
-        }
-        _ => ApiError::unavailable(format!("the database is unavailable ({e})"), 2),
+    if e.as_db_error().is_none() {
+        ApiError::unavailable(format!("the database is unavailable ({e})"), 2)
+    } else if aisocial_actors::db_error::is_transient(&e) {
+        let why = e.as_db_error().map_or("", |db| db.message());
+        ApiError::unavailable(format!("the database could not answer now ({why})"), 1)
+    } else {
+        ApiError::Internal(anyhow::Error::new(e).context("a read failed"))
     }
-}
-
-/// SQLSTATEs that say "try again": connection exceptions (08), insufficient resources (53),
-/// operator intervention (57: shutdown, cancel, cannot connect now), serialization failure and
-/// deadlock (40001, 40P01), lock not available (55P03).
-pub fn transient_sqlstate(code: &str) -> bool {
-    code.starts_with("08")
-        || code.starts_with("53")
-        || code.starts_with("57")
-        || matches!(code, "40001" | "40P01" | "55P03")
 }
 
 /// Redis (tickets, sign-in flow state) did not answer.
@@ -297,17 +295,21 @@ pub fn pool_error<E: std::fmt::Display>(e: E) -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    use super::transient_sqlstate;
+    use super::*;
 
     #[test]
-    fn shutdowns_timeouts_and_conflicts_are_transient_and_statement_errors_are_not() {
-        for code in [
-            "57P01", "57P02", "57P03", "57014", "08006", "53300", "40001", "40P01", "55P03",
-        ] {
-            assert!(transient_sqlstate(code), "{code}");
-        }
-        for code in ["42601", "23505", "22P02", "42P01"] {
-            assert!(!transient_sqlstate(code), "{code}");
-        }
+    fn a_passing_write_failure_is_503_with_retry_after_and_a_real_one_500() {
+        let transient = ApiError::from(WriteError::Transient(
+            "canceling statement due to lock timeout".into(),
+        ));
+        let response = transient.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from_static("1"))
+        );
+        assert_eq!(transient.code(), "unavailable");
+        let failed = ApiError::from(WriteError::Failed("a check constraint".into()));
+        assert_eq!(failed.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

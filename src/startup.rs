@@ -114,7 +114,12 @@ impl Application {
 
         database::ensure_database(&settings.database).await?;
         database::migrate(&settings.database).await?;
-        let pool = database::read_pool(&settings.database, settings.database_pool_size).await?;
+        let pool = database::read_pool(
+            &settings.database,
+            settings.database_pool_size,
+            settings.read_timeout,
+        )
+        .await?;
         let redis_store::Connected {
             conn: redis,
             subscriber,
@@ -174,12 +179,12 @@ impl Application {
 
         let writer_arbiter = Arbiter::new();
         let writer_config = DbWriterConfig {
-            database: settings.database.clone(),
-            max_batch: settings.writer_max_batch,
-            max_queue: settings.writer_max_queue,
-            connect_timeout: Duration::from_secs(2),
-            batch_timeout: Duration::from_secs(15),
+            max_batch: settings.writer.max_batch,
+            max_queue: settings.writer.max_queue,
+            batch_timeout: settings.writer.batch_timeout,
+            lock_timeout: settings.writer.lock_timeout,
             commit_watermark: reads.watermark(),
+            ..DbWriterConfig::new(settings.database.clone())
         };
         let committed_to = broker.recipient();
         let writer = DbWriter::start_in_arbiter(&writer_arbiter.handle(), move |_| {
@@ -260,6 +265,10 @@ impl Application {
             broker,
             tokens,
             refresh_lifetime: settings.refresh_lifetime,
+            refresh_successors: crate::auth::successor::Successors::new(
+                settings.signing_key.expose().as_bytes(),
+                settings.refresh_retry_grace,
+            ),
             admin_handles: settings.admin_handles.clone().into(),
             google,
             revocations,
@@ -398,9 +407,20 @@ impl Application {
                 _ => break,
             }
         }
-        // Nothing can send new commands now; wait for the DbWriter to answer what it holds.
-        if state.writer.send(Drain).await.is_err() {
-            tracing::warn!("the DbWriter stopped before draining");
+        // Nothing can send new commands now; wait for the DbWriter to answer what it holds, for
+        // as long as the shutdown timeout (it then answers the rest as unavailable).
+        let drain = Drain {
+            within: self.shutdown_timeout,
+        };
+        match tokio::time::timeout(
+            self.shutdown_timeout + Duration::from_secs(1),
+            state.writer.send(drain),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => tracing::warn!("the DbWriter stopped before draining"),
+            Err(_) => tracing::warn!("the DbWriter did not finish draining in time"),
         }
         for arbiter in &self.arbiters {
             arbiter.stop();

@@ -52,6 +52,8 @@ pub struct AppState {
     pub broker: MeteredAddr<FeedBroker>,
     pub tokens: TokenIssuer,
     pub refresh_lifetime: Duration,
+    /// The successor of a refresh token rotated with an `Idempotency-Key` (retries).
+    pub refresh_successors: crate::auth::successor::Successors,
     pub admin_handles: Arc<[String]>,
     pub google: Option<Google>,
     pub revocations: Arc<Revocations>,

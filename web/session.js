@@ -30,10 +30,20 @@ export function clearSession() {
 
 let refreshing = null;
 
+/** A fresh Idempotency-Key (getRandomValues works on plain http too, unlike randomUUID). */
+function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /**
  * Rotates the pair once for everyone waiting; resolves to the new session or null. Two
  * refreshes with the same refresh token would count as reuse and revoke the session, so a
- * pair another page already rotated is taken as it is.
+ * pair another page already rotated is taken as it is. One Idempotency-Key covers the rotation
+ * and its retries: when an answer is lost (a network error, a 503), the retry gets the same new
+ * token instead of counting as reuse.
  */
 export function refreshSession(failedToken) {
   if (refreshing) return refreshing;
@@ -41,18 +51,29 @@ export function refreshSession(failedToken) {
     const current = loadSession();
     if (!current) return null;
     if (current.access_token !== failedToken) return current;
-    try {
-      const res = await fetch('/api/v1/auth/refresh', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-        body: JSON.stringify({ refresh_token: current.refresh_token }),
-        cache: 'no-store',
-      });
-      if (!res.ok) return null;
-      return saveSession(await res.json());
-    } catch (_) {
-      return null;
+    const key = newKey();
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      let res = null;
+      try {
+        res = await fetch('/api/v1/auth/refresh', {
+          method: 'POST',
+          headers: {
+            'Content-Type': 'application/json',
+            Accept: 'application/json',
+            'Idempotency-Key': key,
+          },
+          body: JSON.stringify({ refresh_token: current.refresh_token }),
+          cache: 'no-store',
+        });
+      } catch (_) {
+        res = null;
+      }
+      if (res && res.ok) return saveSession(await res.json());
+      if (res && res.status !== 503) return null;
+      const after = Number(res && res.headers.get('Retry-After'));
+      await sleep(Math.min(Number.isFinite(after) && after > 0 ? after * 1000 : 1000, 5000));
     }
+    return null;
   })();
   refreshing.finally(() => {
     refreshing = null;

@@ -199,12 +199,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let sink = Sink.start();
     let writer = DbWriter::new(
         DbWriterConfig {
-            database: config,
-            max_batch: 256,
             max_queue: 100_000,
-            connect_timeout: Duration::from_secs(2),
-            batch_timeout: Duration::from_secs(15),
-            commit_watermark: None,
+            ..DbWriterConfig::new(config)
         },
         MeteredAddr::new(sink, ActorMeter::new("bench_sink")).recipient(),
     )

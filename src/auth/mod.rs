@@ -5,6 +5,7 @@ pub mod extract;
 pub mod google;
 pub mod opaque;
 pub mod pair;
+pub mod successor;
 pub mod tokens;
 
 pub use extract::AuthUser;

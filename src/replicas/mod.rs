@@ -160,7 +160,8 @@ impl ReadRouting {
             .replicas
             .iter()
             .map(|target| {
-                let manager = PostgresConnectionManager::new(target.config.clone(), NoTls);
+                let config = crate::database::with_statement_timeout(&target.config, read_timeout);
+                let manager = PostgresConnectionManager::new(config, NoTls);
                 let pool = bb8::Pool::builder()
                     .max_size(pool_size)
                     .min_idle(Some(1))

@@ -1,7 +1,8 @@
-//! `POST /api/v1/auth/refresh` (rotate the pair; reuse of an old token revokes the session) and
+//! `POST /api/v1/auth/refresh` (rotate the pair; reuse of an old token revokes the session, a
+//! retry with the same `Idempotency-Key` within the grace gets the same new token) and
 //! `POST /api/v1/auth/logout` (revoke the session and close its websockets).
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use aisocial_actors::db_writer::{RevokeFamily, RotateRefresh, WriteError};
 use serde::Deserialize;
 
@@ -10,6 +11,7 @@ use crate::auth::opaque;
 use crate::auth::pair::{REFRESH_PREFIX, TokenPair, token_pair};
 use crate::problem::{ApiError, Problem};
 use crate::routes::body::JsonBody;
+use crate::routes::posts::idempotency_key;
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -23,22 +25,35 @@ pub struct RefreshRequest {
     path = "/api/v1/auth/refresh",
     tag = "auth",
     summary = "Rotate the token pair",
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same token with the same key again, within REFRESH_RETRY_GRACE_SECS and before the new token is used, gets the same new token (a retry after a lost answer) instead of counting as reuse", pattern = "^[\\x21-\\x7e]{1,255}$")),
     request_body = RefreshRequest,
     responses((status = 200, body = TokenPair), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 413, description = "body over 16 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "body not application/json", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "unknown, expired, revoked or reused refresh token (reuse revokes the session)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn refresh(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: JsonBody<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let key = idempotency_key(&req)?;
     if !opaque::well_formed(&body.refresh_token, REFRESH_PREFIX) {
         return Err(ApiError::Unauthorized("unknown refresh token".into()));
     }
-    let next = opaque::generate(REFRESH_PREFIX);
+    // With a key, the new token is derived from the presented one and the key, so the same
+    // request again names the same new token and is recognised as a retry, not as reuse.
+    let successors = &state.refresh_successors;
+    let (next, retry_within) = match key {
+        Some(key) => (
+            successors.successor(&body.refresh_token, &key),
+            successors.retry_within(),
+        ),
+        None => (opaque::generate(REFRESH_PREFIX), None),
+    };
     let rotated = state
         .writer
         .send(RotateRefresh {
             presented: opaque::hash(&body.refresh_token),
             next: next.hash,
+            retry_within,
         })
         .await?;
     match rotated {

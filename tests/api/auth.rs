@@ -112,6 +112,88 @@ async fn of_a_hundred_concurrent_refreshes_exactly_one_wins() {
     assert!(others.iter().all(|s| *s == 401), "{others:?}");
 }
 
+async fn refresh_with_key(app: &TestApp, token: &str, key: &str) -> (u16, Value) {
+    let res = app
+        .http
+        .post(app.url("/api/v1/auth/refresh"))
+        .header("idempotency-key", key)
+        .json(&json!({ "refresh_token": token }))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or_default())
+}
+
+fn text(value: &Value, field: &str) -> String {
+    value[field].as_str().unwrap_or_default().to_owned()
+}
+
+#[actix_web::test]
+async fn a_refresh_retried_with_its_key_gets_the_same_token_but_reuse_still_revokes() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice").await;
+    let (status, first) = refresh_with_key(&app, &alice.refresh, "key-1").await;
+    assert_eq!(status, 200, "{first}");
+    // Its answer may not have arrived: the same token with the same key is answered again,
+    // with the same refresh token (and a working access token).
+    let (status, again) = refresh_with_key(&app, &alice.refresh, "key-1").await;
+    assert_eq!(status, 200, "the retry: {again}");
+    assert_eq!(text(&again, "refresh_token"), text(&first, "refresh_token"));
+    assert_eq!(me_status(&app, &text(&again, "access_token")).await, 200);
+    // The rotated token with another key is no retry: reuse, and the session ends.
+    let other = app.sign_in("alice").await;
+    let (status, _) = refresh_with_key(&app, &other.refresh, "key-a").await;
+    assert_eq!(status, 200);
+    let (status, body) = refresh_with_key(&app, &other.refresh, "key-b").await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(me_status(&app, &other.token).await, 401);
+
+    // Once the new token has been used, the old one is reuse even with its key.
+    let (status, third) = refresh_with_key(&app, &text(&first, "refresh_token"), "key-2").await;
+    assert_eq!(status, 200, "{third}");
+    let (status, body) = refresh_with_key(&app, &alice.refresh, "key-1").await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = refresh(&app, &text(&third, "refresh_token")).await;
+    assert_eq!(status, 401, "the family is revoked");
+    assert_eq!(me_status(&app, &text(&third, "access_token")).await, 401);
+    let reuse: i64 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'refresh_reuse'",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(0);
+    assert_eq!(reuse, 2);
+}
+
+#[actix_web::test]
+async fn a_keyed_refresh_retry_after_the_grace_is_reuse() {
+    let app = spawn_app_with(&["--refresh-retry-grace-secs=1"]).await;
+    let alice = app.sign_in("alice").await;
+    let (status, first) = refresh_with_key(&app, &alice.refresh, "key-1").await;
+    assert_eq!(status, 200, "{first}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, body) = refresh_with_key(&app, &alice.refresh, "key-1").await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = refresh(&app, &text(&first, "refresh_token")).await;
+    assert_eq!(status, 401, "the family is revoked");
+}
+
+#[actix_web::test]
+async fn a_malformed_refresh_idempotency_key_is_refused() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice").await;
+    let (status, body) = refresh_with_key(&app, &alice.refresh, &"k".repeat(256)).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "Idempotency-Key");
+    let (status, _) = refresh(&app, &alice.refresh).await;
+    assert_eq!(status, 200, "the token was not spent");
+}
+
 #[actix_web::test]
 async fn logout_revokes_the_session_and_closes_its_websockets_within_a_second() {
     let app = spawn_app().await;

@@ -5,6 +5,7 @@ mod admission;
 mod ai;
 mod auth;
 mod bad_input;
+mod contention;
 mod feed;
 mod google;
 mod helpers;

@@ -8,6 +8,7 @@
 mod helpers;
 
 mod backup;
+mod fault_proxy;
 mod nodes;
 mod private_postgres;
 mod regions;
@@ -15,6 +16,7 @@ mod replicas;
 mod resume;
 mod slow;
 mod slow_proxy;
+mod writer;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -329,6 +329,11 @@ async fn rotate_refresh(conn: &mut WriterConn, cmd: &RotateRefresh) -> Applied {
         return Err(refuse(WriteError::Unauthorized("this session was revoked")));
     }
     if rotated {
+        if let Some(grace) = cmd.retry_within
+            && retried(conn, id, &cmd.next, grace).await?
+        {
+            return answer_retry(conn, UserId(user), family, expired).await;
+        }
         // Someone holds an old token of this family: end the whole session.
         conn.execute(REVOKE_FAMILY, &[&family, &user]).await?;
         let detail = serde_json::json!({"family": family});
@@ -351,6 +356,47 @@ async fn rotate_refresh(conn: &mut WriterConn, cmd: &RotateRefresh) -> Applied {
     conn.execute(MARK_ROTATED, &[&id]).await?;
     conn.execute(NEXT_IN_FAMILY, &[&id, &cmd.next.as_slice()])
         .await?;
+    let user = user_from_row(&user_row)?;
+    Ok((Output::SignedIn(SignedIn { user, family }), Vec::new()))
+}
+
+/// Whether token `id` was rotated less than `grace` ago into `next`, which is still unused.
+const RETRIED_ROTATION: &str = "SELECT EXISTS (SELECT 1 FROM refresh_tokens s \
+     WHERE s.token_hash = $2 AND s.family_id = t.family_id AND s.user_id = t.user_id \
+     AND s.rotated_at IS NULL AND s.revoked_at IS NULL) \
+     FROM refresh_tokens t WHERE t.id = $1 AND t.rotated_at > now() - make_interval(secs => $3)";
+
+async fn retried(
+    conn: &mut WriterConn,
+    id: i64,
+    next: &[u8; 32],
+    grace: std::time::Duration,
+) -> Result<bool, ApplyError> {
+    let row = conn
+        .query_opt(
+            RETRIED_ROTATION,
+            &[&id, &next.as_slice(), &grace.as_secs_f64()],
+        )
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get(0)?,
+        None => false,
+    })
+}
+
+/// The same answer again for a retried rotation (its successor already stored).
+async fn answer_retry(conn: &mut WriterConn, user: UserId, family: i64, expired: bool) -> Applied {
+    if expired {
+        return Err(refuse(WriteError::Unauthorized(
+            "this session has expired; sign in again",
+        )));
+    }
+    let user_row = conn
+        .query_opt(ACTIVE_USER.as_str(), &[&user.0])
+        .await?
+        .ok_or_else(|| refuse(WriteError::Unauthorized("this account is disabled")))?;
+    let detail = serde_json::json!({"family": family});
+    audit(conn, Some(user), "refresh_retry", &detail).await?;
     let user = user_from_row(&user_row)?;
     Ok((Output::SignedIn(SignedIn { user, family }), Vec::new()))
 }

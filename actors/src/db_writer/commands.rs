@@ -36,6 +36,10 @@ pub enum WriteError {
     /// may or may not have happened; retry with the same Idempotency-Key.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// PostgreSQL turned this command down for a passing reason (a lock wait, a deadlock, a
+    /// serialization failure, a cancelled statement): nothing was written; retry shortly.
+    #[error("the database could not make the write now: {0}")]
+    Transient(String),
     /// PostgreSQL refused this command alone (its batch committed without it).
     #[error("the database refused the write: {0}")]
     Failed(String),
@@ -86,6 +90,11 @@ pub struct SignInGoogle {
 pub struct RotateRefresh {
     pub presented: [u8; 32],
     pub next: [u8; 32],
+    /// When `next` was derived from the presented token and the request's idempotency key
+    /// (the same request again names the same `next`): a presented token rotated less than
+    /// this long ago into exactly `next`, which is still unused, is a retry of that rotation
+    /// (its answer may have been lost) and is answered again instead of counting as reuse.
+    pub retry_within: Option<Duration>,
 }
 
 /// Revoke a sign-in session (logout): every refresh token of the family.
@@ -181,10 +190,13 @@ pub struct Unfollow {
     pub followee: Handle,
 }
 
-/// Resolves once every command received so far has been committed or failed.
+/// Resolves once every command received so far has been committed or failed, or after
+/// `within`, when whatever still waits is answered [`WriteError::Unavailable`].
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Drain;
+pub struct Drain {
+    pub within: Duration,
+}
 
 /// `user` likes `post` (idempotent).
 #[derive(Debug, Message)]

@@ -5,35 +5,42 @@
 //! (group commit: many commands, one COMMIT, one fsync). Each command is answered only after its
 //! transaction committed, and the committed changes go to the FeedBroker in commit order.
 //! A database error in a batch rolls it back and replays its commands one transaction each, so
-//! one bad command fails alone.
+//! one bad command fails alone. Every wait on PostgreSQL has a deadline (`batch.rs`), and so has
+//! the drain at shutdown: nothing the database does or fails to do can wedge the writer.
+//!
+//! # Layout
+//! - `commands.rs`: one message per intent, and [`WriteError`].
+//! - `apply.rs`: the SQL of each command, inside a transaction the caller opened.
+//! - `batch.rs`: one batch, together or one by one, each step under a deadline.
+//! - `conn.rs`: the writer's connection, its session settings and prepared statements.
 
 mod apply;
+mod batch;
 pub mod commands;
 mod conn;
 
 use std::collections::VecDeque;
-use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
-use prometheus::{Histogram, IntCounterVec};
 use tokio::sync::oneshot;
-use tokio_postgres::SimpleQueryMessage;
 
+use self::apply::Command;
 pub use self::apply::{
     AI_HANDLE, MAX_MENTIONS, NotificationKind, handle_candidate, mentions, mentions_ai,
 };
-use self::apply::{ApplyError, Change, Command, Output};
+use self::batch::{count_outcome, fail_all, run_batch};
 pub use self::commands::{
     CreatePost, CreatedPost, DeletePost, Drain, Follow, LikePost, NewRefresh, PurgeEvents,
     RecordAiUsage, RecordAudit, RevokeFamily, RotateRefresh, SignInDev, SignInGoogle, SignedIn,
     Unfollow, UnlikePost, UpdateProfile, WriteError,
 };
+pub use self::conn::IDLE_IN_TRANSACTION;
 use self::conn::WriterConn;
-use crate::committed::{Committed, Logged};
-use crate::event_log;
-use crate::lsn::{CommitWatermark, Lsn};
-use crate::meter::{self, ActorMeter, MeteredRecipient};
+use crate::committed::Committed;
+use crate::lsn::CommitWatermark;
+use crate::meter::{ActorMeter, MeteredRecipient};
 use crate::metered_handler;
 
 /// How the DbWriter reaches PostgreSQL and how much it holds.
@@ -44,60 +51,34 @@ pub struct DbWriterConfig {
     pub max_batch: usize,
     /// Commands waiting at most; past it callers get [`WriteError::Overloaded`].
     pub max_queue: usize,
+    /// Round trips a healthy server answers at once: connecting with the session settings,
+    /// and a ROLLBACK. Past it the connection is dropped and the commands fail as unavailable.
     pub connect_timeout: Duration,
     /// A batch that has not committed by then is abandoned (its connection dropped, so the
-    /// server rolls it back) and its commands fail as unavailable.
+    /// server rolls it back) and its commands fail as unavailable. The one-by-one retry of a
+    /// failed batch gets as long again, for all its commands together; each statement is
+    /// cancelled by the server after two thirds of it.
     pub batch_timeout: Duration,
+    /// How long a statement waits for a row lock before it fails (`lock_timeout`).
+    pub lock_timeout: Duration,
     /// Raised after every COMMIT to the primary's WAL position (one more statement in the
     /// COMMIT's round trip), for read replicas' read-your-writes; `None` when there are none.
     pub commit_watermark: Option<Arc<CommitWatermark>>,
 }
 
-static BATCH_SIZE: LazyLock<Histogram> = LazyLock::new(|| {
-    meter::histogram(
-        "aisocial_db_writer_batch_size",
-        "Commands committed together in one DbWriter transaction.",
-        meter::exponential(1.0, 2.0, 10),
-    )
-});
-static COMMIT_TIME: LazyLock<Histogram> = LazyLock::new(|| {
-    meter::histogram(
-        "aisocial_db_writer_commit_seconds",
-        "Time from BEGIN to the end of COMMIT for one DbWriter batch.",
-        meter::exponential(0.000_25, 2.0, 16),
-    )
-});
-static BROKER_WAITS: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
-    meter::counter(
-        "aisocial_db_writer_broker_waits_total",
-        "Commits the DbWriter had to hold because the FeedBroker's mailbox was full (backpressure).",
-    )
-});
-static OUTCOMES: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    meter::labelled_counter(
-        "aisocial_db_writer_commands_total",
-        "DbWriter commands by outcome (committed, refused, overloaded, unavailable, failed).",
-        &["outcome"],
-    )
-});
-
-/// Counts one answered command; `None` is a commit.
-fn count_outcome(error: Option<&WriteError>) {
-    let outcome = match error {
-        None => "committed",
-        Some(
-            WriteError::NotFound(_)
-            | WriteError::Invalid { .. }
-            | WriteError::Unauthorized(_)
-            | WriteError::Forbidden(_)
-            | WriteError::Conflict(_)
-            | WriteError::RefreshReused { .. },
-        ) => "refused",
-        Some(WriteError::Overloaded) => "overloaded",
-        Some(WriteError::Unavailable(_)) => "unavailable",
-        Some(WriteError::Failed(_)) => "failed",
-    };
-    OUTCOMES.with_label_values(&[outcome]).inc();
+impl DbWriterConfig {
+    /// The defaults of the server's settings, for `database`.
+    pub fn new(database: tokio_postgres::Config) -> Self {
+        Self {
+            database,
+            max_batch: 256,
+            max_queue: 10_000,
+            connect_timeout: Duration::from_secs(2),
+            batch_timeout: Duration::from_secs(15),
+            lock_timeout: Duration::from_secs(5),
+            commit_watermark: None,
+        }
+    }
 }
 
 /// The DbWriter actor.
@@ -217,10 +198,13 @@ command_handler!(Unfollow, ());
 impl Handler<Drain> for DbWriter {
     type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _: Drain, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Drain, ctx: &mut Self::Context) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.drained.push(tx);
         self.flush(ctx);
+        if !self.drained.is_empty() {
+            ctx.run_later(msg.within, |writer, _| writer.stop_waiting());
+        }
         Box::pin(async move {
             let _ = rx.await;
         })
@@ -228,216 +212,27 @@ impl Handler<Drain> for DbWriter {
 }
 metered_handler!(DbWriter, Drain);
 
-fn fail_all(batch: Vec<Command>, error: &WriteError) {
-    for command in batch {
-        count_outcome(Some(error));
-        command.respond(Err(error.clone()));
-    }
-}
-
-/// Commits one batch; returns the connection when it is still good for the next one.
-async fn run_batch(
-    conn: Option<WriterConn>,
-    config: DbWriterConfig,
-    batch: Vec<Command>,
-    committed_to: MeteredRecipient<Committed>,
-) -> Option<WriterConn> {
-    let mut conn = match conn {
-        Some(conn) if !conn.is_closed() => conn,
-        _ => match WriterConn::connect(&config.database, config.connect_timeout).await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, commands = batch.len(), "DbWriter cannot reach PostgreSQL");
-                fail_all(batch, &WriteError::Unavailable(e));
-                return None;
-            }
-        },
-    };
-    let started = Instant::now();
-    let watermark = config.commit_watermark.as_deref();
-    let together = tokio::time::timeout(
-        config.batch_timeout,
-        apply_together(&mut conn, &batch, watermark),
-    )
-    .await;
-    match together {
-        Ok(Ok((outputs, changes))) => {
-            COMMIT_TIME.observe(started.elapsed().as_secs_f64());
-            BATCH_SIZE.observe(batch.len() as f64);
-            announce(&committed_to, changes).await;
-            for (command, output) in batch.into_iter().zip(outputs) {
-                count_outcome(output.as_ref().err());
-                command.respond(output);
-            }
-            Some(conn)
+impl DbWriter {
+    /// The drain's time is up: whatever still waits is answered unavailable, and the drain
+    /// resolves even with a batch in flight (bounded by its own deadline; when the writer
+    /// stops first, its callers hear "the writer stopped", unavailable too).
+    fn stop_waiting(&mut self) {
+        if self.drained.is_empty() {
+            return;
         }
-        Ok(Err(e)) => {
-            let _ = conn.batch("ROLLBACK").await;
-            if conn.is_closed() {
-                tracing::warn!(error = %e, "DbWriter lost its connection during a batch");
-                fail_all(batch, &WriteError::Unavailable(e.to_string()));
-                return None;
-            }
-            tracing::info!(error = %e, commands = batch.len(), "batch failed; committing its commands one by one");
-            apply_one_by_one(conn, &config, batch, &committed_to).await
-        }
-        Err(_) => {
-            tracing::warn!(timeout = ?config.batch_timeout, "a DbWriter batch did not commit in time");
-            fail_all(
-                batch,
-                &WriteError::Unavailable("the database did not answer in time".into()),
+        if !self.pending.is_empty() || self.flushing {
+            tracing::warn!(
+                waiting = self.pending.len(),
+                in_flight = self.flushing,
+                "the DbWriter's drain ran out of time; answering what waits as unavailable"
             );
-            None
+        }
+        fail_all(
+            self.pending.drain(..),
+            &WriteError::Unavailable("the server is shutting down".into()),
+        );
+        for waiter in self.drained.drain(..) {
+            let _ = waiter.send(());
         }
     }
-}
-
-type Outputs = Vec<Result<Output, WriteError>>;
-
-/// All commands in one transaction. An `Err` means the transaction is aborted.
-async fn apply_together(
-    conn: &mut WriterConn,
-    batch: &[Command],
-    watermark: Option<&CommitWatermark>,
-) -> Result<(Outputs, Vec<Logged>), tokio_postgres::Error> {
-    conn.batch("BEGIN").await?;
-    // Plain posts go in together (one multi-row insert); everything else one by one. Their
-    // changes are then announced in command order, whatever order they were written in.
-    let plain: Vec<&CreatePost> = batch.iter().filter_map(Command::plain_post).collect();
-    let mut together = if plain.len() > 1 {
-        apply::create_posts_together(conn, &plain)
-            .await?
-            .into_iter()
-    } else {
-        Vec::new().into_iter()
-    };
-    let mut outputs = Vec::with_capacity(batch.len());
-    let mut changes = Vec::new();
-    for command in batch {
-        let applied = match command.plain_post() {
-            Some(_) if plain.len() > 1 => together.next().map_or_else(
-                || {
-                    Err(ApplyError::Refused(WriteError::Failed(
-                        "a post went missing".into(),
-                    )))
-                },
-                Ok,
-            ),
-            _ => command.apply(conn).await,
-        };
-        match applied {
-            Ok((output, c)) => {
-                outputs.push(Ok(output));
-                changes.extend(c);
-            }
-            Err(ApplyError::Refused(e)) => outputs.push(Err(e)),
-            Err(ApplyError::Database(e)) => return Err(e),
-        }
-    }
-    let committed = commit(conn, changes, watermark).await?;
-    Ok((outputs, committed))
-}
-
-/// Appends `changes` to the log (in command order) and commits; with a `watermark`, raises it
-/// to the WAL position right after the COMMIT (asked in the same round trip).
-async fn commit(
-    conn: &mut WriterConn,
-    changes: Vec<Change>,
-    watermark: Option<&CommitWatermark>,
-) -> Result<Vec<Logged>, tokio_postgres::Error> {
-    let logged = event_log::append(conn.client(), changes).await?;
-    match watermark {
-        None => conn.batch("COMMIT").await?,
-        Some(watermark) => {
-            // A later statement of one simple query runs only if the earlier ones succeeded.
-            let messages = conn
-                .client()
-                .simple_query("COMMIT; SELECT pg_current_wal_flush_lsn()::text")
-                .await?;
-            for message in messages {
-                if let SimpleQueryMessage::Row(row) = message
-                    && let Some(lsn) = row.get(0).and_then(Lsn::parse)
-                {
-                    watermark.raise(lsn);
-                }
-            }
-        }
-    }
-    Ok(logged)
-}
-
-/// The slow path after a failed batch: one transaction per command.
-async fn apply_one_by_one(
-    mut conn: WriterConn,
-    config: &DbWriterConfig,
-    batch: Vec<Command>,
-    committed_to: &MeteredRecipient<Committed>,
-) -> Option<WriterConn> {
-    let mut rest = batch.into_iter();
-    while let Some(command) = rest.next() {
-        let alone = async {
-            conn.batch("BEGIN").await.map_err(ApplyError::Database)?;
-            let (output, changes) = command.apply(&mut conn).await?;
-            let committed = commit(&mut conn, changes, config.commit_watermark.as_deref()).await?;
-            Ok::<_, ApplyError>((output, committed))
-        };
-        let result = match tokio::time::timeout(config.batch_timeout, alone).await {
-            Ok(result) => result,
-            Err(_) => Err(ApplyError::Refused(WriteError::Unavailable(
-                "the database did not answer in time".into(),
-            ))),
-        };
-        let result = match result {
-            Ok((output, committed)) => {
-                announce(committed_to, committed).await;
-                Ok(output)
-            }
-            Err(e) => {
-                let _ = conn.batch("ROLLBACK").await;
-                match e {
-                    ApplyError::Refused(e) => Err(e),
-                    ApplyError::Database(e) if conn.is_closed() => {
-                        Err(WriteError::Unavailable(e.to_string()))
-                    }
-                    ApplyError::Database(e) => {
-                        tracing::warn!(error = %e, command = command.name(), "a write failed alone");
-                        Err(WriteError::Failed(db_message(&e)))
-                    }
-                }
-            }
-        };
-        count_outcome(result.as_ref().err());
-        command.respond(result);
-        if conn.is_closed() {
-            fail_all(
-                rest.collect(),
-                &WriteError::Unavailable("the database connection was lost".into()),
-            );
-            return None;
-        }
-    }
-    Some(conn)
-}
-
-/// Hands what committed to the broker, waiting while its mailbox is full: the writer slows to
-/// the broker's pace rather than growing the broker's mailbox without bound.
-async fn announce(committed_to: &MeteredRecipient<Committed>, entries: Vec<Logged>) {
-    if entries.is_empty() {
-        return;
-    }
-    let committed = Committed {
-        entries,
-        committed_at: Instant::now(),
-    };
-    if let Ok(waits) = committed_to.queue(committed).await
-        && waits > 0
-    {
-        BROKER_WAITS.inc();
-    }
-}
-
-fn db_message(e: &tokio_postgres::Error) -> String {
-    e.as_db_error()
-        .map(|db| db.message().to_owned())
-        .unwrap_or_else(|| e.to_string())
 }

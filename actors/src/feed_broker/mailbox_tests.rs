@@ -56,7 +56,13 @@ async fn stalled_broker(stall: Duration, kind: &'static str) -> (MeteredAddr<Fee
     let broker = MeteredAddr::new(broker, crate::meter::ActorMeter::new(kind));
     // Started (its capacity set) before the stall.
     let _ = broker.send(GetOnline).await;
-    arbiter.spawn(async move { std::thread::sleep(stall) });
+    // The broker's thread is asleep before anything is sent (not merely asked to sleep).
+    let (asleep, stalled) = tokio::sync::oneshot::channel();
+    arbiter.spawn(async move {
+        let _ = asleep.send(());
+        std::thread::sleep(stall);
+    });
+    let _ = stalled.await;
     (broker, arbiter)
 }
 

@@ -714,6 +714,32 @@ async fn a_wss_client_that_stops_reading_is_let_go() {
     let carol = app.sign_in("carol").await;
     assert_eq!(app.follow(&carol, "alice").await, 204);
     let (mut carol_ws, _) = pki.wss(&host(&app), &carol.token).await;
+    // Carol reads on a task of her own the whole time (answering the 300 ms pings), so however
+    // long the posting or the checks below take, the idle timeout never takes her; the count
+    // of one is then the stalled session gone and hers held.
+    let (posts_seen, mut seen) = tokio::sync::mpsc::unbounded_channel::<Option<String>>();
+    let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+    let stop_reading = std::sync::Arc::clone(&stop);
+    let reader = actix_rt::spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop_reading.notified() => return carol_ws,
+                frame = carol_ws.stream.next() => match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        let frame: Value = serde_json::from_str(&text).unwrap_or_default();
+                        if frame["type"] == "post.created" {
+                            let _ = posts_seen.send(Some(text.to_string()));
+                        }
+                    }
+                    Some(Ok(m)) if !m.is_close() => {}
+                    other => {
+                        let _ = posts_seen.send(None);
+                        panic!("the reading follower was dropped: {other:?}");
+                    }
+                },
+            }
+        }
+    });
 
     let body = "x".repeat(900);
     let posts = 400;
@@ -723,11 +749,14 @@ async fn a_wss_client_that_stops_reading_is_let_go() {
             assert_eq!(res.status(), 201);
         }
     }
-    let mut received = 0;
-    while received < posts {
-        if carol_ws.next_event().await["type"] == "post.created" {
-            received += 1;
-        }
+    for _ in 0..posts {
+        let frame = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+            .await
+            .unwrap_or_else(|_| panic!("carol's posts stopped coming"));
+        assert!(
+            matches!(frame, Some(Some(_))),
+            "the reading follower was dropped"
+        );
     }
     // The stalled session is let go (1013 it cannot read, then the write stall), the other
     // one stays.
@@ -742,21 +771,16 @@ async fn a_wss_client_that_stops_reading_is_let_go() {
             started.elapsed() < Duration::from_secs(20),
             "the stalled session is still held: {system}"
         );
-        // Carol keeps reading meanwhile (answering the 300 ms pings), so the idle timeout never
-        // takes her too; the count of one is then the stalled session gone and hers held.
-        if let Ok(frame) =
-            tokio::time::timeout(Duration::from_millis(100), carol_ws.stream.next()).await
-        {
-            assert!(
-                matches!(frame, Some(Ok(ref m)) if !m.is_close()),
-                "the reading follower was dropped: {frame:?}"
-            );
-        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!(
         "wss stall: the follower that stopped reading was let go {:?} after the other had all {posts} posts",
         started.elapsed()
     );
+    stop.notify_one();
+    let mut carol_ws = reader
+        .await
+        .unwrap_or_else(|e| panic!("carol's reader: {e}"));
     drop(stalled);
     follower_receives_post(&app, &alice, &mut carol_ws, "carol still here").await;
 }
