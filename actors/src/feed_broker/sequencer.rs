@@ -195,6 +195,25 @@ mod tests {
     }
 
     #[test]
+    fn what_waits_is_bounded_in_bytes_too() {
+        let one = skip(2).weight();
+        let mut s = Sequencer::new(SequencerLimits {
+            max_records: usize::MAX,
+            max_bytes: one * 3,
+        });
+        s.start_at(EventId(0));
+        let shed = (2..100)
+            .filter(|id| s.offer(skip(*id), None) == Offered::Shed)
+            .count();
+        assert_eq!(shed, 95, "three wait, the rest are shed");
+        assert!(s.waiting_bytes() <= one * 3);
+        // The next id is always taken, and the rest follow from the log.
+        let released = s.offer_all((1..100).map(skip), None);
+        assert_eq!(released.len(), 99);
+        assert_eq!(s.waiting_bytes(), 0);
+    }
+
+    #[test]
     fn a_shed_record_leaves_a_gap_to_repair() {
         let mut s = sequencer(1);
         s.start_at(EventId(0));
