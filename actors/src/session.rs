@@ -79,26 +79,18 @@ static RESUMES_GIVEN_UP: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
-/// Reads the replay, retrying failures (a connection lost, a pool exhausted) with backoff until
-/// `timeout` has passed; then answers the last error.
-async fn replay_within(
-    pool: ReadPool,
-    user: UserId,
-    since: EventId,
-    limit: usize,
-    timeout: Duration,
-) -> Result<Replay, String> {
+/// Runs `attempt` until it succeeds, retrying failures (a connection lost, a pool exhausted)
+/// with backoff until `timeout` has passed; then answers the last error.
+async fn retry_within<T, F, Fut>(timeout: Duration, mut attempt: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
     let deadline = tokio::time::Instant::now() + timeout;
     let mut backoff = Duration::from_millis(50);
     loop {
-        let attempt = async {
-            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-            event_log::replay(&mut conn, user, since, limit)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        let error = match tokio::time::timeout_at(deadline, attempt).await {
-            Ok(Ok(replay)) => return Ok(replay),
+        let error = match tokio::time::timeout_at(deadline, attempt()).await {
+            Ok(Ok(value)) => return Ok(value),
             Ok(Err(e)) => e,
             Err(_) => return Err("the event log did not answer in time".into()),
         };
@@ -110,32 +102,36 @@ async fn replay_within(
     }
 }
 
-/// Reads one page of a planned replay, retrying failures until `timeout` has passed.
+/// Plans a resume ([`event_log::replay`]) within `timeout`.
+async fn replay_within(
+    pool: ReadPool,
+    user: UserId,
+    since: EventId,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Replay, String> {
+    retry_within(timeout, || async {
+        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+        event_log::replay(&mut conn, user, since, limit)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await
+}
+
+/// Reads one page of a planned replay within `timeout`.
 async fn read_page_within(
     pool: ReadPool,
     ids: Vec<EventId>,
     timeout: Duration,
 ) -> Result<Vec<(EventId, protocol::EventKind, serde_json::Value)>, String> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let attempt = async {
-            let conn = pool.get().await.map_err(|e| e.to_string())?;
-            event_log::read_events(&conn, &ids)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        let error = match tokio::time::timeout_at(deadline, attempt).await {
-            Ok(Ok(events)) => return Ok(events),
-            Ok(Err(e)) => e,
-            Err(_) => return Err("the event log did not answer in time".into()),
-        };
-        if tokio::time::Instant::now() + backoff >= deadline {
-            return Err(error);
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(1));
-    }
+    retry_within(timeout, || async {
+        let conn = pool.get().await.map_err(|e| e.to_string())?;
+        event_log::read_events(&conn, &ids)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await
 }
 
 /// A token bucket for client frames.

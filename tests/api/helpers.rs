@@ -156,6 +156,23 @@ pub struct PrivateRedis {
 }
 
 impl PrivateRedis {
+    /// `CLIENT PAUSE <ms> ALL`: Redis answers nobody for a moment.
+    pub async fn pause(&self, ms: u64) {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}", self.port))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _: () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(ms)
+            .arg("ALL")
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
     pub fn start(port: u16) -> Self {
         let child = std::process::Command::new("redis-server")
             .args([

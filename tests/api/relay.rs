@@ -38,17 +38,7 @@ async fn a_paused_redis_never_grows_the_publish_queue_past_its_bound() {
         .subscribe("relay-test:events")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut control = client
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(1500)
-        .arg("ALL")
-        .query_async(&mut control)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    redis.pause(1500).await;
     for n in 0..100 {
         publisher.publish_push(&EphemeralPush {
             users: vec![UserId(n)],

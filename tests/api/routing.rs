@@ -92,19 +92,7 @@ async fn a_follow_made_while_redis_is_paused_routes_the_next_post_live() {
     let (mut ws, _) = a.ws(&bob, None).await;
 
     // Redis is slow for a moment: B's message about the follow cannot go out in time.
-    let client =
-        redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap_or_else(|e| panic!("{e}"));
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(1500)
-        .arg("ALL")
-        .query_async(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    redis.pause(1500).await;
     follow_status(&b, &bob, "alice", true).await;
     let post = a.create_post(&alice, "while redis is paused").await;
     assert_eq!(next_post(&mut ws).await, id_of(&post));
