@@ -121,22 +121,8 @@ pub fn select_for_user<'a>(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::protocol::EventKind;
-
-    fn post(id: i64, author: i64) -> Logged {
-        Logged {
-            id: EventId(id),
-            entry: LogEntry::Event(Arc::new(CommittedEvent {
-                id: EventId(id),
-                kind: EventKind::PostCreated,
-                audience: Audience::FollowersOf(UserId(author)),
-                payload: serde_json::Value::Null,
-            })),
-        }
-    }
+    use crate::committed::fixtures::post;
 
     fn follow(id: i64, follower: i64, followee: i64, following: bool) -> Logged {
         Logged {

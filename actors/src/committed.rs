@@ -107,3 +107,28 @@ impl CommitPublisher for NoPublisher {
     fn ask_presence_list(&self, _: &str) {}
     fn publish_presence_list(&self, _: &[(crate::ids::UserId, String)]) {}
 }
+
+/// Log records for tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::sync::Arc;
+
+    use super::{LogEntry, Logged};
+    use crate::audience::Audience;
+    use crate::event_log::CommittedEvent;
+    use crate::ids::{EventId, UserId};
+    use crate::protocol::EventKind;
+
+    /// `post.created` number `id` by `author`, addressed to the author's followers.
+    pub fn post(id: i64, author: i64) -> Logged {
+        Logged {
+            id: EventId(id),
+            entry: LogEntry::Event(Arc::new(CommittedEvent {
+                id: EventId(id),
+                kind: EventKind::PostCreated,
+                audience: Audience::FollowersOf(UserId(author)),
+                payload: serde_json::Value::Null,
+            })),
+        }
+    }
+}

@@ -487,16 +487,7 @@ impl TestApp {
     }
 
     pub async fn db(&self) -> tokio_postgres::Client {
-        let (client, conn) = tokio_postgres::connect(
-            &format!("{PG_BASE}/{}", self.db_name),
-            tokio_postgres::NoTls,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-        actix_rt::spawn(async move {
-            let _ = conn.await;
-        });
-        client
+        connect_db(&self.db_name).await
     }
 
     pub async fn metrics(&self) -> String {
@@ -793,4 +784,16 @@ pub fn rows_read(plan: &Value, table: &str) -> f64 {
         .as_array()
         .map(|children| children.iter().map(|c| rows_read(c, table)).sum())
         .unwrap_or(0.0)
+}
+
+/// A connection of the test's own, straight to the test database `db_name`.
+pub async fn connect_db(db_name: &str) -> tokio_postgres::Client {
+    let (client, conn) =
+        tokio_postgres::connect(&format!("{PG_BASE}/{db_name}"), tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    actix_rt::spawn(async move {
+        let _ = conn.await;
+    });
+    client
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::fault_proxy::{Fault, FaultProxy};
-use crate::helpers::{PG_BASE, TestApp, TestUser, drop_database_blocking, spawn_app_with};
+use crate::helpers::{TestApp, TestUser, drop_database_blocking, spawn_app_with};
 
 /// A node whose every PostgreSQL connection crosses a [`FaultProxy`], on a database of its own
 /// (dropped with it).
@@ -39,16 +39,7 @@ async fn through_proxy(extra: &[&str]) -> Through {
 impl Through {
     /// A connection of the test's own, straight to PostgreSQL.
     async fn db(&self) -> tokio_postgres::Client {
-        let (client, conn) = tokio_postgres::connect(
-            &format!("{PG_BASE}/{}", self.db_name),
-            tokio_postgres::NoTls,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-        actix_rt::spawn(async move {
-            let _ = conn.await;
-        });
-        client
+        crate::helpers::connect_db(&self.db_name).await
     }
 }
 

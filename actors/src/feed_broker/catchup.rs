@@ -175,26 +175,10 @@ impl Catchup {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::audience::Audience;
     use crate::committed::LogEntry;
-    use crate::event_log::CommittedEvent;
+    use crate::committed::fixtures::post;
     use crate::log_record::FollowChange;
-    use crate::protocol::EventKind;
-
-    fn post(id: i64, author: i64) -> Logged {
-        Logged {
-            id: EventId(id),
-            entry: LogEntry::Event(Arc::new(CommittedEvent {
-                id: EventId(id),
-                kind: EventKind::PostCreated,
-                audience: Audience::FollowersOf(UserId(author)),
-                payload: serde_json::Value::Null,
-            })),
-        }
-    }
 
     #[test]
     fn a_follow_committed_while_the_list_loads_routes_what_follows_it() {
