@@ -10,6 +10,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 use crate::config::describe_hosts;
+use crate::health::Check;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -224,33 +225,6 @@ pub fn with_statement_timeout(
     };
     config.options(options);
     config
-}
-
-/// A dependency's state for readiness.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct Check {
-    pub up: bool,
-    pub latency_ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl Check {
-    pub fn from_result<E: std::fmt::Display>(started: Instant, result: Result<(), E>) -> Self {
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        match result {
-            Ok(()) => Check {
-                up: true,
-                latency_ms,
-                error: None,
-            },
-            Err(e) => Check {
-                up: false,
-                latency_ms,
-                error: Some(e.to_string()),
-            },
-        }
-    }
 }
 
 /// Runs `SELECT 1` through the pool within `timeout`.

@@ -24,9 +24,14 @@ pub mod client_ip;
 pub mod config;
 pub mod cursor;
 pub mod database;
+pub mod health;
+pub mod lifecycle;
 pub mod live;
+pub mod middleware;
 pub mod problem;
 pub mod rate_limit;
+pub mod readiness;
+pub mod reads;
 pub mod redis_store;
 pub mod relay;
 pub mod replicas;
@@ -35,12 +40,10 @@ pub mod retention;
 pub mod revocation;
 pub mod routes;
 pub mod startup;
-pub mod state;
 pub mod system;
 pub mod telemetry;
 pub mod tls;
 pub mod upgrade;
-pub mod writer_config;
 
 /// Installs the TLS crypto provider (ring) for outgoing HTTPS, once per process; reqwest is
 /// built without a provider of its own and refuses to build a client before this.

@@ -15,7 +15,8 @@ use aisocial_actors::session::{DELIVERY_LATENCY, Session};
 use prometheus::{IntGauge, IntGaugeVec};
 use serde::Serialize;
 
-use crate::state::AppState;
+use crate::readiness::NodeHealth;
+use crate::replicas::ReadRouting;
 
 /// The upper bounds of the session depth buckets (`+Inf` is added).
 const DEPTH_BOUNDS: [i64; 7] = [0, 1, 4, 16, 64, 256, 1024];
@@ -455,13 +456,13 @@ impl Live {
 
     /// Names the deepest sessions' users (one lookup; left unnamed when the database does not
     /// answer: the view is for operators in trouble, and must not fail with the database).
-    pub async fn name_users(state: &AppState, sessions: &mut [DeepSession]) {
+    pub async fn name_users(reads: &ReadRouting, sessions: &mut [DeepSession]) {
         let ids: Vec<i64> = sessions.iter().filter_map(|s| s.user_id).collect();
         if ids.is_empty() {
             return;
         }
-        let Ok(rows) = crate::routes::reads::query(
-            state,
+        let Ok(rows) = crate::reads::query(
+            reads,
             "SELECT id, handle FROM users WHERE id = ANY($1)",
             &[&ids],
         )
@@ -479,7 +480,7 @@ impl Live {
     }
 
     /// One sample: gauges set, rates and windows computed.
-    async fn sample(&self, state: &AppState, tick: u64) {
+    async fn sample(&self, node: &NodeHealth, tick: u64) {
         let now = Instant::now();
         let kinds = meter::every_kind(now);
         for kind in &kinds {
@@ -501,9 +502,9 @@ impl Live {
             .collect();
         let buckets = latency_buckets();
         let (status, usage, online) = tokio::join!(
-            tokio::time::timeout(ASK_TIMEOUT, state.ai.pool.send(GetAiStatus)),
-            tokio::time::timeout(ASK_TIMEOUT, state.ai.budget.usage()),
-            tokio::time::timeout(ASK_TIMEOUT, state.broker.send(GetOnline)),
+            tokio::time::timeout(ASK_TIMEOUT, node.ai.pool.send(GetAiStatus)),
+            tokio::time::timeout(ASK_TIMEOUT, node.ai.budget.usage()),
+            tokio::time::timeout(ASK_TIMEOUT, node.broker.send(GetOnline)),
         );
         let mut ai = AiView {
             status: "unknown",
@@ -525,7 +526,7 @@ impl Live {
                 .with_label_values(&[name])
                 .set(i64::from(name == ai.status));
         }
-        let limits = state.ai.budget.limits();
+        let limits = node.ai.budget.limits();
         if let Ok(Ok(usage)) = usage {
             ai.paused_seconds = usage.paused.as_secs_f64();
             ai.budget = vec![
@@ -555,11 +556,11 @@ impl Live {
             }
         }
         if tick.is_multiple_of(READINESS_EVERY) {
-            let readiness = crate::routes::health::readiness(state).await;
+            let readiness = crate::readiness::readiness(node).await;
             record_readiness(readiness.is_ready());
         }
 
-        let pool = state.pool.state();
+        let pool = node.pool.state();
         for (name, count) in [
             ("idle", pool.idle_connections),
             (
@@ -615,18 +616,18 @@ impl Live {
     }
 }
 
-/// Samples once a second for as long as the application state lives.
-pub fn spawn_sampler(live: Arc<Live>, state: Weak<AppState>) {
+/// Samples once a second for as long as the node's handles live.
+pub fn spawn_sampler(live: Arc<Live>, node: Weak<NodeHealth>) {
     actix_rt::spawn(async move {
         let mut every_second = tokio::time::interval(Duration::from_secs(1));
         every_second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut tick: u64 = 0;
         loop {
             every_second.tick().await;
-            let Some(state) = state.upgrade() else {
+            let Some(node) = node.upgrade() else {
                 return;
             };
-            live.sample(&state, tick).await;
+            live.sample(&node, tick).await;
             tick = tick.wrapping_add(1);
         }
     });

@@ -14,6 +14,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use actix_web::http::header::HeaderMap;
+use aisocial_actors::ids::UserId;
+use std::net::IpAddr;
+
+use crate::config::RateLimits;
+use crate::problem::ApiError;
 use crate::redis_store::RedisConn;
 use aisocial_actors::meter;
 use prometheus::IntCounterVec;
@@ -254,46 +260,69 @@ struct Batch {
     deltas: Vec<(String, u64)>,
 }
 
-/// Middleware: every request except health and metrics counts against its client IP, and
-/// sign-in and token routes against a stricter per-IP limit.
-pub async fn per_ip(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    use crate::problem::ApiError;
-    use crate::state::AppState;
+/// What a request is charged against: the shared limiter, the configured limits, and whose
+/// `X-Forwarded-For` to believe when finding the client's address.
+pub struct RateLimiting {
+    limiter: RateLimiter,
+    limits: RateLimits,
+    trusted_proxies: Vec<ipnet::IpNet>,
+}
 
-    let path = req.path();
-    let exempt = path.starts_with("/health/") || path == "/metrics";
-    let state = req.app_data::<actix_web::web::Data<AppState>>().cloned();
-    if let (false, Some(state)) = (exempt, state) {
-        let ip = crate::client_ip::client_ip(
-            req.peer_addr().map(|a| a.ip()),
-            req.headers(),
-            &state.trusted_proxies,
-        );
-        if let Some(ip) = ip {
-            let key = ip.to_string();
-            let ip_check = ("ip", state.rate_limits.ip_per_min);
-            let auth_check = ("auth", state.rate_limits.auth_per_min);
-            let checks: &[(&'static str, u32)] = if path.starts_with("/api/v1/auth/") {
-                &[ip_check, auth_check]
-            } else {
-                &[ip_check]
-            };
-            for &(scope, limit) in checks {
-                let decision = state.rate_limiter.check(scope, &key, limit);
-                if !decision.allowed {
-                    return Err(ApiError::RateLimited {
-                        retry_after_secs: decision.reset_secs,
-                        limit,
-                    }
-                    .into());
-                }
-            }
+impl RateLimiting {
+    pub fn new(
+        limiter: RateLimiter,
+        limits: RateLimits,
+        trusted_proxies: Vec<ipnet::IpNet>,
+    ) -> Self {
+        Self {
+            limiter,
+            limits,
+            trusted_proxies,
         }
     }
-    next.call(req).await
+
+    /// Counts one request against `scope`'s `limit` for `key`; 429 when it is spent.
+    pub fn charge(&self, scope: &'static str, key: &str, limit: u32) -> Result<(), ApiError> {
+        let decision = self.limiter.check(scope, key, limit);
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(ApiError::RateLimited {
+                retry_after_secs: decision.reset_secs,
+                limit,
+            })
+        }
+    }
+
+    /// Counts a request against the signed-in user's limit.
+    pub fn charge_user(&self, user: UserId) -> Result<(), ApiError> {
+        self.charge("user", &user.to_string(), self.limits.user_per_min)
+    }
+
+    /// Counts a request against its client address: every route, and sign-in and token routes
+    /// (`auth_route`) against a stricter limit too. A request whose address is unknown is not
+    /// counted.
+    pub fn charge_ip(
+        &self,
+        peer: Option<IpAddr>,
+        headers: &HeaderMap,
+        auth_route: bool,
+    ) -> Result<(), ApiError> {
+        let Some(ip) = self.client_ip(peer, headers) else {
+            return Ok(());
+        };
+        let key = ip.to_string();
+        self.charge("ip", &key, self.limits.ip_per_min)?;
+        if auth_route {
+            self.charge("auth", &key, self.limits.auth_per_min)?;
+        }
+        Ok(())
+    }
+
+    /// The client's address: the peer, or what trusted proxies say it is.
+    pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        crate::client_ip::client_ip(peer, headers, &self.trusted_proxies)
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use prometheus::{IntCounterVec, IntGaugeVec};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::config::redis::RelayQueues;
 use crate::redis_store::{self, ChannelListener};
 
 /// One log record as stored (`events`' columns).
@@ -172,15 +173,6 @@ static DROPPED: LazyLock<IntCounterVec> = LazyLock::new(|| {
         &["lane"],
     )
 });
-
-/// How many messages each lane holds at most.
-#[derive(Debug, Clone, Copy)]
-pub struct RelayQueues {
-    /// Log records, presence, heartbeats: published first.
-    pub records: usize,
-    /// Ephemeral pushes (`ai.delta`, …): published when no record waits.
-    pub pushes: usize,
-}
 
 /// One lane: a bounded queue and its depth gauge.
 struct Lane {

@@ -23,32 +23,58 @@ use aisocial_actors::session::SessionConfig;
 use anyhow::Context;
 use tokio::net::TcpStream;
 
-use crate::auth::TokenIssuer;
+use crate::ai::jobs::AiJobs;
 use crate::auth::google::{GoogleVerifier, Jwks};
+use crate::auth::tickets::Tickets;
+use crate::auth::{Accounts, Google, TokenIssuer, Verifier};
+use crate::cache::Cache;
 use crate::config::Settings;
+use crate::lifecycle::Lifecycle;
+use crate::live::Live;
 use crate::problem::ensure_problem;
-use crate::rate_limit::{self, RateLimiter};
+use crate::rate_limit::{RateLimiter, RateLimiting};
+use crate::readiness::NodeHealth;
+use crate::redis_store::Keyspace;
 use crate::relay::{self, RedisPublisher};
 use crate::replicas::events::ReplicaEventSource;
 use crate::replicas::sticky::Sticky;
 use crate::replicas::{self, EventLogReads, ReadRouting};
 use crate::request_context::request_context;
 use crate::revocation::Revocations;
-use crate::state::{AppState, Google, Lifecycle};
 use crate::tls::Certificates;
 use crate::upgrade::Transport;
-use crate::{database, redis_store, routes};
+use crate::upgrade::handshake::Gate;
+use crate::{database, middleware, redis_store, routes};
 use aisocial_actors::event_log::{EventSource, PgEventSource};
 use aisocial_actors::follow_graph::PgFollowGraph;
 
 /// How long a follow list may take to load before the user's sessions are told to retry.
 const FOLLOW_LOAD_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The narrow handles the routes extract, each registered as its own `web::Data`. Start-up
+/// alone builds them; a route names only those it uses.
+#[derive(Clone)]
+struct Handles {
+    writer: web::Data<MeteredAddr<DbWriter>>,
+    reads: web::Data<ReadRouting>,
+    keys: web::Data<Keyspace>,
+    cache: web::Data<Cache>,
+    accounts: web::Data<Accounts>,
+    revocations: web::Data<Revocations>,
+    tickets: web::Data<Tickets>,
+    limits: web::Data<RateLimiting>,
+    verifier: web::Data<Verifier>,
+    jobs: web::Data<AiJobs>,
+    live: web::Data<Live>,
+    node: web::Data<NodeHealth>,
+    gate: web::Data<Gate>,
+}
+
 /// A built application: listening, actors running, not yet serving.
 pub struct Application {
     addr: SocketAddr,
     server: Server,
-    state: web::Data<AppState>,
+    handles: Handles,
     arbiters: Vec<Arbiter>,
     shutdown_timeout: Duration,
     certificates: Option<Arc<Certificates>>,
@@ -56,7 +82,7 @@ pub struct Application {
 
 /// The HTTP/1 service of one worker over connections of type `T` (TCP or TLS).
 fn http_service<T: Transport>(
-    state: &web::Data<AppState>,
+    handles: &Handles,
     shutting_down: &GracefulShutdownSignal,
     addr: SocketAddr,
 ) -> impl ServiceFactory<
@@ -67,9 +93,21 @@ fn http_service<T: Transport>(
     InitError = (),
 > + use<T> {
     let app = App::new()
-        .app_data(state.clone())
+        .app_data(handles.writer.clone())
+        .app_data(handles.reads.clone())
+        .app_data(handles.keys.clone())
+        .app_data(handles.cache.clone())
+        .app_data(handles.accounts.clone())
+        .app_data(handles.revocations.clone())
+        .app_data(handles.tickets.clone())
+        .app_data(handles.limits.clone())
+        .app_data(handles.verifier.clone())
+        .app_data(handles.jobs.clone())
+        .app_data(handles.live.clone())
+        .app_data(handles.node.clone())
+        .app_data(handles.gate.clone())
         .configure(routes::configure)
-        .wrap(from_fn(rate_limit::per_ip))
+        .wrap(from_fn(middleware::per_ip))
         .wrap(ErrorHandlers::new().default_handler(ensure_problem))
         .wrap(from_fn(request_context));
     let shutting_down = shutting_down.clone();
@@ -83,7 +121,7 @@ fn http_service<T: Transport>(
         })
         .client_disconnect_timeout(Duration::from_secs(1))
         .local_addr(addr)
-        .upgrade(crate::upgrade::service::<T>(state.clone()))
+        .upgrade(crate::upgrade::service::<T>(handles.gate.clone()))
         .finish(map_config(app, |_| AppConfig::default()))
 }
 
@@ -250,39 +288,71 @@ impl Application {
             settings.node_id.clone(),
             settings.outbound_limit,
         ));
-        let state = web::Data::new(AppState {
-            live: Arc::clone(&live),
-            sockets: Arc::default(),
-            admission,
-            ai,
-            pool,
-            reads,
-            rate_limiter: RateLimiter::new(redis.clone(), settings.redis_prefix.clone()),
-            invalidator: crate::cache::Invalidator::start(redis.clone()),
-            redis,
-            redis_prefix: settings.redis_prefix.clone(),
-            writer,
-            broker,
-            tokens,
-            refresh_lifetime: settings.refresh_lifetime,
-            refresh_successors: crate::auth::successor::Successors::new(
-                settings.signing_key.expose().as_bytes(),
-                settings.refresh_retry_grace,
-            ),
-            admin_handles: settings.admin_handles.clone().into(),
-            google,
-            revocations,
-            rate_limits: settings.rate_limits,
-            trusted_proxies: settings.trusted_proxies.clone(),
-            dev_login: settings.dev_login,
-            allowed_origins: settings.allowed_origins.clone(),
-            session_config,
-            lifecycle: Arc::new(Lifecycle::default()),
-            started_at: Instant::now(),
+        let ai = Arc::new(ai);
+        let lifecycle = Arc::new(Lifecycle::default());
+        let keys = Keyspace::new(redis.clone(), &settings.redis_prefix);
+        let limits = Arc::new(RateLimiting::new(
+            RateLimiter::new(redis.clone(), settings.redis_prefix.clone()),
+            settings.rate_limits,
+            settings.trusted_proxies.clone(),
+        ));
+        let verifier = Arc::new(Verifier::new(tokens.clone(), Arc::clone(&revocations)));
+        let tickets = Arc::new(Tickets::new(keys.clone(), Arc::clone(&revocations)));
+        let node = Arc::new(NodeHealth {
             node_id: settings.node_id.clone(),
-            next_session: AtomicU64::new(1),
+            started_at: Instant::now(),
+            pool: pool.clone(),
+            redis: redis.clone(),
+            ai: Arc::clone(&ai),
+            broker: broker.clone(),
+            writer: writer.clone(),
+            reads: Arc::clone(&reads),
+            lifecycle: Arc::clone(&lifecycle),
         });
-        crate::live::spawn_sampler(live, Arc::downgrade(&state.clone().into_inner()));
+        let handles = Handles {
+            writer: web::Data::new(writer.clone()),
+            reads: web::Data::from(Arc::clone(&reads)),
+            keys: web::Data::new(keys.clone()),
+            cache: web::Data::new(Cache::start(keys.clone())),
+            accounts: web::Data::new(Accounts {
+                tokens,
+                refresh_lifetime: settings.refresh_lifetime,
+                refresh_successors: crate::auth::successor::Successors::new(
+                    settings.signing_key.expose().as_bytes(),
+                    settings.refresh_retry_grace,
+                ),
+                admin_handles: settings.admin_handles.clone().into(),
+                google,
+                dev_login: settings.dev_login,
+            }),
+            revocations: web::Data::from(Arc::clone(&revocations)),
+            tickets: web::Data::from(Arc::clone(&tickets)),
+            limits: web::Data::from(Arc::clone(&limits)),
+            verifier: web::Data::from(Arc::clone(&verifier)),
+            jobs: web::Data::new(AiJobs {
+                ai,
+                limits: Arc::clone(&limits),
+                keys,
+                reads: Arc::clone(&reads),
+                broker: broker.clone(),
+            }),
+            live: web::Data::from(Arc::clone(&live)),
+            node: web::Data::from(Arc::clone(&node)),
+            gate: web::Data::new(Gate {
+                lifecycle,
+                allowed_origins: settings.allowed_origins.clone(),
+                verifier,
+                tickets,
+                limits,
+                admission,
+                next_session: AtomicU64::new(1),
+                broker,
+                pool,
+                session_config,
+                sockets: Arc::default(),
+            }),
+        };
+        crate::live::spawn_sampler(live, Arc::downgrade(&node));
 
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {} (AISOCIAL_BIND)", settings.bind))?;
@@ -296,14 +366,14 @@ impl Application {
             .workers(settings.workers)
             .disable_signals()
             .shutdown_timeout(settings.shutdown_timeout.as_secs());
-        let app_state = state.clone();
+        let app_handles = handles.clone();
         let server = match &certificates {
             None => builder.listen("aisocial", listener, move || {
                 fn_service(|io: TcpStream| async move {
                     let peer = io.peer_addr().ok();
                     Ok::<_, DispatchError>((io, Protocol::Http1, peer))
                 })
-                .and_then(http_service(&app_state, &shutting_down, addr))
+                .and_then(http_service(&app_handles, &shutting_down, addr))
             })?,
             Some(certificates) => {
                 let config = certificates
@@ -312,7 +382,7 @@ impl Application {
                 let handshake_timeout = certificates.handshake_timeout();
                 builder.listen("aisocial", listener, move || {
                     crate::tls::accept::acceptor(Arc::clone(&config), handshake_timeout)
-                        .and_then(http_service(&app_state, &shutting_down, addr))
+                        .and_then(http_service(&app_handles, &shutting_down, addr))
                 })?
             }
         }
@@ -329,7 +399,7 @@ impl Application {
         Ok(Self {
             addr,
             server,
-            state,
+            handles,
             arbiters: vec![broker_arbiter, writer_arbiter],
             shutdown_timeout: settings.shutdown_timeout,
             certificates,
@@ -366,12 +436,14 @@ impl Application {
             }
         }
         let started = Instant::now();
-        let state = self.state;
-        state.lifecycle.start_draining();
+        let Handles {
+            node, gate, writer, ..
+        } = self.handles;
+        node.lifecycle.start_draining();
         tracing::info!("draining: not ready, closing websockets with 1001");
         // Waiting AI jobs fail now (their callers hear ai.error); running ones finish or time out.
-        let _ = state.ai.pool.send(StopAi).await;
-        let sockets_closed = state
+        let _ = node.ai.pool.send(StopAi).await;
+        let sockets_closed = node
             .broker
             .send(CloseAll {
                 code: 1001,
@@ -381,9 +453,9 @@ impl Application {
             .unwrap_or(0);
         // The websockets left the server's own connection tracking when they were upgraded:
         // wait for their close frames to be written (and the clients' closes) before stopping.
-        if !state.sockets.wait_closed(self.shutdown_timeout).await {
+        if !gate.sockets.wait_closed(self.shutdown_timeout).await {
             tracing::warn!(
-                open = state.sockets.count(),
+                open = gate.sockets.count(),
                 "websockets still open at the shutdown timeout"
             );
         }
@@ -400,7 +472,7 @@ impl Application {
         // within the same time limit.
         let ai_deadline = Instant::now() + self.shutdown_timeout;
         while Instant::now() < ai_deadline {
-            match state.ai.pool.send(GetAiStatus).await {
+            match node.ai.pool.send(GetAiStatus).await {
                 Ok(status) if status.in_flight > 0 => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -414,7 +486,7 @@ impl Application {
         };
         match tokio::time::timeout(
             self.shutdown_timeout + Duration::from_secs(1),
-            state.writer.send(drain),
+            writer.send(drain),
         )
         .await
         {

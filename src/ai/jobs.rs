@@ -3,7 +3,8 @@
 
 use std::sync::LazyLock;
 
-use actix_web::web;
+use std::sync::Arc;
+
 use aisocial_actors::ai_pool::job::{AiJob, JobKind, RequestId};
 use aisocial_actors::ai_pool::prompts::{self, PromptPost};
 use aisocial_actors::ai_pool::{Submit, SubmitError};
@@ -15,11 +16,16 @@ use aisocial_actors::protocol;
 use aisocial_actors::store::{POST_COLUMNS, post_from_row};
 use prometheus::IntCounterVec;
 
+use crate::ai::Ai;
 use crate::ai::budget::pacific_day;
 use crate::problem::{ApiError, redis_error};
+use crate::rate_limit::RateLimiting;
+use crate::reads::{HOME_TIMELINE, query, reader_for, rows_to};
 use crate::redis_store;
-use crate::routes::reads::{HOME_TIMELINE, query, reader_for, rows_to};
-use crate::state::AppState;
+use crate::redis_store::Keyspace;
+use crate::replicas::ReadRouting;
+use aisocial_actors::feed_broker::FeedBroker;
+use aisocial_actors::meter::MeteredAddr;
 
 /// Longest compose instructions, in characters.
 pub const MAX_PROMPT_CHARS: usize = 2_000;
@@ -58,33 +64,37 @@ fn prompt_post(post: &Post) -> PromptPost {
     }
 }
 
+/// What turning requests into AI jobs needs: the AI, the per-user limits and day counts, the
+/// posts a prompt shows, and the broker that tells an author no answer is coming.
+pub struct AiJobs {
+    pub ai: Arc<Ai>,
+    pub limits: Arc<RateLimiting>,
+    pub keys: Keyspace,
+    pub reads: Arc<ReadRouting>,
+    pub broker: MeteredAddr<FeedBroker>,
+}
+
 /// Counts one AI request against the user's AI quotas, per minute and per Pacific day
 /// (shared by every node), so that no one person spends the project's day.
-pub async fn check_quota(state: &AppState, user: UserId) -> Result<(), ApiError> {
-    let limit = state.ai.user_per_min;
-    let decision = state.rate_limiter.check("ai", &user.0.to_string(), limit);
-    if !decision.allowed {
-        return Err(ApiError::RateLimited {
-            retry_after_secs: decision.reset_secs,
-            limit,
-        });
-    }
+pub async fn check_quota(jobs: &AiJobs, user: UserId) -> Result<(), ApiError> {
+    jobs.limits
+        .charge("ai", &user.0.to_string(), jobs.ai.user_per_min)?;
     let (day, left) = pacific_day();
-    let key = state.redis_key(&format!("ai:user:{}:day:{day}", user.0));
+    let key = jobs.keys.key(&format!("ai:user:{}:day:{day}", user.0));
     let mut count = redis::cmd("INCR");
     count.arg(&key);
-    let used: u64 = redis_store::run(&state.redis, count, REDIS_TIMEOUT)
+    let used: u64 = redis_store::run(jobs.keys.conn(), count, REDIS_TIMEOUT)
         .await
         .map_err(redis_error)?;
     if used == 1 {
         let mut expire = redis::cmd("EXPIRE");
         expire.arg(&key).arg(left.as_secs() + 3600);
-        let _ = redis_store::run::<i64>(&state.redis, expire, REDIS_TIMEOUT).await;
+        let _ = redis_store::run::<i64>(jobs.keys.conn(), expire, REDIS_TIMEOUT).await;
     }
-    if used > u64::from(state.ai.user_per_day) {
+    if used > u64::from(jobs.ai.user_per_day) {
         return Err(ApiError::RateLimited {
             retry_after_secs: left.as_secs().max(1),
-            limit: state.ai.user_per_day,
+            limit: jobs.ai.user_per_day,
         });
     }
     Ok(())
@@ -93,8 +103,8 @@ pub async fn check_quota(state: &AppState, user: UserId) -> Result<(), ApiError>
 const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Queues a job; a full queue is 429 with `Retry-After`, no quota left today is 503.
-pub async fn submit(state: &AppState, job: AiJob) -> Result<RequestId, ApiError> {
-    match state.ai.pool.send(Submit(job)).await? {
+pub async fn submit(jobs: &AiJobs, job: AiJob) -> Result<RequestId, ApiError> {
+    match jobs.ai.pool.send(Submit(job)).await? {
         Ok(id) => Ok(id),
         Err(SubmitError::QueueFull { retry_after }) => Err(ApiError::Busy {
             code: "ai_busy",
@@ -127,8 +137,8 @@ pub fn compose(user: UserId, instructions: &str) -> AiJob {
     )
 }
 
-pub async fn summary(state: &AppState, user: UserId, handle: &str) -> Result<AiJob, ApiError> {
-    let rows = reader_for(state, user)
+pub async fn summary(jobs: &AiJobs, user: UserId, handle: &str) -> Result<AiJob, ApiError> {
+    let rows = reader_for(&jobs.reads, user)
         .await
         .query(
             HOME_TIMELINE.as_str(),
@@ -147,16 +157,16 @@ pub async fn summary(state: &AppState, user: UserId, handle: &str) -> Result<AiJ
 
 /// After a post is committed: if it mentions `@ai` (and is not the AI's own), queue an answer.
 /// Runs in the background: the author already has their 201.
-pub fn answer_if_mentioned(state: web::Data<AppState>, post: Post) {
-    if post.author.id == state.ai.user || !mentions_ai(&post.body) {
+pub fn answer_if_mentioned(jobs: Arc<AiJobs>, post: Post) {
+    if post.author.id == jobs.ai.user || !mentions_ai(&post.body) {
         return;
     }
     actix_rt::spawn(async move {
         let result = async {
-            check_quota(&state, post.author.id).await?;
+            check_quota(&jobs, post.author.id).await?;
             let root = post.root_id.unwrap_or(post.id);
             let rows = query(
-                &state,
+                &jobs.reads,
                 THREAD.as_str(),
                 &[&root.0, &post.id.0, &CONTEXT_POSTS],
             )
@@ -173,7 +183,7 @@ pub fn answer_if_mentioned(state: web::Data<AppState>, post: Post) {
                 prompts::mention(&thread, seed()),
                 MAX_REPLY_CHARS,
             );
-            submit(&state, job).await
+            submit(&jobs, job).await
         }
         .await;
         let (result, code) = match result {
@@ -196,6 +206,6 @@ pub fn answer_if_mentioned(state: web::Data<AppState>, post: Post) {
                 "the AI cannot answer this mention now; mention it again later",
             ),
         };
-        aisocial_actors::feed_broker::offer_or_shed(&state.broker, push, "EphemeralPush");
+        aisocial_actors::feed_broker::offer_or_shed(&jobs.broker, push, "EphemeralPush");
     });
 }

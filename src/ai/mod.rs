@@ -2,7 +2,6 @@
 //! and the jobs the HTTP routes and `@ai` mentions hand it.
 
 pub mod budget;
-pub mod config;
 pub mod jobs;
 
 use std::sync::Arc;
@@ -21,7 +20,7 @@ use anyhow::Context;
 use std::time::Duration;
 
 use self::budget::{Limits, RedisBudget};
-use self::config::{AiSettings, Upstream};
+use crate::config::ai::{AiSettings, Upstream};
 
 /// Everything the routes need to reach the AI.
 pub struct Ai {

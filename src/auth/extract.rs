@@ -7,8 +7,12 @@ use aisocial_actors::ids::UserId;
 use aisocial_actors::model::Role;
 use futures_util::future::LocalBoxFuture;
 
+use std::sync::Arc;
+
+use super::TokenIssuer;
 use crate::problem::ApiError;
-use crate::state::AppState;
+use crate::rate_limit::RateLimiting;
+use crate::revocation::Revocations;
 
 /// The verified caller.
 #[derive(Debug, Clone)]
@@ -39,58 +43,66 @@ pub fn bearer_in(headers: &header::HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-pub fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
-    req.app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))
+/// Checks access tokens: their signature and claims, and that their sign-in session was not
+/// revoked.
+pub struct Verifier {
+    tokens: TokenIssuer,
+    revocations: Arc<Revocations>,
+}
+
+impl Verifier {
+    pub fn new(tokens: TokenIssuer, revocations: Arc<Revocations>) -> Self {
+        Self {
+            tokens,
+            revocations,
+        }
+    }
+
+    /// Whether this sign-in session was revoked.
+    pub fn is_revoked(&self, family: i64) -> bool {
+        self.revocations.is_revoked(family)
+    }
+
+    /// Checks the bearer token of these headers (signature, claims, revocation); no rate
+    /// limit.
+    pub fn verify_bearer(&self, headers: &header::HeaderMap) -> Result<AuthUser, ApiError> {
+        let token = bearer_in(headers).ok_or_else(|| {
+            ApiError::Unauthorized("send Authorization: Bearer <access token>".into())
+        })?;
+        let claims = self.tokens.verify(token).map_err(|e| {
+            tracing::debug!(error = %e, "access token refused");
+            ApiError::Unauthorized("the access token is invalid or expired".into())
+        })?;
+        if self.is_revoked(claims.sid) {
+            return Err(ApiError::Unauthorized(
+                "this sign-in session was revoked; sign in again".into(),
+            ));
+        }
+        let id = claims
+            .user_id()
+            .ok_or_else(|| ApiError::Unauthorized("the access token is invalid".into()))?;
+        Ok(AuthUser {
+            id,
+            handle: claims.handle,
+            role: claims.role,
+            family: claims.sid,
+        })
+    }
+}
+
+/// A handle the application registered, or a 500 saying which is missing.
+fn registered<T: 'static>(req: &HttpRequest) -> Result<&web::Data<T>, ApiError> {
+    req.app_data::<web::Data<T>>().ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!(
+            "{} is not registered with the application",
+            std::any::type_name::<T>()
+        ))
+    })
 }
 
 /// Checks the bearer token alone (signature, claims, revocation); no rate limit.
 pub fn verify_bearer(req: &HttpRequest) -> Result<AuthUser, ApiError> {
-    verify_bearer_in(app_state(req)?, req.headers())
-}
-
-/// Checks the bearer token of these headers (signature, claims, revocation); no rate limit.
-pub fn verify_bearer_in(
-    state: &AppState,
-    headers: &header::HeaderMap,
-) -> Result<AuthUser, ApiError> {
-    let token = bearer_in(headers).ok_or_else(|| {
-        ApiError::Unauthorized("send Authorization: Bearer <access token>".into())
-    })?;
-    let claims = state.tokens.verify(token).map_err(|e| {
-        tracing::debug!(error = %e, "access token refused");
-        ApiError::Unauthorized("the access token is invalid or expired".into())
-    })?;
-    if state.revocations.is_revoked(claims.sid) {
-        return Err(ApiError::Unauthorized(
-            "this sign-in session was revoked; sign in again".into(),
-        ));
-    }
-    let id = claims
-        .user_id()
-        .ok_or_else(|| ApiError::Unauthorized("the access token is invalid".into()))?;
-    Ok(AuthUser {
-        id,
-        handle: claims.handle,
-        role: claims.role,
-        family: claims.sid,
-    })
-}
-
-/// Counts a request against the user's limit.
-pub async fn charge_user(state: &AppState, user: &AuthUser) -> Result<(), ApiError> {
-    let limit = state.rate_limits.user_per_min;
-    let decision = state
-        .rate_limiter
-        .check("user", &user.id.to_string(), limit);
-    if decision.allowed {
-        Ok(())
-    } else {
-        Err(ApiError::RateLimited {
-            retry_after_secs: decision.reset_secs,
-            limit,
-        })
-    }
+    registered::<Verifier>(req)?.verify_bearer(req.headers())
 }
 
 impl FromRequest for AuthUser {
@@ -102,7 +114,7 @@ impl FromRequest for AuthUser {
         Box::pin(async move {
             let user = verify_bearer(&req)?;
             tracing::Span::current().record("user_id", user.id.0);
-            charge_user(app_state(&req)?, &user).await?;
+            registered::<RateLimiting>(&req)?.charge_user(user.id)?;
             Ok(user)
         })
     }

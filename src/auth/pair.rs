@@ -4,9 +4,9 @@ use aisocial_actors::db_writer::{NewRefresh, SignedIn};
 use aisocial_actors::model::User;
 use serde::Serialize;
 
+use super::accounts::Accounts;
 use super::opaque::{self, Opaque};
 use crate::problem::ApiError;
-use crate::state::AppState;
 
 /// Refresh tokens start with this.
 pub const REFRESH_PREFIX: &str = "rt_";
@@ -21,22 +21,22 @@ pub struct TokenPair {
 }
 
 /// A new refresh token for a sign-in: the secret for the client, the hash for the DbWriter.
-pub fn new_refresh(state: &AppState) -> (Opaque, NewRefresh) {
+pub fn new_refresh(accounts: &Accounts) -> (Opaque, NewRefresh) {
     let token = opaque::generate(REFRESH_PREFIX);
     let new = NewRefresh {
         hash: token.hash,
-        lifetime: state.refresh_lifetime,
+        lifetime: accounts.refresh_lifetime,
     };
     (token, new)
 }
 
 /// The answer to a sign-in or refresh whose refresh token is `refresh`.
 pub fn token_pair(
-    state: &AppState,
+    accounts: &Accounts,
     signed_in: SignedIn,
     refresh: Opaque,
 ) -> Result<TokenPair, ApiError> {
-    let access_token = state
+    let access_token = accounts
         .tokens
         .issue(&signed_in.user, signed_in.family)
         .map_err(|e| ApiError::Internal(e.into()))?;
@@ -44,7 +44,7 @@ pub fn token_pair(
         access_token,
         refresh_token: refresh.text,
         token_type: "Bearer",
-        expires_in: state.tokens.ttl().as_secs(),
+        expires_in: accounts.tokens.ttl().as_secs(),
         user: signed_in.user,
     })
 }

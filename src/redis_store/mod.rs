@@ -1,14 +1,14 @@
 //! Redis, a single server or a cluster, behind one handle: [`RedisConn`] for commands and
 //! scripts, [`Subscriber`] for pub/sub; checked at start-up and by readiness.
 //!
-//! Layout: [`urls`] reads `REDIS_URL`; [`conn`] is the handle; [`cluster`] finds out whether a
+//! Layout: `config::redis` reads `REDIS_URL`; [`conn`] is the handle, [`Keyspace`] the
+//! handle with this deployment's key prefix; [`cluster`] finds out whether a
 //! URL names a cluster node, connects to clusters and builds the hash-tagged key prefixes;
 //! [`pubsub`] keeps one channel's subscription standing.
 
 pub mod cluster;
 pub mod conn;
 pub mod pubsub;
-pub mod urls;
 
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
@@ -18,12 +18,44 @@ use anyhow::anyhow;
 use prometheus::{HistogramVec, IntCounterVec};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+pub use crate::config::redis::RedisUrls;
 pub use cluster::tagged;
 pub use conn::RedisConn;
 pub use pubsub::{ChannelListener, Notice, Subscriber, Subscription, keep_listening};
-pub use urls::RedisUrls;
 
-use crate::database::Check;
+use crate::health::Check;
+
+/// This deployment's Redis: the command handle and the prefix every key of ours carries (so
+/// several deployments, or tests, share one Redis without meeting).
+#[derive(Clone)]
+pub struct Keyspace {
+    conn: RedisConn,
+    prefix: std::sync::Arc<str>,
+}
+
+impl Keyspace {
+    pub fn new(conn: RedisConn, prefix: &str) -> Self {
+        Self {
+            conn,
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The command handle.
+    pub fn conn(&self) -> &RedisConn {
+        &self.conn
+    }
+
+    /// The prefix of every key of this deployment.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A key under this deployment's prefix.
+    pub fn key(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+}
 
 /// A connected deployment Redis: the command handle and the subscription maker.
 pub struct Connected {

@@ -14,7 +14,6 @@
 //! - [`reader`]: a resolved route and queries on it, with the fallback to the primary.
 //! - [`events`]: the broker's event log read from a replica (a region far from the primary).
 
-pub mod config;
 pub mod events;
 pub mod lag;
 pub mod monitor;
@@ -33,9 +32,9 @@ use bb8_postgres::PostgresConnectionManager;
 use prometheus::IntCounterVec;
 use tokio_postgres::NoTls;
 
-pub use self::config::{EventLogReads, ReplicaArgs, ReplicaSettings};
 pub use self::reader::Reader;
 use self::sticky::Sticky;
+pub use crate::config::replicas::{EventLogReads, ReplicaArgs, ReplicaSettings};
 
 static READS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     meter::labelled_counter(

@@ -9,8 +9,8 @@ use crate::auth::extract::AdminUser;
 use crate::cursor::{Order, Page, PageQuery};
 use crate::live::{ActorsView, Live, LiveView};
 use crate::problem::{ApiError, Problem};
-use crate::routes::reads::{query, rows_to};
-use crate::state::AppState;
+use crate::reads::{query, rows_to};
+use crate::replicas::ReadRouting;
 
 #[utoipa::path(
     get,
@@ -20,9 +20,13 @@ use crate::state::AppState;
     responses((status = 200, body = ActorsView), (status = 401, description = "not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
-pub async fn actors(state: web::Data<AppState>, _admin: AdminUser) -> HttpResponse {
-    let mut view = state.live.actors();
-    Live::name_users(&state, &mut view.sessions.deepest).await;
+pub async fn actors(
+    live: web::Data<Live>,
+    reads: web::Data<ReadRouting>,
+    _admin: AdminUser,
+) -> HttpResponse {
+    let mut view = live.actors();
+    Live::name_users(&reads, &mut view.sessions.deepest).await;
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(view)
@@ -36,9 +40,13 @@ pub async fn actors(state: web::Data<AppState>, _admin: AdminUser) -> HttpRespon
     responses((status = 200, body = LiveView), (status = 401, description = "not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
-pub async fn live(state: web::Data<AppState>, _admin: AdminUser) -> HttpResponse {
-    let mut view = state.live.live();
-    Live::name_users(&state, &mut view.actors.sessions.deepest).await;
+pub async fn live(
+    live: web::Data<Live>,
+    reads: web::Data<ReadRouting>,
+    _admin: AdminUser,
+) -> HttpResponse {
+    let mut view = live.live();
+    Live::name_users(&reads, &mut view.actors.sessions.deepest).await;
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(view)
@@ -81,7 +89,7 @@ const AUDIT: &str = "SELECT a.id, a.at, a.actor_id, u.handle, a.action, a.detail
     security(("bearer" = []))
 )]
 pub async fn audit(
-    state: web::Data<AppState>,
+    reads: web::Data<ReadRouting>,
     _admin: AdminUser,
     page: web::Query<PageQuery>,
     filter: web::Query<AuditFilter>,
@@ -96,7 +104,7 @@ pub async fn audit(
             "an action is 1 to 64 lowercase letters and underscores",
         ));
     }
-    let rows = query(&state, AUDIT, &[&before, &action, &limit]).await?;
+    let rows = query(&reads, AUDIT, &[&before, &action, &limit]).await?;
     let items = rows_to(&rows, |r| {
         Ok(AuditEntry {
             id: r.try_get(0)?,

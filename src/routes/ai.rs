@@ -4,11 +4,10 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use crate::ai::jobs::{self, MAX_PROMPT_CHARS};
+use crate::ai::jobs::{self, AiJobs, MAX_PROMPT_CHARS};
 use crate::auth::AuthUser;
 use crate::problem::{ApiError, Problem};
 use crate::routes::body::{JsonBody, trimmed_text};
-use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -40,14 +39,14 @@ fn accepted(id: impl ToString) -> HttpResponse {
     security(("bearer" = []))
 )]
 pub async fn compose(
-    state: web::Data<AppState>,
+    jobs: web::Data<AiJobs>,
     me: AuthUser,
     body: JsonBody<ComposeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let raw = body.into_inner().prompt;
     let prompt = trimmed_text("prompt", "a prompt", &raw, MAX_PROMPT_CHARS)?;
-    jobs::check_quota(&state, me.id).await?;
-    let id = jobs::submit(&state, jobs::compose(me.id, prompt)).await?;
+    jobs::check_quota(&jobs, me.id).await?;
+    let id = jobs::submit(&jobs, jobs::compose(me.id, prompt)).await?;
     Ok(accepted(id))
 }
 
@@ -59,9 +58,9 @@ pub async fn compose(
     responses((status = 202, body = Accepted), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 429, description = "the AI queue or the caller's AI quota is full (Retry-After)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "the AI quota for today is used up, a dependency is unavailable, or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
-pub async fn summary(state: web::Data<AppState>, me: AuthUser) -> Result<HttpResponse, ApiError> {
-    jobs::check_quota(&state, me.id).await?;
-    let job = jobs::summary(&state, me.id, &me.handle).await?;
-    let id = jobs::submit(&state, job).await?;
+pub async fn summary(jobs: web::Data<AiJobs>, me: AuthUser) -> Result<HttpResponse, ApiError> {
+    jobs::check_quota(&jobs, me.id).await?;
+    let job = jobs::summary(&jobs, me.id, &me.handle).await?;
+    let id = jobs::submit(&jobs, job).await?;
     Ok(accepted(id))
 }

@@ -5,10 +5,11 @@ use aisocial_actors::db_writer::SignInDev;
 use aisocial_actors::ids::Handle;
 use serde::Deserialize;
 
+use super::Writer;
+use crate::auth::Accounts;
 use crate::auth::pair::{TokenPair, new_refresh, token_pair};
 use crate::problem::{ApiError, Problem};
 use crate::routes::body::JsonBody;
-use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -26,22 +27,22 @@ pub struct DevSignIn {
     responses((status = 200, body = TokenPair), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 413, description = "body over 16 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "body not application/json", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "dev login is off", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn sign_in_dev(
-    state: web::Data<AppState>,
+    accounts: web::Data<Accounts>,
+    writer: Writer,
     body: JsonBody<DevSignIn>,
 ) -> Result<HttpResponse, ApiError> {
-    if !state.dev_login {
+    if !accounts.dev_login {
         return Err(ApiError::NotFound("no such resource".into()));
     }
     let handle =
         Handle::parse(&body.handle).map_err(|e| ApiError::validation("handle", e.to_string()))?;
-    let (refresh, new) = new_refresh(&state);
-    let signed_in = state
-        .writer
+    let (refresh, new) = new_refresh(&accounts);
+    let signed_in = writer
         .send(SignInDev {
             handle,
             refresh: new,
-            admin_handles: state.admin_handles.clone(),
+            admin_handles: accounts.admin_handles.clone(),
         })
         .await??;
-    Ok(HttpResponse::Ok().json(token_pair(&state, signed_in, refresh)?))
+    Ok(HttpResponse::Ok().json(token_pair(&accounts, signed_in, refresh)?))
 }

@@ -14,21 +14,22 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::Writer;
 use crate::auth::google::{GoogleIdentity, handle_hint};
 use crate::auth::opaque;
 use crate::auth::pair::{TokenPair, new_refresh, token_pair};
+use crate::auth::{Accounts, Google};
 use crate::problem::{ApiError, Problem, redis_error};
-use crate::redis_store;
+use crate::redis_store::{self, Keyspace};
 use crate::routes::body::JsonBody;
-use crate::state::{AppState, Google};
 
 const FLOW_COOKIE: &str = "aisocial_oauth";
 const FLOW_TTL_SECS: u64 = 600;
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
-fn google(state: &AppState) -> Result<&Google, ApiError> {
-    state
+fn google(accounts: &Accounts) -> Result<&Google, ApiError> {
+    accounts
         .google
         .as_ref()
         .ok_or_else(|| ApiError::NotFound("Google sign-in is not configured".into()))
@@ -42,7 +43,8 @@ pub struct IdTokenSignIn {
 
 /// Verifies `id_token` (with `nonce` in the code flow) and signs the user in.
 async fn sign_in(
-    state: &AppState,
+    accounts: &Accounts,
+    writer: &Writer,
     google: &Google,
     id_token: &str,
     nonce: Option<&str>,
@@ -52,7 +54,7 @@ async fn sign_in(
         Err(e) => {
             tracing::info!(error = %e, "a Google ID token was refused");
             let detail = serde_json::json!({"method": "google", "reason": e.to_string()});
-            state.writer.do_send(RecordAudit {
+            writer.do_send(RecordAudit {
                 actor: None,
                 action: "sign_in_failed",
                 detail,
@@ -62,20 +64,19 @@ async fn sign_in(
             ));
         }
     };
-    let (refresh, new) = new_refresh(state);
+    let (refresh, new) = new_refresh(accounts);
     let hint = handle_hint(&identity);
-    let signed_in = state
-        .writer
+    let signed_in = writer
         .send(SignInGoogle {
             display_name: identity.name.clone().unwrap_or_else(|| hint.clone()),
             sub: identity.sub,
             email: identity.trusted_email,
             handle_hint: hint,
             refresh: new,
-            admin_handles: state.admin_handles.clone(),
+            admin_handles: accounts.admin_handles.clone(),
         })
         .await??;
-    Ok(HttpResponse::Ok().json(token_pair(state, signed_in, refresh)?))
+    Ok(HttpResponse::Ok().json(token_pair(accounts, signed_in, refresh)?))
 }
 
 #[utoipa::path(
@@ -87,11 +88,12 @@ async fn sign_in(
     responses((status = 200, body = TokenPair), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 413, description = "body over 16 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "body not application/json", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "the ID token is not valid", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Google sign-in is not configured", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn sign_in_with_id_token(
-    state: web::Data<AppState>,
+    accounts: web::Data<Accounts>,
+    writer: Writer,
     body: JsonBody<IdTokenSignIn>,
 ) -> Result<HttpResponse, ApiError> {
-    let google = google(&state)?;
-    sign_in(&state, google, &body.id_token, None).await
+    let google = google(&accounts)?;
+    sign_in(&accounts, &writer, google, &body.id_token, None).await
 }
 
 /// What the server remembers about a flow between `/login` and `/callback`.
@@ -103,8 +105,8 @@ struct PendingFlow {
     browser: String,
 }
 
-fn flow_key(state: &AppState, flow_state: &str) -> String {
-    state.redis_key(&format!("oauth:{}", hex::encode(opaque::hash(flow_state))))
+fn flow_key(keys: &Keyspace, flow_state: &str) -> String {
+    keys.key(&format!("oauth:{}", hex::encode(opaque::hash(flow_state))))
 }
 
 fn flow_cookie(value: String, secure: bool, max_age: time::Duration) -> Cookie<'static> {
@@ -136,8 +138,11 @@ fn code_flow(google: &Google) -> Result<(&str, &str), ApiError> {
     summary = "Start the browser sign-in flow (redirects to Google)",
     responses((status = 302, description = "redirect to Google with PKCE, state and nonce; sets the flow cookie"), (status = 404, description = "the code flow is not configured", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn login(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let google = google(&state)?;
+pub async fn login(
+    accounts: web::Data<Accounts>,
+    keys: web::Data<Keyspace>,
+) -> Result<HttpResponse, ApiError> {
+    let google = google(&accounts)?;
     let (redirect_url, _) = code_flow(google)?;
     let flow_state = opaque::generate("");
     let nonce = opaque::generate("");
@@ -152,11 +157,11 @@ pub async fn login(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
     let value = serde_json::to_string(&pending).map_err(|e| ApiError::Internal(e.into()))?;
     let mut store = redis::cmd("SET");
     store
-        .arg(flow_key(&state, &flow_state.text))
+        .arg(flow_key(&keys, &flow_state.text))
         .arg(value)
         .arg("EX")
         .arg(FLOW_TTL_SECS);
-    redis_store::run::<()>(&state.redis, store, REDIS_TIMEOUT)
+    redis_store::run::<()>(keys.conn(), store, REDIS_TIMEOUT)
         .await
         .map_err(redis_error)?;
     let mut location =
@@ -212,11 +217,13 @@ fn invalid_state() -> ApiError {
     responses((status = 200, body = TokenPair), (status = 400, description = "unknown, used or foreign state; Google declined", body = Problem, content_type = "application/problem+json"), (status = 401, description = "the code or ID token was refused", body = Problem, content_type = "application/problem+json"), (status = 404, description = "the code flow is not configured", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn callback(
-    state: web::Data<AppState>,
+    accounts: web::Data<Accounts>,
+    writer: Writer,
+    keys: web::Data<Keyspace>,
     req: HttpRequest,
     query: web::Query<CallbackQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let google = google(&state)?;
+    let google = google(&accounts)?;
     let (redirect_url, secret) = code_flow(google)?;
     let flow_state = query
         .state
@@ -227,8 +234,8 @@ pub async fn callback(
     };
     // Single use: the flow is taken out whatever happens next.
     let mut take = redis::cmd("GETDEL");
-    take.arg(flow_key(&state, flow_state));
-    let pending = redis_store::run::<Option<String>>(&state.redis, take, REDIS_TIMEOUT)
+    take.arg(flow_key(&keys, flow_state));
+    let pending = redis_store::run::<Option<String>>(keys.conn(), take, REDIS_TIMEOUT)
         .await
         .map_err(redis_error)?
         .ok_or_else(invalid_state)?;
@@ -280,7 +287,7 @@ pub async fn callback(
     let id_token = tokens
         .id_token
         .ok_or_else(|| ApiError::Unauthorized("Google returned no ID token".into()))?;
-    let mut response = sign_in(&state, google, &id_token, Some(&pending.nonce)).await?;
+    let mut response = sign_in(&accounts, &writer, google, &id_token, Some(&pending.nonce)).await?;
     let secure = redirect_url.starts_with("https://");
     let _ = response.add_cookie(&flow_cookie(String::new(), secure, time::Duration::ZERO));
     Ok(response)
@@ -304,10 +311,13 @@ pub struct SignInMethods {
     summary = "Which sign-in methods this node offers",
     responses((status = 200, body = SignInMethods))
 )]
-pub async fn methods(state: web::Data<AppState>) -> HttpResponse {
+pub async fn methods(accounts: web::Data<Accounts>) -> HttpResponse {
     HttpResponse::Ok().json(SignInMethods {
-        dev: state.dev_login,
-        google_id_token: state.google.is_some(),
-        google_browser: state.google.as_ref().is_some_and(|g| code_flow(g).is_ok()),
+        dev: accounts.dev_login,
+        google_id_token: accounts.google.is_some(),
+        google_browser: accounts
+            .google
+            .as_ref()
+            .is_some_and(|g| code_flow(g).is_ok()),
     })
 }

@@ -6,13 +6,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use aisocial_actors::db_writer::{RevokeFamily, RotateRefresh, WriteError};
 use serde::Deserialize;
 
+use super::Writer;
+use crate::auth::Accounts;
 use crate::auth::AuthUser;
 use crate::auth::opaque;
 use crate::auth::pair::{REFRESH_PREFIX, TokenPair, token_pair};
 use crate::problem::{ApiError, Problem};
+use crate::revocation::Revocations;
 use crate::routes::body::JsonBody;
 use crate::routes::posts::idempotency_key;
-use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -30,7 +32,9 @@ pub struct RefreshRequest {
     responses((status = 200, body = TokenPair), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 413, description = "body over 16 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "body not application/json", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "unknown, expired, revoked or reused refresh token (reuse revokes the session)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn refresh(
-    state: web::Data<AppState>,
+    accounts: web::Data<Accounts>,
+    writer: Writer,
+    revocations: web::Data<Revocations>,
     req: HttpRequest,
     body: JsonBody<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -40,7 +44,7 @@ pub async fn refresh(
     }
     // With a key, the new token is derived from the presented one and the key, so the same
     // request again names the same new token and is recognised as a retry, not as reuse.
-    let successors = &state.refresh_successors;
+    let successors = &accounts.refresh_successors;
     let (next, retry_within) = match key {
         Some(key) => (
             successors.successor(&body.refresh_token, &key),
@@ -48,8 +52,7 @@ pub async fn refresh(
         ),
         None => (opaque::generate(REFRESH_PREFIX), None),
     };
-    let rotated = state
-        .writer
+    let rotated = writer
         .send(RotateRefresh {
             presented: opaque::hash(&body.refresh_token),
             next: next.hash,
@@ -57,10 +60,10 @@ pub async fn refresh(
         })
         .await?;
     match rotated {
-        Ok(signed_in) => Ok(HttpResponse::Ok().json(token_pair(&state, signed_in, next)?)),
+        Ok(signed_in) => Ok(HttpResponse::Ok().json(token_pair(&accounts, signed_in, next)?)),
         Err(WriteError::RefreshReused { user, family }) => {
             tracing::warn!(%user, family, "a rotated refresh token was reused; session revoked");
-            state.revocations.revoke(user, family).await;
+            revocations.revoke(user, family).await;
             Err(WriteError::RefreshReused { user, family }.into())
         }
         Err(e) => Err(e.into()),
@@ -75,14 +78,17 @@ pub async fn refresh(
     responses((status = 204, description = "revoked"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
-pub async fn logout(state: web::Data<AppState>, me: AuthUser) -> Result<HttpResponse, ApiError> {
-    state
-        .writer
+pub async fn logout(
+    writer: Writer,
+    revocations: web::Data<Revocations>,
+    me: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    writer
         .send(RevokeFamily {
             user: me.id,
             family: me.family,
         })
         .await??;
-    state.revocations.revoke(me.id, me.family).await;
+    revocations.revoke(me.id, me.family).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -4,16 +4,17 @@ use actix_web::{HttpResponse, web};
 use aisocial_actors::db_writer::{Follow, Unfollow};
 use aisocial_actors::ids::Handle;
 
+use super::Writer;
 use crate::auth::AuthUser;
-use crate::cache;
+use crate::cache::Cache;
 use crate::problem::{ApiError, Problem};
-use crate::state::AppState;
+use crate::replicas::ReadRouting;
 
 /// After a committed follow change: both cached profiles (their counts) are dropped. (Brokers
 /// learn of the change from the log, in order.)
-async fn follow_changed(state: &AppState, me: &AuthUser, followee_handle: &str) {
-    state.reads.wrote(me.id).await;
-    cache::invalidate_profiles(state, &[&me.handle, followee_handle]).await;
+async fn follow_changed(reads: &ReadRouting, cache: &Cache, me: &AuthUser, followee: &str) {
+    reads.wrote(me.id).await;
+    cache.invalidate_profiles(&[&me.handle, followee]).await;
 }
 
 fn target(raw: &str) -> Result<Handle, ApiError> {
@@ -31,20 +32,21 @@ fn target(raw: &str) -> Result<Handle, ApiError> {
     security(("bearer" = []))
 )]
 pub async fn follow_user(
-    state: web::Data<AppState>,
+    writer: Writer,
+    reads: web::Data<ReadRouting>,
+    cache: web::Data<Cache>,
     me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let followee = target(&path)?;
     let followee_handle = followee.as_str().to_owned();
-    state
-        .writer
+    writer
         .send(Follow {
             follower: me.id,
             followee,
         })
         .await??;
-    follow_changed(&state, &me, &followee_handle).await;
+    follow_changed(&reads, &cache, &me, &followee_handle).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -58,19 +60,20 @@ pub async fn follow_user(
     security(("bearer" = []))
 )]
 pub async fn unfollow_user(
-    state: web::Data<AppState>,
+    writer: Writer,
+    reads: web::Data<ReadRouting>,
+    cache: web::Data<Cache>,
     me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let followee = target(&path)?;
     let followee_handle = followee.as_str().to_owned();
-    state
-        .writer
+    writer
         .send(Unfollow {
             follower: me.id,
             followee,
         })
         .await??;
-    follow_changed(&state, &me, &followee_handle).await;
+    follow_changed(&reads, &cache, &me, &followee_handle).await;
     Ok(HttpResponse::NoContent().finish())
 }

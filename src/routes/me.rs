@@ -5,11 +5,12 @@ use aisocial_actors::db_writer::UpdateProfile;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::Writer;
 use crate::auth::AuthUser;
-use crate::cache;
+use crate::cache::Cache;
 use crate::problem::{ApiError, Problem};
+use crate::replicas::ReadRouting;
 use crate::routes::body::JsonBody;
-use crate::state::AppState;
 
 pub const MAX_DISPLAY_NAME: usize = 100;
 pub const MAX_BIO: usize = 500;
@@ -28,9 +29,9 @@ pub struct Me {
     created_at: DateTime<Utc>,
 }
 
-async fn load(state: &AppState, me: &AuthUser) -> Result<Me, ApiError> {
-    let row = crate::routes::reads::query(
-        state,
+async fn load(reads: &ReadRouting, me: &AuthUser) -> Result<Me, ApiError> {
+    let row = crate::reads::query(
+        reads,
         "SELECT id, handle, display_name, bio, role, email, followers_count, \
          following_count, posts_count, created_at FROM users WHERE id = $1",
         &[&me.id.0],
@@ -62,8 +63,8 @@ async fn load(state: &AppState, me: &AuthUser) -> Result<Me, ApiError> {
     responses((status = 200, body = Me), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
-pub async fn get_me(state: web::Data<AppState>, me: AuthUser) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(load(&state, &me).await?))
+pub async fn get_me(reads: web::Data<ReadRouting>, me: AuthUser) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(load(&reads, &me).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -120,7 +121,9 @@ fn clean(
     security(("bearer" = []))
 )]
 pub async fn patch_me(
-    state: web::Data<AppState>,
+    writer: Writer,
+    reads: web::Data<ReadRouting>,
+    cache: web::Data<Cache>,
     me: AuthUser,
     body: JsonBody<ProfilePatch>,
 ) -> Result<HttpResponse, ApiError> {
@@ -133,15 +136,14 @@ pub async fn patch_me(
         ));
     }
     let bio = clean("bio", bio, MAX_BIO, 0)?;
-    state
-        .writer
+    writer
         .send(UpdateProfile {
             user: me.id,
             display_name,
             bio,
         })
         .await??;
-    state.reads.wrote(me.id).await;
-    cache::invalidate_profiles(&state, &[&me.handle]).await;
-    Ok(HttpResponse::Ok().json(load(&state, &me).await?))
+    reads.wrote(me.id).await;
+    cache.invalidate_profiles(&[&me.handle]).await;
+    Ok(HttpResponse::Ok().json(load(&reads, &me).await?))
 }

@@ -15,15 +15,19 @@ mod notifications;
 mod openapi;
 mod pages;
 mod posts;
-pub mod reads;
 mod timeline;
 mod users;
 pub mod ws;
 
 use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::{HttpRequest, web};
+use aisocial_actors::db_writer::DbWriter;
+use aisocial_actors::meter::MeteredAddr;
 
 use crate::problem::ApiError;
+
+/// The DbWriter, as a route extracts it.
+type Writer = web::Data<MeteredAddr<DbWriter>>;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::PathConfig::default().error_handler(path_error))

@@ -7,8 +7,8 @@ use aisocial_actors::model::{Author, Notification};
 use crate::auth::AuthUser;
 use crate::cursor::{Order, Page, PageQuery};
 use crate::problem::{ApiError, Problem};
-use crate::routes::reads::{reader_for, rows_to};
-use crate::state::AppState;
+use crate::reads::{reader_for, rows_to};
+use crate::replicas::ReadRouting;
 
 const NOTIFICATIONS: &str = "SELECT n.id, n.kind, n.post_id, n.created_at, u.id, u.handle, \
      u.display_name FROM notifications n JOIN users u ON u.id = n.actor_id \
@@ -24,12 +24,12 @@ const NOTIFICATIONS: &str = "SELECT n.id, n.kind, n.post_id, n.created_at, u.id,
     security(("bearer" = []))
 )]
 pub async fn list(
-    state: web::Data<AppState>,
+    reads: web::Data<ReadRouting>,
     me: AuthUser,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (before, limit) = page.bounds(Order::NewestFirst)?;
-    let reader = reader_for(&state, me.id).await;
+    let reader = reader_for(&reads, me.id).await;
     let rows = reader
         .query(NOTIFICATIONS, &[&me.id.0, &before, &limit])
         .await?;

@@ -11,15 +11,16 @@ use aisocial_actors::model::{Post, Role};
 use aisocial_actors::store::{POST_COLUMNS, post_from_row};
 use serde::Deserialize;
 
+use crate::ai::jobs::AiJobs;
 use crate::auth::AuthUser;
-use crate::cache;
+use crate::cache::Cache;
 use crate::cursor::Page;
 use crate::cursor::{Order, PageQuery};
 use crate::problem::{ApiError, Problem};
-use crate::replicas::Reader;
+use crate::reads::{PostView, post_page, reader_for, rows_to, views_of};
+use crate::replicas::{ReadRouting, Reader};
+use crate::routes::Writer;
 use crate::routes::body::{JsonBody, trimmed_text};
-use crate::routes::reads::{PostView, post_page, reader_for, rows_to, views_of};
-use crate::state::AppState;
 
 pub const MAX_BODY_CHARS: usize = 1000;
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -71,7 +72,10 @@ pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiEr
     security(("bearer" = []))
 )]
 pub async fn create_post(
-    state: web::Data<AppState>,
+    writer: Writer,
+    reads: web::Data<ReadRouting>,
+    cache: web::Data<Cache>,
+    jobs: web::Data<AiJobs>,
     me: AuthUser,
     req: HttpRequest,
     body: JsonBody<NewPost>,
@@ -82,8 +86,7 @@ pub async fn create_post(
         return Err(ApiError::validation("reply_to", "reply_to is a post id"));
     }
     let key = idempotency_key(&req)?;
-    let created = state
-        .writer
+    let created = writer
         .send(CreatePost {
             author: me.id,
             body: text.to_owned(),
@@ -91,12 +94,10 @@ pub async fn create_post(
             idempotency_key: key,
         })
         .await??;
-    state.reads.wrote(me.id).await;
+    reads.wrote(me.id).await;
     if created.created {
-        state
-            .invalidator
-            .later(cache::profile_key(&state, &me.handle));
-        crate::ai::jobs::answer_if_mentioned(state.clone(), created.post.clone());
+        cache.invalidate_profile_later(&me.handle);
+        crate::ai::jobs::answer_if_mentioned(jobs.into_inner(), created.post.clone());
     }
     let location = format!("/api/v1/posts/{}", created.post.id);
     Ok(HttpResponse::Created()
@@ -154,12 +155,12 @@ async fn load_post(reader: &Reader<'_>, id: PostId) -> Result<Post, ApiError> {
     security(("bearer" = []))
 )]
 pub async fn get_post(
-    state: web::Data<AppState>,
+    reads: web::Data<ReadRouting>,
     me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_post(&path)?;
-    let reader = reader_for(&state, me.id).await;
+    let reader = reader_for(&reads, me.id).await;
     let post = load_post(&reader, id).await?;
     let view = views_of(&reader, me.id, vec![post])
         .await?
@@ -178,22 +179,23 @@ pub async fn get_post(
     security(("bearer" = []))
 )]
 pub async fn delete_post(
-    state: web::Data<AppState>,
+    writer: Writer,
+    reads: web::Data<ReadRouting>,
+    cache: web::Data<Cache>,
     me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_post(&path)?;
-    let post = load_post(&state.reads.primary_reader(), id).await?;
-    state
-        .writer
+    let post = load_post(&reads.primary_reader(), id).await?;
+    writer
         .send(DeletePost {
             actor: me.id,
             actor_is_admin: me.role == Role::Admin,
             post: id,
         })
         .await??;
-    state.reads.wrote(me.id).await;
-    cache::invalidate_profiles(&state, &[&post.author.handle]).await;
+    reads.wrote(me.id).await;
+    cache.invalidate_profiles(&[&post.author.handle]).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -207,14 +209,14 @@ pub async fn delete_post(
     security(("bearer" = []))
 )]
 pub async fn replies(
-    state: web::Data<AppState>,
+    reads: web::Data<ReadRouting>,
     me: AuthUser,
     path: web::Path<String>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_post(&path)?;
     let (after, limit) = page.bounds(Order::OldestFirst)?;
-    let reader = reader_for(&state, me.id).await;
+    let reader = reader_for(&reads, me.id).await;
     load_post(&reader, id).await?;
     let page = post_page(
         &reader,
@@ -237,13 +239,14 @@ pub async fn replies(
     security(("bearer" = []))
 )]
 pub async fn like(
-    state: web::Data<AppState>,
+    writer: Writer,
+    reads: web::Data<ReadRouting>,
     me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let post = path_post(&path)?;
-    state.writer.send(LikePost { user: me.id, post }).await??;
-    state.reads.wrote(me.id).await;
+    writer.send(LikePost { user: me.id, post }).await??;
+    reads.wrote(me.id).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -257,15 +260,13 @@ pub async fn like(
     security(("bearer" = []))
 )]
 pub async fn unlike(
-    state: web::Data<AppState>,
+    writer: Writer,
+    reads: web::Data<ReadRouting>,
     me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let post = path_post(&path)?;
-    state
-        .writer
-        .send(UnlikePost { user: me.id, post })
-        .await??;
-    state.reads.wrote(me.id).await;
+    writer.send(UnlikePost { user: me.id, post }).await??;
+    reads.wrote(me.id).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -6,8 +6,8 @@ use crate::auth::AuthUser;
 use crate::cursor::Page;
 use crate::cursor::{Order, PageQuery};
 use crate::problem::{ApiError, Problem};
-use crate::routes::reads::{HOME_TIMELINE, PostView, post_page, reader_for};
-use crate::state::AppState;
+use crate::reads::{HOME_TIMELINE, PostView, post_page, reader_for};
+use crate::replicas::ReadRouting;
 
 #[utoipa::path(
     get,
@@ -19,12 +19,12 @@ use crate::state::AppState;
     security(("bearer" = []))
 )]
 pub async fn home_timeline(
-    state: web::Data<AppState>,
+    reads: web::Data<ReadRouting>,
     me: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (before, limit) = query.bounds(Order::NewestFirst)?;
-    let reader = reader_for(&state, me.id).await;
+    let reader = reader_for(&reads, me.id).await;
     let page = post_page(
         &reader,
         me.id,

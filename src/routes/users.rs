@@ -11,12 +11,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
-use crate::cache;
+use crate::cache::{self, Cache};
 use crate::cursor::{Order, Page, PageQuery};
 use crate::problem::{ApiError, Problem};
-use crate::replicas::Reader;
-use crate::routes::reads::{PostView, post_page, reader_for, rows_to};
-use crate::state::AppState;
+use crate::reads::{PostView, post_page, reader_for, rows_to};
+use crate::replicas::{ReadRouting, Reader};
 
 /// A public profile.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -45,13 +44,13 @@ pub fn path_handle(raw: &str) -> Result<Handle, ApiError> {
 /// recent write skips the cache (another reader may have filled it from a replica that had not
 /// replayed that write); a profile read from a replica is cached only for about the lag bound.
 async fn load_profile(
-    state: &AppState,
+    cache: &Cache,
     reader: &Reader<'_>,
     handle: &Handle,
 ) -> Result<Profile, ApiError> {
-    let key = cache::profile_key(state, handle.as_str());
+    let key = cache.profile_key(handle.as_str());
     if !reader.needs_own_writes()
-        && let Some(profile) = cache::get::<Profile>(state, &key).await
+        && let Some(profile) = cache.get::<Profile>(&key).await
     {
         return Ok(profile);
     }
@@ -77,7 +76,7 @@ async fn load_profile(
     })?;
     let profile = profiles.into_iter().next().ok_or_else(no_user)?;
     let ttl = reader.cache_ttl_secs(cache::PROFILE_TTL_SECS);
-    cache::put(state, &key, &profile, ttl).await;
+    cache.put(&key, &profile, ttl).await;
     Ok(profile)
 }
 
@@ -104,13 +103,14 @@ async fn user_id(reader: &Reader<'_>, handle: &Handle) -> Result<UserId, ApiErro
     security(("bearer" = []))
 )]
 pub async fn get_profile(
-    state: web::Data<AppState>,
+    reads: web::Data<ReadRouting>,
+    cache: web::Data<Cache>,
     me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let handle = path_handle(&path)?;
-    let reader = reader_for(&state, me.id).await;
-    Ok(HttpResponse::Ok().json(load_profile(&state, &reader, &handle).await?))
+    let reader = reader_for(&reads, me.id).await;
+    Ok(HttpResponse::Ok().json(load_profile(&cache, &reader, &handle).await?))
 }
 
 const FOLLOWERS: &str = "SELECT u.id, u.handle, u.display_name FROM follows f \
@@ -150,12 +150,12 @@ async fn people(
     security(("bearer" = []))
 )]
 pub async fn followers(
-    state: web::Data<AppState>,
+    reads: web::Data<ReadRouting>,
     me: AuthUser,
     path: web::Path<String>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let reader = reader_for(&state, me.id).await;
+    let reader = reader_for(&reads, me.id).await;
     Ok(HttpResponse::Ok().json(people(&reader, FOLLOWERS, &path, &page).await?))
 }
 
@@ -169,12 +169,12 @@ pub async fn followers(
     security(("bearer" = []))
 )]
 pub async fn following(
-    state: web::Data<AppState>,
+    reads: web::Data<ReadRouting>,
     me: AuthUser,
     path: web::Path<String>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let reader = reader_for(&state, me.id).await;
+    let reader = reader_for(&reads, me.id).await;
     Ok(HttpResponse::Ok().json(people(&reader, FOLLOWING, &path, &page).await?))
 }
 
@@ -196,14 +196,14 @@ static USER_POSTS: LazyLock<String> = LazyLock::new(|| {
     security(("bearer" = []))
 )]
 pub async fn posts(
-    state: web::Data<AppState>,
+    reads: web::Data<ReadRouting>,
     me: AuthUser,
     path: web::Path<String>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let handle = path_handle(&path)?;
     let (before, limit) = page.bounds(Order::NewestFirst)?;
-    let reader = reader_for(&state, me.id).await;
+    let reader = reader_for(&reads, me.id).await;
     let user = user_id(&reader, &handle).await?;
     let page = post_page(
         &reader,

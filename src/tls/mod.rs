@@ -12,7 +12,6 @@ pub mod accept;
 pub mod expiry;
 pub mod load;
 
-use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -24,13 +23,7 @@ use rustls::sign::CertifiedKey;
 
 pub use load::LoadError;
 
-/// Where the certificate and key are, and how long a client may take to complete a handshake.
-#[derive(Debug, Clone)]
-pub struct TlsSettings {
-    pub cert_path: PathBuf,
-    pub key_path: PathBuf,
-    pub handshake_timeout: Duration,
-}
+use crate::config::tls::TlsSettings;
 
 static EXPIRY: LazyLock<prometheus::IntGauge> = LazyLock::new(|| {
     meter::gauge(

@@ -14,6 +14,7 @@
 //! The connection is a [`Transport`]: plain TCP ([`tcp`], the path above, no buffer held while
 //! idle) or TLS ([`tls`], where rustls keeps its record buffers for the connection's life).
 
+pub mod handshake;
 mod tcp;
 mod tls;
 
@@ -32,10 +33,9 @@ use futures_util::SinkExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
+use self::handshake::{Authorized, Gate, SocketQuery, authorize, count_upgrade, new_session};
 use crate::problem::ApiError;
 use crate::request_context::{self, REQUEST_ID};
-use crate::routes::ws::{Authorized, SocketQuery, authorize, new_session};
-use crate::state::AppState;
 
 const SOCKET_PATH: &str = "/api/v1/ws";
 /// The 101, or a refusal, must be written within this (a client that reads nothing cannot
@@ -66,7 +66,7 @@ const READ_CHUNK: usize = 4096;
 
 /// The upgrade service of the server's HTTP/1 connections.
 pub fn service<T: Transport>(
-    state: web::Data<AppState>,
+    gate: web::Data<Gate>,
 ) -> impl ServiceFactory<
     (Request, Framed<T, Codec>),
     Config = (),
@@ -75,16 +75,16 @@ pub fn service<T: Transport>(
     InitError = (),
 > + Clone {
     fn_service(move |(req, framed): (Request, Framed<T, Codec>)| {
-        let state = state.clone();
+        let gate = gate.clone();
         async move {
-            upgrade(state, req, framed).await;
+            upgrade(gate, req, framed).await;
             // Every outcome was answered on the connection itself.
             Ok::<_, actix_web::Error>(())
         }
     })
 }
 
-async fn upgrade<T: Transport>(state: web::Data<AppState>, req: Request, framed: Framed<T, Codec>) {
+async fn upgrade<T: Transport>(gate: web::Data<Gate>, req: Request, framed: Framed<T, Codec>) {
     let request_id = request_context::request_id(req.headers());
     let span = tracing::info_span!(
         "request",
@@ -93,20 +93,20 @@ async fn upgrade<T: Transport>(state: web::Data<AppState>, req: Request, framed:
         route = SOCKET_PATH,
         user_id = tracing::field::Empty
     );
-    upgrade_in_span(state, req, framed, request_id)
+    upgrade_in_span(gate, req, framed, request_id)
         .instrument(span)
         .await;
 }
 
 async fn upgrade_in_span<T: Transport>(
-    state: web::Data<AppState>,
+    gate: web::Data<Gate>,
     req: Request,
     mut framed: Framed<T, Codec>,
     request_id: String,
 ) {
     let started = Instant::now();
     let peer = req.peer_addr().map(|a| a.ip());
-    let accepted = accept(&state, &req, peer).await;
+    let accepted = accept(&gate, &req, peer).await;
     let status = match accepted {
         Ok(accepted) => {
             let mut response = accepted.response;
@@ -126,11 +126,11 @@ async fn upgrade_in_span<T: Transport>(
             let leftover = Bytes::copy_from_slice(&parts.read_buf);
             drop(parts.read_buf);
             drop(parts.write_buf);
-            let session = new_session(&state, accepted.authorized);
-            let open = state.sockets.open();
+            let session = new_session(&gate, accepted.authorized);
+            let open = gate.sockets.open();
             parts
                 .io
-                .run(session, leftover, state.session_config.idle_timeout, open);
+                .run(session, leftover, gate.session_config.idle_timeout, open);
             StatusCode::SWITCHING_PROTOCOLS
         }
         Err(error) => {
@@ -140,7 +140,7 @@ async fn upgrade_in_span<T: Transport>(
             status
         }
     };
-    crate::routes::ws::count_upgrade(status.as_u16());
+    count_upgrade(status.as_u16());
     request_context::record(
         "GET",
         if req.path() == SOCKET_PATH {
@@ -160,22 +160,9 @@ struct Accepted {
     authorized: Authorized,
 }
 
-async fn accept(
-    state: &AppState,
-    req: &Request,
-    peer: Option<IpAddr>,
-) -> Result<Accepted, ApiError> {
+async fn accept(gate: &Gate, req: &Request, peer: Option<IpAddr>) -> Result<Accepted, ApiError> {
     // The per-IP limit every HTTP request counts against, whatever it asks for.
-    if let Some(ip) = crate::client_ip::client_ip(peer, req.headers(), &state.trusted_proxies) {
-        let limit = state.rate_limits.ip_per_min;
-        let decision = state.rate_limiter.check("ip", &ip.to_string(), limit);
-        if !decision.allowed {
-            return Err(ApiError::RateLimited {
-                retry_after_secs: decision.reset_secs,
-                limit,
-            });
-        }
-    }
+    gate.limits.charge_ip(peer, req.headers(), false)?;
     if req.path() != SOCKET_PATH {
         return Err(ApiError::NotFound("no such resource".into()));
     }
@@ -195,7 +182,7 @@ async fn accept(
         Ok(mut builder) => (Some(builder.finish().drop_body()), Ok(())),
         Err(e) => (None, Err(e)),
     };
-    let authorized = authorize(state, req.headers(), peer, &query, handshake).await?;
+    let authorized = authorize(gate, req.headers(), peer, &query, handshake).await?;
     let response = response
         .ok_or_else(|| ApiError::bad_request("invalid_handshake", "not a websocket upgrade"))?;
     Ok(Accepted {

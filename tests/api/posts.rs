@@ -181,7 +181,7 @@ async fn a_timeline_page_reads_a_bounded_number_of_posts_however_many_exist() {
         .unwrap_or_else(|e| panic!("{e}"));
     let sql = format!(
         "PREPARE home(bigint, bigint, bigint) AS {}",
-        aisocial::routes::reads::HOME_TIMELINE.as_str()
+        aisocial::reads::HOME_TIMELINE.as_str()
     );
     db.batch_execute(&sql)
         .await

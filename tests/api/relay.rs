@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use aisocial::relay::{RedisPublisher, RelayQueues};
+use aisocial::config::redis::RelayQueues;
+use aisocial::relay::RedisPublisher;
 use aisocial_actors::committed::{CommitPublisher, EphemeralPush};
 use aisocial_actors::ids::UserId;
 use futures_util::StreamExt;

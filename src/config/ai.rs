@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::{ConfigError, Secret, bad};
+use super::{ConfigError, Secret, bad};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AiArgs {

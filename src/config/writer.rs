@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::{ConfigError, bad};
+use super::{ConfigError, bad};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct WriterArgs {

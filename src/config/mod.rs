@@ -8,6 +8,13 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
+pub mod admission;
+pub mod ai;
+pub mod redis;
+pub mod replicas;
+pub mod tls;
+pub mod writer;
+
 /// aisocial: the realtime backend of an AI social network.
 #[derive(Debug, Parser)]
 #[command(name = "aisocial", version, about, long_about = None, args_override_self = true)]
@@ -226,7 +233,7 @@ pub struct ServeArgs {
     pub workers: Option<usize>,
 
     #[command(flatten)]
-    pub writer: crate::writer_config::WriterArgs,
+    pub writer: writer::WriterArgs,
 
     /// Seconds in-flight requests get to finish on SIGTERM.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
@@ -251,10 +258,10 @@ pub struct ServeArgs {
     pub log_format: LogFormat,
 
     #[command(flatten)]
-    pub replicas: crate::replicas::ReplicaArgs,
+    pub replicas: replicas::ReplicaArgs,
 
     #[command(flatten)]
-    pub ai: crate::ai::config::AiArgs,
+    pub ai: ai::AiArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -348,17 +355,17 @@ pub struct Settings {
     pub event_purge_interval: Duration,
     pub replay_limit: usize,
     pub outbound_limit: usize,
-    pub admission: crate::admission::AdmissionLimits,
-    pub relay_queues: crate::relay::RelayQueues,
+    pub admission: admission::AdmissionLimits,
+    pub relay_queues: redis::RelayQueues,
     pub presence_debounce: Duration,
     pub workers: usize,
-    pub writer: crate::writer_config::WriterSettings,
+    pub writer: writer::WriterSettings,
     pub shutdown_timeout: Duration,
     /// TLS termination, when a certificate and key are configured.
-    pub tls: Option<crate::tls::TlsSettings>,
+    pub tls: Option<tls::TlsSettings>,
     pub log_format: LogFormat,
-    pub replicas: crate::replicas::ReplicaSettings,
-    pub ai: crate::ai::config::AiSettings,
+    pub replicas: replicas::ReplicaSettings,
+    pub ai: ai::AiSettings,
 }
 
 /// Parses and checks a PostgreSQL URL; the error names `DATABASE_URL`.
@@ -410,15 +417,15 @@ impl Settings {
         })?;
         let (database, database_url_display) = parse_database_url(&args.database.database_url)?;
         let google = google_settings(&args)?;
-        let tls = tls_settings(&args)?;
-        let replicas = crate::replicas::ReplicaSettings::from_args(args.replicas, &database)?;
+        let tls = tls::tls_settings(&args)?;
+        let replicas = replicas::ReplicaSettings::from_args(args.replicas, &database)?;
         if args.database_read_timeout_ms < 100 {
             return Err(bad("DATABASE_READ_TIMEOUT_MS", "must be at least 100"));
         }
         if args.database_pool_size == 0 {
             return Err(bad("DATABASE_POOL_SIZE", "must be at least 1"));
         }
-        let redis_display = crate::redis_store::RedisUrls::parse(&args.redis_url)
+        let redis_display = redis::RedisUrls::parse(&args.redis_url)
             .map_err(|e| bad("REDIS_URL", e.to_string()))?
             .display();
         if args.redis_prefix.is_empty() || args.redis_prefix.len() > 64 {
@@ -530,7 +537,7 @@ impl Settings {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
-        let writer = crate::writer_config::WriterSettings::from_args(&args.writer)?;
+        let writer = writer::WriterSettings::from_args(&args.writer)?;
         Ok(Self {
             bind,
             database,
@@ -561,14 +568,14 @@ impl Settings {
             event_purge_interval: Duration::from_millis(args.event_purge_interval_ms.max(10)),
             replay_limit: args.ws_replay_limit.max(1),
             outbound_limit: args.ws_outbound_limit,
-            relay_queues: crate::relay::RelayQueues {
+            relay_queues: redis::RelayQueues {
                 records: args.relay_queue.max(1),
                 pushes: args.relay_push_queue.max(1),
             },
-            admission: crate::admission::AdmissionLimits {
+            admission: admission::AdmissionLimits {
                 max_sessions: args
                     .ws_max_sessions
-                    .unwrap_or_else(crate::admission::sessions_for_open_files)
+                    .unwrap_or_else(admission::sessions_for_open_files)
                     .max(1),
                 max_starting: args.ws_max_starting.max(1),
                 per_user: args.ws_max_per_user.max(1),
@@ -581,7 +588,7 @@ impl Settings {
             tls,
             log_format: args.log_format,
             replicas,
-            ai: crate::ai::config::AiSettings::from_args(args.ai)?,
+            ai: ai::AiSettings::from_args(args.ai)?,
         })
     }
 }
@@ -627,43 +634,6 @@ fn google_settings(args: &ServeArgs) -> Result<Option<GoogleSettings>, ConfigErr
         jwks_url: http_url("GOOGLE_JWKS_URL", &args.google_jwks_url)?,
         auth_url: http_url("GOOGLE_AUTH_URL", &args.google_auth_url)?,
         token_url: http_url("GOOGLE_TOKEN_URL", &args.google_token_url)?,
-    }))
-}
-
-fn tls_settings(args: &ServeArgs) -> Result<Option<crate::tls::TlsSettings>, ConfigError> {
-    // An empty value (`TLS_CERT_PATH=` in an env file) is the same as none.
-    let given = |path: &Option<String>| {
-        path.as_deref()
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(std::path::PathBuf::from)
-    };
-    let (cert_path, key_path) = match (given(&args.tls_cert_path), given(&args.tls_key_path)) {
-        (None, None) => return Ok(None),
-        (Some(cert), Some(key)) => (cert, key),
-        (Some(_), None) => {
-            return Err(bad(
-                "TLS_KEY_PATH",
-                "is required with TLS_CERT_PATH (set both to serve TLS, or neither)",
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(bad(
-                "TLS_CERT_PATH",
-                "is required with TLS_KEY_PATH (set both to serve TLS, or neither)",
-            ));
-        }
-    };
-    if !(100..=120_000).contains(&args.tls_handshake_timeout_ms) {
-        return Err(bad(
-            "TLS_HANDSHAKE_TIMEOUT_MS",
-            "must be between 100 and 120000",
-        ));
-    }
-    Ok(Some(crate::tls::TlsSettings {
-        cert_path,
-        key_path,
-        handshake_timeout: Duration::from_millis(args.tls_handshake_timeout_ms),
     }))
 }
 

@@ -1,4 +1,4 @@
-//! Shared read helpers: run a query on the primary or through a [`Reader`] (which may use a
+//! The read queries the routes and services share: run a query on the primary or through a [`Reader`] (which may use a
 //! replica), and turn its rows into a page.
 
 use std::collections::HashSet;
@@ -13,22 +13,21 @@ use tokio_postgres::types::ToSql;
 
 use crate::cursor::Page;
 use crate::problem::ApiError;
-use crate::replicas::Reader;
-use crate::state::AppState;
+use crate::replicas::{ReadRouting, Reader};
 
 /// Runs `sql` on the primary (bounded by `DATABASE_READ_TIMEOUT_MS`).
 pub async fn query(
-    state: &AppState,
+    reads: &ReadRouting,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, ApiError> {
-    state.reads.primary_reader().query(sql, params).await
+    reads.primary_reader().query(sql, params).await
 }
 
 /// Where `viewer`'s replica-eligible reads go (a replica that shows their own writes, or the
 /// primary).
-pub async fn reader_for(state: &AppState, viewer: UserId) -> Reader<'_> {
-    state.reads.reader(Some(viewer)).await
+pub async fn reader_for(reads: &ReadRouting, viewer: UserId) -> Reader<'_> {
+    reads.reader(Some(viewer)).await
 }
 
 /// Maps rows, a bad row being our error (500).

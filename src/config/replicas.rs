@@ -4,7 +4,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::config::{ConfigError, bad, describe_hosts};
+use super::{ConfigError, bad, describe_hosts};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReplicaArgs {

@@ -3,6 +3,15 @@
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 
+/// How many messages each lane holds at most.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayQueues {
+    /// Log records, presence, heartbeats: published first.
+    pub records: usize,
+    /// Ephemeral pushes (`ai.delta`, …): published when no record waits.
+    pub pushes: usize,
+}
+
 /// What `REDIS_URL` names.
 #[derive(Debug, Clone)]
 pub enum RedisUrls {
