@@ -1,5 +1,5 @@
-//! The read queries the routes and services share: run a query on the primary or through a [`Reader`] (which may use a
-//! replica), and turn its rows into a page.
+//! The read queries the routes and services share: run a query on the primary or through a
+//! [`Reader`] (which may use a replica), and turn its rows into a page.
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
