@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against the real PostgreSQL and Redis on this machine (ensured
-# first). Each integration test makes its own database and Redis prefix and removes them.
+# first). Each integration test makes its own database (dropped afterwards) and Redis prefix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh

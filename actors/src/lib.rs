@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`session`]: one actor per websocket; resume, delivery in id order, client operations.
+//! - [`backlog`]: a session's outbound backlog, counted in by the broker and out by the
+//!   session (slow consumers close with 1013).
 //! - [`feed_broker`]: who is online and who follows whom; fans the committed log out in id
 //!   order (sequencer, routing, catch-up and presence as plain types, the actor a shell).
 //! - [`audience`]: who receives an event, the one decision live routing and replay share.
@@ -13,6 +15,8 @@
 //! - [`log_record`]: each log record's stored and sent JSON shape, typed and versioned.
 //! - [`protocol`]: the websocket wire format, the only module that knows it.
 //! - [`starting`]: how many sessions are still registering and replaying (for admission).
+//! - [`ai_pool`]: the AI dispatcher (a bounded queue fair across users) and its workers, which
+//!   call Gemini under the budget every node shares and stream answers through the broker.
 //! - [`meter`]: mailbox depth, wait and handling time for every actor.
 //! - [`lsn`]: WAL positions and the DbWriter's commit watermark (read-your-writes on replicas).
 //! - [`ids`], [`model`], [`store`]: newtype ids, domain records, row mapping.

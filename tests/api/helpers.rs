@@ -17,7 +17,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub const SIGNING_KEY: &str = "test-signing-key-0123456789abcdef-0123456789";
 pub const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432";
 
-/// A running server with its own database and Redis prefix; both are removed on drop.
+/// A running server with its own database and Redis prefix. The database is dropped on drop;
+/// the keys under the prefix are left in Redis (the prefix is unique, so no other test reads them).
 pub struct TestApp {
     pub address: String,
     pub port: u16,

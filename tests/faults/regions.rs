@@ -1,4 +1,4 @@
-//! Two regions on one machine, as ARCHITECTURE.md's "Beyond one region" describes them: region A
+//! Two regions on one machine, as docs/multi-region.md describes them: region A
 //! holds the primary and a node; region B holds a streaming replica and a node, each with a
 //! Redis key space of its own, and everything between the regions crosses a link that delays
 //! each chunk (`LINK_DELAY` each way): B's writes to the primary and the replication stream.
