@@ -387,3 +387,76 @@ impl ChannelListener for OtherNodesCommits {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aisocial_actors::log_record::FollowChange;
+
+    use super::*;
+
+    fn follow_record() -> Logged {
+        Logged {
+            id: EventId(41),
+            entry: LogEntry::Follow(FollowChange {
+                follower: UserId(7),
+                followee: UserId(9),
+                following: true,
+            }),
+        }
+    }
+
+    /// The message nodes exchange is a wire format of its own: its JSON is pinned here, so a
+    /// change that would break a rolling upgrade shows in review.
+    #[test]
+    fn a_batch_between_nodes_has_the_pinned_shape() {
+        let batch = WireBatch {
+            node: "node-a".into(),
+            events: record_to_wire(&follow_record()).into_iter().collect(),
+            presence: vec![presence_to_wire(&PresenceChange {
+                user: UserId(7),
+                handle: "ann".into(),
+                online: true,
+            })],
+            pushes: vec![WirePush {
+                users: vec![9],
+                thread: Some(3),
+                frame: r#"{"type":"ai.delta"}"#.into(),
+            }],
+            heartbeat: Some(2),
+            want_presence_of: None,
+            presence_list: None,
+        };
+        let json = serde_json::to_string(&batch).expect("a batch serialises");
+        assert_eq!(
+            json,
+            r#"{"node":"node-a","events":[{"id":41,"kind":"route.follow","version":1,"author":null,"recipient":7,"payload":{"followee":9,"follower":7,"following":true}}],"presence":[{"user":7,"handle":"ann","online":true}],"pushes":[{"users":[9],"thread":3,"frame":"{\"type\":\"ai.delta\"}"}],"heartbeat":2}"#
+        );
+    }
+
+    #[test]
+    fn an_older_nodes_batch_without_versions_or_lists_still_reads() {
+        let old = r#"{"node":"old","events":[{"id":41,"kind":"route.follow","author":null,"recipient":7,"payload":{"followee":9,"follower":7,"following":true}}],"unknown_field":1}"#;
+        let batch: WireBatch = serde_json::from_str(old).expect("an older batch parses");
+        let remote = from_wire(batch);
+        assert_eq!(remote.node, "old");
+        assert!(matches!(
+            remote.entries.as_slice(),
+            [Logged { id: EventId(41), entry: LogEntry::Follow(change) }]
+                if change.follower == UserId(7) && change.followee == UserId(9) && change.following
+        ));
+    }
+
+    #[test]
+    fn a_record_of_an_unknown_kind_keeps_its_place_as_a_skip() {
+        let newer = r#"{"node":"new","events":[{"id":42,"kind":"route.block","version":9,"author":null,"recipient":7,"payload":{}}]}"#;
+        let batch: WireBatch = serde_json::from_str(newer).expect("a newer batch parses");
+        let remote = from_wire(batch);
+        assert!(matches!(
+            remote.entries.as_slice(),
+            [Logged {
+                id: EventId(42),
+                entry: LogEntry::Skip
+            }]
+        ));
+    }
+}
