@@ -11,6 +11,21 @@ fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
     proxies.iter().any(|p| p.contains(&ip))
 }
 
+/// The address per-client limits count `ip` under: an IPv4 address (also one mapped into
+/// IPv6) as it is, an IPv6 address as its network of `ipv6_prefix` bits, since whoever holds
+/// one address of a /64 usually holds them all.
+pub fn limit_key(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => ipnet::Ipv6Net::new(v6, ipv6_prefix.min(128))
+                .map(|net| IpAddr::V6(net.network()))
+                .unwrap_or(ip),
+        },
+    }
+}
+
 /// `peer` is the TCP peer; `headers` the request's headers.
 pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, proxies: &[IpNet]) -> Option<IpAddr> {
     let peer = peer?;
@@ -43,6 +58,21 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, proxies: &[IpNet]) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_network() {
+        let key = |ip: &str, prefix| limit_key(ip.parse().expect("an address"), prefix).to_string();
+        assert_eq!(key("2001:db8:1:2:aaaa::1", 64), "2001:db8:1:2::");
+        assert_eq!(
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff", 64),
+            "2001:db8:1:2::"
+        );
+        assert_ne!(key("2001:db8:1:3::1", 64), key("2001:db8:1:2::1", 64));
+        assert_eq!(key("2001:db8:1:2:aaaa::1", 48), "2001:db8:1::");
+        assert_eq!(key("2001:db8::1", 128), "2001:db8::1");
+        assert_eq!(key("::ffff:192.0.2.7", 64), "192.0.2.7");
+        assert_eq!(key("192.0.2.7", 64), "192.0.2.7");
+    }
     use actix_web::http::header::{HeaderName, HeaderValue};
 
     fn check(peer: &str, xff: &[&str], proxies: &[&str], expected: &str) {

@@ -308,7 +308,7 @@ impl RateLimiting {
         headers: &HeaderMap,
         auth_route: bool,
     ) -> Result<(), ApiError> {
-        let Some(ip) = self.client_ip(peer, headers) else {
+        let Some(ip) = self.client_key(peer, headers) else {
             return Ok(());
         };
         let key = ip.to_string();
@@ -319,9 +319,11 @@ impl RateLimiting {
         Ok(())
     }
 
-    /// The client's address: the peer, or what trusted proxies say it is.
-    pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+    /// The client as per-IP limits and caps count it: its address (the peer, or what
+    /// trusted proxies say it is), an IPv6 one as its network (`RATE_LIMIT_IPV6_PREFIX`).
+    pub fn client_key(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
         crate::client_ip::client_ip(peer, headers, &self.trusted_proxies)
+            .map(|ip| crate::client_ip::limit_key(ip, self.limits.ipv6_prefix))
     }
 }
 

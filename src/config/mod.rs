@@ -163,6 +163,11 @@ pub struct ServeArgs {
     #[arg(long, env = "RATE_LIMIT_AUTH_PER_MIN", default_value_t = 30)]
     pub rate_limit_auth_per_min: u32,
 
+    /// IPv6 clients whose addresses share this many leading bits count as one for per-IP
+    /// limits and caps (one subscriber is usually given a whole /64).
+    #[arg(long, env = "RATE_LIMIT_IPV6_PREFIX", default_value_t = 64)]
+    pub rate_limit_ipv6_prefix: u8,
+
     /// Access-token lifetime in seconds (at most 900).
     #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
     pub access_token_ttl_secs: u64,
@@ -325,6 +330,8 @@ pub struct RateLimits {
     pub user_per_min: u32,
     pub ip_per_min: u32,
     pub auth_per_min: u32,
+    /// IPv6 addresses are keyed by this prefix length.
+    pub ipv6_prefix: u8,
 }
 
 /// Everything `serve` needs, checked.
@@ -517,6 +524,9 @@ impl Settings {
                 return Err(bad(variable, "must be at least 1"));
             }
         }
+        if !(32..=128).contains(&args.rate_limit_ipv6_prefix) {
+            return Err(bad("RATE_LIMIT_IPV6_PREFIX", "must be between 32 and 128"));
+        }
         if args.ws_heartbeat_ms < 100 {
             return Err(bad("WS_HEARTBEAT_MS", "must be at least 100"));
         }
@@ -560,6 +570,7 @@ impl Settings {
                 user_per_min: args.rate_limit_user_per_min,
                 ip_per_min: args.rate_limit_ip_per_min,
                 auth_per_min: args.rate_limit_auth_per_min,
+                ipv6_prefix: args.rate_limit_ipv6_prefix,
             },
             allowed_origins,
             heartbeat: Duration::from_millis(args.ws_heartbeat_ms),

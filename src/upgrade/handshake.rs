@@ -133,7 +133,7 @@ pub async fn authorize(
         }
     };
     tracing::Span::current().record("user_id", me.id.0);
-    let ip = gate.limits.client_ip(peer, headers);
+    let ip = gate.limits.client_key(peer, headers);
     let slot = gate.admission.admit(me.id, ip)?;
     let identity = SessionIdentity {
         user: me.id,

@@ -536,3 +536,35 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_limit() {
         }
     }
 }
+
+/// Whoever holds one IPv6 address usually holds its whole /64: per-IP limits count the
+/// network, so walking through its addresses gains nothing.
+#[actix_web::test]
+async fn ipv6_addresses_of_one_network_share_one_limit() {
+    let app = spawn_app_with(&["--rate-limit-ip-per-min=3", "--trusted-proxies=127.0.0.1"]).await;
+    let status = |client: String| {
+        let request = app
+            .http
+            .get(app.url("/api/v1/nothing-here"))
+            .header("x-forwarded-for", client);
+        async move {
+            request
+                .send()
+                .await
+                .expect("the server answers")
+                .status()
+                .as_u16()
+        }
+    };
+    let mut statuses = Vec::new();
+    for n in 1..=5 {
+        statuses.push(status(format!("2001:db8:1:2::{n:x}")).await);
+    }
+    println!("security item 10 (IPv6): one /64 through five addresses answered {statuses:?}");
+    assert_eq!(statuses, vec![404, 404, 404, 429, 429]);
+    assert_eq!(
+        status("2001:db8:1:3::1".into()).await,
+        404,
+        "another /64 is another client"
+    );
+}
