@@ -6,6 +6,7 @@ use aisocial_actors::ids::Handle;
 use serde::Deserialize;
 
 use super::Writer;
+use super::tokens_issued;
 use crate::auth::Accounts;
 use crate::auth::pair::{TokenPair, new_refresh, token_pair};
 use crate::problem::{ApiError, Problem};
@@ -44,5 +45,5 @@ pub async fn sign_in_dev(
             admin_handles: accounts.admin_handles.clone(),
         })
         .await??;
-    Ok(HttpResponse::Ok().json(token_pair(&accounts, signed_in, refresh)?))
+    Ok(tokens_issued(token_pair(&accounts, signed_in, refresh)?))
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::Writer;
+use super::tokens_issued;
 use crate::auth::google::{GoogleIdentity, handle_hint};
 use crate::auth::opaque;
 use crate::auth::pair::{TokenPair, new_refresh, token_pair};
@@ -76,7 +77,7 @@ async fn sign_in(
             admin_handles: accounts.admin_handles.clone(),
         })
         .await??;
-    Ok(HttpResponse::Ok().json(token_pair(accounts, signed_in, refresh)?))
+    Ok(tokens_issued(token_pair(accounts, signed_in, refresh)?))
 }
 
 #[utoipa::path(

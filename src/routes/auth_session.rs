@@ -7,6 +7,7 @@ use aisocial_actors::db_writer::{RevokeFamily, RotateRefresh, WriteError};
 use serde::Deserialize;
 
 use super::Writer;
+use super::tokens_issued;
 use crate::auth::Accounts;
 use crate::auth::AuthUser;
 use crate::auth::opaque;
@@ -60,7 +61,7 @@ pub async fn refresh(
         })
         .await?;
     match rotated {
-        Ok(signed_in) => Ok(HttpResponse::Ok().json(token_pair(&accounts, signed_in, next)?)),
+        Ok(signed_in) => Ok(tokens_issued(token_pair(&accounts, signed_in, next)?)),
         Err(WriteError::RefreshReused { user, family }) => {
             tracing::warn!(%user, family, "a rotated refresh token was reused; session revoked");
             revocations.revoke(user, family).await;

@@ -26,6 +26,13 @@ use aisocial_actors::meter::MeteredAddr;
 
 use crate::problem::ApiError;
 
+/// The answer carrying a new token pair: never stored by a cache on the way.
+fn tokens_issued(pair: crate::auth::pair::TokenPair) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(pair)
+}
+
 /// The DbWriter, as a route extracts it.
 type Writer = web::Data<MeteredAddr<DbWriter>>;
 

@@ -568,3 +568,39 @@ async fn ipv6_addresses_of_one_network_share_one_limit() {
         "another /64 is another client"
     );
 }
+
+/// A response carrying tokens must never sit in a cache on the way (security: token
+/// responses carry `Cache-Control: no-store`).
+#[actix_web::test]
+async fn token_responses_are_never_cached() {
+    let app = spawn_app().await;
+    let no_store = |res: &reqwest::Response| {
+        res.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let signed_in = app
+        .http
+        .post(app.url("/api/v1/auth/dev"))
+        .json(&json!({ "handle": "cachy" }))
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(signed_in.status(), 200);
+    assert_eq!(
+        no_store(&signed_in).as_deref(),
+        Some("no-store"),
+        "dev sign-in"
+    );
+    let pair: Value = signed_in.json().await.expect("a token pair");
+    let refreshed = app
+        .http
+        .post(app.url("/api/v1/auth/refresh"))
+        .json(&json!({ "refresh_token": pair["refresh_token"] }))
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(refreshed.status(), 200);
+    assert_eq!(no_store(&refreshed).as_deref(), Some("no-store"), "refresh");
+}

@@ -28,6 +28,15 @@ async fn google_sign_in(app: &TestApp, token: &str) -> (u16, Value) {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let status = res.status().as_u16();
+    if status == 200 {
+        assert_eq!(
+            res.headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok()),
+            Some("no-store"),
+            "a token pair is never cached"
+        );
+    }
     (status, res.json().await.unwrap_or_default())
 }
 
