@@ -25,18 +25,29 @@ const LEEWAY_SECS: u64 = 60;
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// Why an ID token was refused; the detail goes to logs and the audit log, not to clients.
+/// Text that came from the token (a parser's message may quote it) is shown escaped, so a
+/// token cannot write a line, a field or a terminal sequence into a text log.
 #[derive(Debug, thiserror::Error)]
 pub enum GoogleError {
-    #[error("malformed token: {0}")]
+    #[error("malformed token: {}", .0.escape_debug())]
     Malformed(String),
     #[error("algorithm {0:?} is not RS256")]
     Algorithm(Algorithm),
     #[error("no key with kid {0:?}")]
     UnknownKey(String),
-    #[error("invalid token: {0}")]
+    #[error("invalid token: {}", .0.escape_debug())]
     Invalid(String),
     #[error("the JWKS could not be fetched: {0}")]
     Jwks(String),
+}
+
+/// What a key id of a JWKS looks like (Google's are 40 hex digits); anything else is refused
+/// before it is looked up or logged.
+fn is_key_id(kid: &str) -> bool {
+    (1..=128).contains(&kid.len())
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 #[derive(Deserialize)]
@@ -279,8 +290,12 @@ impl GoogleVerifier {
         }
         let kid = header
             .kid
-            .filter(|k| !k.is_empty() && k.len() <= 128)
             .ok_or_else(|| GoogleError::Malformed("no kid".into()))?;
+        if !is_key_id(&kid) {
+            return Err(GoogleError::Malformed(
+                "the kid is not a key id (1 to 128 of A-Z a-z 0-9 - _ .)".into(),
+            ));
+        }
         let key = self.jwks.key(&kid).await?;
         let claims = decode::<GoogleClaims>(id_token, &key, &self.validation)
             .map_err(|e| GoogleError::Invalid(e.to_string()))?
@@ -361,6 +376,27 @@ mod tests {
             trusted_email: email.map(Into::into),
             name: name.map(Into::into),
         }
+    }
+
+    #[test]
+    fn token_text_never_reaches_a_log_unescaped() {
+        let forged_kid = "k1\n2026-12-07T00:00:00Z  INFO admin granted user_id=1";
+        assert!(!is_key_id(forged_kid));
+        assert!(!is_key_id(""));
+        assert!(!is_key_id("k\"1"));
+        assert!(is_key_id("0123456789abcdef0123456789abcdef01234567"));
+        let parser_message = GoogleError::Malformed(format!(
+            "unknown variant `{forged_kid}\u{1b}[31m`, expected one of RS256"
+        ))
+        .to_string();
+        assert!(
+            !parser_message.chars().any(char::is_control),
+            "{parser_message}"
+        );
+        let invalid = GoogleError::Invalid("a\r\nb".into()).to_string();
+        assert!(!invalid.chars().any(char::is_control), "{invalid}");
+        let unknown = GoogleError::UnknownKey(forged_kid.into()).to_string();
+        assert!(!unknown.chars().any(char::is_control), "{unknown}");
     }
 
     #[test]
