@@ -109,21 +109,17 @@ pub async fn authorize(
     query: &SocketQuery,
     handshake: Result<(), String>,
 ) -> Result<Authorized, ApiError> {
-    if gate.lifecycle.is_draining() {
-        return Err(ApiError::unavailable(
-            "this node is shutting down; reconnect to another",
-            1,
-        ));
-    }
-    if !origin_allowed(headers, &gate.allowed_origins) {
-        return Err(ApiError::Forbidden(
-            "this Origin may not open websockets".into(),
-        ));
-    }
-    handshake.map_err(|e| {
-        ApiError::bad_request("invalid_handshake", format!("not a websocket upgrade: {e}"))
-    })?;
-    let since = parse_since(query.since.as_deref())?;
+    let since = match checks_before_the_caller(gate, headers, query, handshake) {
+        Ok(since) => since,
+        Err(refused) => {
+            // A ticket is single use whatever the answer: one shown to a refused upgrade
+            // cannot be tried again by whoever saw it.
+            if let Some(ticket) = &query.ticket {
+                let _ = gate.tickets.redeem(ticket).await;
+            }
+            return Err(refused);
+        }
+    };
     let me = match &query.ticket {
         Some(ticket) => gate.tickets.redeem(ticket).await?,
         None => {
@@ -145,6 +141,31 @@ pub async fn authorize(
         since,
         slot,
     })
+}
+
+/// The checks that do not need to know the caller: the node is not draining, the `Origin` is
+/// allowed, the handshake is well formed, `since` is an event id.
+fn checks_before_the_caller(
+    gate: &Gate,
+    headers: &header::HeaderMap,
+    query: &SocketQuery,
+    handshake: Result<(), String>,
+) -> Result<Option<EventId>, ApiError> {
+    if gate.lifecycle.is_draining() {
+        return Err(ApiError::unavailable(
+            "this node is shutting down; reconnect to another",
+            1,
+        ));
+    }
+    if !origin_allowed(headers, &gate.allowed_origins) {
+        return Err(ApiError::Forbidden(
+            "this Origin may not open websockets".into(),
+        ));
+    }
+    handshake.map_err(|e| {
+        ApiError::bad_request("invalid_handshake", format!("not a websocket upgrade: {e}"))
+    })?;
+    parse_since(query.since.as_deref())
 }
 
 /// The Session actor for an authorised upgrade (holding its admission slot while it lives).

@@ -604,3 +604,51 @@ async fn token_responses_are_never_cached() {
     assert_eq!(refreshed.status(), 200);
     assert_eq!(no_store(&refreshed).as_deref(), Some("no-store"), "refresh");
 }
+
+/// A ticket presented to an upgrade that is refused for another reason (a foreign `Origin`,
+/// a bad `since`) is used up all the same: whoever saw it cannot try again with it.
+#[actix_web::test]
+async fn a_ticket_is_used_up_by_a_refused_upgrade() {
+    let app = spawn_app_with(&["--ws-allowed-origins=https://good.example"]).await;
+    let alice = app.sign_in("alice").await;
+    let open = |query: String, origin: Option<&'static str>| {
+        let url = format!("ws://127.0.0.1:{}/api/v1/ws?{query}", app.port);
+        async move {
+            let mut request =
+                tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+                    .expect("a websocket request");
+            if let Some(origin) = origin {
+                request
+                    .headers_mut()
+                    .insert("origin", origin.parse().expect("a header value"));
+            }
+            match tokio_tungstenite::connect_async(request).await {
+                Ok(_) => 101,
+                Err(tokio_tungstenite::tungstenite::Error::Http(res)) => res.status().as_u16(),
+                Err(e) => panic!("the upgrade failed below HTTP: {e}"),
+            }
+        }
+    };
+    let t = ticket(&app, &alice).await;
+    assert_eq!(open(format!("ticket={t}&since=x"), None).await, 422);
+    assert_eq!(
+        open(format!("ticket={t}"), None).await,
+        401,
+        "used by the 422"
+    );
+    let t = ticket(&app, &alice).await;
+    assert_eq!(
+        open(format!("ticket={t}"), Some("https://evil.example")).await,
+        403
+    );
+    assert_eq!(
+        open(format!("ticket={t}"), None).await,
+        401,
+        "used by the 403"
+    );
+    let t = ticket(&app, &alice).await;
+    assert_eq!(
+        open(format!("ticket={t}"), Some("https://good.example")).await,
+        101
+    );
+}
