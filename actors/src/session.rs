@@ -588,7 +588,12 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session {
                     ctx.pong(&payload);
                 }
             }
-            ws::Message::Pong(_) | ws::Message::Nop => {}
+            // A pong answers the heartbeat (and the last-heard time above is all it is for);
+            // unasked-for pongs cost like any other frame.
+            ws::Message::Pong(_) => {
+                self.within_budget(ctx);
+            }
+            ws::Message::Nop => {}
             ws::Message::Close(reason) => {
                 // Echo the client's close and end.
                 ctx.close(reason);

@@ -170,6 +170,26 @@ async fn a_flood_closes_with_1008() {
     assert_eq!(ws.closed_with().await, Some(1008));
 }
 
+/// Every frame a client sends costs: pongs the server never asked for too (and binary or
+/// continuation frames, which the server refuses).
+#[actix_web::test]
+async fn a_flood_of_pongs_or_binary_frames_closes_with_1008() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice").await;
+    for flood in [
+        Message::Pong(vec![1].into()),
+        Message::Binary(vec![1].into()),
+    ] {
+        let (mut ws, _) = app.ws(&alice, None).await;
+        for _ in 0..500 {
+            if ws.stream.send(flood.clone()).await.is_err() {
+                break;
+            }
+        }
+        assert_eq!(ws.closed_with().await, Some(1008), "{flood:?}");
+    }
+}
+
 #[actix_web::test]
 async fn a_silent_client_is_dropped_after_the_idle_timeout() {
     let app = spawn_app_with(&["--ws-heartbeat-ms=100", "--ws-idle-timeout-ms=300"]).await;
