@@ -22,7 +22,7 @@ port=18085
 psql_db() { psql -q -X -h 127.0.0.1 -U postgres -d "$db" -v ON_ERROR_STOP=1 "$@"; }
 AUTH_DEV_LOGIN=true AISOCIAL_BIND=127.0.0.1:$port AISOCIAL_WORKERS=1 \
   DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" REDIS_PREFIX="aisocial-resume:$run:" \
-  RATE_LIMIT_USER_PER_MIN=1000000000 RATE_LIMIT_IP_PER_MIN=1000000000 RATE_LIMIT_AUTH_PER_MIN=100000000 \
+  RATE_LIMIT_USER_PER_MIN=1000000000 RATE_LIMIT_IP_PER_MIN=1000000000 RATE_LIMIT_OPS_PER_MIN=1000000000 RATE_LIMIT_AUTH_PER_MIN=100000000 \
   RUST_LOG=warn taskset -c 0 ./target/release/aisocial serve &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; redis-cli -h 127.0.0.1 --scan --pattern "aisocial-resume:$run:*" | xargs -r redis-cli -h 127.0.0.1 del >/dev/null; psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1' EXIT

@@ -14,7 +14,7 @@ writer_db="aisocial_bench_writer_$run"
 ./target/release/aisocial migrate --database-url "postgres://postgres@127.0.0.1:5432/$writer_db" >/dev/null
 AUTH_DEV_LOGIN=true AISOCIAL_BIND=127.0.0.1:18081 \
   DATABASE_URL="postgres://postgres@127.0.0.1:5432/$http_db" REDIS_PREFIX="aisocial-bench:$run:" \
-  RATE_LIMIT_USER_PER_MIN=1000000000 RATE_LIMIT_IP_PER_MIN=1000000000 WS_MAX_PER_IP=1000000 RATE_LIMIT_AUTH_PER_MIN=1000000 \
+  RATE_LIMIT_USER_PER_MIN=1000000000 RATE_LIMIT_IP_PER_MIN=1000000000 RATE_LIMIT_OPS_PER_MIN=1000000000 WS_MAX_PER_IP=1000000 RATE_LIMIT_AUTH_PER_MIN=1000000 \
   RUST_LOG=warn ./target/release/aisocial serve &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $http_db WITH (FORCE)" -c "DROP DATABASE IF EXISTS $writer_db WITH (FORCE)" >/dev/null 2>&1' EXIT

@@ -29,7 +29,7 @@ db="aisocial_bench_${scenario}_$run"
 mkdir -p loadtest/results
 AUTH_DEV_LOGIN=true AISOCIAL_BIND="127.0.0.1:$PORT" AISOCIAL_WORKERS=${AISOCIAL_WORKERS:-1} \
   DATABASE_URL="postgres://postgres@$PG_HOST:$PG_PORT/$db" REDIS_PREFIX="aisocial-bench:$run:" \
-  RATE_LIMIT_USER_PER_MIN=1000000000 RATE_LIMIT_IP_PER_MIN=1000000000 WS_MAX_PER_IP=1000000 RATE_LIMIT_AUTH_PER_MIN=100000000 \
+  RATE_LIMIT_USER_PER_MIN=1000000000 RATE_LIMIT_IP_PER_MIN=1000000000 RATE_LIMIT_OPS_PER_MIN=1000000000 WS_MAX_PER_IP=1000000 RATE_LIMIT_AUTH_PER_MIN=100000000 \
   RUST_LOG=warn taskset -c 0 ./target/release/aisocial serve &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; psql -q -h $PG_HOST -p $PG_PORT -U postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1; redis-cli --scan --pattern "aisocial-bench:$run:*" 2>/dev/null | xargs -r -n 500 redis-cli del >/dev/null 2>&1' EXIT

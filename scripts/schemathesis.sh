@@ -11,7 +11,7 @@ run=$(date +%s)
 db="aisocial_schemathesis_$run"
 AUTH_DEV_LOGIN=true ADMIN_HANDLES=fuzzer AISOCIAL_BIND=127.0.0.1:18082 \
   DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" REDIS_PREFIX="aisocial-st:$run:" \
-  RATE_LIMIT_USER_PER_MIN=1000000 RATE_LIMIT_IP_PER_MIN=1000000 RATE_LIMIT_AUTH_PER_MIN=100000 \
+  RATE_LIMIT_USER_PER_MIN=1000000 RATE_LIMIT_IP_PER_MIN=1000000 RATE_LIMIT_OPS_PER_MIN=1000000 RATE_LIMIT_AUTH_PER_MIN=100000 \
   RUST_LOG=warn ./target/release/aisocial serve &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1' EXIT

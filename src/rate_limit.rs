@@ -260,6 +260,29 @@ struct Batch {
     deltas: Vec<(String, u64)>,
 }
 
+/// Which per-IP limits a route counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteClass {
+    /// The API, the pages and everything else.
+    Api,
+    /// Sign-in and token routes: the API's limit and a stricter one.
+    SignIn,
+    /// Health checks and metrics: a limit of their own.
+    Operations,
+}
+
+impl RouteClass {
+    pub fn of(path: &str) -> Self {
+        if path.starts_with("/health/") || path == "/metrics" {
+            Self::Operations
+        } else if path.starts_with("/api/v1/auth/") {
+            Self::SignIn
+        } else {
+            Self::Api
+        }
+    }
+}
+
 /// What a request is charged against: the shared limiter, the configured limits, and whose
 /// `X-Forwarded-For` to believe when finding the client's address.
 pub struct RateLimiting {
@@ -299,24 +322,27 @@ impl RateLimiting {
         self.charge("user", &user.to_string(), self.limits.user_per_min)
     }
 
-    /// Counts a request against its client address: every route, and sign-in and token routes
-    /// (`auth_route`) against a stricter limit too. A request whose address is unknown is not
-    /// counted.
+    /// Counts a request against its client address: API routes against the API's limit, and
+    /// sign-in and token routes against a stricter one too; health and metrics against their
+    /// own. A request whose address is unknown is not counted.
     pub fn charge_ip(
         &self,
         peer: Option<IpAddr>,
         headers: &HeaderMap,
-        auth_route: bool,
+        route: RouteClass,
     ) -> Result<(), ApiError> {
         let Some(ip) = self.client_key(peer, headers) else {
             return Ok(());
         };
         let key = ip.to_string();
-        self.charge("ip", &key, self.limits.ip_per_min)?;
-        if auth_route {
-            self.charge("auth", &key, self.limits.auth_per_min)?;
+        match route {
+            RouteClass::Api => self.charge("ip", &key, self.limits.ip_per_min),
+            RouteClass::SignIn => {
+                self.charge("ip", &key, self.limits.ip_per_min)?;
+                self.charge("auth", &key, self.limits.auth_per_min)
+            }
+            RouteClass::Operations => self.charge("ops", &key, self.limits.ops_per_min),
         }
-        Ok(())
     }
 
     /// The client as per-IP limits and caps count it: its address (the peer, or what

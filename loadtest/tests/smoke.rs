@@ -53,6 +53,7 @@ async fn start_server_with(extra: &[String], scheme: &str) -> Server {
         "--rate-limit-auth-per-min=1000000".to_owned(),
         "--rate-limit-user-per-min=1000000".to_owned(),
         "--rate-limit-ip-per-min=10000000".to_owned(),
+        "--rate-limit-ops-per-min=10000000".to_owned(),
     ];
     argv.extend_from_slice(extra);
     let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("server flags: {e}"));

@@ -163,6 +163,11 @@ pub struct ServeArgs {
     #[arg(long, env = "RATE_LIMIT_AUTH_PER_MIN", default_value_t = 30)]
     pub rate_limit_auth_per_min: u32,
 
+    /// Health and metrics requests per minute per client IP (probes and scrapers; counted
+    /// apart from the API's limit so that neither starves the other).
+    #[arg(long, env = "RATE_LIMIT_OPS_PER_MIN", default_value_t = 600)]
+    pub rate_limit_ops_per_min: u32,
+
     /// IPv6 clients whose addresses share this many leading bits count as one for per-IP
     /// limits and caps (one subscriber is usually given a whole /64).
     #[arg(long, env = "RATE_LIMIT_IPV6_PREFIX", default_value_t = 64)]
@@ -330,6 +335,8 @@ pub struct RateLimits {
     pub user_per_min: u32,
     pub ip_per_min: u32,
     pub auth_per_min: u32,
+    /// Health and metrics, per IP.
+    pub ops_per_min: u32,
     /// IPv6 addresses are keyed by this prefix length.
     pub ipv6_prefix: u8,
 }
@@ -519,6 +526,7 @@ impl Settings {
             (args.rate_limit_user_per_min, "RATE_LIMIT_USER_PER_MIN"),
             (args.rate_limit_ip_per_min, "RATE_LIMIT_IP_PER_MIN"),
             (args.rate_limit_auth_per_min, "RATE_LIMIT_AUTH_PER_MIN"),
+            (args.rate_limit_ops_per_min, "RATE_LIMIT_OPS_PER_MIN"),
         ] {
             if value == 0 {
                 return Err(bad(variable, "must be at least 1"));
@@ -570,6 +578,7 @@ impl Settings {
                 user_per_min: args.rate_limit_user_per_min,
                 ip_per_min: args.rate_limit_ip_per_min,
                 auth_per_min: args.rate_limit_auth_per_min,
+                ops_per_min: args.rate_limit_ops_per_min,
                 ipv6_prefix: args.rate_limit_ipv6_prefix,
             },
             allowed_origins,

@@ -35,6 +35,7 @@ use tracing::Instrument;
 
 use self::handshake::{Authorized, Gate, SocketQuery, authorize, count_upgrade, new_session};
 use crate::problem::ApiError;
+use crate::rate_limit::RouteClass;
 use crate::request_context::{self, REQUEST_ID};
 
 const SOCKET_PATH: &str = "/api/v1/ws";
@@ -162,7 +163,8 @@ struct Accepted {
 
 async fn accept(gate: &Gate, req: &Request, peer: Option<IpAddr>) -> Result<Accepted, ApiError> {
     // The per-IP limit every HTTP request counts against, whatever it asks for.
-    gate.limits.charge_ip(peer, req.headers(), false)?;
+    gate.limits
+        .charge_ip(peer, req.headers(), RouteClass::Api)?;
     if req.path() != SOCKET_PATH {
         return Err(ApiError::NotFound("no such resource".into()));
     }

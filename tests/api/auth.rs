@@ -652,3 +652,38 @@ async fn a_ticket_is_used_up_by_a_refused_upgrade() {
         101
     );
 }
+
+/// Health checks and metrics are public, so they are limited too: per IP, apart from the
+/// API's limit, so that a scraper cannot starve the API nor the API a probe.
+#[actix_web::test]
+async fn health_and_metrics_have_a_per_ip_limit_of_their_own() {
+    let app = spawn_app_with(&["--rate-limit-ops-per-min=4", "--rate-limit-ip-per-min=3"]).await;
+    let get = |path: &'static str| {
+        let request = app.http.get(app.url(path));
+        async move {
+            request
+                .send()
+                .await
+                .expect("the server answers")
+                .status()
+                .as_u16()
+        }
+    };
+    let mut statuses = Vec::new();
+    for path in [
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+        "/health/system",
+        "/metrics",
+    ] {
+        statuses.push(get(path).await);
+    }
+    println!("security: health and metrics, limit 4 a minute per IP: {statuses:?}");
+    assert_eq!(statuses, vec![200, 200, 200, 200, 429]);
+    assert_eq!(
+        get("/api/v1/nothing-here").await,
+        404,
+        "the API's limit is its own"
+    );
+}

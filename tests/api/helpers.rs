@@ -56,6 +56,8 @@ pub fn test_settings(
         "--workers=2",
         "--database-pool-size=4",
         "--shutdown-timeout-secs=5",
+        // Tests poll health and metrics as fast as they like; the limit has its own test.
+        "--rate-limit-ops-per-min=100000000",
     ];
     argv.extend_from_slice(extra);
     let cli = Cli::try_parse_from(argv)?;
@@ -641,6 +643,7 @@ impl ServerProcess {
             .env("DATABASE_URL", format!("{PG_BASE}/{db_name}"))
             .env("REDIS_PREFIX", format!("aisocial-test:{db_name}:"))
             .env("AUTH_DEV_LOGIN", "true")
+            .env("RATE_LIMIT_OPS_PER_MIN", "100000000")
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
