@@ -7,8 +7,9 @@ use aisocial_actors::ids::Handle;
 use super::Writer;
 use crate::auth::AuthUser;
 use crate::cache::Cache;
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, PROBLEM_JSON, Problem};
 use crate::replicas::ReadRouting;
+use crate::routes::problems;
 
 /// After a committed follow change: both cached profiles (their counts) are dropped. (Brokers
 /// learn of the change from the log, in order.)
@@ -28,7 +29,12 @@ fn target(raw: &str) -> Result<Handle, ApiError> {
     tag = "users",
     summary = "Follow a user (idempotent)",
     params(("handle" = String, Path, description = "a user handle")),
-    responses((status = 204, description = "following"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "you cannot follow yourself", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 204, description = "following"),
+        (status = 409, description = "you cannot follow yourself", body = Problem,
+         content_type = PROBLEM_JSON),
+        problems::Bearer, problems::Missing, problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn follow_user(
@@ -56,7 +62,12 @@ pub async fn follow_user(
     tag = "users",
     summary = "Unfollow a user (idempotent)",
     params(("handle" = String, Path, description = "a user handle")),
-    responses((status = 204, description = "not following"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "you cannot unfollow yourself", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 204, description = "not following"),
+        (status = 409, description = "you cannot unfollow yourself", body = Problem,
+         content_type = PROBLEM_JSON),
+        problems::Bearer, problems::Missing, problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn unfollow_user(

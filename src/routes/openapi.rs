@@ -30,7 +30,8 @@ impl utoipa::Modify for BearerAuth {
 #[openapi(
     info(
         title = "aisocial",
-        description = "The realtime backend of an AI social network. Errors are RFC 9457 problem documents."
+        description = "The realtime backend of an AI social network. \
+                       Errors are RFC 9457 problem documents."
     ),
     paths(
         auth_google::methods,
@@ -72,6 +73,7 @@ impl utoipa::Modify for BearerAuth {
         pages::asset,
         document,
     ),
+    components(schemas(crate::problem::Problem)),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Sign-in and tokens"),
@@ -80,7 +82,8 @@ impl utoipa::Modify for BearerAuth {
         (name = "realtime", description = "The websocket"),
         (name = "ai", description = "The AI: drafts and catch-ups streamed over the websocket"),
         (name = "operations", description = "Health, metrics, admin"),
-        (name = "pages", description = "The bundled web pages: the try-it client and the dashboard"),
+        (name = "pages",
+         description = "The bundled web pages: the try-it client and the dashboard"),
     )
 )]
 pub struct ApiDoc;
