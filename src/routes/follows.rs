@@ -11,16 +11,35 @@ use crate::problem::{ApiError, PROBLEM_JSON, Problem};
 use crate::replicas::ReadRouting;
 use crate::routes::problems;
 
-/// After a committed follow change: both cached profiles (their counts) are dropped. (Brokers
-/// learn of the change from the log, in order.)
-async fn follow_changed(reads: &ReadRouting, cache: &Cache, me: &AuthUser, followee: &str) {
-    reads.wrote(me.id).await;
-    cache.invalidate_profiles(&[&me.handle, followee]).await;
-}
-
 fn target(raw: &str) -> Result<Handle, ApiError> {
     // A string that cannot be a handle names no user.
     Handle::parse(raw).map_err(|_| ApiError::NotFound("user not found".into()))
+}
+
+/// Both routes: `me` follows (`follow`) or stops following the user `raw` names. After the
+/// committed change both cached profiles (their counts) are dropped. (Brokers learn of the
+/// change from the log, in order.)
+async fn set_following(
+    writer: &Writer,
+    reads: &ReadRouting,
+    cache: &Cache,
+    me: &AuthUser,
+    raw: &str,
+    follow: bool,
+) -> Result<HttpResponse, ApiError> {
+    let followee = target(raw)?;
+    let followee_handle = followee.as_str().to_owned();
+    let follower = me.id;
+    if follow {
+        writer.send(Follow { follower, followee }).await??;
+    } else {
+        writer.send(Unfollow { follower, followee }).await??;
+    }
+    reads.wrote(me.id).await;
+    cache
+        .invalidate_profiles(&[&me.handle, &followee_handle])
+        .await;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(
@@ -44,16 +63,7 @@ pub async fn follow_user(
     me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let followee = target(&path)?;
-    let followee_handle = followee.as_str().to_owned();
-    writer
-        .send(Follow {
-            follower: me.id,
-            followee,
-        })
-        .await??;
-    follow_changed(&reads, &cache, &me, &followee_handle).await;
-    Ok(HttpResponse::NoContent().finish())
+    set_following(&writer, &reads, &cache, &me, &path, true).await
 }
 
 #[utoipa::path(
@@ -77,14 +87,5 @@ pub async fn unfollow_user(
     me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let followee = target(&path)?;
-    let followee_handle = followee.as_str().to_owned();
-    writer
-        .send(Unfollow {
-            follower: me.id,
-            followee,
-        })
-        .await??;
-    follow_changed(&reads, &cache, &me, &followee_handle).await;
-    Ok(HttpResponse::NoContent().finish())
+    set_following(&writer, &reads, &cache, &me, &path, false).await
 }
