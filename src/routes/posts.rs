@@ -275,10 +275,7 @@ pub async fn like(
     me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let post = path_post(&path)?;
-    writer.send(LikePost { user: me.id, post }).await??;
-    reads.wrote(me.id).await;
-    Ok(HttpResponse::NoContent().finish())
+    set_liked(&writer, &reads, &me, &path, true).await
 }
 
 #[utoipa::path(
@@ -299,8 +296,24 @@ pub async fn unlike(
     me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let post = path_post(&path)?;
-    writer.send(UnlikePost { user: me.id, post }).await??;
+    set_liked(&writer, &reads, &me, &path, false).await
+}
+
+/// Both like routes: `me` likes (`like`) or takes back a like of the post `raw` names.
+async fn set_liked(
+    writer: &Writer,
+    reads: &ReadRouting,
+    me: &AuthUser,
+    raw: &str,
+    like: bool,
+) -> Result<HttpResponse, ApiError> {
+    let post = path_post(raw)?;
+    let user = me.id;
+    if like {
+        writer.send(LikePost { user, post }).await??;
+    } else {
+        writer.send(UnlikePost { user, post }).await??;
+    }
     reads.wrote(me.id).await;
     Ok(HttpResponse::NoContent().finish())
 }
