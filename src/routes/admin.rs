@@ -8,16 +8,20 @@ use serde::Serialize;
 use crate::auth::extract::AdminUser;
 use crate::cursor::{Order, Page, PageQuery};
 use crate::live::{ActorsView, Live, LiveView};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, PROBLEM_JSON, Problem};
 use crate::reads::{query, rows_to};
 use crate::replicas::ReadRouting;
+use crate::routes::problems;
 
 #[utoipa::path(
     get,
     path = "/admin/actors",
     tag = "operations",
     summary = "Every actor kind's mailbox right now, and the deepest sessions (admins only)",
-    responses((status = 200, body = ActorsView), (status = 401, description = "not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 200, body = ActorsView),
+        problems::AdminOnly,
+    ),
     security(("bearer" = []))
 )]
 pub async fn actors(
@@ -36,8 +40,12 @@ pub async fn actors(
     get,
     path = "/admin/live",
     tag = "operations",
-    summary = "The dashboard's data: actors, sessions, delivery latency, connections, the AI budget (admins only)",
-    responses((status = 200, body = LiveView), (status = 401, description = "not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json")),
+    summary = "The dashboard's data: actors, sessions, delivery latency, connections, \
+               the AI budget (admins only)",
+    responses(
+        (status = 200, body = LiveView),
+        problems::AdminOnly,
+    ),
     security(("bearer" = []))
 )]
 pub async fn live(
@@ -85,7 +93,14 @@ const AUDIT: &str = "SELECT a.id, a.at, a.actor_id, u.handle, a.action, a.detail
     tag = "operations",
     summary = "The audit log, newest first (admins only)",
     params(PageQuery, AuditFilter),
-    responses((status = 200, body = Page<AuditEntry>), (status = 400, description = "malformed query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 200, body = Page<AuditEntry>),
+        (status = 400, description = "malformed query or cursor", body = Problem,
+         content_type = PROBLEM_JSON),
+        (status = 503, description = "a dependency is unavailable (Retry-After)", body = Problem,
+         content_type = PROBLEM_JSON),
+        problems::AdminOnly, problems::Invalid,
+    ),
     security(("bearer" = []))
 )]
 pub async fn audit(

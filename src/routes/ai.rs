@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ai::jobs::{self, AiJobs, MAX_PROMPT_CHARS};
 use crate::auth::AuthUser;
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, PROBLEM_JSON, Problem};
 use crate::routes::body::{JsonBody, trimmed_text};
+use crate::routes::problems;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -35,7 +36,12 @@ fn accepted(id: impl ToString) -> HttpResponse {
     tag = "ai",
     summary = "Draft a post with the AI; 202, the draft streams over the websocket",
     request_body = ComposeRequest,
-    responses((status = 202, body = Accepted), (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 413, description = "body over 16 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "body not application/json", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "the AI queue or the caller's AI quota is full (Retry-After)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "the AI quota for today is used up, a dependency is unavailable, or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 202, body = Accepted),
+        (status = 400, description = "malformed JSON", body = Problem,
+         content_type = PROBLEM_JSON),
+        problems::Bearer, problems::JsonBody, problems::Invalid, problems::AiBusy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn compose(
@@ -55,7 +61,10 @@ pub async fn compose(
     path = "/api/v1/ai/summary",
     tag = "ai",
     summary = "A catch-up of the caller's home timeline; 202, it streams over the websocket",
-    responses((status = 202, body = Accepted), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 429, description = "the AI queue or the caller's AI quota is full (Retry-After)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "the AI quota for today is used up, a dependency is unavailable, or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 202, body = Accepted),
+        problems::Bearer, problems::AiBusy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn summary(jobs: web::Data<AiJobs>, me: AuthUser) -> Result<HttpResponse, ApiError> {

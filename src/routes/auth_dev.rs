@@ -9,8 +9,9 @@ use super::Writer;
 use super::tokens_issued;
 use crate::auth::Accounts;
 use crate::auth::pair::{TokenPair, new_refresh, token_pair};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, PROBLEM_JSON, Problem};
 use crate::routes::body::JsonBody;
+use crate::routes::problems;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -25,7 +26,12 @@ pub struct DevSignIn {
     tag = "auth",
     summary = "Sign in by handle (only with AUTH_DEV_LOGIN=true)",
     request_body = DevSignIn,
-    responses((status = 200, body = TokenPair), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 413, description = "body over 16 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "body not application/json", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "dev login is off", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 200, body = TokenPair),
+        (status = 404, description = "dev login is off", body = Problem,
+         content_type = PROBLEM_JSON),
+        problems::Malformed, problems::JsonBody, problems::Invalid, problems::Busy,
+    )
 )]
 pub async fn sign_in_dev(
     accounts: web::Data<Accounts>,

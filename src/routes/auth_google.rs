@@ -20,9 +20,10 @@ use crate::auth::google::{GoogleIdentity, handle_hint};
 use crate::auth::opaque;
 use crate::auth::pair::{TokenPair, new_refresh, token_pair};
 use crate::auth::{Accounts, Google};
-use crate::problem::{ApiError, Problem, redis_error};
+use crate::problem::{ApiError, PROBLEM_JSON, Problem, redis_error};
 use crate::redis_store::{self, Keyspace};
 use crate::routes::body::JsonBody;
+use crate::routes::problems;
 
 const FLOW_COOKIE: &str = "aisocial_oauth";
 const FLOW_TTL_SECS: u64 = 600;
@@ -86,7 +87,14 @@ async fn sign_in(
     tag = "auth",
     summary = "Sign in with a Google ID token",
     request_body = IdTokenSignIn,
-    responses((status = 200, body = TokenPair), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 413, description = "body over 16 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "body not application/json", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "the ID token is not valid", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Google sign-in is not configured", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 200, body = TokenPair),
+        (status = 401, description = "the ID token is not valid", body = Problem,
+         content_type = PROBLEM_JSON),
+        (status = 404, description = "Google sign-in is not configured", body = Problem,
+         content_type = PROBLEM_JSON),
+        problems::Malformed, problems::JsonBody, problems::Invalid, problems::Busy,
+    )
 )]
 pub async fn sign_in_with_id_token(
     accounts: web::Data<Accounts>,
@@ -137,7 +145,11 @@ fn code_flow(google: &Google) -> Result<(&str, &str), ApiError> {
     path = "/api/v1/auth/google/login",
     tag = "auth",
     summary = "Start the browser sign-in flow (redirects to Google)",
-    responses((status = 302, description = "redirect to Google with PKCE, state and nonce; sets the flow cookie"), (status = 404, description = "the code flow is not configured", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 302,
+         description = "redirect to Google with PKCE, state and nonce; sets the flow cookie"),
+        problems::CodeFlowOff, problems::Busy,
+    )
 )]
 pub async fn login(
     accounts: web::Data<Accounts>,
@@ -215,7 +227,14 @@ fn invalid_state() -> ApiError {
     tag = "auth",
     summary = "Finish the browser sign-in flow",
     params(CallbackQuery),
-    responses((status = 200, body = TokenPair), (status = 400, description = "unknown, used or foreign state; Google declined", body = Problem, content_type = "application/problem+json"), (status = 401, description = "the code or ID token was refused", body = Problem, content_type = "application/problem+json"), (status = 404, description = "the code flow is not configured", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 200, body = TokenPair),
+        (status = 400, description = "unknown, used or foreign state; Google declined",
+         body = Problem, content_type = PROBLEM_JSON),
+        (status = 401, description = "the code or ID token was refused", body = Problem,
+         content_type = PROBLEM_JSON),
+        problems::CodeFlowOff, problems::Busy,
+    )
 )]
 pub async fn callback(
     accounts: web::Data<Accounts>,

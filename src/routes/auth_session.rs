@@ -12,10 +12,11 @@ use crate::auth::Accounts;
 use crate::auth::AuthUser;
 use crate::auth::opaque;
 use crate::auth::pair::{REFRESH_PREFIX, TokenPair, token_pair};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, PROBLEM_JSON, Problem};
 use crate::revocation::Revocations;
 use crate::routes::body::JsonBody;
 use crate::routes::posts::idempotency_key;
+use crate::routes::problems;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -28,9 +29,22 @@ pub struct RefreshRequest {
     path = "/api/v1/auth/refresh",
     tag = "auth",
     summary = "Rotate the token pair",
-    params(("Idempotency-Key" = Option<String>, Header, description = "the same token with the same key again, within REFRESH_RETRY_GRACE_SECS and before the new token is used, gets the same new token (a retry after a lost answer) instead of counting as reuse", pattern = "^[\\x21-\\x7e]{1,255}$")),
+    params((
+        "Idempotency-Key" = Option<String>, Header,
+        description = "the same token with the same key again, within \
+                       REFRESH_RETRY_GRACE_SECS and before the new token is used, gets the same \
+                       new token (a retry after a lost answer) instead of counting as reuse",
+        pattern = "^[\\x21-\\x7e]{1,255}$"
+    )),
     request_body = RefreshRequest,
-    responses((status = 200, body = TokenPair), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 413, description = "body over 16 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "body not application/json", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "unknown, expired, revoked or reused refresh token (reuse revokes the session)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json"))
+    responses(
+        (status = 200, body = TokenPair),
+        (status = 401,
+         description = "unknown, expired, revoked or reused refresh token \
+                        (reuse revokes the session)",
+         body = Problem, content_type = PROBLEM_JSON),
+        problems::Malformed, problems::JsonBody, problems::Invalid, problems::Busy,
+    )
 )]
 pub async fn refresh(
     accounts: web::Data<Accounts>,
@@ -76,7 +90,10 @@ pub async fn refresh(
     path = "/api/v1/auth/logout",
     tag = "auth",
     summary = "Revoke this sign-in session and close its websockets",
-    responses((status = 204, description = "revoked"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 204, description = "revoked"),
+        problems::Bearer, problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn logout(

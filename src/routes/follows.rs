@@ -7,19 +7,39 @@ use aisocial_actors::ids::Handle;
 use super::Writer;
 use crate::auth::AuthUser;
 use crate::cache::Cache;
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, PROBLEM_JSON, Problem};
 use crate::replicas::ReadRouting;
-
-/// After a committed follow change: both cached profiles (their counts) are dropped. (Brokers
-/// learn of the change from the log, in order.)
-async fn follow_changed(reads: &ReadRouting, cache: &Cache, me: &AuthUser, followee: &str) {
-    reads.wrote(me.id).await;
-    cache.invalidate_profiles(&[&me.handle, followee]).await;
-}
+use crate::routes::problems;
 
 fn target(raw: &str) -> Result<Handle, ApiError> {
     // A string that cannot be a handle names no user.
     Handle::parse(raw).map_err(|_| ApiError::NotFound("user not found".into()))
+}
+
+/// Both routes: `me` follows (`follow`) or stops following the user `raw` names. After the
+/// committed change both cached profiles (their counts) are dropped. (Brokers learn of the
+/// change from the log, in order.)
+async fn set_following(
+    writer: &Writer,
+    reads: &ReadRouting,
+    cache: &Cache,
+    me: &AuthUser,
+    raw: &str,
+    follow: bool,
+) -> Result<HttpResponse, ApiError> {
+    let followee = target(raw)?;
+    let followee_handle = followee.as_str().to_owned();
+    let follower = me.id;
+    if follow {
+        writer.send(Follow { follower, followee }).await??;
+    } else {
+        writer.send(Unfollow { follower, followee }).await??;
+    }
+    reads.wrote(me.id).await;
+    cache
+        .invalidate_profiles(&[&me.handle, &followee_handle])
+        .await;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(
@@ -28,7 +48,12 @@ fn target(raw: &str) -> Result<Handle, ApiError> {
     tag = "users",
     summary = "Follow a user (idempotent)",
     params(("handle" = String, Path, description = "a user handle")),
-    responses((status = 204, description = "following"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "you cannot follow yourself", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 204, description = "following"),
+        (status = 409, description = "you cannot follow yourself", body = Problem,
+         content_type = PROBLEM_JSON),
+        problems::Bearer, problems::Missing, problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn follow_user(
@@ -38,16 +63,7 @@ pub async fn follow_user(
     me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let followee = target(&path)?;
-    let followee_handle = followee.as_str().to_owned();
-    writer
-        .send(Follow {
-            follower: me.id,
-            followee,
-        })
-        .await??;
-    follow_changed(&reads, &cache, &me, &followee_handle).await;
-    Ok(HttpResponse::NoContent().finish())
+    set_following(&writer, &reads, &cache, &me, &path, true).await
 }
 
 #[utoipa::path(
@@ -56,7 +72,12 @@ pub async fn follow_user(
     tag = "users",
     summary = "Unfollow a user (idempotent)",
     params(("handle" = String, Path, description = "a user handle")),
-    responses((status = 204, description = "not following"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "you cannot unfollow yourself", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 204, description = "not following"),
+        (status = 409, description = "you cannot unfollow yourself", body = Problem,
+         content_type = PROBLEM_JSON),
+        problems::Bearer, problems::Missing, problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn unfollow_user(
@@ -66,14 +87,5 @@ pub async fn unfollow_user(
     me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let followee = target(&path)?;
-    let followee_handle = followee.as_str().to_owned();
-    writer
-        .send(Unfollow {
-            follower: me.id,
-            followee,
-        })
-        .await??;
-    follow_changed(&reads, &cache, &me, &followee_handle).await;
-    Ok(HttpResponse::NoContent().finish())
+    set_following(&writer, &reads, &cache, &me, &path, false).await
 }

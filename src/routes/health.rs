@@ -31,7 +31,11 @@ pub async fn live() -> HttpResponse {
     path = "/health/ready",
     tag = "operations",
     summary = "Readiness: PostgreSQL and Redis with latency; the AI pool's health",
-    responses((status = 200, body = Readiness), (status = 503, description = "a dependency is down, or the node is draining", body = Readiness))
+    responses(
+        (status = 200, body = Readiness),
+        (status = 503, description = "a dependency is down, or the node is draining",
+         body = Readiness),
+    )
 )]
 pub async fn ready(node: web::Data<NodeHealth>) -> HttpResponse {
     let body = readiness(&node).await;

@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::Writer;
 use crate::auth::AuthUser;
 use crate::cache::Cache;
-use crate::problem::{ApiError, Problem};
+use crate::problem::ApiError;
 use crate::replicas::ReadRouting;
 use crate::routes::body::JsonBody;
+use crate::routes::problems;
 
 pub const MAX_DISPLAY_NAME: usize = 100;
 pub const MAX_BIO: usize = 500;
@@ -60,7 +61,10 @@ async fn load(reads: &ReadRouting, me: &AuthUser) -> Result<Me, ApiError> {
     path = "/api/v1/me",
     tag = "users",
     summary = "The caller's own profile",
-    responses((status = 200, body = Me), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 200, body = Me),
+        problems::Bearer, problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn get_me(reads: web::Data<ReadRouting>, me: AuthUser) -> Result<HttpResponse, ApiError> {
@@ -117,7 +121,11 @@ fn clean(
     tag = "users",
     summary = "Change the caller's display name or bio",
     request_body = ProfilePatch,
-    responses((status = 200, body = Me), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 413, description = "body over 16 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "body not application/json", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 200, body = Me),
+        problems::Bearer, problems::Malformed, problems::JsonBody, problems::Invalid,
+        problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn patch_me(

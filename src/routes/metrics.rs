@@ -10,7 +10,10 @@ use crate::problem::ApiError;
     path = "/metrics",
     tag = "operations",
     summary = "Prometheus metrics (text format)",
-    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain; version=0.0.4"))
+    responses(
+        (status = 200, description = "Prometheus text exposition format",
+         content_type = "text/plain; version=0.0.4"),
+    )
 )]
 pub async fn export() -> Result<HttpResponse, ApiError> {
     let encoder = TextEncoder::new();

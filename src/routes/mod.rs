@@ -15,6 +15,7 @@ mod notifications;
 mod openapi;
 mod pages;
 mod posts;
+mod problems;
 mod timeline;
 mod users;
 pub mod ws;

@@ -6,9 +6,10 @@ use aisocial_actors::model::{Author, Notification};
 
 use crate::auth::AuthUser;
 use crate::cursor::{Order, Page, PageQuery};
-use crate::problem::{ApiError, Problem};
+use crate::problem::ApiError;
 use crate::reads::{reader_for, rows_to};
 use crate::replicas::ReadRouting;
+use crate::routes::problems;
 
 const NOTIFICATIONS: &str = "SELECT n.id, n.kind, n.post_id, n.created_at, u.id, u.handle, \
      u.display_name FROM notifications n JOIN users u ON u.id = n.actor_id \
@@ -20,7 +21,10 @@ const NOTIFICATIONS: &str = "SELECT n.id, n.kind, n.post_id, n.created_at, u.id,
     tag = "users",
     summary = "Likes, follows, replies and mentions, newest first",
     params(PageQuery),
-    responses((status = 200, body = Page<Notification>), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 200, body = Page<Notification>),
+        problems::Bearer, problems::Malformed, problems::Invalid, problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn list(

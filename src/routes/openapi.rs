@@ -30,7 +30,8 @@ impl utoipa::Modify for BearerAuth {
 #[openapi(
     info(
         title = "aisocial",
-        description = "The realtime backend of an AI social network. Errors are RFC 9457 problem documents."
+        description = "The realtime backend of an AI social network. \
+                       Errors are RFC 9457 problem documents."
     ),
     paths(
         auth_google::methods,
@@ -72,6 +73,7 @@ impl utoipa::Modify for BearerAuth {
         pages::asset,
         document,
     ),
+    components(schemas(crate::problem::Problem)),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Sign-in and tokens"),
@@ -80,7 +82,8 @@ impl utoipa::Modify for BearerAuth {
         (name = "realtime", description = "The websocket"),
         (name = "ai", description = "The AI: drafts and catch-ups streamed over the websocket"),
         (name = "operations", description = "Health, metrics, admin"),
-        (name = "pages", description = "The bundled web pages: the try-it client and the dashboard"),
+        (name = "pages",
+         description = "The bundled web pages: the try-it client and the dashboard"),
     )
 )]
 pub struct ApiDoc;
@@ -94,4 +97,123 @@ pub struct ApiDoc;
 )]
 pub async fn document() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+    use utoipa::OpenApi;
+
+    use super::ApiDoc;
+
+    /// The responses each operation documents, by status. A change here is a change of the API's
+    /// contract: update the table on purpose.
+    const RESPONSES: &str = "\
+DELETE /api/v1/posts/{id} 204 401 403 404 429 503
+DELETE /api/v1/posts/{id}/like 204 401 404 429 503
+DELETE /api/v1/users/{handle}/follow 204 401 404 409 429 503
+GET / 200
+GET /admin/actors 200 401 403
+GET /admin/audit 200 400 401 403 422 503
+GET /admin/dashboard 200
+GET /admin/live 200 401 403
+GET /api/v1/auth/google/callback 200 400 401 404 429 503
+GET /api/v1/auth/google/login 302 404 429 503
+GET /api/v1/auth/methods 200
+GET /api/v1/me 200 401 429 503
+GET /api/v1/notifications 200 400 401 422 429 503
+GET /api/v1/openapi.json 200
+GET /api/v1/posts/{id} 200 401 404 429 503
+GET /api/v1/posts/{id}/replies 200 400 401 404 422 429 503
+GET /api/v1/timeline 200 400 401 422 429 503
+GET /api/v1/users/{handle} 200 401 404 429 503
+GET /api/v1/users/{handle}/followers 200 400 401 404 422 429 503
+GET /api/v1/users/{handle}/following 200 400 401 404 422 429 503
+GET /api/v1/users/{handle}/posts 200 400 401 404 422 429 503
+GET /api/v1/ws 101 400 401 403 422 429 503
+GET /health/live 200
+GET /health/ready 200 503
+GET /health/system 200
+GET /metrics 200
+GET /static/{file} 200 404
+PATCH /api/v1/me 200 400 401 413 415 422 429 503
+POST /api/v1/ai/compose 202 400 401 413 415 422 429 503
+POST /api/v1/ai/summary 202 401 429 503
+POST /api/v1/auth/dev 200 400 404 413 415 422 429 503
+POST /api/v1/auth/google 200 400 401 404 413 415 422 429 503
+POST /api/v1/auth/logout 204 401 429 503
+POST /api/v1/auth/refresh 200 400 401 413 415 422 429 503
+POST /api/v1/posts 201 400 401 404 409 413 415 422 429 503
+POST /api/v1/ws/ticket 201 401 429 503
+PUT /api/v1/posts/{id}/like 204 401 404 429 503
+PUT /api/v1/users/{handle}/follow 204 401 404 409 429 503
+";
+
+    /// Every operation as `METHOD path`, with its responses.
+    fn operations(doc: &Value) -> Vec<(String, Value)> {
+        let mut ops = Vec::new();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                let op_name = format!("{} {path}", method.to_uppercase());
+                ops.push((op_name, op["responses"].clone()));
+            }
+        }
+        ops.sort_by(|a, b| a.0.cmp(&b.0));
+        ops
+    }
+
+    #[test]
+    fn every_operation_documents_its_responses() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let table: String = operations(&doc)
+            .iter()
+            .map(|(op, responses)| {
+                let codes: Vec<&str> = responses
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|r| r.keys().map(String::as_str))
+                    .collect();
+                format!("{op} {}\n", codes.join(" "))
+            })
+            .collect();
+        assert_eq!(table, RESPONSES);
+    }
+
+    #[test]
+    fn every_error_is_a_described_problem_document() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let problem = &doc["components"]["schemas"]["Problem"];
+        assert!(problem["properties"]["code"].is_object(), "{problem}");
+        let mut problems = 0;
+        for (op, responses) in operations(&doc) {
+            for (status, response) in responses.as_object().into_iter().flatten() {
+                if !(status.starts_with('4') || status.starts_with('5')) {
+                    continue;
+                }
+                assert!(
+                    response["description"]
+                        .as_str()
+                        .is_some_and(|d| !d.is_empty()),
+                    "{op} {status} has no description"
+                );
+                // Readiness answers its own document when it is not ready.
+                if op == "GET /health/ready" && status == "503" {
+                    continue;
+                }
+                let content = &response["content"];
+                assert_eq!(
+                    content.as_object().map(|c| c.len()),
+                    Some(1),
+                    "{op} {status}: {content}"
+                );
+                assert_eq!(
+                    content["application/problem+json"]["schema"]["$ref"],
+                    "#/components/schemas/Problem",
+                    "{op} {status}: {content}"
+                );
+                problems += 1;
+            }
+        }
+        assert!(problems > 0);
+    }
 }

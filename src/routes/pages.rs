@@ -8,7 +8,7 @@
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
-use crate::problem::ApiError;
+use crate::problem::{ApiError, PROBLEM_JSON};
 
 /// One bundled file.
 struct Asset {
@@ -103,8 +103,15 @@ pub async fn dashboard() -> HttpResponse {
     path = "/static/{file}",
     tag = "pages",
     summary = "A script or style of the bundled pages",
-    params(("file" = String, Path, description = "app.js, dashboard.js, session.js, chart.js or style.css")),
-    responses((status = 200, description = "the file"), (status = 404, description = "no such file", body = crate::problem::Problem, content_type = "application/problem+json"))
+    params((
+        "file" = String, Path,
+        description = "app.js, dashboard.js, session.js, chart.js or style.css"
+    )),
+    responses(
+        (status = 200, description = "the file"),
+        (status = 404, description = "no such file", body = crate::problem::Problem,
+         content_type = PROBLEM_JSON),
+    )
 )]
 pub async fn asset(file: web::Path<String>) -> Result<HttpResponse, ApiError> {
     STATIC

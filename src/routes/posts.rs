@@ -16,11 +16,12 @@ use crate::auth::AuthUser;
 use crate::cache::Cache;
 use crate::cursor::Page;
 use crate::cursor::{Order, PageQuery};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, PROBLEM_JSON, Problem};
 use crate::reads::{PostView, post_page, reader_for, rows_to, views_of};
 use crate::replicas::{ReadRouting, Reader};
 use crate::routes::Writer;
 use crate::routes::body::{JsonBody, trimmed_text};
+use crate::routes::problems;
 
 pub const MAX_BODY_CHARS: usize = 1000;
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -67,8 +68,23 @@ pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiEr
     path = "/api/v1/posts",
     tag = "posts",
     summary = "Create a post or a reply; 201 after COMMIT",
-    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key returns the same post", pattern = "^[\\x21-\\x7e]{1,255}$")), request_body = NewPost,
-    responses((status = 201, body = Post, headers(("location" = String), ("idempotent-replayed" = String))), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 413, description = "body over 16 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "body not application/json", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 404, description = "reply_to names no post", body = Problem, content_type = "application/problem+json"), (status = 409, description = "the post made with this Idempotency-Key has since been deleted", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    params((
+        "Idempotency-Key" = Option<String>, Header,
+        description = "a retry with the same key returns the same post",
+        pattern = "^[\\x21-\\x7e]{1,255}$"
+    )),
+    request_body = NewPost,
+    responses(
+        (status = 201, body = Post,
+         headers(("location" = String), ("idempotent-replayed" = String))),
+        (status = 404, description = "reply_to names no post", body = Problem,
+         content_type = PROBLEM_JSON),
+        (status = 409,
+         description = "the post made with this Idempotency-Key has since been deleted",
+         body = Problem, content_type = PROBLEM_JSON),
+        problems::Bearer, problems::Malformed, problems::JsonBody, problems::Invalid,
+        problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn create_post(
@@ -151,7 +167,10 @@ async fn load_post(reader: &Reader<'_>, id: PostId) -> Result<Post, ApiError> {
     tag = "posts",
     summary = "One post",
     params(("id" = i64, Path, description = "a post id")),
-    responses((status = 200, body = PostView), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 200, body = PostView),
+        problems::Bearer, problems::Missing, problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn get_post(
@@ -175,7 +194,12 @@ pub async fn get_post(
     tag = "posts",
     summary = "Delete a post (its author or an admin)",
     params(("id" = i64, Path, description = "a post id")),
-    responses((status = 204, description = "deleted and announced as post.deleted"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "not allowed for this caller", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 204, description = "deleted and announced as post.deleted"),
+        (status = 403, description = "not allowed for this caller", body = Problem,
+         content_type = PROBLEM_JSON),
+        problems::Bearer, problems::Missing, problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn delete_post(
@@ -205,7 +229,11 @@ pub async fn delete_post(
     tag = "posts",
     summary = "Direct replies, oldest first",
     params(("id" = i64, Path, description = "a post id"), PageQuery),
-    responses((status = 200, body = Page<PostView>), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 200, body = Page<PostView>),
+        problems::Bearer, problems::Missing, problems::Malformed, problems::Invalid,
+        problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn replies(
@@ -235,7 +263,10 @@ pub async fn replies(
     tag = "posts",
     summary = "Like a post (idempotent)",
     params(("id" = i64, Path, description = "a post id")),
-    responses((status = 204, description = "liked"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 204, description = "liked"),
+        problems::Bearer, problems::Missing, problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn like(
@@ -244,10 +275,7 @@ pub async fn like(
     me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let post = path_post(&path)?;
-    writer.send(LikePost { user: me.id, post }).await??;
-    reads.wrote(me.id).await;
-    Ok(HttpResponse::NoContent().finish())
+    set_liked(&writer, &reads, &me, &path, true).await
 }
 
 #[utoipa::path(
@@ -256,7 +284,10 @@ pub async fn like(
     tag = "posts",
     summary = "Take back a like (idempotent)",
     params(("id" = i64, Path, description = "a post id")),
-    responses((status = 204, description = "not liked"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 204, description = "not liked"),
+        problems::Bearer, problems::Missing, problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn unlike(
@@ -265,8 +296,24 @@ pub async fn unlike(
     me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let post = path_post(&path)?;
-    writer.send(UnlikePost { user: me.id, post }).await??;
+    set_liked(&writer, &reads, &me, &path, false).await
+}
+
+/// Both like routes: `me` likes (`like`) or takes back a like of the post `raw` names.
+async fn set_liked(
+    writer: &Writer,
+    reads: &ReadRouting,
+    me: &AuthUser,
+    raw: &str,
+    like: bool,
+) -> Result<HttpResponse, ApiError> {
+    let post = path_post(raw)?;
+    let user = me.id;
+    if like {
+        writer.send(LikePost { user, post }).await??;
+    } else {
+        writer.send(UnlikePost { user, post }).await??;
+    }
     reads.wrote(me.id).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,9 +5,10 @@ use actix_web::{HttpResponse, web};
 use crate::auth::AuthUser;
 use crate::cursor::Page;
 use crate::cursor::{Order, PageQuery};
-use crate::problem::{ApiError, Problem};
+use crate::problem::ApiError;
 use crate::reads::{HOME_TIMELINE, PostView, post_page, reader_for};
 use crate::replicas::ReadRouting;
+use crate::routes::problems;
 
 #[utoipa::path(
     get,
@@ -15,7 +16,10 @@ use crate::replicas::ReadRouting;
     tag = "posts",
     summary = "Own and followees' posts, newest first",
     params(PageQuery),
-    responses((status = 200, body = Page<PostView>), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 200, body = Page<PostView>),
+        problems::Bearer, problems::Malformed, problems::Invalid, problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn home_timeline(

@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::auth::AuthUser;
 use crate::cache::{self, Cache};
 use crate::cursor::{Order, Page, PageQuery};
-use crate::problem::{ApiError, Problem};
+use crate::problem::ApiError;
 use crate::reads::{PostView, post_page, reader_for, rows_to};
 use crate::replicas::{ReadRouting, Reader};
+use crate::routes::problems;
 
 /// A public profile.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -99,7 +100,10 @@ async fn user_id(reader: &Reader<'_>, handle: &Handle) -> Result<UserId, ApiErro
     tag = "users",
     summary = "A public profile with counts",
     params(("handle" = String, Path, description = "a user handle")),
-    responses((status = 200, body = Profile), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 200, body = Profile),
+        problems::Bearer, problems::Missing, problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn get_profile(
@@ -146,7 +150,11 @@ async fn people(
     tag = "users",
     summary = "Who follows this user",
     params(("handle" = String, Path, description = "a user handle"), PageQuery),
-    responses((status = 200, body = Page<Author>), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 200, body = Page<Author>),
+        problems::Bearer, problems::Missing, problems::Malformed, problems::Invalid,
+        problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn followers(
@@ -165,7 +173,11 @@ pub async fn followers(
     tag = "users",
     summary = "Whom this user follows",
     params(("handle" = String, Path, description = "a user handle"), PageQuery),
-    responses((status = 200, body = Page<Author>), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 200, body = Page<Author>),
+        problems::Bearer, problems::Missing, problems::Malformed, problems::Invalid,
+        problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn following(
@@ -192,7 +204,11 @@ static USER_POSTS: LazyLock<String> = LazyLock::new(|| {
     tag = "posts",
     summary = "This user's posts, newest first",
     params(("handle" = String, Path, description = "a user handle"), PageQuery),
-    responses((status = 200, body = Page<PostView>), (status = 400, description = "malformed JSON, query or cursor", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "no such resource", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a field breaks a documented rule (field names it)", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 200, body = Page<PostView>),
+        problems::Bearer, problems::Missing, problems::Malformed, problems::Invalid,
+        problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn posts(

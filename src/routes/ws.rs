@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use crate::auth::AuthUser;
 use crate::auth::tickets::{TICKET_TTL_SECS, Tickets};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, PROBLEM_JSON, Problem};
+use crate::routes::problems;
 use crate::upgrade::handshake::{Gate, SocketQuery, authorize, count_upgrade, new_session};
 
 /// A websocket ticket.
@@ -25,7 +26,10 @@ pub struct TicketResponse {
     path = "/api/v1/ws/ticket",
     tag = "realtime",
     summary = "A single-use websocket ticket, valid 60 s",
-    responses((status = 201, body = TicketResponse), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 201, body = TicketResponse),
+        problems::Bearer, problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn issue_ticket(
@@ -47,7 +51,16 @@ pub async fn issue_ticket(
     tag = "realtime",
     summary = "Open the websocket (ticket or bearer token); see the protocol in the README",
     params(SocketQuery),
-    responses((status = 101, description = "switching to the websocket protocol; hello first"), (status = 400, description = "not a websocket upgrade", body = Problem, content_type = "application/problem+json"), (status = 401, description = "missing, invalid, expired or revoked access token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Origin not allowed", body = Problem, content_type = "application/problem+json"), (status = 422, description = "since is not an event id", body = Problem, content_type = "application/problem+json"), (status = 429, description = "rate limited (Retry-After, RateLimit-* headers)", body = Problem, content_type = "application/problem+json"), (status = 503, description = "a dependency is unavailable or the node is draining (Retry-After)", body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 101, description = "switching to the websocket protocol; hello first"),
+        (status = 400, description = "not a websocket upgrade", body = Problem,
+         content_type = PROBLEM_JSON),
+        (status = 403, description = "Origin not allowed", body = Problem,
+         content_type = PROBLEM_JSON),
+        (status = 422, description = "since is not an event id", body = Problem,
+         content_type = PROBLEM_JSON),
+        problems::Bearer, problems::Busy,
+    ),
     security(("bearer" = []))
 )]
 pub async fn open_socket(
