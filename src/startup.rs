@@ -28,7 +28,7 @@ use crate::auth::google::{GoogleVerifier, Jwks};
 use crate::auth::tickets::Tickets;
 use crate::auth::{Accounts, Google, TokenIssuer, Verifier};
 use crate::cache::Cache;
-use crate::config::Settings;
+use crate::config::{Secret, Settings};
 use crate::lifecycle::Lifecycle;
 use crate::live::Live;
 use crate::problem::ensure_problem;
@@ -41,6 +41,7 @@ use crate::replicas::sticky::Sticky;
 use crate::replicas::{self, EventLogReads, ReadRouting};
 use crate::request_context::request_context;
 use crate::revocation::Revocations;
+use crate::routes::metrics::MetricsAccess;
 use crate::tls::Certificates;
 use crate::upgrade::Transport;
 use crate::upgrade::handshake::Gate;
@@ -68,12 +69,15 @@ struct Handles {
     live: web::Data<Live>,
     node: web::Data<NodeHealth>,
     gate: web::Data<Gate>,
+    metrics: web::Data<MetricsAccess>,
 }
 
 /// A built application: listening, actors running, not yet serving.
 pub struct Application {
     addr: SocketAddr,
     server: Server,
+    /// `/metrics` on `METRICS_BIND`, when set.
+    metrics_server: Option<Server>,
     handles: Handles,
     arbiters: Vec<Arbiter>,
     shutdown_timeout: Duration,
@@ -106,6 +110,7 @@ fn http_service<T: Transport>(
         .app_data(handles.live.clone())
         .app_data(handles.node.clone())
         .app_data(handles.gate.clone())
+        .app_data(handles.metrics.clone())
         .configure(routes::configure)
         .wrap(from_fn(middleware::per_ip))
         .wrap(ErrorHandlers::new().default_handler(ensure_problem))
@@ -123,6 +128,24 @@ fn http_service<T: Transport>(
         .local_addr(addr)
         .upgrade(crate::upgrade::service::<T>(handles.gate.clone()))
         .finish(map_config(app, |_| AppConfig::default()))
+}
+
+/// A listener of its own for `/metrics` (`METRICS_BIND`), with the same token rule.
+fn metrics_listener(bind: SocketAddr, token: Option<&Secret>) -> anyhow::Result<Server> {
+    let access = web::Data::new(MetricsAccess::new(true, token.map(Secret::expose)));
+    let server = actix_web::HttpServer::new(move || {
+        App::new()
+            .app_data(access.clone())
+            .route("/metrics", web::get().to(routes::metrics::export))
+            .wrap(ErrorHandlers::new().default_handler(ensure_problem))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(bind)
+    .with_context(|| format!("cannot listen on {bind} (METRICS_BIND)"))?
+    .run();
+    tracing::info!(address = %bind, "metrics listening");
+    Ok(server)
 }
 
 /// What a drain did, for the log and for tests.
@@ -338,6 +361,10 @@ impl Application {
             }),
             live: web::Data::from(Arc::clone(&live)),
             node: web::Data::from(Arc::clone(&node)),
+            metrics: web::Data::new(MetricsAccess::new(
+                settings.metrics_bind.is_none(),
+                settings.metrics_token.as_ref().map(Secret::expose),
+            )),
             gate: web::Data::new(Gate {
                 lifecycle,
                 allowed_origins: settings.allowed_origins.clone(),
@@ -366,6 +393,10 @@ impl Application {
             .workers(settings.workers)
             .disable_signals()
             .shutdown_timeout(settings.shutdown_timeout.as_secs());
+        let metrics_server = settings
+            .metrics_bind
+            .map(|bind| metrics_listener(bind, settings.metrics_token.as_ref()))
+            .transpose()?;
         let app_handles = handles.clone();
         let server = match &certificates {
             None => builder.listen("aisocial", listener, move || {
@@ -399,6 +430,7 @@ impl Application {
         Ok(Self {
             addr,
             server,
+            metrics_server,
             handles,
             arbiters: vec![broker_arbiter, writer_arbiter],
             shutdown_timeout: settings.shutdown_timeout,
@@ -428,6 +460,11 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> anyhow::Result<DrainReport> {
         let handle = self.server.handle();
+        let metrics = self.metrics_server.map(|server| {
+            let handle = server.handle();
+            actix_rt::spawn(server);
+            handle
+        });
         let mut serving = actix_rt::spawn(self.server);
         tokio::select! {
             () = shutdown => {}
@@ -493,6 +530,9 @@ impl Application {
             Ok(Ok(())) => {}
             Ok(Err(_)) => tracing::warn!("the DbWriter stopped before draining"),
             Err(_) => tracing::warn!("the DbWriter did not finish draining in time"),
+        }
+        if let Some(metrics) = metrics {
+            metrics.stop(false).await;
         }
         for arbiter in &self.arbiters {
             arbiter.stop();

@@ -168,6 +168,16 @@ pub struct ServeArgs {
     #[arg(long, env = "RATE_LIMIT_OPS_PER_MIN", default_value_t = 600)]
     pub rate_limit_ops_per_min: u32,
 
+    /// Serve `/metrics` on this address only (`host:port`, e.g. a private interface) instead
+    /// of the main listener [default: the main listener].
+    #[arg(long, env = "METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <token>`
+    /// (at least 16 bytes).
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// IPv6 clients whose addresses share this many leading bits count as one for per-IP
     /// limits and caps (one subscriber is usually given a whole /64).
     #[arg(long, env = "RATE_LIMIT_IPV6_PREFIX", default_value_t = 64)]
@@ -362,6 +372,10 @@ pub struct Settings {
     pub google: Option<GoogleSettings>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub rate_limits: RateLimits,
+    /// `/metrics` on an address of its own.
+    pub metrics_bind: Option<SocketAddr>,
+    /// The bearer token `/metrics` requires.
+    pub metrics_token: Option<Secret>,
     pub allowed_origins: Vec<String>,
     pub heartbeat: Duration,
     pub idle_timeout: Duration,
@@ -532,6 +546,13 @@ impl Settings {
                 return Err(bad(variable, "must be at least 1"));
             }
         }
+        let metrics_token = match args.metrics_token {
+            Some(token) if token.is_empty() => None,
+            Some(token) if token.len() < 16 => {
+                return Err(bad("METRICS_TOKEN", "must be at least 16 bytes"));
+            }
+            token => token.map(Secret),
+        };
         if !(32..=128).contains(&args.rate_limit_ipv6_prefix) {
             return Err(bad("RATE_LIMIT_IPV6_PREFIX", "must be between 32 and 128"));
         }
@@ -574,6 +595,8 @@ impl Settings {
             admin_handles,
             google,
             trusted_proxies,
+            metrics_bind: args.metrics_bind,
+            metrics_token,
             rate_limits: RateLimits {
                 user_per_min: args.rate_limit_user_per_min,
                 ip_per_min: args.rate_limit_ip_per_min,

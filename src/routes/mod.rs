@@ -10,7 +10,7 @@ pub mod body;
 mod follows;
 pub mod health;
 mod me;
-mod metrics;
+pub mod metrics;
 mod notifications;
 mod openapi;
 mod pages;

@@ -23,6 +23,10 @@ impl utoipa::Modify for BearerAuth {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -134,7 +138,7 @@ GET /api/v1/ws 101 400 401 403 422 429 503
 GET /health/live 200
 GET /health/ready 200 503
 GET /health/system 200
-GET /metrics 200
+GET /metrics 200 401 404 429 503
 GET /static/{file} 200 404
 PATCH /api/v1/me 200 400 401 413 415 422 429 503
 POST /api/v1/ai/compose 202 400 401 413 415 422 429 503

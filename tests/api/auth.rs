@@ -687,3 +687,45 @@ async fn health_and_metrics_have_a_per_ip_limit_of_their_own() {
         "the API's limit is its own"
     );
 }
+
+/// Metrics tell an attacker the shape of the load; an operator can require a token for them
+/// (`METRICS_TOKEN`) or serve them on a private address of their own (`METRICS_BIND`).
+#[actix_web::test]
+async fn metrics_can_require_a_token_or_listen_apart() {
+    let token = "metrics-token-0123456789";
+    let app = spawn_app_with(&[&format!("--metrics-token={token}")]).await;
+    let scrape = |url: String, bearer: Option<&'static str>| {
+        let mut request = app.http.get(url);
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        async move {
+            let res = request.send().await.expect("the server answers");
+            let status = res.status().as_u16();
+            (status, res.text().await.unwrap_or_default())
+        }
+    };
+    assert_eq!(scrape(app.url("/metrics"), None).await.0, 401);
+    assert_eq!(
+        scrape(app.url("/metrics"), Some("wrong-token-0123456789"))
+            .await
+            .0,
+        401
+    );
+    let (status, text) = scrape(app.url("/metrics"), Some("metrics-token-0123456789")).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("aisocial_"), "{text:.200}");
+
+    let port = crate::helpers::free_port();
+    let apart = spawn_app_with(&[&format!("--metrics-bind=127.0.0.1:{port}")]).await;
+    let res = apart
+        .http
+        .get(apart.url("/metrics"))
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(res.status(), 404, "not on the main listener");
+    let (status, text) = scrape(format!("http://127.0.0.1:{port}/metrics"), None).await;
+    assert_eq!(status, 200, "{text:.200}");
+    assert!(text.contains("aisocial_"));
+}
