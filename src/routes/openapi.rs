@@ -30,6 +30,45 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Every route counts against a per-IP limit (the API's, sign-in's, or health and metrics'
+/// own), so every operation can answer 429: the ones whose attribute does not say so get the
+/// shared entry here, and the document tells the truth under any limits.
+struct EveryRouteIsLimited;
+
+impl utoipa::Modify for EveryRouteIsLimited {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let limited = ResponseBuilder::new()
+            .description("rate limited (Retry-After, RateLimit-* headers)")
+            .content(
+                crate::problem::PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ];
+            for operation in operations.into_iter().flatten() {
+                operation
+                    .responses
+                    .responses
+                    .entry("429".to_owned())
+                    .or_insert_with(|| limited.clone().into());
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -78,7 +117,7 @@ impl utoipa::Modify for BearerAuth {
         document,
     ),
     components(schemas(crate::problem::Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &EveryRouteIsLimited),
     tags(
         (name = "auth", description = "Sign-in and tokens"),
         (name = "users", description = "Profiles, follows, notifications"),
@@ -116,17 +155,17 @@ mod tests {
 DELETE /api/v1/posts/{id} 204 401 403 404 429 503
 DELETE /api/v1/posts/{id}/like 204 401 404 429 503
 DELETE /api/v1/users/{handle}/follow 204 401 404 409 429 503
-GET / 200
-GET /admin/actors 200 401 403
-GET /admin/audit 200 400 401 403 422 503
-GET /admin/dashboard 200
-GET /admin/live 200 401 403
+GET / 200 429
+GET /admin/actors 200 401 403 429
+GET /admin/audit 200 400 401 403 422 429 503
+GET /admin/dashboard 200 429
+GET /admin/live 200 401 403 429
 GET /api/v1/auth/google/callback 200 400 401 404 429 503
 GET /api/v1/auth/google/login 302 404 429 503
-GET /api/v1/auth/methods 200
+GET /api/v1/auth/methods 200 429
 GET /api/v1/me 200 401 429 503
 GET /api/v1/notifications 200 400 401 422 429 503
-GET /api/v1/openapi.json 200
+GET /api/v1/openapi.json 200 429
 GET /api/v1/posts/{id} 200 401 404 429 503
 GET /api/v1/posts/{id}/replies 200 400 401 404 422 429 503
 GET /api/v1/timeline 200 400 401 422 429 503
@@ -135,11 +174,11 @@ GET /api/v1/users/{handle}/followers 200 400 401 404 422 429 503
 GET /api/v1/users/{handle}/following 200 400 401 404 422 429 503
 GET /api/v1/users/{handle}/posts 200 400 401 404 422 429 503
 GET /api/v1/ws 101 400 401 403 422 429 503
-GET /health/live 200
-GET /health/ready 200 503
-GET /health/system 200
+GET /health/live 200 429
+GET /health/ready 200 429 503
+GET /health/system 200 429
 GET /metrics 200 401 404 429 503
-GET /static/{file} 200 404
+GET /static/{file} 200 404 429
 PATCH /api/v1/me 200 400 401 413 415 422 429 503
 POST /api/v1/ai/compose 202 400 401 413 415 422 429 503
 POST /api/v1/ai/summary 202 401 429 503
