@@ -265,7 +265,8 @@ struct Batch {
 pub enum RouteClass {
     /// The API, the pages and everything else.
     Api,
-    /// Sign-in and token routes: the API's limit and a stricter one.
+    /// Sign-in and token routes (not logout, which needs a token, nor the list of methods):
+    /// the API's limit and a stricter one.
     SignIn,
     /// Health checks and metrics: a limit of their own.
     Operations,
@@ -275,7 +276,9 @@ impl RouteClass {
     pub fn of(path: &str) -> Self {
         if path.starts_with("/health/") || path == "/metrics" {
             Self::Operations
-        } else if path.starts_with("/api/v1/auth/") {
+        } else if path.starts_with("/api/v1/auth/")
+            && !matches!(path, "/api/v1/auth/logout" | "/api/v1/auth/methods")
+        {
             Self::SignIn
         } else {
             Self::Api
@@ -368,6 +371,22 @@ mod tests {
         (0..n)
             .filter(|_| limiter.check("ip", "192.0.2.1", limit).allowed)
             .count() as u32
+    }
+
+    #[test]
+    fn routes_are_classed_for_their_per_ip_limits() {
+        assert_eq!(RouteClass::of("/api/v1/auth/dev"), RouteClass::SignIn);
+        assert_eq!(RouteClass::of("/api/v1/auth/refresh"), RouteClass::SignIn);
+        assert_eq!(
+            RouteClass::of("/api/v1/auth/google/callback"),
+            RouteClass::SignIn
+        );
+        assert_eq!(RouteClass::of("/api/v1/auth/logout"), RouteClass::Api);
+        assert_eq!(RouteClass::of("/api/v1/auth/methods"), RouteClass::Api);
+        assert_eq!(RouteClass::of("/api/v1/posts"), RouteClass::Api);
+        assert_eq!(RouteClass::of("/health/ready"), RouteClass::Operations);
+        assert_eq!(RouteClass::of("/metrics"), RouteClass::Operations);
+        assert_eq!(RouteClass::of("/metrics/x"), RouteClass::Api);
     }
 
     #[test]

@@ -14,7 +14,11 @@ use crate::routes::problems;
 #[serde(deny_unknown_fields)]
 pub struct ComposeRequest {
     /// What to write: 1 to 2000 characters after trimming; no NUL.
-    #[schema(min_length = 1, max_length = 2000)]
+    #[schema(
+        pattern = "^[^\\u0000]*\\S[^\\u0000]*$",
+        min_length = 1,
+        max_length = 2000
+    )]
     prompt: String,
 }
 

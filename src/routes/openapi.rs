@@ -173,7 +173,7 @@ GET /api/v1/users/{handle} 200 401 404 429 503
 GET /api/v1/users/{handle}/followers 200 400 401 404 422 429 503
 GET /api/v1/users/{handle}/following 200 400 401 404 422 429 503
 GET /api/v1/users/{handle}/posts 200 400 401 404 422 429 503
-GET /api/v1/ws 101 400 401 403 422 429 503
+GET /api/v1/ws 101 400 401 403 422 426 429 503
 GET /health/live 200 429
 GET /health/ready 200 429 503
 GET /health/system 200 429

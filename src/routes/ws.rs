@@ -53,8 +53,10 @@ pub async fn issue_ticket(
     params(SocketQuery),
     responses(
         (status = 101, description = "switching to the websocket protocol; hello first"),
-        (status = 400, description = "not a websocket upgrade", body = Problem,
+        (status = 400, description = "a malformed websocket handshake", body = Problem,
          content_type = PROBLEM_JSON),
+        (status = 426, description = "not a websocket upgrade (Upgrade: websocket)",
+         body = Problem, content_type = PROBLEM_JSON),
         (status = 403, description = "Origin not allowed", body = Problem,
          content_type = PROBLEM_JSON),
         (status = 422, description = "since is not an event id", body = Problem,
@@ -74,9 +76,7 @@ pub async fn open_socket(
     // handshake check here after the same checks in the same order, or spelled its upgrade in
     // a way only the handshake check recognises (`Upgrade: foo, websocket`) and is served over
     // actix-web's own connection, authorised the same way.
-    let handshake = actix_ws::handshake(&req)
-        .map(|_| ())
-        .map_err(|e| e.to_string());
+    let handshake = actix_ws::handshake(&req).map(|_| ());
     let opened = async {
         let peer = req.peer_addr().map(|a| a.ip());
         let authorized = authorize(&gate, req.headers(), peer, &query, handshake).await?;

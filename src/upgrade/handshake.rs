@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use actix_http::ws::HandshakeError;
 use actix_web::http::header;
 use aisocial_actors::feed_broker::FeedBroker;
 use aisocial_actors::ids::{EventId, SessionId};
@@ -61,6 +62,7 @@ pub fn count_upgrade(status: u16) {
         403 => "forbidden",
         404 => "not_found",
         422 => "invalid",
+        426 => "upgrade_required",
         429 => "rate_limited",
         503 => "unavailable",
         _ => "refused",
@@ -107,7 +109,7 @@ pub async fn authorize(
     headers: &header::HeaderMap,
     peer: Option<std::net::IpAddr>,
     query: &SocketQuery,
-    handshake: Result<(), String>,
+    handshake: Result<(), HandshakeError>,
 ) -> Result<Authorized, ApiError> {
     let since = match checks_before_the_caller(gate, headers, query, handshake) {
         Ok(since) => since,
@@ -149,7 +151,7 @@ fn checks_before_the_caller(
     gate: &Gate,
     headers: &header::HeaderMap,
     query: &SocketQuery,
-    handshake: Result<(), String>,
+    handshake: Result<(), HandshakeError>,
 ) -> Result<Option<EventId>, ApiError> {
     if gate.lifecycle.is_draining() {
         return Err(ApiError::unavailable(
@@ -162,8 +164,15 @@ fn checks_before_the_caller(
             "this Origin may not open websockets".into(),
         ));
     }
-    handshake.map_err(|e| {
-        ApiError::bad_request("invalid_handshake", format!("not a websocket upgrade: {e}"))
+    handshake.map_err(|e| match e {
+        // A plain request: HTTP's answer is 426 with the protocol to upgrade to.
+        HandshakeError::NoWebsocketUpgrade | HandshakeError::NoConnectionUpgrade => {
+            ApiError::UpgradeRequired(format!("this resource is a websocket: {e}"))
+        }
+        other => ApiError::bad_request(
+            "invalid_handshake",
+            format!("not a websocket upgrade: {other}"),
+        ),
     })?;
     parse_since(query.since.as_deref())
 }

@@ -179,7 +179,7 @@ async fn accept(gate: &Gate, req: &Request, peer: Option<IpAddr>) -> Result<Acce
             ApiError::bad_request("invalid_query", format!("the query string is invalid: {e}"))
         })?
         .into_inner();
-    let handshake = actix_http::ws::handshake(req.head()).map_err(|e| e.to_string());
+    let handshake = actix_http::ws::handshake(req.head());
     let (response, handshake) = match handshake {
         Ok(mut builder) => (Some(builder.finish().drop_body()), Ok(())),
         Err(e) => (None, Err(e)),

@@ -729,3 +729,33 @@ async fn metrics_can_require_a_token_or_listen_apart() {
     assert_eq!(status, 200, "{text:.200}");
     assert!(text.contains("aisocial_"));
 }
+
+/// The stricter per-IP sign-in limit guards sign-in and token routes only: a logout (which
+/// needs a token) is answered for what it is even when a neighbour spent that limit.
+#[actix_web::test]
+async fn logout_is_not_charged_to_the_sign_in_limit() {
+    let app = spawn_app_with(&["--rate-limit-auth-per-min=2"]).await;
+    let mut statuses = Vec::new();
+    for n in 0..3 {
+        let res = app
+            .http
+            .post(app.url("/api/v1/auth/dev"))
+            .json(&json!({ "handle": format!("neighbour_{n}") }))
+            .send()
+            .await
+            .expect("the server answers");
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, vec![200, 200, 429]);
+    let res = app
+        .http
+        .post(app.url("/api/v1/auth/logout"))
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(
+        res.status(),
+        401,
+        "no credentials: 401, not the sign-in limit's 429"
+    );
+}

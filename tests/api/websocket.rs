@@ -95,7 +95,14 @@ async fn upgrades_are_authenticated_and_origin_checked() {
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(res.status(), 400);
+    // HTTP's answer to a request for a resource only an upgrade reaches.
+    assert_eq!(res.status(), 426);
+    assert_eq!(
+        res.headers().get("upgrade").and_then(|v| v.to_str().ok()),
+        Some("websocket")
+    );
+    let body: serde_json::Value = res.json().await.unwrap_or_default();
+    assert_eq!(body["code"], "upgrade_required");
 
     // The allowed origin and no origin both work.
     let (status, _, _) = upgrade_status(
