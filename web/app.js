@@ -2,7 +2,14 @@
 // and live updates over one websocket. Vanilla JS, no dependencies. Every piece of user data
 // reaches the page through textContent, never as HTML.
 
-import { SESSION_KEY, clearSession, loadSession, refreshSession, saveSession } from '/static/session.js';
+import {
+  SESSION_KEY,
+  RefreshDeferred,
+  clearSession,
+  loadSession,
+  refreshSession,
+  saveSession,
+} from '/static/session.js';
 
 const MAX_POST_CHARS = 1000;
 const CALLBACK_PATH = '/api/v1/auth/google/callback';
@@ -68,7 +75,15 @@ async function api(method, path, { body, headers = {}, auth = true } = {}) {
   try {
     res = await send(session && session.access_token);
     if (res.status === 401 && session) {
-      const fresh = await refreshSession(session.access_token);
+      let fresh;
+      try {
+        fresh = await refreshSession(session.access_token);
+      } catch (e) {
+        if (e instanceof RefreshDeferred) {
+          throw new ApiError(e.status || 503, { detail: e.message }, e.retryAfter);
+        }
+        throw e;
+      }
       if (!fresh) {
         signedOutElsewhere('Your session has ended; sign in again.');
         throw new ApiError(401, { detail: 'your session has ended; sign in again' });

@@ -2,7 +2,7 @@
 // try-it page keeps in localStorage) and draws the last two minutes.
 
 import { LineChart, compact } from '/static/chart.js';
-import { SESSION_KEY, loadSession, refreshSession } from '/static/session.js';
+import { SESSION_KEY, RefreshDeferred, loadSession, refreshSession } from '/static/session.js';
 
 const POLL_MS = 1000;
 const POLL_TIMEOUT_MS = 4000;
@@ -36,7 +36,12 @@ async function getLive() {
   if (!session) throw new PollError(401, 'not signed in');
   let res = await send(session.access_token);
   if (res.status === 401) {
-    session = await refreshSession(session.access_token);
+    try {
+      session = await refreshSession(session.access_token);
+    } catch (e) {
+      if (e instanceof RefreshDeferred) throw new PollError(e.status || 503, e.message);
+      throw e;
+    }
     if (!session) throw new PollError(401, 'your session has ended; sign in again');
     res = await send(session.access_token);
   }

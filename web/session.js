@@ -36,23 +36,43 @@ function newKey() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const realSleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Attempts at a refresh before the page gives up for now (the session stays). */
+const REFRESH_ATTEMPTS = 4;
 
 /**
- * Rotates the pair once for everyone waiting; resolves to the new session or null. Two
- * refreshes with the same refresh token would count as reuse and revoke the session, so a
- * pair another page already rotated is taken as it is. One Idempotency-Key covers the rotation
- * and its retries: when an answer is lost (a network error, a 503), the retry gets the same new
- * token instead of counting as reuse.
+ * The refresh could not be made now (rate limited, the server busy or unreachable): the
+ * session is kept, and the caller's request fails with this status and wait.
  */
-export function refreshSession(failedToken) {
+export class RefreshDeferred extends Error {
+  constructor(status, retryAfter) {
+    super('your session could not be renewed just now; try again shortly');
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+/**
+ * Rotates the pair once for everyone waiting; resolves to the new session, or to null when the
+ * server refused the refresh token (401: the session is over). Anything else (429, 503, a
+ * network error) is retried with backoff, honouring Retry-After, and then rejects with
+ * RefreshDeferred: a neighbour behind the same address spending the sign-in limit, or a busy
+ * server, never signs anyone out. Two refreshes with the same refresh token would count as
+ * reuse and revoke the session, so a pair another page already rotated is taken as it is. One
+ * Idempotency-Key covers the rotation and its retries: when an answer is lost, the retry gets
+ * the same new token instead of counting as reuse.
+ */
+export function refreshSession(failedToken, { sleep = realSleep } = {}) {
   if (refreshing) return refreshing;
   refreshing = (async () => {
     const current = loadSession();
     if (!current) return null;
     if (current.access_token !== failedToken) return current;
     const key = newKey();
-    for (let attempt = 0; attempt < 3; attempt += 1) {
+    let status = 0;
+    let after = NaN;
+    for (let attempt = 0; attempt < REFRESH_ATTEMPTS; attempt += 1) {
       let res = null;
       try {
         res = await fetch('/api/v1/auth/refresh', {
@@ -69,14 +89,19 @@ export function refreshSession(failedToken) {
         res = null;
       }
       if (res && res.ok) return saveSession(await res.json());
-      if (res && res.status !== 503) return null;
-      const after = Number(res && res.headers.get('Retry-After'));
-      await sleep(Math.min(Number.isFinite(after) && after > 0 ? after * 1000 : 1000, 5000));
+      if (res && res.status === 401) return null;
+      status = res ? res.status : 0;
+      after = Number(res && res.headers.get('Retry-After'));
+      const backoff = Math.min(1000 * 2 ** attempt, 8000);
+      if (attempt + 1 < REFRESH_ATTEMPTS) {
+        await sleep(Math.min(Number.isFinite(after) && after > 0 ? after * 1000 : backoff, 8000));
+      }
     }
-    return null;
+    throw new RefreshDeferred(status, Number.isFinite(after) && after > 0 ? after : undefined);
   })();
-  refreshing.finally(() => {
+  const done = () => {
     refreshing = null;
-  });
+  };
+  refreshing.then(done, done);
   return refreshing;
 }

@@ -380,10 +380,16 @@ async fn the_pages_are_served_with_a_strict_policy_and_unknown_files_are_404() {
                 .to_owned()
         };
         assert!(header("content-type").starts_with(content_type), "{path}");
-        assert!(
-            header("content-security-policy").contains("script-src 'self'"),
-            "{path}"
-        );
+        let policy = header("content-security-policy");
+        assert!(policy.contains("script-src 'self'"), "{path}");
+        // The page talks to its own origin only (its websocket too): no other host, no
+        // scheme-wide `ws:`/`wss:` source.
+        let connect = policy
+            .split(';')
+            .map(str::trim)
+            .find(|d| d.starts_with("connect-src"))
+            .unwrap_or_default();
+        assert_eq!(connect, "connect-src 'self'", "{path}");
         assert_eq!(header("x-content-type-options"), "nosniff");
     }
     for bad in [
