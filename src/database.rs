@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use aisocial_actors::db_error::ReadError;
+use aisocial_actors::error_chain::Chain;
 use aisocial_actors::store::ReadPool;
 use anyhow::{Context, anyhow};
 use bb8_postgres::PostgresConnectionManager;
@@ -236,7 +238,10 @@ pub struct Check {
 }
 
 impl Check {
-    pub fn from_result<E: std::fmt::Display>(started: Instant, result: Result<(), E>) -> Self {
+    pub fn from_result<E: std::error::Error + 'static>(
+        started: Instant,
+        result: Result<(), E>,
+    ) -> Self {
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         match result {
             Ok(()) => Check {
@@ -247,7 +252,7 @@ impl Check {
             Err(e) => Check {
                 up: false,
                 latency_ms,
-                error: Some(e.to_string()),
+                error: Some(Chain(&e).to_string()),
             },
         }
     }
@@ -257,15 +262,13 @@ impl Check {
 pub async fn check(pool: &ReadPool, timeout: Duration) -> Check {
     let started = Instant::now();
     let probe = async {
-        let conn = pool.get().await.map_err(|e| e.to_string())?;
-        conn.simple_query("SELECT 1")
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<(), String>(())
+        let conn = pool.get().await?;
+        conn.simple_query("SELECT 1").await?;
+        Ok::<(), ReadError>(())
     };
     let result = tokio::time::timeout(timeout, probe)
         .await
-        .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")));
+        .unwrap_or(Err(ReadError::TimedOut(timeout)));
     Check::from_result(started, result)
 }
 

@@ -183,17 +183,28 @@ pub async fn check(redis: &RedisConn, timeout: Duration) -> Check {
     Check::from_result(started, result)
 }
 
-/// Runs one command with a deadline; the error says what went wrong.
+/// Why one command to Redis failed; Redis's own error stays the source.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Redis answered with an error, or the connection failed.
+    #[error("a Redis command failed")]
+    Redis(#[source] redis::RedisError),
+    /// No answer within the command's deadline.
+    #[error("Redis did not answer within {0:?}")]
+    TimedOut(Duration),
+}
+
+/// Runs one command with a deadline.
 pub async fn run<T: redis::FromRedisValue>(
     redis: &RedisConn,
     cmd: redis::Cmd,
     timeout: Duration,
-) -> Result<T, String> {
+) -> Result<T, CommandError> {
     let mut conn = redis.clone();
     let started = Instant::now();
     let result = match tokio::time::timeout(timeout, cmd.query_async::<T>(&mut conn)).await {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("no answer within {timeout:?}")),
+        Ok(result) => result.map_err(CommandError::Redis),
+        Err(_) => Err(CommandError::TimedOut(timeout)),
     };
     observe(op_of(&cmd), started, result.is_ok());
     result

@@ -182,9 +182,7 @@ pub async fn open_socket(
     // handshake check here after the same checks in the same order, or spelled its upgrade in
     // a way only the handshake check recognises (`Upgrade: foo, websocket`) and is served over
     // actix-web's own connection, authorised the same way.
-    let handshake = actix_ws::handshake(&req)
-        .map(|_| ())
-        .map_err(|e| e.to_string());
+    let handshake = actix_ws::handshake(&req).map(|_| ());
     let opened = async {
         let peer = req.peer_addr().map(|a| a.ip());
         let authorized = authorize(&state, req.headers(), peer, &query, handshake).await?;
@@ -218,7 +216,7 @@ pub async fn authorize(
     headers: &header::HeaderMap,
     peer: Option<std::net::IpAddr>,
     query: &SocketQuery,
-    handshake: Result<(), String>,
+    handshake: Result<(), actix_http::ws::HandshakeError>,
 ) -> Result<Authorized, ApiError> {
     if state.lifecycle.is_draining() {
         return Err(ApiError::unavailable(

@@ -190,8 +190,7 @@ async fn accept(
             ApiError::bad_request("invalid_query", format!("the query string is invalid: {e}"))
         })?
         .into_inner();
-    let handshake = actix_http::ws::handshake(req.head()).map_err(|e| e.to_string());
-    let (response, handshake) = match handshake {
+    let (response, handshake) = match actix_http::ws::handshake(req.head()) {
         Ok(mut builder) => (Some(builder.finish().drop_body()), Ok(())),
         Err(e) => (None, Err(e)),
     };
