@@ -9,6 +9,7 @@ use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use aisocial_actors::db_writer::{RecordAudit, SignInGoogle};
+use aisocial_actors::error_chain::Chain;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -265,9 +266,7 @@ pub async fn callback(
         ])
         .send()
         .await
-        .map_err(|e| {
-            ApiError::unavailable(format!("Google's token endpoint is unreachable ({e})"), 5)
-        })?;
+        .map_err(|e| ApiError::dependency("Google's token endpoint", e, 5))?;
     if !exchange.status().is_success() {
         let status = exchange.status();
         return Err(ApiError::Unauthorized(format!(
@@ -275,7 +274,8 @@ pub async fn callback(
         )));
     }
     let tokens: TokenEndpointResponse = exchange.json().await.map_err(|e| {
-        ApiError::Unauthorized(format!("Google's token response is unreadable ({e})"))
+        tracing::info!(error = %Chain(&e), "Google's token response is unreadable");
+        ApiError::Unauthorized("Google's token response is unreadable".into())
     })?;
     let id_token = tokens
         .id_token
