@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use aisocial_actors::db_error::ReadError;
 use aisocial_actors::store::ReadPool;
 use anyhow::{Context, anyhow};
 use bb8_postgres::PostgresConnectionManager;
@@ -231,15 +232,13 @@ pub fn with_statement_timeout(
 pub async fn check(pool: &ReadPool, timeout: Duration) -> Check {
     let started = Instant::now();
     let probe = async {
-        let conn = pool.get().await.map_err(|e| e.to_string())?;
-        conn.simple_query("SELECT 1")
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<(), String>(())
+        let conn = pool.get().await?;
+        conn.simple_query("SELECT 1").await?;
+        Ok::<(), ReadError>(())
     };
     let result = tokio::time::timeout(timeout, probe)
         .await
-        .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")));
+        .unwrap_or(Err(ReadError::TimedOut(timeout)));
     Check::from_result(started, result)
 }
 

@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use aisocial_actors::error_chain::Chain;
+
 /// A dependency's state for readiness.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Check {
@@ -12,7 +14,10 @@ pub struct Check {
 }
 
 impl Check {
-    pub fn from_result<E: std::fmt::Display>(started: Instant, result: Result<(), E>) -> Self {
+    pub fn from_result<E: std::error::Error + 'static>(
+        started: Instant,
+        result: Result<(), E>,
+    ) -> Self {
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         match result {
             Ok(()) => Check {
@@ -23,7 +28,7 @@ impl Check {
             Err(e) => Check {
                 up: false,
                 latency_ms,
-                error: Some(e.to_string()),
+                error: Some(Chain(&e).to_string()),
             },
         }
     }

@@ -1,5 +1,10 @@
 //! Errors as RFC 9457 problem documents: every failure an HTTP client sees has a status, a
 //! stable `code`, a `detail`, and for validation errors the offending `field`.
+//!
+//! A failure of a dependency (PostgreSQL, Redis, an internal actor, Google's token endpoint) is
+//! answered with its code's fixed detail ([`UNAVAILABLE_DETAIL`], [`INTERNAL_DETAIL`]), never
+//! with the dependency's own error text: that text, with its whole cause chain, is logged once,
+//! here, when the response is built.
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::ServiceResponse;
@@ -7,10 +12,23 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
+use aisocial_actors::db_error::ReadError;
 use aisocial_actors::db_writer::WriteError;
+use aisocial_actors::error_chain::Chain;
 use serde::Serialize;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The `detail` of every `unavailable` (503) answered because a dependency failed: PostgreSQL
+/// (unreachable, or a passing condition such as a lock timeout), Redis, an internal actor,
+/// Google's token endpoint.
+pub const UNAVAILABLE_DETAIL: &str = "a service this request depends on is unavailable; retry after Retry-After seconds (repeat a write with the same Idempotency-Key)";
+
+/// The `detail` of every `internal` (500).
+pub const INTERNAL_DETAIL: &str = "an internal error occurred; it has been logged";
+
+/// The cause of a dependency failure, kept for the log.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]
@@ -50,14 +68,24 @@ pub enum ApiError {
         detail: String,
         retry_after_secs: u64,
     },
-    /// A dependency is down, the service is draining, or a queue is full.
+    /// The service is draining, or a queue is full: `detail` says which (no dependency's
+    /// text; a failed dependency is [`ApiError::Dependency`]).
     #[error("{detail}")]
     Unavailable {
         code: &'static str,
         detail: String,
         retry_after_secs: u32,
     },
-    #[error("internal error")]
+    /// A dependency (`what`) failed: `unavailable` with [`UNAVAILABLE_DETAIL`]; `source` goes
+    /// to the log only.
+    #[error("{UNAVAILABLE_DETAIL}")]
+    Dependency {
+        what: &'static str,
+        retry_after_secs: u32,
+        #[source]
+        source: Cause,
+    },
+    #[error("{INTERNAL_DETAIL}")]
     Internal(#[from] anyhow::Error),
 }
 
@@ -84,6 +112,15 @@ impl ApiError {
         }
     }
 
+    /// `what` (PostgreSQL, Redis, …) failed with `source`: 503 with the fixed detail.
+    pub fn dependency(what: &'static str, source: impl Into<Cause>, retry_after_secs: u32) -> Self {
+        ApiError::Dependency {
+            what,
+            retry_after_secs,
+            source: source.into(),
+        }
+    }
+
     fn code(&self) -> &'static str {
         match self {
             ApiError::Validation { .. } => "validation_failed",
@@ -96,6 +133,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::UpgradeRequired(_) => "upgrade_required",
             ApiError::Unavailable { code, .. } | ApiError::Busy { code, .. } => code,
+            ApiError::Dependency { .. } => "unavailable",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal(_) => "internal",
         }
@@ -118,26 +156,37 @@ impl From<WriteError> for ApiError {
                 detail: "too many writes are waiting; retry shortly".into(),
                 retry_after_secs: 1,
             },
-            WriteError::Unavailable(why) => ApiError::unavailable(
-                format!(
-                    "the database is unavailable ({why}); the write may not have happened: retry with the same Idempotency-Key"
-                ),
-                2,
-            ),
-            WriteError::Transient(why) => ApiError::unavailable(
-                format!(
-                    "the database could not make this write now ({why}); nothing was written: retry"
-                ),
-                1,
-            ),
-            WriteError::Failed(why) => ApiError::Internal(anyhow::anyhow!("write failed: {why}")),
+            // The write may or may not have happened: a retry repeats the Idempotency-Key.
+            e @ WriteError::Unavailable(_) => ApiError::dependency("PostgreSQL", e, 2),
+            // Nothing was written: a retry may well succeed at once.
+            e @ WriteError::Transient(_) => ApiError::dependency("PostgreSQL", e, 1),
+            e @ WriteError::Failed(_) => ApiError::Internal(anyhow::Error::new(e)),
         }
     }
 }
 
 impl From<actix::MailboxError> for ApiError {
     fn from(e: actix::MailboxError) -> Self {
-        ApiError::unavailable(format!("an internal actor is unavailable ({e})"), 1)
+        ApiError::dependency("an internal actor", e, 1)
+    }
+}
+
+impl From<ReadError> for ApiError {
+    /// A lost or refused connection, no pooled connection in time, a read past its deadline,
+    /// or a passing condition PostgreSQL reported (a statement cancelled at its timeout, a lock
+    /// wait, a server starting or stopping) is the database being unavailable (503); any other
+    /// error it reported about the statement is ours (500).
+    fn from(e: ReadError) -> Self {
+        match e.postgres() {
+            Some(pg) if pg.as_db_error().is_some() => {
+                if aisocial_actors::db_error::is_transient(pg) {
+                    ApiError::dependency("PostgreSQL", e, 1)
+                } else {
+                    ApiError::Internal(anyhow::Error::new(e))
+                }
+            }
+            _ => ApiError::dependency("PostgreSQL", e, 2),
+        }
     }
 }
 
@@ -189,7 +238,9 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::Dependency { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::RateLimited { .. } | ApiError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -197,13 +248,17 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        let detail = match self {
+        // The one place a request's failure is logged with its causes.
+        match self {
             ApiError::Internal(e) => {
-                tracing::error!(error = ?e, "internal error");
-                "an internal error occurred; it has been logged".to_owned()
+                tracing::error!(error = %Chain(e.as_ref()), "internal error");
             }
-            other => other.to_string(),
-        };
+            ApiError::Dependency { what, source, .. } => {
+                tracing::warn!(dependency = what, error = %Chain(source.as_ref()), "a dependency failed a request");
+            }
+            _ => {}
+        }
+        let detail = self.to_string();
         let field = match self {
             ApiError::Validation { field, .. } => field.as_deref(),
             _ => None,
@@ -219,6 +274,9 @@ impl ResponseError for ApiError {
                 response.insert_header((header::CONNECTION, "Upgrade"));
             }
             ApiError::Unavailable {
+                retry_after_secs, ..
+            }
+            | ApiError::Dependency {
                 retry_after_secs, ..
             } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
@@ -265,7 +323,7 @@ pub fn ensure_problem<B: MessageBody + 'static>(
         ),
         StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "send application/json"),
-        s if s.is_server_error() => ("internal", "an internal error occurred"),
+        s if s.is_server_error() => ("internal", INTERNAL_DETAIL),
         _ => ("bad_request", "the request could not be understood"),
     };
     let (req, res) = res.into_parts();
@@ -277,48 +335,93 @@ pub fn ensure_problem<B: MessageBody + 'static>(
     ))
 }
 
-/// A failed read: a lost or refused connection, or a passing condition PostgreSQL reported (a
-/// statement cancelled at its timeout, a lock wait, a server starting or stopping), is the
-/// database being unavailable (503); any other error it reported about the statement is ours
-/// (500).
-pub fn read_error(e: tokio_postgres::Error) -> ApiError {
-    if e.as_db_error().is_none() {
-        ApiError::unavailable(format!("the database is unavailable ({e})"), 2)
-    } else if aisocial_actors::db_error::is_transient(&e) {
-        let why = e.as_db_error().map_or("", |db| db.message());
-        ApiError::unavailable(format!("the database could not answer now ({why})"), 1)
-    } else {
-        ApiError::Internal(anyhow::Error::new(e).context("a read failed"))
-    }
-}
-
-/// Redis (tickets, sign-in flow state) did not answer.
-pub fn redis_error<E: std::fmt::Display>(e: E) -> ApiError {
-    ApiError::unavailable(format!("the session store (Redis) is unavailable ({e})"), 2)
-}
-
-/// No pooled connection could be had in time.
-pub fn pool_error<E: std::fmt::Display>(e: E) -> ApiError {
-    ApiError::unavailable(format!("the database is unavailable ({e})"), 2)
-}
-
 #[cfg(test)]
 mod tests {
+    use aisocial_actors::db_error::PoolError;
+    use aisocial_actors::db_writer::{WriteFailure, WriteUnavailable};
+
     use super::*;
 
-    #[test]
-    fn a_passing_write_failure_is_503_with_retry_after_and_a_real_one_500() {
-        let transient = ApiError::from(WriteError::Transient(
-            "canceling statement due to lock timeout".into(),
-        ));
-        let response = transient.error_response();
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(
-            response.headers().get(header::RETRY_AFTER),
-            Some(&HeaderValue::from_static("1"))
-        );
-        assert_eq!(transient.code(), "unavailable");
-        let failed = ApiError::from(WriteError::Failed("a check constraint".into()));
-        assert_eq!(failed.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+    /// Status, `Retry-After` and the problem document of `e` as a client gets them.
+    async fn answer(e: &ApiError) -> (StatusCode, Option<String>, serde_json::Value) {
+        let response = e.error_response();
+        let status = response.status();
+        let retry = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = actix_web::body::to_bytes(response.into_body())
+            .await
+            .unwrap_or_default();
+        let body = serde_json::from_slice(&bytes).unwrap_or_default();
+        (status, retry, body)
+    }
+
+    /// Every dependency failure is `unavailable` with the one fixed detail, whatever the
+    /// dependency said (which goes to the log only).
+    #[actix_web::test]
+    async fn every_dependency_failure_answers_the_fixed_unavailable_detail() {
+        let cases: Vec<(ApiError, &str)> = vec![
+            (
+                WriteError::Unavailable(WriteUnavailable::NoAnswer).into(),
+                "2",
+            ),
+            (
+                WriteError::Unavailable(WriteUnavailable::ShuttingDown).into(),
+                "2",
+            ),
+            (ReadError::from(PoolError::TimedOut).into(), "2"),
+            (
+                ReadError::TimedOut(std::time::Duration::from_secs(3)).into(),
+                "2",
+            ),
+            (actix::MailboxError::Closed.into(), "1"),
+            (
+                ApiError::dependency("Google's token endpoint", "secret upstream text", 5),
+                "5",
+            ),
+        ];
+        for (error, retry) in cases {
+            let source = std::error::Error::source(&error).map(|s| Chain(s).to_string());
+            let (status, retry_after, body) = answer(&error).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{error:?}");
+            assert_eq!(retry_after.as_deref(), Some(retry), "{error:?}");
+            assert_eq!(body["code"], "unavailable", "{error:?}");
+            assert_eq!(body["detail"], UNAVAILABLE_DETAIL, "{error:?}");
+            let text = body.to_string();
+            for leak in ["secret", "refused", "bb8", "Mailbox", "within"] {
+                assert!(!text.contains(leak), "{leak:?} leaked: {text}");
+            }
+            assert!(
+                source.is_some_and(|s| !s.is_empty()),
+                "{error:?} lost its cause"
+            );
+        }
+    }
+
+    #[actix_web::test]
+    async fn an_internal_error_answers_the_fixed_internal_detail() {
+        for error in [
+            ApiError::from(WriteError::Failed(WriteFailure::Inconsistent(
+                "secret: the post was not inserted",
+            ))),
+            ApiError::Internal(anyhow::anyhow!("secret: a read failed")),
+        ] {
+            let (status, _, body) = answer(&error).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(body["code"], "internal");
+            assert_eq!(body["detail"], INTERNAL_DETAIL);
+            assert!(!body.to_string().contains("secret"), "{body}");
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_full_write_queue_is_overloaded_not_a_dependency_failure() {
+        let (status, retry, body) = answer(&WriteError::Overloaded.into()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert_eq!(body["code"], "overloaded");
+        assert_eq!(body["detail"], "too many writes are waiting; retry shortly");
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use aisocial_actors::committed::{
     CommitPublisher, EphemeralPush, LogEntry, Logged, PresenceChange, RemoteCommitted,
 };
+use aisocial_actors::error_chain::Chain;
 use aisocial_actors::event_log::{self, Audience};
 use aisocial_actors::feed_broker::{
     CheckLogHead, FeedBroker, NodeHeartbeat, NodePresenceList, PresenceListWanted, offer_or_shed,
@@ -228,7 +229,7 @@ impl RedisPublisher {
                     redis_store::run::<i64>(&redis, publish, Duration::from_secs(1)).await
                 {
                     // Other nodes notice the gap and read these records from PostgreSQL.
-                    tracing::warn!(error = %e, lane, "could not publish to the other nodes");
+                    tracing::warn!(error = %Chain(&e), lane, "could not publish to the other nodes");
                 }
             }
         });
@@ -345,9 +346,11 @@ struct OtherNodesCommits {
 }
 
 impl ChannelListener for OtherNodesCommits {
+    type Error = std::convert::Infallible;
+
     /// Missed events leave a gap, or a head behind the log's, that the broker reads from
     /// PostgreSQL: at once, not at its next poll.
-    async fn caught_up(&self) -> Result<(), String> {
+    async fn caught_up(&self) -> Result<(), Self::Error> {
         offer_or_shed(&self.broker, CheckLogHead, "CheckLogHead");
         Ok(())
     }

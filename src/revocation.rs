@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use aisocial_actors::db_error::ReadError;
+use aisocial_actors::error_chain::Chain;
 use aisocial_actors::feed_broker::{CloseFamily, FeedBroker};
 use aisocial_actors::ids::UserId;
 use aisocial_actors::meter::MeteredAddr;
@@ -79,23 +81,22 @@ impl Revocations {
         let publish = self.redis.publish_cmd(&self.channel, &payload);
         if let Err(e) = redis_store::run::<i64>(&self.redis, publish, Duration::from_secs(1)).await
         {
-            tracing::warn!(error = %e, "could not announce a revocation");
+            tracing::warn!(error = %Chain(&e), "could not announce a revocation");
         }
     }
 
-    async fn reload(&self, pool: &ReadPool) -> Result<usize, String> {
-        let conn = pool.get().await.map_err(|e| e.to_string())?;
+    async fn reload(&self, pool: &ReadPool) -> Result<usize, ReadError> {
+        let conn = pool.get().await?;
         let rows = conn
             .query(
                 "SELECT DISTINCT family_id, user_id FROM refresh_tokens \
                  WHERE revoked_at > now() - make_interval(secs => $1)",
                 &[&self.remember.as_secs_f64()],
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         for row in &rows {
-            let family: i64 = row.try_get(0).map_err(|e| e.to_string())?;
-            let user: i64 = row.try_get(1).map_err(|e| e.to_string())?;
+            let family: i64 = row.try_get(0)?;
+            let user: i64 = row.try_get(1)?;
             self.apply(UserId(user), family);
         }
         Ok(rows.len())
@@ -122,8 +123,10 @@ struct OtherNodesRevocations {
 }
 
 impl ChannelListener for OtherNodesRevocations {
+    type Error = ReadError;
+
     /// Anything announced while we were not listening is in PostgreSQL.
-    async fn caught_up(&self) -> Result<(), String> {
+    async fn caught_up(&self) -> Result<(), Self::Error> {
         let reloaded = self.revocations.reload(&self.pool).await?;
         tracing::debug!(reloaded, "revocation channel subscribed");
         Ok(())

@@ -2,7 +2,57 @@
 //! a cancelled statement, a server starting or stopping, a lost connection): the same request
 //! may well succeed later, so callers answer "retry" (503 with `Retry-After`), never 500.
 
+use std::time::Duration;
+
 use tokio_postgres::error::SqlState;
+
+/// What a pool answers when no connection can be had (its timeout, or connecting failed).
+pub type PoolError = bb8::RunError<tokio_postgres::Error>;
+
+/// Why a read through the pool failed; the cause is kept as the source, never flattened.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// No pooled connection: none free within the pool's timeout, or connecting failed.
+    #[error("no database connection could be had")]
+    Pool(#[source] PoolError),
+    /// The statement failed, or a row it answered could not be read.
+    #[error("a database read failed")]
+    Query(#[source] tokio_postgres::Error),
+    /// The read did not finish within its deadline.
+    #[error("the database did not answer within {0:?}")]
+    TimedOut(Duration),
+}
+
+impl From<PoolError> for ReadError {
+    fn from(e: PoolError) -> Self {
+        ReadError::Pool(e)
+    }
+}
+
+impl From<tokio_postgres::Error> for ReadError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ReadError::Query(e)
+    }
+}
+
+impl ReadError {
+    /// Whether the same read may well succeed later (see [`is_transient`]): a pool timeout and
+    /// a missed deadline do; a PostgreSQL error as [`is_transient`] says.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ReadError::Pool(bb8::RunError::User(e)) | ReadError::Query(e) => is_transient(e),
+            ReadError::Pool(bb8::RunError::TimedOut) | ReadError::TimedOut(_) => true,
+        }
+    }
+
+    /// The PostgreSQL error underneath, if there is one.
+    pub fn postgres(&self) -> Option<&tokio_postgres::Error> {
+        match self {
+            ReadError::Pool(bb8::RunError::User(e)) | ReadError::Query(e) => Some(e),
+            ReadError::Pool(bb8::RunError::TimedOut) | ReadError::TimedOut(_) => None,
+        }
+    }
+}
 
 /// Whether `e` passes with time: PostgreSQL refused for a passing reason, or the connection
 /// failed rather than the statement.
@@ -41,6 +91,17 @@ pub fn is_transient_state(code: &SqlState) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_error_keeps_its_cause_and_says_whether_it_passes() {
+        let timed_out = ReadError::from(PoolError::TimedOut);
+        assert!(timed_out.is_transient());
+        assert!(std::error::Error::source(&timed_out).is_some());
+        assert!(timed_out.postgres().is_none());
+        let late = ReadError::TimedOut(Duration::from_secs(1));
+        assert!(late.is_transient());
+        assert!(std::error::Error::source(&late).is_none());
+    }
 
     #[test]
     fn passing_conditions_are_told_from_our_mistakes() {

@@ -16,6 +16,7 @@ use tokio_postgres::Client;
 pub use crate::audience::Audience;
 use crate::audience::{Followees, followees_at, select_for_user};
 use crate::committed::{LogEntry, Logged};
+use crate::db_error::ReadError;
 use crate::ids::{EventId, UserId};
 use crate::log_record::{self, Decoded, FollowChange, StoredRecord};
 use crate::meter;
@@ -409,14 +410,14 @@ pub async fn head(client: &Client) -> Result<EventId, tokio_postgres::Error> {
 
 /// Where the broker reads the log: the head at start-up and ranges to fill gaps.
 pub trait EventSource: Send + Sync + 'static {
-    fn head(&self) -> futures_util::future::BoxFuture<'static, Result<EventId, String>>;
+    fn head(&self) -> futures_util::future::BoxFuture<'static, Result<EventId, ReadError>>;
     /// See [`range`].
     fn range(
         &self,
         from: EventId,
         to: EventId,
         max_rows: usize,
-    ) -> futures_util::future::BoxFuture<'static, Result<RangeRead, String>>;
+    ) -> futures_util::future::BoxFuture<'static, Result<RangeRead, ReadError>>;
 }
 
 /// The event log in PostgreSQL, through the read pool.
@@ -426,11 +427,11 @@ pub struct PgEventSource {
 }
 
 impl EventSource for PgEventSource {
-    fn head(&self) -> futures_util::future::BoxFuture<'static, Result<EventId, String>> {
+    fn head(&self) -> futures_util::future::BoxFuture<'static, Result<EventId, ReadError>> {
         let pool = self.pool.clone();
         Box::pin(async move {
-            let conn = pool.get().await.map_err(|e| e.to_string())?;
-            head(&conn).await.map_err(|e| e.to_string())
+            let conn = pool.get().await?;
+            Ok(head(&conn).await?)
         })
     }
 
@@ -439,13 +440,11 @@ impl EventSource for PgEventSource {
         from: EventId,
         to: EventId,
         max_rows: usize,
-    ) -> futures_util::future::BoxFuture<'static, Result<RangeRead, String>> {
+    ) -> futures_util::future::BoxFuture<'static, Result<RangeRead, ReadError>> {
         let pool = self.pool.clone();
         Box::pin(async move {
-            let conn = pool.get().await.map_err(|e| e.to_string())?;
-            range(&conn, from, to, max_rows)
-                .await
-                .map_err(|e| e.to_string())
+            let conn = pool.get().await?;
+            Ok(range(&conn, from, to, max_rows).await?)
         })
     }
 }

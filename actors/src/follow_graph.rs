@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use futures_util::future::BoxFuture;
 
+use crate::db_error::ReadError;
 use crate::ids::{EventId, UserId};
 use crate::log_record::{self, FollowChange, StoredRecord};
 use crate::store::ReadPool;
@@ -26,7 +27,7 @@ pub trait FollowGraph: Send + Sync + 'static {
         &self,
         users: Vec<UserId>,
         after: EventId,
-    ) -> BoxFuture<'static, Result<FollowSnapshot, String>>;
+    ) -> BoxFuture<'static, Result<FollowSnapshot, ReadError>>;
 }
 
 /// Reads `follows` and the log through the pool (the primary: the snapshot must be at or past
@@ -49,19 +50,18 @@ pub async fn load_from_pg(
     pool: &ReadPool,
     users: &[UserId],
     after: EventId,
-) -> Result<FollowSnapshot, String> {
-    let conn = pool.get().await.map_err(|e| e.to_string())?;
+) -> Result<FollowSnapshot, ReadError> {
+    let conn = pool.get().await?;
     let ids: Vec<i64> = users.iter().map(|u| u.0).collect();
     let rows = conn
         .query(LOAD, &[&ids, &after.0, &log_record::FOLLOW_KIND])
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let mut snapshot = FollowSnapshot {
         followees: users.iter().map(|u| (*u, Vec::new())).collect(),
         ..FollowSnapshot::default()
     };
     for row in &rows {
-        add_row(&mut snapshot, row).map_err(|e| e.to_string())?;
+        add_row(&mut snapshot, row)?;
     }
     snapshot.records.sort_by_key(|(id, _)| *id);
     Ok(snapshot)
@@ -104,7 +104,7 @@ impl FollowGraph for PgFollowGraph {
         &self,
         users: Vec<UserId>,
         after: EventId,
-    ) -> BoxFuture<'static, Result<FollowSnapshot, String>> {
+    ) -> BoxFuture<'static, Result<FollowSnapshot, ReadError>> {
         let pool = self.pool.clone();
         Box::pin(async move { load_from_pg(&pool, &users, after).await })
     }

@@ -9,7 +9,9 @@
 //! - [`audience`]: who receives an event, the one decision live routing and replay share.
 //! - [`follow_graph`]: where the broker reads whom users follow (batched, one snapshot).
 //! - [`db_writer`]: the only writer to PostgreSQL; group commit, answers after COMMIT.
-//! - [`db_error`]: which PostgreSQL failures pass with time (answered "retry", not 500).
+//! - [`db_error`]: which PostgreSQL failures pass with time (answered "retry", not 500), and
+//!   [`db_error::ReadError`], why a read through the pool failed.
+//! - [`error_chain`]: an error and its causes as one line, for logs.
 //! - [`committed`]: what the DbWriter announces after COMMIT.
 //! - [`event_log`]: the durable event log (dense ids in commit order) and resume reads.
 //! - [`log_record`]: each log record's stored and sent JSON shape, typed and versioned.
@@ -29,6 +31,7 @@ pub mod backlog;
 pub mod committed;
 pub mod db_error;
 pub mod db_writer;
+pub mod error_chain;
 pub mod event_log;
 pub mod feed_broker;
 pub mod follow_graph;

@@ -11,6 +11,8 @@ use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge};
 
 use crate::backlog::Backlog;
+use crate::db_error::ReadError;
+use crate::error_chain::Chain;
 use crate::event_log::{self, Replay};
 use crate::feed_broker::{
     CloseSession, Connect, Deliver, Disconnect, FeedBroker, SubscribeThread, UnsubscribeThread,
@@ -79,12 +81,17 @@ static RESUMES_GIVEN_UP: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
+/// What a client hears (after the topic) when a subscribe cannot check its post: the same
+/// whatever the database said, which goes to the log instead.
+pub const SUBSCRIBE_UNAVAILABLE: &str =
+    "the post could not be checked now; subscribe again shortly";
+
 /// Runs `attempt` until it succeeds, retrying failures (a connection lost, a pool exhausted)
 /// with backoff until `timeout` has passed; then answers the last error.
-async fn retry_within<T, F, Fut>(timeout: Duration, mut attempt: F) -> Result<T, String>
+async fn retry_within<T, F, Fut>(timeout: Duration, mut attempt: F) -> Result<T, ReadError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
+    Fut: std::future::Future<Output = Result<T, ReadError>>,
 {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut backoff = Duration::from_millis(50);
@@ -92,7 +99,7 @@ where
         let error = match tokio::time::timeout_at(deadline, attempt()).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(e)) => e,
-            Err(_) => return Err("the event log did not answer in time".into()),
+            Err(_) => return Err(ReadError::TimedOut(timeout)),
         };
         if tokio::time::Instant::now() + backoff >= deadline {
             return Err(error);
@@ -109,12 +116,10 @@ async fn replay_within(
     since: EventId,
     limit: usize,
     timeout: Duration,
-) -> Result<Replay, String> {
+) -> Result<Replay, ReadError> {
     retry_within(timeout, || async {
-        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-        event_log::replay(&mut conn, user, since, limit)
-            .await
-            .map_err(|e| e.to_string())
+        let mut conn = pool.get().await?;
+        Ok(event_log::replay(&mut conn, user, since, limit).await?)
     })
     .await
 }
@@ -124,12 +129,10 @@ async fn read_page_within(
     pool: ReadPool,
     ids: Vec<EventId>,
     timeout: Duration,
-) -> Result<Vec<(EventId, protocol::EventKind, serde_json::Value)>, String> {
+) -> Result<Vec<(EventId, protocol::EventKind, serde_json::Value)>, ReadError> {
     retry_within(timeout, || async {
-        let conn = pool.get().await.map_err(|e| e.to_string())?;
-        event_log::read_events(&conn, &ids)
-            .await
-            .map_err(|e| e.to_string())
+        let conn = pool.get().await?;
+        Ok(event_log::read_events(&conn, &ids).await?)
     })
     .await
 }
@@ -333,7 +336,7 @@ impl Session {
                         // Closing would only bring the client back to the same wait: it
                         // refetches over HTTP instead, and is live from here on.
                         RESUMES_GIVEN_UP.inc();
-                        tracing::warn!(session = %session.id, error = %e, "resume could not finish in time; asking for a resync");
+                        tracing::warn!(session = %session.id, error = %Chain(&e), "resume could not finish in time; asking for a resync");
                         session.hello(ctx, 0, ResumeStatus::ResyncRequired);
                         session.go_live(ctx);
                     }
@@ -370,7 +373,7 @@ impl Session {
             Err(e) => {
                 // What was sent is exact; the client resumes from the last id it got.
                 RESUMES_GIVEN_UP.inc();
-                tracing::warn!(session = %session.id, error = %e, "a resume's page could not be read");
+                tracing::warn!(session = %session.id, error = %Chain(&e), "a resume's page could not be read");
                 session.close(ctx, 1013, "resume interrupted: reconnect with since");
             }
         }));
@@ -420,21 +423,21 @@ impl Session {
         let timeout = self.config.read_timeout;
         let read = async move {
             let work = async {
-                let conn = pool.get().await.map_err(|e| e.to_string())?;
+                let conn = pool.get().await?;
                 let row = conn
                     .query_opt(
                         "SELECT coalesce(root_id, id) FROM posts WHERE id = $1 AND deleted_at IS NULL",
                         &[&post.0],
                     )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                row.map(|r| r.try_get::<_, i64>(0).map(PostId))
-                    .transpose()
-                    .map_err(|e| e.to_string())
+                    .await?;
+                Ok::<_, ReadError>(
+                    row.map(|r| r.try_get::<_, i64>(0).map(PostId))
+                        .transpose()?,
+                )
             };
             tokio::time::timeout(timeout, work)
                 .await
-                .unwrap_or_else(|_| Err("the database did not answer in time".into()))
+                .unwrap_or(Err(ReadError::TimedOut(timeout)))
         };
         ctx.spawn(
             read.into_actor(self)
@@ -456,7 +459,11 @@ impl Session {
                         ctx.text(protocol::topic_frame(true, topic));
                     }
                     Ok(None) => session.error(ctx, "not_found", &format!("{topic}: no such post")),
-                    Err(e) => session.error(ctx, "unavailable", &format!("{topic}: {e}")),
+                    Err(e) => {
+                        // The client hears the code's fixed detail; the cause goes to the log.
+                        tracing::warn!(session = %session.id, %topic, error = %Chain(&e), "a subscribe could not check its post");
+                        session.error(ctx, "unavailable", &format!("{topic}: {SUBSCRIBE_UNAVAILABLE}"));
+                    }
                 }),
         );
     }

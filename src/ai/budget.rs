@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::redis_store::RedisConn;
 use aisocial_actors::ai_pool::budget::{AiBudget, BudgetAnswer, BudgetError, Reservation};
+use aisocial_actors::error_chain::Chain;
 use chrono::{Duration as ChronoDuration, Utc};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -224,10 +225,8 @@ async fn timed<T>(
     let started = std::time::Instant::now();
     let result = match tokio::time::timeout(REDIS_TIMEOUT, future).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(BudgetError(e.to_string())),
-        Err(_) => Err(BudgetError(format!(
-            "Redis did not answer within {REDIS_TIMEOUT:?}"
-        ))),
+        Ok(Err(e)) => Err(BudgetError::Store(Box::new(e))),
+        Err(_) => Err(BudgetError::TimedOut(REDIS_TIMEOUT)),
     };
     crate::redis_store::observe("ai_budget", started, result.is_ok());
     result
@@ -247,7 +246,7 @@ impl AiBudget for RedisBudget {
                 .arg(rpd)
                 .arg(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
             if let Err(error) = timed(invocation.invoke_async::<i64>(&mut redis)).await {
-                tracing::warn!(%error, "could not share that the AI quota is used up today");
+                tracing::warn!(error = %Chain(&error), "could not share that the AI quota is used up today");
             }
             left.max(at_least)
         }
@@ -302,7 +301,7 @@ impl AiBudget for RedisBudget {
                 .arg(format!("{}:{}", reservation.id, reservation.tokens))
                 .arg(format!("{}:{actual}", reservation.id));
             if let Err(error) = timed(invocation.invoke_async::<i64>(&mut redis)).await {
-                tracing::warn!(%error, "could not reconcile AI tokens; the estimate stands");
+                tracing::warn!(error = %Chain(&error), "could not reconcile AI tokens; the estimate stands");
             }
         }
         .boxed()
@@ -317,7 +316,7 @@ impl AiBudget for RedisBudget {
             let mut invocation = scripts.pause.prepare_invoke();
             invocation.key(key).arg(millis);
             if let Err(error) = timed(invocation.invoke_async::<i64>(&mut redis)).await {
-                tracing::warn!(%error, "could not share the AI pause; other nodes learn it from their own 429s");
+                tracing::warn!(error = %Chain(&error), "could not share the AI pause; other nodes learn it from their own 429s");
             }
         }
         .boxed()

@@ -18,11 +18,12 @@ use prometheus::IntCounterVec;
 
 use crate::ai::Ai;
 use crate::ai::budget::pacific_day;
-use crate::problem::{ApiError, redis_error};
+use crate::problem::ApiError;
 use crate::rate_limit::RateLimiting;
 use crate::reads::{HOME_TIMELINE, query, reader_for, rows_to};
 use crate::redis_store;
 use crate::redis_store::Keyspace;
+use crate::redis_store::redis_error;
 use crate::replicas::ReadRouting;
 use aisocial_actors::feed_broker::FeedBroker;
 use aisocial_actors::meter::MeteredAddr;

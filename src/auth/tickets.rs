@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::AuthUser;
 use super::opaque::{self, Opaque};
-use crate::problem::{ApiError, redis_error};
+use crate::problem::ApiError;
+use crate::redis_store::redis_error;
 use crate::redis_store::{self, Keyspace};
 use crate::revocation::Revocations;
 

@@ -24,6 +24,7 @@ pub use conn::RedisConn;
 pub use pubsub::{ChannelListener, Notice, Subscriber, Subscription, keep_listening};
 
 use crate::health::Check;
+use crate::problem::ApiError;
 
 /// This deployment's Redis: the command handle and the prefix every key of ours carries (so
 /// several deployments, or tests, share one Redis without meeting).
@@ -215,18 +216,77 @@ pub async fn check(redis: &RedisConn, timeout: Duration) -> Check {
     Check::from_result(started, result)
 }
 
-/// Runs one command with a deadline; the error says what went wrong.
+/// Why one command to Redis failed; Redis's own error stays the source.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Redis answered with an error, or the connection failed.
+    #[error("a Redis command failed")]
+    Redis(#[source] redis::RedisError),
+    /// No answer within the command's deadline.
+    #[error("Redis did not answer within {0:?}")]
+    TimedOut(Duration),
+}
+
+impl From<CommandError> for ApiError {
+    /// Redis (tickets, sign-in flow state, counters) did not answer: `unavailable` with the
+    /// fixed detail; Redis's text goes to the log only.
+    fn from(e: CommandError) -> Self {
+        ApiError::dependency("Redis", e, 2)
+    }
+}
+
+/// Redis (tickets, sign-in flow state) did not answer.
+pub fn redis_error(e: CommandError) -> ApiError {
+    ApiError::from(e)
+}
+
+/// Runs one command with a deadline.
 pub async fn run<T: redis::FromRedisValue>(
     redis: &RedisConn,
     cmd: redis::Cmd,
     timeout: Duration,
-) -> Result<T, String> {
+) -> Result<T, CommandError> {
     let mut conn = redis.clone();
     let started = Instant::now();
     let result = match tokio::time::timeout(timeout, cmd.query_async::<T>(&mut conn)).await {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("no answer within {timeout:?}")),
+        Ok(result) => result.map_err(CommandError::Redis),
+        Err(_) => Err(CommandError::TimedOut(timeout)),
     };
     observe(op_of(&cmd), started, result.is_ok());
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError;
+
+    use super::*;
+    use crate::problem::UNAVAILABLE_DETAIL;
+
+    /// A Redis failure answers `unavailable` with the fixed detail, never Redis's text.
+    #[actix_web::test]
+    async fn a_failed_command_answers_the_fixed_detail() {
+        let refused = CommandError::Redis(redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "secret-redis-host:6379 refused",
+        )));
+        for failure in [refused, CommandError::TimedOut(Duration::from_secs(1))] {
+            let response = ApiError::from(failure).error_response();
+            assert_eq!(response.status(), 503);
+            assert_eq!(
+                response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()),
+                Some("2")
+            );
+            let bytes = actix_web::body::to_bytes(response.into_body())
+                .await
+                .expect("a body");
+            let body: serde_json::Value = serde_json::from_slice(&bytes).expect("a problem");
+            assert_eq!(body["code"], "unavailable");
+            assert_eq!(body["detail"], UNAVAILABLE_DETAIL);
+            assert!(!String::from_utf8_lossy(&bytes).contains("secret"));
+        }
+    }
 }

@@ -14,6 +14,7 @@ use std::future::Future;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
+use aisocial_actors::error_chain::Chain;
 use aisocial_actors::meter;
 use futures_util::StreamExt;
 use prometheus::IntCounter;
@@ -43,9 +44,10 @@ pub enum Notice {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot subscribe to {channel:?}: {source}")]
+#[error("cannot subscribe to {channel:?}")]
 pub struct SubscribeError {
     channel: String,
+    #[source]
     source: redis::RedisError,
 }
 
@@ -54,7 +56,10 @@ pub trait ChannelListener: 'static {
     /// A subscription stands, for the first time, again after a loss, or repaired in place:
     /// whatever was published while none stood was missed and must be read from where it is
     /// kept. An error drops the subscription, and the whole is tried again after a backoff.
-    fn caught_up(&self) -> impl Future<Output = Result<(), String>>;
+    fn caught_up(&self) -> impl Future<Output = Result<(), Self::Error>>;
+
+    /// Why catching up failed.
+    type Error: std::error::Error + 'static;
 
     /// One message's payload.
     fn message(&self, payload: &str);
@@ -73,7 +78,7 @@ pub fn keep_listening(subscriber: Subscriber, channel: String, listener: impl Ch
         loop {
             let started = Instant::now();
             let lost = listen_once(&subscriber, &channel, &listener).await;
-            tracing::warn!(channel = %channel, reason = %lost, "pub/sub channel lost; subscribing again");
+            tracing::warn!(channel = %channel, reason = %Chain(&lost), "pub/sub channel lost; subscribing again");
             if started.elapsed() >= MAX_BACKOFF {
                 backoff = FIRST_BACKOFF;
             }
@@ -83,30 +88,41 @@ pub fn keep_listening(subscriber: Subscriber, channel: String, listener: impl Ch
     });
 }
 
+/// Why a subscription's life ended.
+#[derive(Debug, thiserror::Error)]
+enum Lost<E: std::error::Error + 'static> {
+    #[error(transparent)]
+    Subscribe(SubscribeError),
+    #[error("catching up on what was missed failed")]
+    CatchUp(#[source] E),
+    #[error("the subscription ended")]
+    Ended,
+}
+
 /// One subscription's life; returns why it ended.
-async fn listen_once(
+async fn listen_once<L: ChannelListener>(
     subscriber: &Subscriber,
     channel: &str,
-    listener: &impl ChannelListener,
-) -> String {
+    listener: &L,
+) -> Lost<L::Error> {
     let mut subscription = match subscriber.subscribe(channel).await {
         Ok(subscription) => subscription,
-        Err(e) => return e.to_string(),
+        Err(e) => return Lost::Subscribe(e),
     };
     if let Err(e) = listener.caught_up().await {
-        return e;
+        return Lost::CatchUp(e);
     }
     while let Some(notice) = subscription.next().await {
         match notice {
             Notice::Message(payload) => listener.message(&payload),
             Notice::Resubscribed => {
                 if let Err(e) = listener.caught_up().await {
-                    return e;
+                    return Lost::CatchUp(e);
                 }
             }
         }
     }
-    "the subscription ended".to_owned()
+    Lost::Ended
 }
 
 /// Makes subscriptions to the deployment's Redis (cheap to clone).

@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use aisocial_actors::db_error::ReadError;
+use aisocial_actors::error_chain::Chain;
 use aisocial_actors::event_log::{self, EventSource, RangeRead};
 use aisocial_actors::ids::EventId;
 use aisocial_actors::lsn::Lsn;
@@ -24,38 +26,44 @@ impl ReplicaEventSource {
         Self { routing }
     }
 
-    /// A replica in rotation, else the primary.
-    fn pools(&self) -> Vec<ReadPool> {
-        let mut pools = Vec::with_capacity(2);
-        if let Some(replica) = self.routing.pick(Lsn::default()) {
-            pools.push(replica.pool.clone());
-        }
-        pools.push(self.routing.primary().clone());
-        pools
+    /// A replica in rotation (if any), and the primary.
+    fn pools(&self) -> (Option<ReadPool>, ReadPool) {
+        let replica = self
+            .routing
+            .pick(Lsn::default())
+            .map(|replica| replica.pool.clone());
+        (replica, self.routing.primary().clone())
     }
 }
 
-/// Runs `read` on each pool in turn until one answers.
-async fn first_answer<T, F>(pools: Vec<ReadPool>, read: F) -> Result<T, String>
+/// Runs `read` on the replica, and on the primary when the replica fails (or there is none).
+async fn first_answer<T, F>(
+    (replica, primary): (Option<ReadPool>, ReadPool),
+    read: F,
+) -> Result<T, ReadError>
 where
     F: for<'c> Fn(&'c tokio_postgres::Client) -> BoxFuture<'c, Result<T, tokio_postgres::Error>>,
 {
-    let mut last = String::from("no pool");
-    for pool in pools {
-        let attempt = async {
-            let conn = pool.get().await.map_err(|e| e.to_string())?;
-            read(&conn).await.map_err(|e| e.to_string())
-        };
-        match attempt.await {
+    let attempt = |pool: ReadPool| {
+        let read = &read;
+        async move {
+            let conn = pool.get().await?;
+            Ok::<_, ReadError>(read(&conn).await?)
+        }
+    };
+    if let Some(replica) = replica {
+        match attempt(replica).await {
             Ok(value) => return Ok(value),
-            Err(e) => last = e,
+            Err(e) => {
+                tracing::debug!(error = %Chain(&e), "a replica could not read the event log; asking the primary");
+            }
         }
     }
-    Err(last)
+    attempt(primary).await
 }
 
 impl EventSource for ReplicaEventSource {
-    fn head(&self) -> BoxFuture<'static, Result<EventId, String>> {
+    fn head(&self) -> BoxFuture<'static, Result<EventId, ReadError>> {
         let pools = self.pools();
         Box::pin(first_answer(pools, |client| {
             Box::pin(event_log::head(client))
@@ -67,7 +75,7 @@ impl EventSource for ReplicaEventSource {
         from: EventId,
         to: EventId,
         max_rows: usize,
-    ) -> BoxFuture<'static, Result<RangeRead, String>> {
+    ) -> BoxFuture<'static, Result<RangeRead, ReadError>> {
         let pools = self.pools();
         Box::pin(first_answer(pools, move |client| {
             Box::pin(event_log::range(client, from, to, max_rows))

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
+use aisocial_actors::error_chain::Chain;
 use aisocial_actors::ids::UserId;
 use aisocial_actors::lsn::{CommitWatermark, Lsn};
 use aisocial_actors::meter;
@@ -225,7 +226,7 @@ impl ReadRouting {
             (Some(user), Some(sticky)) => match sticky.position(user).await {
                 Ok(position) => position.unwrap_or_default(),
                 Err(e) => {
-                    tracing::debug!(error = %e, "cannot read a user's write position; reading the primary");
+                    tracing::debug!(error = %Chain(&e), "cannot read a user's write position; reading the primary");
                     READS.with_label_values(&["primary_marker_unknown"]).inc();
                     return Reader::primary(self);
                 }
@@ -253,7 +254,7 @@ impl ReadRouting {
         if let Err(e) = sticky.raise(user, position).await {
             // This user may then be served a replica that lacks the write, for at most the
             // lag bound (a replica further behind is out of rotation).
-            tracing::warn!(error = %e, "cannot record a user's write position");
+            tracing::warn!(error = %Chain(&e), "cannot record a user's write position");
         }
     }
 }

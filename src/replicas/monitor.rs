@@ -7,6 +7,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
+use aisocial_actors::db_error::ReadError;
+use aisocial_actors::error_chain::Chain;
 use aisocial_actors::lsn::Lsn;
 use aisocial_actors::meter;
 use aisocial_actors::store::ReadPool;
@@ -83,7 +85,7 @@ async fn check_once(routing: &ReadRouting, history: &mut PrimaryHistory, max_lag
         Ok(lsn) => history.record(now, lsn),
         // The replicas' lag is then judged against the last position seen (reads may go on
         // from a caught-up replica while the primary is away).
-        Err(e) => tracing::debug!(error = %e, "cannot read the primary's WAL position"),
+        Err(e) => tracing::debug!(error = %Chain(&e), "cannot read the primary's WAL position"),
     }
     for (replica, finding) in replicas.iter().zip(findings) {
         judge(replica, finding, history, now, max_lag);
@@ -148,38 +150,46 @@ fn judge(
         .set(i64::from(replica.in_rotation()));
 }
 
-async fn primary_position(pool: &ReadPool) -> Result<Lsn, String> {
+/// Why the primary's WAL position could not be had.
+#[derive(Debug, thiserror::Error)]
+enum PositionError {
+    #[error("the primary could not be read")]
+    Read(#[from] ReadError),
+    #[error("an unreadable WAL position {0:?}")]
+    Unreadable(String),
+}
+
+async fn primary_position(pool: &ReadPool) -> Result<Lsn, PositionError> {
     let read = async {
-        let conn = pool.get().await.map_err(|e| e.to_string())?;
+        let conn = pool.get().await.map_err(ReadError::from)?;
         let row = conn
             .query_one("SELECT pg_current_wal_flush_lsn()::text", &[])
             .await
-            .map_err(|e| e.to_string())?;
-        let text: String = row.try_get(0).map_err(|e| e.to_string())?;
-        Lsn::parse(&text).ok_or_else(|| format!("an unreadable WAL position {text:?}"))
+            .map_err(ReadError::from)?;
+        let text: String = row.try_get(0).map_err(ReadError::from)?;
+        Lsn::parse(&text).ok_or(PositionError::Unreadable(text))
     };
     tokio::time::timeout(CHECK_TIMEOUT, read)
         .await
-        .unwrap_or_else(|_| Err(format!("no answer within {CHECK_TIMEOUT:?}")))
+        .unwrap_or(Err(PositionError::Read(ReadError::TimedOut(CHECK_TIMEOUT))))
 }
 
 async fn replica_position(pool: &ReadPool) -> Finding {
     let read = async {
-        let conn = pool.get().await.map_err(|e| e.to_string())?;
+        let conn = pool.get().await?;
         let row = conn
             .query_one(
                 "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text",
                 &[],
             )
-            .await
-            .map_err(|e| e.to_string())?;
-        let in_recovery: bool = row.try_get(0).map_err(|e| e.to_string())?;
-        let replayed: Option<String> = row.try_get(1).map_err(|e| e.to_string())?;
-        Ok::<_, String>((in_recovery, replayed))
+            .await?;
+        let in_recovery: bool = row.try_get(0)?;
+        let replayed: Option<String> = row.try_get(1)?;
+        Ok::<_, ReadError>((in_recovery, replayed))
     };
     match tokio::time::timeout(CHECK_TIMEOUT, read).await {
         Err(_) => Finding::Problem(format!("no answer within {CHECK_TIMEOUT:?}")),
-        Ok(Err(e)) => Finding::Problem(format!("unreachable: {e}")),
+        Ok(Err(e)) => Finding::Problem(format!("unreachable: {}", Chain(&e))),
         Ok(Ok((false, _))) => {
             Finding::Problem("not a standby (promoted, or not a replica at all)".into())
         }

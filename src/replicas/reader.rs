@@ -6,11 +6,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use aisocial_actors::db_error::ReadError;
+use aisocial_actors::error_chain::Chain;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::{READS, ReadRouting, Replica};
-use crate::problem::{ApiError, pool_error, read_error};
+use crate::problem::ApiError;
 
 /// Where a read goes.
 pub struct Reader<'a> {
@@ -85,20 +87,16 @@ impl<'a> Reader<'a> {
                     READS.with_label_values(&["replica"]).inc();
                     return Ok(rows);
                 }
-                Ok(Err(e)) => replica.suspend(format!("a read failed: {e}")),
+                Ok(Err(e)) => replica.suspend(format!("a read failed: {}", Chain(&e))),
                 Err(_) => replica.suspend(format!("a read took over {:?}", deadline / 2)),
             }
             READS.with_label_values(&["primary_fallback"]).inc();
         }
         let left = deadline.saturating_sub(started.elapsed());
-        tokio::time::timeout(left, run(&self.routing.primary, sql, params))
+        let rows = tokio::time::timeout(left, run(&self.routing.primary, sql, params))
             .await
-            .unwrap_or_else(|_| {
-                Err(ApiError::unavailable(
-                    format!("the database did not answer within {deadline:?}"),
-                    2,
-                ))
-            })
+            .unwrap_or(Err(ReadError::TimedOut(deadline)))?;
+        Ok(rows)
     }
 }
 
@@ -106,7 +104,7 @@ async fn run(
     pool: &aisocial_actors::store::ReadPool,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
-) -> Result<Vec<Row>, ApiError> {
-    let conn = pool.get().await.map_err(pool_error)?;
-    conn.query(sql, params).await.map_err(read_error)
+) -> Result<Vec<Row>, ReadError> {
+    let conn = pool.get().await?;
+    Ok(conn.query(sql, params).await?)
 }

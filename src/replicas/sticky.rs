@@ -24,6 +24,15 @@ const RAISE: &str = "local current = redis.call('GET', KEYS[1]) \
 /// A Redis round trip here never waits longer than this (a read then goes to the primary).
 const TIMEOUT: Duration = Duration::from_millis(250);
 
+/// Why a user's write position could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PositionError {
+    #[error("the write position could not be read")]
+    Redis(#[from] redis_store::CommandError),
+    #[error("a malformed write position {0:?}")]
+    Malformed(String),
+}
+
 pub struct Sticky {
     redis: crate::redis_store::RedisConn,
     prefix: String,
@@ -45,7 +54,7 @@ impl Sticky {
     }
 
     /// The user's last write position, if they wrote within the sticky time.
-    pub async fn position(&self, user: UserId) -> Result<Option<Lsn>, String> {
+    pub async fn position(&self, user: UserId) -> Result<Option<Lsn>, PositionError> {
         let mut get = redis::cmd("GET");
         get.arg(self.key(user));
         let value = redis_store::run::<Option<String>>(&self.redis, get, TIMEOUT).await?;
@@ -53,12 +62,12 @@ impl Sticky {
             None => Ok(None),
             Some(text) => u64::from_str_radix(&text, 16)
                 .map(|n| Some(Lsn(n)))
-                .map_err(|_| format!("a malformed write position {text:?}")),
+                .map_err(|_| PositionError::Malformed(text)),
         }
     }
 
     /// Raises the user's position to `lsn` (never lowers it).
-    pub async fn raise(&self, user: UserId, lsn: Lsn) -> Result<(), String> {
+    pub async fn raise(&self, user: UserId, lsn: Lsn) -> Result<(), redis_store::CommandError> {
         let mut eval = redis::cmd("EVAL");
         eval.arg(RAISE)
             .arg(1)

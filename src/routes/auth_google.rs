@@ -9,6 +9,7 @@ use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use aisocial_actors::db_writer::{RecordAudit, SignInGoogle};
+use aisocial_actors::error_chain::Chain;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -20,7 +21,8 @@ use crate::auth::google::{GoogleIdentity, handle_hint};
 use crate::auth::opaque;
 use crate::auth::pair::{TokenPair, new_refresh, token_pair};
 use crate::auth::{Accounts, Google};
-use crate::problem::{ApiError, PROBLEM_JSON, Problem, redis_error};
+use crate::problem::{ApiError, PROBLEM_JSON, Problem};
+use crate::redis_store::redis_error;
 use crate::redis_store::{self, Keyspace};
 use crate::routes::body::JsonBody;
 use crate::routes::problems;
@@ -292,9 +294,7 @@ pub async fn callback(
         ])
         .send()
         .await
-        .map_err(|e| {
-            ApiError::unavailable(format!("Google's token endpoint is unreachable ({e})"), 5)
-        })?;
+        .map_err(|e| ApiError::dependency("Google's token endpoint", e, 5))?;
     if !exchange.status().is_success() {
         let status = exchange.status();
         return Err(ApiError::Unauthorized(format!(
@@ -302,7 +302,8 @@ pub async fn callback(
         )));
     }
     let tokens: TokenEndpointResponse = exchange.json().await.map_err(|e| {
-        ApiError::Unauthorized(format!("Google's token response is unreadable ({e})"))
+        tracing::info!(error = %Chain(&e), "Google's token response is unreadable");
+        ApiError::Unauthorized("Google's token response is unreadable".into())
     })?;
     let id_token = tokens
         .id_token

@@ -6,6 +6,7 @@ mod ai;
 mod auth;
 mod bad_input;
 mod contention;
+mod dependency_errors;
 mod feed;
 mod google;
 mod helpers;

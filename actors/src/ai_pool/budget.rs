@@ -27,9 +27,16 @@ pub enum BudgetAnswer {
     TooLarge,
 }
 
+/// Why the shared budget could not be asked; the store's own error stays the source.
 #[derive(Debug, thiserror::Error)]
-#[error("the shared AI budget is unavailable: {0}")]
-pub struct BudgetError(pub String);
+pub enum BudgetError {
+    /// The store holding the budget (Redis) answered with an error.
+    #[error("the shared AI budget is unavailable")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The store did not answer within its deadline.
+    #[error("the shared AI budget did not answer within {0:?}")]
+    TimedOut(Duration),
+}
 
 pub trait AiBudget: Send + Sync + 'static {
     /// Reserves one request and `tokens` input tokens, or says how long to wait.

@@ -371,7 +371,7 @@ async fn acquire(
             }
             Ok(BudgetAnswer::TooLarge) => return Err(Outcome::Rejected),
             Err(error) => {
-                tracing::warn!(%error, "AI budget unavailable; waiting");
+                tracing::warn!(error = %crate::error_chain::Chain(&error), "AI budget unavailable; waiting");
                 Duration::from_secs(1)
             }
         };
@@ -516,7 +516,7 @@ async fn deliver(
                 return (Outcome::NotStored, Some(finish), None);
             }
             Ok(Err(e)) => {
-                tracing::warn!(request = %job.id, error = %e, "could not store the AI reply");
+                tracing::warn!(request = %job.id, error = %crate::error_chain::Chain(&e), "could not store the AI reply");
                 audience.error("unavailable", "the answer could not be stored");
                 return (Outcome::NotStored, Some(finish), None);
             }

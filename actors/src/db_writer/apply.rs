@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use super::commands::{
     CreatePost, CreatedPost, DeletePost, Follow, LikePost, NewRefresh, PurgeEvents, RecordAiUsage,
     RecordAudit, RevokeFamily, RotateRefresh, SignInDev, SignInGoogle, SignedIn, Unfollow,
-    UnlikePost, UpdateProfile, WriteError,
+    UnlikePost, UpdateProfile, WriteError, WriteFailure,
 };
 use super::conn::WriterConn;
 use crate::event_log::{Audience, NewEvent, NewRecord};
@@ -84,8 +84,11 @@ fn answer<T>(
 ) {
     let result = result.and_then(|output| match output {
         Output::Refused(e) => Err(e),
-        other => take(other)
-            .ok_or_else(|| WriteError::Failed("internal: command and output disagree".into())),
+        other => take(other).ok_or_else(|| {
+            WriteError::Failed(WriteFailure::Inconsistent(
+                "internal: command and output disagree",
+            ))
+        }),
     });
     let _ = tx.send(result);
 }
@@ -208,7 +211,11 @@ async fn finish_sign_in(
             &[&user.id.0, &refresh.hash.as_slice(), &lifetime],
         )
         .await?
-        .ok_or_else(|| refuse(WriteError::Failed("no refresh family was created".into())))?
+        .ok_or_else(|| {
+            refuse(WriteError::Failed(WriteFailure::Inconsistent(
+                "no refresh family was created",
+            )))
+        })?
         .try_get(0)?;
     let detail = serde_json::json!({"method": method, "family": family});
     audit(conn, Some(user.id), "sign_in", &detail).await?;
@@ -228,9 +235,9 @@ async fn sign_in_dev(conn: &mut WriterConn, cmd: &SignInDev) -> Applied {
         .query_opt(UPSERT_DEV_USER.as_str(), &[&cmd.handle.as_str()])
         .await?
         .ok_or_else(|| {
-            refuse(WriteError::Failed(
-                "the user upsert returned nothing".into(),
-            ))
+            refuse(WriteError::Failed(WriteFailure::Inconsistent(
+                "the user upsert returned nothing",
+            )))
         })?;
     if row.try_get::<_, bool>(4)? {
         return Err(refuse(WriteError::Unauthorized("this account is disabled")));
@@ -274,9 +281,9 @@ async fn sign_in_google(conn: &mut WriterConn, cmd: &SignInGoogle) -> Applied {
         }
     }
     let row = found.ok_or_else(|| {
-        refuse(WriteError::Failed(
-            "no free handle could be derived for this account".into(),
-        ))
+        refuse(WriteError::Failed(WriteFailure::Inconsistent(
+            "no free handle could be derived for this account",
+        )))
     })?;
     if row.try_get::<_, bool>(4)? {
         return Err(refuse(WriteError::Unauthorized("this account is disabled")));
@@ -447,7 +454,11 @@ async fn purge_events(conn: &mut WriterConn, cmd: &PurgeEvents) -> Applied {
     let row = conn
         .query_opt(PURGE_BOUNDS, &[&cmd.retention.as_secs_f64()])
         .await?
-        .ok_or_else(|| refuse(WriteError::Failed("no event_retention row".into())))?;
+        .ok_or_else(|| {
+            refuse(WriteError::Failed(WriteFailure::Inconsistent(
+                "no event_retention row",
+            )))
+        })?;
     let cutoff: Option<i64> = row.try_get(0)?;
     let floor: i64 = row.try_get(1)?;
     let Some(cutoff) = cutoff.filter(|c| *c > floor) else {
@@ -570,7 +581,7 @@ async fn create_post(conn: &mut WriterConn, cmd: &CreatePost) -> Applied {
             .query_opt(EXISTING_POST.as_str(), &[&cmd.author.0, &key])
             .await?
             .ok_or(ApplyError::Refused(WriteError::Failed(
-                "idempotency key conflict without a post".into(),
+                WriteFailure::Inconsistent("idempotency key conflict without a post"),
             )))?;
         return replayed(&row);
     };
@@ -764,9 +775,9 @@ async fn notify(
         )
         .await?
         .ok_or_else(|| {
-            refuse(WriteError::Failed(
-                "the notification insert returned nothing".into(),
-            ))
+            refuse(WriteError::Failed(WriteFailure::Inconsistent(
+                "the notification insert returned nothing",
+            )))
         })?;
     let notification = crate::model::Notification {
         id: row.try_get(0)?,
@@ -942,7 +953,9 @@ pub async fn create_posts_together(
         .into_iter()
         .map(|r| {
             r.unwrap_or((
-                Output::Refused(WriteError::Failed("the post was not inserted".into())),
+                Output::Refused(WriteError::Failed(WriteFailure::Inconsistent(
+                    "the post was not inserted",
+                ))),
                 Vec::new(),
             ))
         })

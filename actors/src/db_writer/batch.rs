@@ -3,7 +3,7 @@
 //! bounded too. Whatever does not finish in time is answered "unavailable" and the connection
 //! it was on is dropped (the server rolls back what it held).
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use prometheus::{Histogram, IntCounterVec};
@@ -11,10 +11,11 @@ use tokio_postgres::SimpleQueryMessage;
 
 use super::DbWriterConfig;
 use super::apply::{ApplyError, Change, Command, Output};
-use super::commands::{CreatePost, WriteError};
+use super::commands::{CreatePost, WriteError, WriteFailure, WriteUnavailable};
 use super::conn::WriterConn;
 use crate::committed::{Committed, Logged};
 use crate::db_error;
+use crate::error_chain::Chain;
 use crate::event_log;
 use crate::lsn::{CommitWatermark, Lsn};
 use crate::meter::{self, MeteredRecipient};
@@ -52,8 +53,6 @@ static OUTCOMES: LazyLock<IntCounterVec> = LazyLock::new(|| {
         &["outcome"],
     )
 });
-
-const NO_ANSWER: &str = "the database did not answer in time";
 
 /// Counts one answered command; `None` is a commit.
 pub(super) fn count_outcome(error: Option<&WriteError>) {
@@ -94,8 +93,11 @@ pub(super) async fn run_batch(
         _ => match WriterConn::connect(&config).await {
             Ok(conn) => conn,
             Err(e) => {
-                tracing::warn!(error = %e, commands = batch.len(), "DbWriter cannot reach PostgreSQL");
-                fail_all(batch, &WriteError::Unavailable(e.to_string()));
+                tracing::warn!(error = %Chain(&e), commands = batch.len(), "DbWriter cannot reach PostgreSQL");
+                fail_all(
+                    batch,
+                    &WriteError::Unavailable(WriteUnavailable::Connect(Arc::new(e))),
+                );
                 return None;
             }
         },
@@ -120,16 +122,19 @@ pub(super) async fn run_batch(
         }
         Ok(Err(e)) => {
             if !conn.rollback(config.connect_timeout).await {
-                tracing::warn!(error = %e, "DbWriter lost its connection during a batch");
-                fail_all(batch, &WriteError::Unavailable(e.to_string()));
+                tracing::warn!(error = %Chain(&e), "DbWriter lost its connection during a batch");
+                fail_all(
+                    batch,
+                    &WriteError::Unavailable(WriteUnavailable::Connection(Arc::new(e))),
+                );
                 return None;
             }
-            tracing::info!(error = %e, commands = batch.len(), "batch failed; committing its commands one by one");
+            tracing::info!(error = %Chain(&e), commands = batch.len(), "batch failed; committing its commands one by one");
             apply_one_by_one(conn, &config, batch, &committed_to).await
         }
         Err(_) => {
             tracing::warn!(timeout = ?config.batch_timeout, "a DbWriter batch did not commit in time");
-            fail_all(batch, &WriteError::Unavailable(NO_ANSWER.into()));
+            fail_all(batch, &WriteError::Unavailable(WriteUnavailable::NoAnswer));
             None
         }
     }
@@ -161,7 +166,7 @@ async fn apply_together(
             Some(_) if plain.len() > 1 => together.next().map_or_else(
                 || {
                     Err(ApplyError::Refused(WriteError::Failed(
-                        "a post went missing".into(),
+                        WriteFailure::Inconsistent("a post went missing"),
                     )))
                 },
                 Ok,
@@ -241,7 +246,7 @@ async fn apply_one_by_one(
             );
             fail_all(
                 std::iter::once(command).chain(rest),
-                &WriteError::Unavailable(NO_ANSWER.into()),
+                &WriteError::Unavailable(WriteUnavailable::NoAnswer),
             );
             return Some(conn);
         }
@@ -256,14 +261,17 @@ async fn apply_one_by_one(
                     (Err(failure(e, usable, command.name())), usable)
                 }
                 // A statement is still in flight on this connection: it goes.
-                Err(_) => (Err(WriteError::Unavailable(NO_ANSWER.into())), false),
+                Err(_) => (
+                    Err(WriteError::Unavailable(WriteUnavailable::NoAnswer)),
+                    false,
+                ),
             };
         count_outcome(result.as_ref().err());
         command.respond(result);
         if !usable {
             fail_all(
                 rest,
-                &WriteError::Unavailable("the database connection was lost".into()),
+                &WriteError::Unavailable(WriteUnavailable::ConnectionLost),
             );
             return None;
         }
@@ -272,20 +280,21 @@ async fn apply_one_by_one(
 }
 
 /// What the caller of a command that failed alone hears; `usable`: whether its connection
-/// survived (if not, a failed COMMIT may still have landed).
+/// survived (if not, a failed COMMIT may still have landed). PostgreSQL's error travels as
+/// the answer's source; whoever answers the request logs it.
 fn failure(e: ApplyError, usable: bool, command: &str) -> WriteError {
     match e {
         ApplyError::Refused(e) => e,
         ApplyError::Database(e) if !usable || e.is_closed() => {
-            WriteError::Unavailable(e.to_string())
+            WriteError::Unavailable(WriteUnavailable::Connection(Arc::new(e)))
         }
         ApplyError::Database(e) if db_error::is_transient(&e) => {
-            tracing::info!(error = %e, command, "a write met a passing condition");
-            WriteError::Transient(db_message(&e))
+            tracing::debug!(command, "a write met a passing condition");
+            WriteError::Transient(Arc::new(e))
         }
         ApplyError::Database(e) => {
-            tracing::warn!(error = %e, command, "a write failed alone");
-            WriteError::Failed(db_message(&e))
+            tracing::debug!(command, "a write failed alone");
+            WriteError::Failed(WriteFailure::Database(Arc::new(e)))
         }
     }
 }
@@ -311,9 +320,3 @@ async fn announce(committed_to: &MeteredRecipient<Committed>, entries: Vec<Logge
 
 /// The longest the writer waits for room in the broker's mailbox.
 const BROKER_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-fn db_message(e: &tokio_postgres::Error) -> String {
-    e.as_db_error()
-        .map(|db| db.message().to_owned())
-        .unwrap_or_else(|| e.to_string())
-}

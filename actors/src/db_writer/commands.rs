@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use actix::Message;
 
+use super::conn::ConnectError;
 use crate::ids::{Handle, PostId, UserId};
 use crate::model::{Post, User};
 
-/// Why a write was not acknowledged.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+/// Why a write was not acknowledged. A database failure keeps PostgreSQL's error as its
+/// source (shared, as one failure may answer a whole batch); its text is for logs only.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
     /// Something the command names does not exist.
     #[error("{0} not found")]
@@ -34,15 +36,49 @@ pub enum WriteError {
     Overloaded,
     /// PostgreSQL cannot be reached, or the connection was lost before COMMIT returned: the write
     /// may or may not have happened; retry with the same Idempotency-Key.
-    #[error("the database is unavailable: {0}")]
-    Unavailable(String),
+    #[error("the database is unavailable; the write may or may not have happened")]
+    Unavailable(#[source] WriteUnavailable),
     /// PostgreSQL turned this command down for a passing reason (a lock wait, a deadlock, a
     /// serialization failure, a cancelled statement): nothing was written; retry shortly.
-    #[error("the database could not make the write now: {0}")]
-    Transient(String),
+    #[error("the database could not make the write now; nothing was written")]
+    Transient(#[source] Arc<tokio_postgres::Error>),
     /// PostgreSQL refused this command alone (its batch committed without it).
-    #[error("the database refused the write: {0}")]
-    Failed(String),
+    #[error("the write failed")]
+    Failed(#[source] WriteFailure),
+}
+
+/// Why the writer could not get an answer from PostgreSQL for a command.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteUnavailable {
+    /// No writer connection could be made.
+    #[error("the writer cannot connect")]
+    Connect(#[source] Arc<ConnectError>),
+    /// The connection failed under the command (before COMMIT returned).
+    #[error("the writer's connection failed")]
+    Connection(#[source] Arc<tokio_postgres::Error>),
+    /// An earlier command of the batch lost the connection this one was to use.
+    #[error("the writer's connection was lost before this command ran")]
+    ConnectionLost,
+    /// The batch (or what was left of it) did not finish within its deadline.
+    #[error("the database did not answer in time")]
+    NoAnswer,
+    /// The writer actor is gone.
+    #[error("the writer stopped")]
+    Stopped,
+    /// The drain at shutdown ran out of time.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// Why a command failed for good (a 500, not a retry).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteFailure {
+    /// PostgreSQL refused the command's statements.
+    #[error("PostgreSQL refused the command")]
+    Database(#[source] Arc<tokio_postgres::Error>),
+    /// The writer's own expectations did not hold (a row that should be there was not).
+    #[error("{0}")]
+    Inconsistent(&'static str),
 }
 
 /// A refresh token to store with a sign-in or a rotation: only its SHA-256 travels.

@@ -25,10 +25,10 @@ const KEEPALIVE_RETRIES: u32 = 3;
 /// Why no writer connection could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("cannot connect ({0})")]
-    Connect(tokio_postgres::Error),
-    #[error("the session settings were refused ({0})")]
-    Setup(tokio_postgres::Error),
+    #[error("cannot connect")]
+    Connect(#[source] tokio_postgres::Error),
+    #[error("the session settings were refused")]
+    Setup(#[source] tokio_postgres::Error),
     #[error("no connection ready within {0:?}")]
     Timeout(Duration),
 }

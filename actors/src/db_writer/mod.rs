@@ -34,10 +34,10 @@ use self::batch::{count_outcome, fail_all, run_batch};
 pub use self::commands::{
     CreatePost, CreatedPost, DeletePost, Drain, Follow, LikePost, NewRefresh, PurgeEvents,
     RecordAiUsage, RecordAudit, RevokeFamily, RotateRefresh, SignInDev, SignInGoogle, SignedIn,
-    Unfollow, UnlikePost, UpdateProfile, WriteError,
+    Unfollow, UnlikePost, UpdateProfile, WriteError, WriteFailure, WriteUnavailable,
 };
-pub use self::conn::IDLE_IN_TRANSACTION;
 use self::conn::WriterConn;
+pub use self::conn::{ConnectError, IDLE_IN_TRANSACTION};
 use crate::committed::Committed;
 use crate::lsn::CommitWatermark;
 use crate::meter::{ActorMeter, MeteredRecipient};
@@ -170,9 +170,8 @@ macro_rules! command_handler {
                 let (tx, rx) = oneshot::channel();
                 self.enqueue(Command::$msg(msg, tx), ctx);
                 Box::pin(async move {
-                    rx.await.unwrap_or_else(|_| {
-                        Err(WriteError::Unavailable("the writer stopped".into()))
-                    })
+                    rx.await
+                        .unwrap_or(Err(WriteError::Unavailable(WriteUnavailable::Stopped)))
                 })
             }
         }
@@ -229,7 +228,7 @@ impl DbWriter {
         }
         fail_all(
             self.pending.drain(..),
-            &WriteError::Unavailable("the server is shutting down".into()),
+            &WriteError::Unavailable(WriteUnavailable::ShuttingDown),
         );
         for waiter in self.drained.drain(..) {
             let _ = waiter.send(());

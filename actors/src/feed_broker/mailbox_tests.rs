@@ -10,13 +10,14 @@ use futures_util::future::BoxFuture;
 
 use super::*;
 use crate::committed::NoPublisher;
+use crate::db_error::ReadError;
 use crate::event_log::RangeRead;
 use crate::follow_graph::FollowSnapshot;
 
 struct EmptyLog;
 
 impl EventSource for EmptyLog {
-    fn head(&self) -> BoxFuture<'static, Result<EventId, String>> {
+    fn head(&self) -> BoxFuture<'static, Result<EventId, ReadError>> {
         Box::pin(async { Ok(EventId(0)) })
     }
 
@@ -25,7 +26,7 @@ impl EventSource for EmptyLog {
         _: EventId,
         _: EventId,
         _: usize,
-    ) -> BoxFuture<'static, Result<RangeRead, String>> {
+    ) -> BoxFuture<'static, Result<RangeRead, ReadError>> {
         Box::pin(async { Ok(RangeRead::default()) })
     }
 }
@@ -37,7 +38,7 @@ impl FollowGraph for NoFollows {
         &self,
         _: Vec<UserId>,
         _: EventId,
-    ) -> BoxFuture<'static, Result<FollowSnapshot, String>> {
+    ) -> BoxFuture<'static, Result<FollowSnapshot, ReadError>> {
         Box::pin(async { Ok(FollowSnapshot::default()) })
     }
 }

@@ -38,6 +38,8 @@ use crate::backlog::{Admit, Backlog};
 use crate::committed::{
     CommitPublisher, Committed, EphemeralPush, LogEntry, Logged, PresenceChange, RemoteCommitted,
 };
+use crate::db_error::ReadError;
+use crate::error_chain::Chain;
 use crate::event_log::{CommittedEvent, EventSource};
 use crate::follow_graph::FollowGraph;
 use crate::ids::{EventId, PostId, SessionId, UserId};
@@ -375,7 +377,7 @@ impl FeedBroker {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not read the event log to fill a gap")
+                    tracing::warn!(error = %Chain(&e), "could not read the event log to fill a gap")
                 }
             }
         }));
@@ -404,7 +406,7 @@ impl FeedBroker {
                     broker.carry_out(released, ctx);
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the event log head; retrying");
+                    tracing::warn!(error = %Chain(&e), "cannot read the event log head; retrying");
                     ctx.run_later(Duration::from_millis(500), |broker, ctx| {
                         broker.start_at_head(ctx)
                     });
@@ -426,7 +428,7 @@ impl FeedBroker {
         let read = async move {
             tokio::time::timeout(timeout, read)
                 .await
-                .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
+                .unwrap_or(Err(ReadError::TimedOut(timeout)))
         };
         ctx.spawn(
             read.into_actor(self)
@@ -456,7 +458,7 @@ impl FeedBroker {
                     }
                     Err(e) => {
                         FOLLOW_LOAD_FAILURES.inc();
-                        tracing::warn!(error = %e, "cannot load follow lists; retrying");
+                        tracing::warn!(error = %Chain(&e), "cannot load follow lists; retrying");
                         broker.catchup.failed();
                         broker.load_backoff = (broker.load_backoff * 2)
                             .max(Duration::from_millis(50))
