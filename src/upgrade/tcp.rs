@@ -147,6 +147,9 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_write_the_client_never_takes_fails_after_the_stall_time() {
+        // Tokio's clock stands still and jumps to the next timer once every task waits (here
+        // on a socket that will never take more), so the stall is timed exactly, not slept.
+        tokio::time::pause();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let client = tokio::net::TcpSocket::new_v4().unwrap();
@@ -158,14 +161,20 @@ mod tests {
             .set_send_buffer_size(4096)
             .unwrap();
         let big = vec![b'x'; 8 << 20];
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let stall = std::time::Duration::from_millis(300);
         let result = write_within(&server, &big, stall).await;
         assert_eq!(
             result.err().map(|e| e.kind()),
             Some(std::io::ErrorKind::TimedOut)
         );
-        assert!(started.elapsed() >= stall);
+        // At the stall time, not before and not later (the timer's granularity is 1 ms).
+        let waited = started.elapsed();
+        assert!(waited >= stall, "{waited:?}");
+        assert!(
+            waited <= stall + std::time::Duration::from_millis(1),
+            "{waited:?}"
+        );
         // A client that reads gets everything.
         let small = vec![b'y'; 1024];
         let listener2 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
