@@ -251,13 +251,12 @@ mod tests {
     #[test]
     fn the_statement_timeout_joins_the_options_already_given() {
         let timeout = Duration::from_millis(750);
-        let plain =
-            tokio_postgres::Config::from_str("postgres://u@h/db").unwrap_or_else(|e| panic!("{e}"));
+        let plain = tokio_postgres::Config::from_str("postgres://u@h/db").unwrap();
         let config = with_statement_timeout(&plain, timeout);
         assert_eq!(config.get_options(), Some("-c statement_timeout=750"));
         let given =
             tokio_postgres::Config::from_str("postgres://u@h/db?options=-c%20work_mem%3D8MB")
-                .unwrap_or_else(|e| panic!("{e}"));
+                .unwrap();
         let config = with_statement_timeout(&given, timeout);
         assert_eq!(
             config.get_options(),

@@ -3,6 +3,12 @@
 //! works offline (`scripts/test.sh` installs it), and they agree with the server: the grace
 //! period outlasts the drain, the probes name real routes, kustomize lists every manifest.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking; expect says what it needed"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -17,17 +23,15 @@ fn validate(files: &[PathBuf]) -> std::process::Output {
         .args(["--strict", "-k", KUBERNETES_VERSION])
         .args(files)
         .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "kubernetes-validate is needed (pip install kubernetes-validate; scripts/test.sh \
-                 installs it): {e}"
-            )
-        })
+        .expect(
+            "kubernetes-validate is needed (pip install kubernetes-validate; scripts/test.sh \
+                 installs it)",
+        )
 }
 
 fn yaml_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(manifests())
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
         .collect();
@@ -68,7 +72,7 @@ fn the_kubernetes_manifests_validate_strictly_and_a_typo_does_not() {
         &broken,
         read("deployment.yaml").replace("replicas: 2", "replicaz: 2"),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let refused = validate(std::slice::from_ref(&broken));
     let _ = std::fs::remove_file(&broken);
     assert!(!refused.status.success(), "a misspelled field passed");
@@ -85,7 +89,7 @@ fn the_manifests_agree_with_the_server() {
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no preStop sleep"));
+        .expect("no preStop sleep");
     assert!(
         grace > pre_stop + drain,
         "the grace period ({grace} s) must outlast the preStop pause ({pre_stop} s) and the drain ({drain} s)"
@@ -119,7 +123,7 @@ fn the_manifests_agree_with_the_server() {
     let help = Command::new(env!("CARGO_BIN_EXE_aisocial"))
         .args(["serve", "--help"])
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     let data = config.split("\ndata:\n").nth(1).unwrap_or_default();
     for line in data

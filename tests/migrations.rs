@@ -4,6 +4,11 @@
 //! fails, and none stalls behind the migration for long. And new migrations are checked for
 //! DDL that rewrites or long-locks a table outside the expand/contract pattern.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails by panicking; expect says what it needed"
+)]
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +25,7 @@ const GRANDFATHERED: &[i32] = &[1, 2, 3];
 async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -44,10 +49,7 @@ const COUNTS: &str = "SELECT (SELECT count(*) FROM users WHERE handle LIKE 'user
      (SELECT count(*) FROM refresh_tokens)";
 
 async fn counts(db: &tokio_postgres::Client) -> Vec<i64> {
-    let row = db
-        .query_one(COUNTS, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let row = db.query_one(COUNTS, &[]).await.unwrap();
     (0..5).map(|i| row.get::<_, i64>(i)).collect()
 }
 
@@ -94,12 +96,10 @@ async fn each_migration_applies_to_a_populated_database_while_the_previous_versi
         admin
             .execute(&format!("CREATE DATABASE {name}"), &[])
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let url = format!("{PG_BASE}/{name}");
-        let config: tokio_postgres::Config = url.parse().unwrap_or_else(|e| panic!("{e}"));
-        database::migrate_to(&config, previous)
-            .await
-            .unwrap_or_else(|e| panic!("{e:#}"));
+        let config: tokio_postgres::Config = url.parse().unwrap();
+        database::migrate_to(&config, previous).await.unwrap();
         let db = connect(&url).await;
         db.batch_execute(POPULATE)
             .await
@@ -116,7 +116,7 @@ async fn each_migration_applies_to_a_populated_database_while_the_previous_versi
         let took = started.elapsed();
         tokio::time::sleep(Duration::from_millis(100)).await;
         running.store(false, Ordering::Relaxed);
-        let (statements, worst, failures) = workload.await.unwrap_or_else(|e| panic!("{e}"));
+        let (statements, worst, failures) = workload.await.unwrap();
 
         if GRANDFATHERED.contains(&next) {
             // Applied everywhere already and unchangeable: what they do to a running previous
@@ -153,7 +153,7 @@ async fn each_migration_applies_to_a_populated_database_while_the_previous_versi
         admin
             .execute(&format!("DROP DATABASE {name} WITH (FORCE)"), &[])
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     }
 }
 
@@ -215,8 +215,8 @@ fn risky_statements(sql: &str) -> Vec<String> {
 #[test]
 fn new_migrations_use_expand_and_contract() {
     let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    for entry in std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("{e}")) {
-        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+    for entry in std::fs::read_dir(&folder).unwrap() {
+        let path = entry.unwrap().path();
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -228,7 +228,7 @@ fn new_migrations_use_expand_and_contract() {
             .next()
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("{name} is not V<n>__<name>.sql"));
-        let sql = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        let sql = std::fs::read_to_string(&path).unwrap();
         let risky = risky_statements(&sql);
         if GRANDFATHERED.contains(&version) {
             continue;
@@ -261,7 +261,7 @@ fn new_migrations_use_expand_and_contract() {
             .is_empty()
     );
     // What the grandfathered migrations would have been told.
-    let v3 = std::fs::read_to_string(folder.join("V3__ai.sql")).unwrap_or_else(|e| panic!("{e}"));
+    let v3 = std::fs::read_to_string(folder.join("V3__ai.sql")).unwrap();
     assert!(
         !risky_statements(&v3).is_empty(),
         "V3 validates a CHECK on users under a lock"

@@ -248,7 +248,7 @@ mod tests {
     use crate::wire::ErrorEnvelope;
 
     fn parse(code: u16, body: &str) -> GeminiError {
-        let envelope: ErrorEnvelope = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}"));
+        let envelope: ErrorEnvelope = serde_json::from_str(body).unwrap();
         GeminiError::from_status(code, envelope.error)
     }
 

@@ -101,7 +101,7 @@ mod tests {
         let mut decoder = SseDecoder::default();
         let mut out = Vec::new();
         for chunk in body.as_bytes().chunks(piece) {
-            out.extend(decoder.push(chunk).unwrap_or_else(|e| panic!("{e}")));
+            out.extend(decoder.push(chunk).unwrap());
         }
         out.extend(decoder.finish());
         out

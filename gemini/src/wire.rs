@@ -391,8 +391,7 @@ mod tests {
             "finishReason":"SOMETHING_NEW","index":0,"brandNew":1}],
             "usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":1,"totalTokenCount":4,"cachedContentTokenCount":0},
             "modelVersion":"gemini-2.5-flash","responseId":"r1"}"#;
-        let parsed: GenerateContentResponse =
-            serde_json::from_str(raw).unwrap_or_else(|e| panic!("{e}"));
+        let parsed: GenerateContentResponse = serde_json::from_str(raw).unwrap();
         assert_eq!(parsed.text(), "Hi");
         assert_eq!(
             parsed.finish_reason(),
@@ -404,8 +403,7 @@ mod tests {
     #[test]
     fn a_blocked_prompt_has_a_block_reason_and_no_candidates() {
         let raw = r#"{"promptFeedback":{"blockReason":"PROHIBITED_CONTENT"},"usageMetadata":{"promptTokenCount":9,"totalTokenCount":9}}"#;
-        let parsed: GenerateContentResponse =
-            serde_json::from_str(raw).unwrap_or_else(|e| panic!("{e}"));
+        let parsed: GenerateContentResponse = serde_json::from_str(raw).unwrap();
         assert!(parsed.candidates.is_empty());
         assert_eq!(parsed.block_reason(), Some("PROHIBITED_CONTENT"));
     }
@@ -423,8 +421,7 @@ mod tests {
         assert!(json.contains("\"systemInstruction\""));
         assert!(json.contains("\"maxOutputTokens\":64"));
         let snake = r#"{"system_instruction":{"parts":[{"text":"s"}]},"contents":[{"role":"user","parts":[{"text":"t"}]}],"generation_config":{"max_output_tokens":5}}"#;
-        let parsed: GenerateContentRequest =
-            serde_json::from_str(snake).unwrap_or_else(|e| panic!("{e}"));
+        let parsed: GenerateContentRequest = serde_json::from_str(snake).unwrap();
         assert_eq!(parsed.prompt_chars(), 2);
         assert_eq!(
             parsed.generation_config.and_then(|g| g.max_output_tokens),

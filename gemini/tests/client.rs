@@ -1,5 +1,10 @@
 //! The client against the emulator over real HTTP: every call, streaming, and each error class.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails by panicking; expect says what it needed"
+)]
+
 use std::time::Duration;
 
 use aisocial_gemini::client::{Finish, GeminiStream, StreamEvent};
@@ -19,7 +24,7 @@ async fn emulator(tweak: impl FnOnce(&mut EmulatorConfig)) -> RunningEmulator {
     tweak(&mut config);
     emulator::start(config, ([127, 0, 0, 1], 0).into())
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
 }
 
 fn client(emulator: &RunningEmulator, key: &str, model: &str) -> GeminiClient {
@@ -27,7 +32,7 @@ fn client(emulator: &RunningEmulator, key: &str, model: &str) -> GeminiClient {
         stall_timeout: Duration::from_millis(500),
         ..ClientConfig::new(&emulator.base_url(), key, model)
     })
-    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap()
 }
 
 fn ask(text: &str) -> GenerateContentRequest {
@@ -58,10 +63,7 @@ async fn generate_stream_and_count_tokens_agree() {
     let client = client(&emulator, KEY, "gemini-2.5-flash");
     let request = ask("tell me about lighthouses");
 
-    let whole = client
-        .generate(&request)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let whole = client.generate(&request).await.unwrap();
     assert!(!whole.text().is_empty());
     assert_eq!(whole.finish_reason(), Some(&FinishReason::Stop));
     let usage = whole.usage_metadata.unwrap_or_default();
@@ -70,11 +72,8 @@ async fn generate_stream_and_count_tokens_agree() {
         usage.prompt_token_count + usage.candidates_token_count + usage.thoughts_token_count
     );
 
-    let stream = client
-        .stream(&request)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (deltas, finish) = drain(stream).await.unwrap_or_else(|e| panic!("{e}"));
+    let stream = client.stream(&request).await.unwrap();
+    let (deltas, finish) = drain(stream).await.unwrap();
     assert!(deltas.len() > 1, "streamed in pieces");
     assert_eq!(deltas.concat(), finish.text);
     assert_eq!(
@@ -91,7 +90,7 @@ async fn generate_stream_and_count_tokens_agree() {
             ..CountTokensRequest::default()
         })
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(
         counted.total_tokens, 7,
         "25 characters at about four per token"
@@ -109,11 +108,8 @@ async fn max_output_tokens_and_declines_are_reported() {
         }),
         ..ask("a long story please")
     };
-    let stream = client
-        .stream(&short)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (_, finish) = drain(stream).await.unwrap_or_else(|e| panic!("{e}"));
+    let stream = client.stream(&short).await.unwrap();
+    let (_, finish) = drain(stream).await.unwrap();
     assert_eq!(finish.reason, FinishReason::MaxTokens);
     assert!(finish.usage.candidates_token_count <= 5);
 
@@ -121,15 +117,12 @@ async fn max_output_tokens_and_declines_are_reported() {
         let stream = client
             .stream(&ask(&format!("something {trigger}")))
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let (_, finish) = drain(stream).await.unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
+        let (_, finish) = drain(stream).await.unwrap();
         assert_eq!(finish.declined.as_deref(), Some(reason), "{trigger}");
     }
-    let stream = client
-        .stream(&ask("odd [[unknown-finish]]"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (_, finish) = drain(stream).await.unwrap_or_else(|e| panic!("{e}"));
+    let stream = client.stream(&ask("odd [[unknown-finish]]")).await.unwrap();
+    let (_, finish) = drain(stream).await.unwrap();
     assert_eq!(finish.reason, FinishReason::Other("SOMETHING_NEW".into()));
     assert_eq!(finish.declined, None);
 }
@@ -138,29 +131,17 @@ async fn max_output_tokens_and_declines_are_reported() {
 async fn mid_stream_errors_and_stalls_are_errors_not_hangs() {
     let emulator = emulator(|_| {}).await;
     let client = client(&emulator, KEY, "gemini-2.5-flash");
-    let stream = client
-        .stream(&ask("go [[midstream-error]]"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let error = drain(stream)
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("no error"));
+    let stream = client.stream(&ask("go [[midstream-error]]")).await.unwrap();
+    let error = drain(stream).await.expect_err("no error");
     assert!(
         matches!(error, GeminiError::Api { code: 503, .. }),
         "{error}"
     );
     assert_eq!(error.class(), ErrorClass::Retry);
 
-    let stream = client
-        .stream(&ask("go [[stall]]"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let stream = client.stream(&ask("go [[stall]]")).await.unwrap();
     let started = std::time::Instant::now();
-    let error = drain(stream)
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("no error"));
+    let error = drain(stream).await.expect_err("no error");
     assert!(matches!(error, GeminiError::Stalled(_)), "{error}");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(error.class(), ErrorClass::Retry);
@@ -210,7 +191,7 @@ async fn every_error_class_is_read_from_the_real_bodies() {
                 ..ScriptedResponse::default()
             },
         ])
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let quota = client.stream(&ask("hi")).await.err();
     assert!(
         matches!(
@@ -245,8 +226,7 @@ async fn an_unreachable_upstream_is_a_transport_error() {
     let emulator = emulator(|_| {}).await;
     let base = emulator.base_url();
     emulator.stop().await;
-    let client = GeminiClient::new(ClientConfig::new(&base, KEY, "gemini-2.5-flash"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let client = GeminiClient::new(ClientConfig::new(&base, KEY, "gemini-2.5-flash")).unwrap();
     let error = client.generate(&ask("hi")).await.err();
     assert!(
         matches!(error, Some(GeminiError::Transport(_))),

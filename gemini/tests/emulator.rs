@@ -1,5 +1,10 @@
 //! The Gemini emulator over real HTTP: shapes, framing, errors, quotas, scripts, triggers, stats.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails by panicking; expect says what it needed"
+)]
+
 use std::time::{Duration, Instant};
 
 use aisocial_gemini::emulator::{
@@ -22,12 +27,9 @@ fn roomy() -> EmulatorConfig {
 }
 
 async fn started(config: EmulatorConfig) -> (RunningEmulator, Api) {
-    let running = emulator::start(
-        config,
-        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let running = emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let api = Api::new(&running.base_url());
     (running, api)
 }
@@ -48,7 +50,7 @@ impl Api {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
                 .build()
-                .unwrap_or_else(|e| panic!("{e}")),
+                .unwrap(),
             base: base.to_owned(),
         }
     }
@@ -58,9 +60,9 @@ impl Api {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
-        let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
+        let response = request.send().await.unwrap();
         let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_else(|e| panic!("{e}"));
+        let text = response.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
         (status, body)
     }
@@ -89,7 +91,7 @@ impl Api {
             .json(body)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
     }
 
     /// The whole SSE body, and its events' JSON (a bare `{"error"...}` line included).
@@ -103,7 +105,7 @@ impl Api {
             .unwrap_or_default()
             .to_owned();
         assert_eq!(content_type, "text/event-stream");
-        let raw = response.text().await.unwrap_or_else(|e| panic!("{e}"));
+        let raw = response.text().await.unwrap();
         let events = raw
             .split("\r\n\r\n")
             .filter(|event| !event.is_empty())
@@ -164,9 +166,7 @@ fn retry_delay_seconds(error: &Value) -> f64 {
         .iter()
         .find_map(|detail| detail["retryDelay"].as_str())
         .unwrap_or_else(|| panic!("no RetryInfo in {error}"));
-    emulator::parse_duration(delay)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .as_secs_f64()
+    emulator::parse_duration(delay).unwrap().as_secs_f64()
 }
 
 fn quota_id(error: &Value) -> String {
@@ -208,8 +208,7 @@ async fn generate_content_answers_in_googles_shape_deterministically() {
         json!([{"modality": "TEXT", "tokenCount": prompt_tokens}])
     );
     assert_eq!(reply["modelVersion"], FLASH);
-    let typed: GenerateContentResponse =
-        serde_json::from_value(reply.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let typed: GenerateContentResponse = serde_json::from_value(reply.clone()).unwrap();
     assert_eq!(typed.text(), text);
 
     let (_, again) = api.generate(&body).await;
@@ -292,7 +291,7 @@ async fn sse_streams_crlf_events_with_cumulative_usage_and_no_done() {
     }
     let streamed: String = events.iter().map(text_of).collect();
     assert_eq!(streamed, text_of(&whole));
-    let last = events.last().unwrap_or_else(|| panic!("no events"));
+    let last = events.last().expect("no events");
     assert_eq!(last["candidates"][0]["finishReason"], "STOP");
     assert_eq!(last["usageMetadata"], whole["usageMetadata"]);
     running.stop().await;
@@ -304,7 +303,7 @@ async fn without_alt_sse_the_stream_is_one_json_array() {
     let body = ask("Tell me about lighthouses");
     let response = api.open_stream("", &body).await;
     assert_eq!(response.status().as_u16(), 200);
-    let raw = response.text().await.unwrap_or_else(|e| panic!("{e}"));
+    let raw = response.text().await.unwrap();
     assert!(raw.starts_with("[{") && raw.ends_with("}]"), "{raw}");
     assert!(raw.contains("},\r\n{"));
     let chunks: Vec<Value> = serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{e}: {raw}"));
@@ -565,7 +564,7 @@ async fn requests_per_minute_are_enforced_with_googles_429() {
             rpm: Some(100),
             ..ConfigUpdate::default()
         })
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(api.generate(&ask("hello")).await.0, 200);
     let (status, reply) = api.generate(&ask("hello")).await;
     assert_eq!(status, 429);
@@ -733,7 +732,7 @@ async fn scripted_responses_play_in_order_over_http_and_from_rust() {
             ScriptedResponse::ok(),
             ScriptedResponse::quota_exceeded("2s"),
         ])
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let (status, _) = api.call("countTokens", &ask("hi")).await;
     assert_eq!(status, 200, "countTokens does not take scripted responses");
     let mut statuses = Vec::new();
@@ -763,7 +762,7 @@ async fn a_scripted_delay_holds_the_answer() {
     let (running, api) = started(roomy()).await;
     running
         .script([ScriptedResponse::status(503).after(Duration::from_millis(300))])
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let started_at = Instant::now();
     assert_eq!(api.generate(&ask("hi")).await.0, 503);
     assert!(started_at.elapsed() >= Duration::from_millis(280));
@@ -803,7 +802,7 @@ async fn failure_shares_change_at_runtime() {
     for _ in 0..2 {
         let mut response = api.open_stream("?alt=sse", &ask("hi")).await;
         assert_eq!(response.status().as_u16(), 200);
-        let first = response.chunk().await.unwrap_or_else(|e| panic!("{e}"));
+        let first = response.chunk().await.unwrap();
         assert!(first.is_some_and(|bytes| bytes.starts_with(b"data: ")));
         let next = tokio::time::timeout(Duration::from_millis(400), response.chunk()).await;
         assert!(next.is_err(), "the stream should stall");
@@ -827,8 +826,7 @@ async fn block_and_safety_triggers() {
     assert_eq!(status, 200);
     assert!(reply.get("candidates").is_none(), "{reply}");
     assert_eq!(reply["promptFeedback"]["blockReason"], "SAFETY");
-    let typed: GenerateContentResponse =
-        serde_json::from_value(reply).unwrap_or_else(|e| panic!("{e}"));
+    let typed: GenerateContentResponse = serde_json::from_value(reply).unwrap();
     assert_eq!(typed.block_reason(), Some("SAFETY"));
     let (_, events) = api.sse(&ask("[[block]]")).await;
     assert_eq!(events.len(), 1);
@@ -837,7 +835,7 @@ async fn block_and_safety_triggers() {
     let (_, normal) = api.sse(&ask("otters and rivers")).await;
     let (_, events) = api.sse(&ask("otters and rivers [[safety]]")).await;
     assert!(events.len() < normal.len());
-    let last = events.last().unwrap_or_else(|| panic!("no events"));
+    let last = events.last().expect("no events");
     assert_eq!(last["candidates"][0]["finishReason"], "SAFETY");
     let ratings = last["candidates"][0]["safetyRatings"]
         .as_array()
@@ -873,7 +871,7 @@ async fn midstream_errors_arrive_without_data_prefix() {
     let response = api
         .open_stream("", &ask("tell me a story [[midstream-error]]"))
         .await;
-    let raw = response.text().await.unwrap_or_else(|e| panic!("{e}"));
+    let raw = response.text().await.unwrap();
     let chunks: Vec<Value> = serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{e}: {raw}"));
     assert_eq!(
         chunks.last().map(|c| c["error"]["code"].clone()),
@@ -890,15 +888,15 @@ async fn midstream_errors_arrive_without_data_prefix() {
 async fn the_stall_trigger_sends_one_chunk_then_nothing() {
     let (running, api) = started(roomy()).await;
     let mut response = api.open_stream("?alt=sse", &ask("hello [[stall]]")).await;
-    let first = response.chunk().await.unwrap_or_else(|e| panic!("{e}"));
-    let first = first.unwrap_or_else(|| panic!("no first chunk"));
+    let first = response.chunk().await.unwrap();
+    let first = first.expect("no first chunk");
     let event: Value = serde_json::from_slice(
         first
             .strip_prefix(b"data: ")
             .and_then(|rest| rest.strip_suffix(b"\r\n\r\n"))
-            .unwrap_or_else(|| panic!("not an event")),
+            .expect("not an event"),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert!(event["candidates"][0].get("finishReason").is_none());
     let next = tokio::time::timeout(Duration::from_millis(500), response.chunk()).await;
     assert!(next.is_err(), "nothing after the first chunk");
@@ -939,15 +937,10 @@ async fn pacing_delays_the_first_chunk_and_spreads_the_rest() {
     .await;
     let started_at = Instant::now();
     let mut response = api.open_stream("?alt=sse", &ask("hello")).await;
-    let first = response.chunk().await.unwrap_or_else(|e| panic!("{e}"));
+    let first = response.chunk().await.unwrap();
     assert!(first.is_some());
     assert!(started_at.elapsed() >= Duration::from_millis(300));
-    while response
-        .chunk()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .is_some()
-    {}
+    while response.chunk().await.unwrap().is_some() {}
     // 40-odd tokens at 200 a second: at least 0.2 s after the latency.
     assert!(started_at.elapsed() >= Duration::from_millis(500));
     running.stop().await;
@@ -989,7 +982,7 @@ async fn stats_count_everything_and_log_arrivals() {
     assert!(stats.output_tokens >= 3 * 40);
     assert_eq!(stats.recent.len(), 5);
     assert_eq!(stats.arrivals_between(pause_from, pause_to).count(), 0);
-    let last = stats.recent.last().unwrap_or_else(|| panic!("empty log"));
+    let last = stats.recent.last().expect("empty log");
     assert!(last.at_ms >= pause_to);
     assert_eq!(
         (last.endpoint, last.status, last.outcome),
@@ -1044,9 +1037,7 @@ async fn config_and_script_are_readable_and_reset_forgets_quota_use() {
         .await;
     assert_eq!(status, 400);
 
-    running
-        .script([ScriptedResponse::status(500)])
-        .unwrap_or_else(|e| panic!("{e}"));
+    running.script([ScriptedResponse::status(500)]).unwrap();
     let (_, script) = api.control(reqwest::Method::GET, "script", None).await;
     assert_eq!(script["next"][0]["status"], 500);
     let (_, cleared) = api.control(reqwest::Method::DELETE, "script", None).await;
@@ -1055,7 +1046,7 @@ async fn config_and_script_are_readable_and_reset_forgets_quota_use() {
 
     running
         .edit_config(|config| config.models = vec!["gemini-3-flash".into()])
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(api.generate(&ask("four")).await.0, 404);
     running.stop().await;
 }

@@ -659,8 +659,7 @@ mod tests {
 
     #[test]
     fn author_groups_parse_counts_and_everyone() {
-        let groups =
-            parse_author_groups("10:10, 100:2,1000:1,all:1").unwrap_or_else(|e| panic!("{e}"));
+        let groups = parse_author_groups("10:10, 100:2,1000:1,all:1").unwrap();
         assert_eq!(
             groups.0,
             vec![
@@ -690,8 +689,8 @@ mod tests {
 
     #[test]
     fn audiences_spread_over_the_followers_and_all_is_everyone() {
-        let groups = parse_author_groups("3:2,all:1,4:1").unwrap_or_else(|e| panic!("{e}"));
-        let plans = plan_authors(&groups, 5).unwrap_or_else(|e| panic!("{e}"));
+        let groups = parse_author_groups("3:2,all:1,4:1").unwrap();
+        let plans = plan_authors(&groups, 5).unwrap();
         let followers: Vec<Vec<usize>> = plans.iter().map(|p| p.followers.clone()).collect();
         assert_eq!(
             followers,
@@ -706,7 +705,7 @@ mod tests {
             plans.iter().map(|p| p.group).collect::<Vec<_>>(),
             vec![0, 0, 1, 2]
         );
-        let too_many = parse_author_groups("6:1").unwrap_or_else(|e| panic!("{e}"));
+        let too_many = parse_author_groups("6:1").unwrap();
         assert!(plan_authors(&too_many, 5).is_err());
     }
 

@@ -1434,7 +1434,7 @@ mod tests {
             window(300 << 20, 70, 99.0),
             window(150 << 20, 48, 15.0),
         ])
-        .unwrap_or_else(|| panic!("two windows or more drift"));
+        .expect("two windows or more drift");
         assert_eq!(d.windows, 3);
         assert_eq!(d.rss_change_bytes, Some(50 << 20));
         assert_eq!(d.rss_change_percent, Some(50.0));

@@ -3,6 +3,12 @@
 //! Redis prefix (both removed afterwards). Nothing is asserted beyond "it ran, exited well,
 //! connected everyone, lost and duplicated nothing".
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking; expect says what it needed"
+)]
+
 use std::process::{Command, Output};
 
 use aisocial::config::{Cli, Command as ServerCommand, Settings};
@@ -56,16 +62,14 @@ async fn start_server_with(extra: &[String], scheme: &str) -> Server {
         "--rate-limit-ops-per-min=10000000".to_owned(),
     ];
     argv.extend_from_slice(extra);
-    let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("server flags: {e}"));
+    let cli = Cli::try_parse_from(argv).expect("server flags");
     let settings = match cli.command {
-        ServerCommand::Serve(args) => {
-            Settings::from_args(*args).unwrap_or_else(|e| panic!("settings: {e}"))
-        }
+        ServerCommand::Serve(args) => Settings::from_args(*args).expect("settings"),
         ServerCommand::Migrate(_) => panic!("not serve"),
     };
     let app = Application::build(settings)
         .await
-        .unwrap_or_else(|e| panic!("the server did not start: {e:#}"));
+        .expect("the server did not start");
     let url = format!("{scheme}://127.0.0.1:{}", app.port());
     let (stop, stopped) = oneshot::channel::<()>();
     actix_rt::spawn(app.run_until_stopped(async move {
@@ -112,8 +116,8 @@ async fn run_loadtest(args: Vec<String>) -> Output {
             .output()
     })
     .await
-    .unwrap_or_else(|e| panic!("{e}"))
-    .unwrap_or_else(|e| panic!("the load-test binary did not run: {e}"))
+    .unwrap()
+    .expect("the load-test binary did not run")
 }
 
 /// The JSON report (the last line of stdout that is a JSON object naming its scenario), after

@@ -331,7 +331,7 @@ mod tests {
     fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> chrono::DateTime<Utc> {
         Utc.with_ymd_and_hms(y, m, d, h, min, 0)
             .single()
-            .unwrap_or_else(|| panic!("bad date"))
+            .expect("bad date")
     }
 
     #[test]

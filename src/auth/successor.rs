@@ -95,7 +95,7 @@ mod tests {
             .chain_update(b"k")
             .finalize()
             .into();
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap_or_else(|e| panic!("{e}"));
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
         mac.update(b"rt_x\0k1");
         let expected = format!(
             "{REFRESH_PREFIX}{}",

@@ -111,8 +111,7 @@ mod tests {
 
     #[test]
     fn a_comma_separated_list_is_cluster_seeds() {
-        let urls = RedisUrls::parse("redis://10.0.0.1:7000, redis://10.0.0.2:7001,")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let urls = RedisUrls::parse("redis://10.0.0.1:7000, redis://10.0.0.2:7001,").unwrap();
         assert!(matches!(urls, RedisUrls::Seeds(ref s) if s.len() == 2));
         assert_eq!(urls.display(), "10.0.0.1:7000,10.0.0.2:7001");
     }

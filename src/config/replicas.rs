@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn no_replicas_by_default() {
-        let s = settings(&[]).unwrap_or_else(|e| panic!("{e}"));
+        let s = settings(&[]).unwrap();
         assert!(s.replicas.is_empty());
         assert_eq!(s.event_log_reads, EventLogReads::Primary);
         assert_eq!(s.event_log_poll, Duration::from_millis(500));
@@ -180,7 +180,7 @@ mod tests {
         let s = settings(&[
             "--database-read-urls=postgres://reader:secret@r1:5433, postgres://r2/other",
         ])
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         let names: Vec<_> = s.replicas.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["r1:5433", "r2:5432"]);
         assert_eq!(s.replicas[0].config.get_dbname(), Some("social"));

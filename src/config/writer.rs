@@ -92,7 +92,7 @@ mod tests {
 
     #[test]
     fn the_defaults_hold_together() {
-        let s = settings(&[]).unwrap_or_else(|e| panic!("{e}"));
+        let s = settings(&[]).unwrap();
         assert_eq!((s.max_batch, s.max_queue), (256, 10_000));
         assert_eq!(s.batch_timeout, Duration::from_secs(15));
         assert_eq!(s.lock_timeout, Duration::from_secs(5));

@@ -28,22 +28,17 @@ mod tests {
     use super::*;
 
     fn certificate_until(year: i32, month: u8, day: u8) -> Vec<u8> {
-        let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
-        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
         params.not_after = rcgen::date_time_ymd(year, month, day);
-        params
-            .self_signed(&key)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .der()
-            .to_vec()
+        params.self_signed(&key).unwrap().der().to_vec()
     }
 
     fn unix(year: i32, month: u32, day: u32) -> i64 {
         chrono::NaiveDate::from_ymd_opt(year, month, day)
             .and_then(|d| d.and_hms_opt(0, 0, 0))
             .map(|t| t.and_utc().timestamp())
-            .unwrap_or_else(|| panic!("bad date"))
+            .expect("bad date")
     }
 
     #[test]

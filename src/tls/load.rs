@@ -99,13 +99,13 @@ mod tests {
         fn new() -> Self {
             let dir =
                 std::env::temp_dir().join(format!("aisocial-tls-load-{}", uuid::Uuid::new_v4()));
-            std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::create_dir_all(&dir).unwrap();
             Self { dir }
         }
 
         fn write(&self, name: &str, contents: &str) -> PathBuf {
             let path = self.dir.join(name);
-            std::fs::write(&path, contents).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(&path, contents).unwrap();
             path
         }
     }
@@ -118,8 +118,7 @@ mod tests {
 
     fn self_signed() -> (String, String) {
         let rcgen::CertifiedKey { cert, signing_key } =
-            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
-                .unwrap_or_else(|e| panic!("{e}"));
+            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
         (cert.pem(), signing_key.serialize_pem())
     }
 
@@ -130,7 +129,7 @@ mod tests {
         let (_, other_key) = self_signed();
         let cert_path = files.write("cert.pem", &cert);
         let key_path = files.write("key.pem", &key);
-        let loaded = load(&cert_path, &key_path).unwrap_or_else(|e| panic!("{e}"));
+        let loaded = load(&cert_path, &key_path).unwrap();
         assert!(loaded.not_after > 0);
 
         let missing = files.dir.join("missing.pem");

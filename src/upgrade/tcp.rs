@@ -147,48 +147,47 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_write_the_client_never_takes_fails_after_the_stall_time() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let client = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
-        client
-            .set_recv_buffer_size(4096)
-            .unwrap_or_else(|e| panic!("{e}"));
+        // Tokio's clock stands still and jumps to the next timer once every task waits (here
+        // on a socket that will never take more), so the stall is timed exactly, not slept.
+        tokio::time::pause();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpSocket::new_v4().unwrap();
+        client.set_recv_buffer_size(4096).unwrap();
         // The client connects and never reads.
-        let _client = client.connect(addr).await.unwrap_or_else(|e| panic!("{e}"));
-        let (server, _) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
+        let _client = client.connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
         socket2::SockRef::from(&server)
             .set_send_buffer_size(4096)
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let big = vec![b'x'; 8 << 20];
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let stall = std::time::Duration::from_millis(300);
         let result = write_within(&server, &big, stall).await;
         assert_eq!(
             result.err().map(|e| e.kind()),
             Some(std::io::ErrorKind::TimedOut)
         );
-        assert!(started.elapsed() >= stall);
+        // At the stall time, not before and not later (the timer's granularity is 1 ms).
+        let waited = started.elapsed();
+        assert!(waited >= stall, "{waited:?}");
+        assert!(
+            waited <= stall + std::time::Duration::from_millis(1),
+            "{waited:?}"
+        );
         // A client that reads gets everything.
         let small = vec![b'y'; 1024];
-        let listener2 = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let addr2 = listener2.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let listener2 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr2 = listener2.local_addr().unwrap();
         let reader = tokio::spawn(async move {
             use tokio::io::AsyncReadExt;
-            let mut stream = tokio::net::TcpStream::connect(addr2)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+            let mut stream = tokio::net::TcpStream::connect(addr2).await.unwrap();
             let mut got = Vec::new();
             let _ = stream.read_to_end(&mut got).await;
             got.len()
         });
-        let (server2, _) = listener2.accept().await.unwrap_or_else(|e| panic!("{e}"));
-        write_within(&server2, &small, stall)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (server2, _) = listener2.accept().await.unwrap();
+        write_within(&server2, &small, stall).await.unwrap();
         drop(server2);
         assert_eq!(reader.await.unwrap_or_default(), 1024);
     }

@@ -27,7 +27,7 @@ async fn start_emulator(
     tweak(&mut config);
     emulator::start(config, ([127, 0, 0, 1], 0).into())
         .await
-        .unwrap_or_else(|e| panic!("emulator: {e}"))
+        .expect("emulator")
 }
 
 /// The app calling `emulator` with `budget` as its AI budget (the same as the emulator's
@@ -64,7 +64,7 @@ async fn compose(app: &TestApp, user: &TestUser, prompt: &str) -> reqwest::Respo
         .json(&json!({ "prompt": prompt }))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
 }
 
 async fn compose_accepted(app: &TestApp, user: &TestUser, prompt: &str) -> String {
@@ -132,7 +132,7 @@ async fn wait_for_usage(app: &TestApp, count: i64) {
         let rows: i64 = db
             .query_one("SELECT count(*) FROM ai_usage", &[])
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
             .get(0);
         if rows >= count {
             return;
@@ -177,7 +177,7 @@ async fn an_ai_mention_streams_to_the_author_and_the_thread_and_becomes_a_reply(
         .json(&json!({"body": "@ai what should we bring to the picnic?", "reply_to": root_id}))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 201);
     let mention: Value = res.json().await.unwrap_or_default();
     let mention_id = mention["id"].as_i64().unwrap_or_default();
@@ -233,7 +233,7 @@ async fn an_ai_mention_streams_to_the_author_and_the_thread_and_becomes_a_reply(
             &[],
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(usage.get::<_, String>(0), "mention");
     assert_eq!(usage.get::<_, String>(1), "done");
     assert!(usage.get::<_, i32>(2) > 0);
@@ -257,10 +257,7 @@ async fn the_ai_never_answers_its_own_posts() {
     assert_eq!(emulator.control().stats().requests, 1);
     wait_for_usage(&app, 1).await;
     let db = app.db().await;
-    let rows = db
-        .query("SELECT 1 FROM ai_usage", &[])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let rows = db.query("SELECT 1 FROM ai_usage", &[]).await.unwrap();
     assert_eq!(rows.len(), 1);
 }
 
@@ -292,7 +289,7 @@ async fn compose_and_summary_stream_to_the_caller_and_record_usage() {
         .bearer_auth(&alice.token)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 202);
     let body: Value = res.json().await.unwrap_or_default();
     let summary_id = body["request_id"].as_str().unwrap_or_default().to_owned();
@@ -308,7 +305,7 @@ async fn compose_and_summary_stream_to_the_caller_and_record_usage() {
             &[&alice.id],
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let recorded: Vec<(String, String, String)> = rows
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
@@ -366,7 +363,7 @@ async fn bad_input_to_the_ai_routes_gets_problem_documents() {
             .json(&body)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert_eq!(res.status().as_u16(), expected, "{body}");
         assert_eq!(
             res.headers()
@@ -383,7 +380,7 @@ async fn bad_input_to_the_ai_routes_gets_problem_documents() {
         .body("write something")
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 415);
     for path in ["/api/v1/ai/compose", "/api/v1/ai/summary"] {
         let res = app
@@ -392,7 +389,7 @@ async fn bad_input_to_the_ai_routes_gets_problem_documents() {
             .json(&json!({"prompt": "hi"}))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert_eq!(res.status(), 401, "{path}");
     }
     let res = app
@@ -401,7 +398,7 @@ async fn bad_input_to_the_ai_routes_gets_problem_documents() {
         .bearer_auth(&alice.token)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 405);
     assert_eq!(
         emulator.control().stats().requests,
@@ -513,7 +510,7 @@ async fn an_upstream_429_pauses_every_worker_for_its_retry_delay() {
     let control = emulator.control();
     control
         .script([ScriptedResponse::quota_exceeded("2s")])
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let users = [
         app.sign_in("first").await,
         app.sign_in("second").await,
@@ -568,7 +565,7 @@ async fn server_errors_are_retried_and_client_errors_are_not() {
 
     control
         .script([ScriptedResponse::status(503), ScriptedResponse::status(500)])
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let id = compose_accepted(&app, &alice, "try hard").await;
     let answer = read_ai(&mut ws, by_request(&id)).await;
     assert_eq!(answer.end["type"], "ai.done", "{}", answer.end);
@@ -576,9 +573,7 @@ async fn server_errors_are_retried_and_client_errors_are_not() {
 
     for status in [400, 403, 404] {
         let before = control.stats().requests;
-        control
-            .script([ScriptedResponse::status(status)])
-            .unwrap_or_else(|e| panic!("{e}"));
+        control.script([ScriptedResponse::status(status)]).unwrap();
         let id = compose_accepted(&app, &alice, "once only").await;
         let answer = read_ai(&mut ws, by_request(&id)).await;
         assert_eq!(answer.end["type"], "ai.error", "{status}");
@@ -637,7 +632,7 @@ async fn one_users_many_requests_do_not_starve_anothers_single_one() {
                 &[&id],
             )
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let position: i64 = row.get(0);
         if position > 0 {
             break position;
@@ -664,7 +659,7 @@ async fn readiness_shows_the_ai_degraded_while_gemini_keeps_failing() {
         let url = app.url("/health/ready");
         let http = app.http.clone();
         async move {
-            let res = http.get(url).send().await.unwrap_or_else(|e| panic!("{e}"));
+            let res = http.get(url).send().await.unwrap();
             assert_eq!(res.status(), 200, "the AI does not decide readiness");
             res.json::<Value>().await.unwrap_or_default()
         }
@@ -673,7 +668,7 @@ async fn readiness_shows_the_ai_degraded_while_gemini_keeps_failing() {
     emulator
         .control()
         .script((0..3).map(|_| ScriptedResponse::status(503)))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     for n in 0..3 {
         let id = compose_accepted(&app, &alice, &format!("fail {n}")).await;
         let answer = read_ai(&mut ws, by_request(&id)).await;
@@ -722,7 +717,7 @@ async fn a_per_day_quota_stops_the_ai_until_it_resets_and_says_so() {
             retry_delay: Some("3600s".into()),
             ..ScriptedResponse::default()
         }])
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let id = compose_accepted(&app, &alice, "today").await;
     let answer = read_ai(&mut ws, by_request(&id)).await;
     assert_eq!(
@@ -763,7 +758,7 @@ async fn gemini_down_or_stalling_never_hangs_a_caller_and_the_pool_recovers() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let base = format!("--gemini-base-url=http://127.0.0.1:{port}");
     let key = format!("--gemini-api-key={KEY}");
     let app = spawn_app_with(&[
@@ -797,7 +792,7 @@ async fn gemini_down_or_stalling_never_hangs_a_caller_and_the_pool_recovers() {
         ([127, 0, 0, 1], port).into(),
     )
     .await
-    .unwrap_or_else(|e| panic!("emulator: {e}"));
+    .expect("emulator");
     let id = compose_accepted(&app, &alice, "and now?").await;
     let answer = read_ai(&mut ws, by_request(&id)).await;
     assert_eq!(answer.end["type"], "ai.done", "{}", answer.end);

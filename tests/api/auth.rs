@@ -17,7 +17,7 @@ async fn refresh(app: &TestApp, token: &str) -> (u16, Value) {
         .json(&json!({ "refresh_token": token }))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or_default())
 }
@@ -28,7 +28,7 @@ async fn me_status(app: &TestApp, access: &str) -> u16 {
         .bearer_auth(access)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .status()
         .as_u16()
 }
@@ -73,14 +73,14 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
             &[],
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .get(0);
     assert_eq!(reuse, 1);
     // Only hashes are stored: no row holds a token we handed out, every row a 32-byte digest.
     let rows = db
         .query("SELECT token_hash FROM refresh_tokens", &[])
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let plaintext = rows
         .iter()
         .filter(|r| {
@@ -120,7 +120,7 @@ async fn refresh_with_key(app: &TestApp, token: &str, key: &str) -> (u16, Value)
         .json(&json!({ "refresh_token": token }))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or_default())
 }
@@ -165,7 +165,7 @@ async fn a_refresh_retried_with_its_key_gets_the_same_token_but_reuse_still_revo
             &[],
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .get(0);
     assert_eq!(reuse, 2);
 }
@@ -209,7 +209,7 @@ async fn logout_revokes_the_session_and_closes_its_websockets_within_a_second() 
         .bearer_auth(&alice.token)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 204);
     let code = match ws.next_event(Duration::from_secs(1)).await {
         WsEvent::Closed(frame) => frame.map(|f| u16::from(f.code)),
@@ -244,7 +244,7 @@ async fn logout_on_one_node_closes_the_sockets_on_another() {
         .bearer_auth(&alice.token)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 204);
     match ws_on_b.next_event(Duration::from_secs(1)).await {
         WsEvent::Closed(frame) => assert_eq!(frame.map(|f| u16::from(f.code)), Some(1008)),
@@ -268,7 +268,7 @@ async fn ticket(app: &TestApp, user: &TestUser) -> String {
         .bearer_auth(&user.token)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 201);
     let body: Value = res.json().await.unwrap_or_default();
     assert_eq!(body["expires_in"], 60);
@@ -296,11 +296,8 @@ async fn tickets_are_single_use_and_short_lived() {
     assert_eq!(connect_with_ticket(&app, "tk_forged").await, Err(401));
     // Stored with a TTL of at most 60 s, under the deployment's prefix.
     let t2 = ticket(&app, &alice).await;
-    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap_or_else(|e| panic!("{e}"));
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{}ticket:*", app.redis_prefix))
         .query_async(&mut conn)
@@ -320,7 +317,7 @@ async fn tickets_are_single_use_and_short_lived() {
         .bearer_auth(&alice.token)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(connect_with_ticket(&app, &t2).await, Err(401));
 }
 
@@ -341,7 +338,7 @@ async fn the_profile_reads_and_patches() {
     };
     let res = patch(json!({"display_name": "  Alice A.  ", "bio": "<b>hi</b>"}))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap_or_default();
     assert_eq!(body["display_name"], "Alice A.");
@@ -358,7 +355,7 @@ async fn the_profile_reads_and_patches() {
         (json!({"role": "admin"}), "role"),
         (json!({"display_name": 5}), "display_name"),
     ] {
-        let res = patch(bad.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+        let res = patch(bad.clone()).await.unwrap();
         assert_eq!(res.status(), 422, "{bad}");
         let body: Value = res.json().await.unwrap_or_default();
         assert_eq!(body["field"], field, "{bad}: {body}");
@@ -385,12 +382,7 @@ async fn admin_routes_answer_403_to_users() {
         let (status, body) = app.get_json(&alice, path).await;
         assert_eq!(status, 403, "{path}");
         assert_eq!(body["code"], "forbidden", "{path}");
-        let res = app
-            .http
-            .get(app.url(path))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let res = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(res.status(), 401, "{path}");
     }
 }
@@ -407,7 +399,7 @@ async fn admins_read_the_audit_log_newest_first_and_nobody_else_does() {
         .bearer_auth(&boss.token)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 204);
 
     let (status, page) = app.get_json(&boss, "/admin/audit").await;
@@ -449,12 +441,7 @@ async fn admins_read_the_audit_log_newest_first_and_nobody_else_does() {
     assert_eq!(status, 400);
     let (status, body) = app.get_json(&alice, "/admin/audit").await;
     assert_eq!(status, 403, "{body}");
-    let res = app
-        .http
-        .get(app.url("/admin/audit"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let res = app.http.get(app.url("/admin/audit")).send().await.unwrap();
     assert_eq!(res.status(), 401);
 }
 
@@ -470,7 +457,7 @@ async fn rate_limits_answer_429_and_a_spoofed_forwarded_for_does_not_bypass_them
             .bearer_auth(&alice.token)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         statuses.push(res.status().as_u16());
         if res.status() == 429 {
             let retry = retry_after(&res);
@@ -498,7 +485,7 @@ async fn rate_limits_answer_429_and_a_spoofed_forwarded_for_does_not_bypass_them
             .header("x-forwarded-for", format!("198.51.100.{n}"))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         match res.status().as_u16() {
             429 => limited += 1,
             _ if n >= 40 => bypasses += 1,
@@ -517,12 +504,7 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_limit() {
     let app = spawn_app_with(&["--rate-limit-ip-per-min=3", "--trusted-proxies=127.0.0.1"]).await;
     for client in ["203.0.113.1", "203.0.113.2"] {
         for n in 0..4 {
-            let res = app
-                .http
-                .get(app.url("/health/live"))
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+            let res = app.http.get(app.url("/health/live")).send().await.unwrap();
             assert_eq!(res.status(), 200, "health is never limited");
             let res = app
                 .http
@@ -530,7 +512,7 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_limit() {
                 .header("x-forwarded-for", client)
                 .send()
                 .await
-                .unwrap_or_else(|e| panic!("{e}"));
+                .unwrap();
             let expected = if n < 3 { 404 } else { 429 };
             assert_eq!(res.status().as_u16(), expected, "{client} request {n}");
         }

@@ -652,19 +652,9 @@ async fn dev_login_is_not_found_unless_enabled() {
 #[actix_web::test]
 async fn health_and_metrics_answer() {
     let app = spawn_app().await;
-    let res = app
-        .http
-        .get(app.url("/health/live"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let res = app.http.get(app.url("/health/live")).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    let res = app
-        .http
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let res = app.http.get(app.url("/health/ready")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.unwrap_or_default();
     assert_eq!(body["status"], "ready");
@@ -676,7 +666,7 @@ async fn health_and_metrics_answer() {
         .get(app.url("/health/system"))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.unwrap_or_default();
     assert!(
@@ -685,12 +675,7 @@ async fn health_and_metrics_answer() {
             .is_some_and(|b| b > 0)
     );
     assert!(body["uptime_secs"].as_f64().is_some());
-    let res = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let res = app.http.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(
         res.text()
@@ -708,7 +693,7 @@ async fn the_openapi_document_describes_every_route() {
         .get(app.url("/api/v1/openapi.json"))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 200);
     let doc: serde_json::Value = res.json().await.unwrap_or_default();
     assert!(
@@ -785,7 +770,7 @@ async fn the_openapi_document_describes_every_route() {
             .request(method, app.url(&path))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let body: serde_json::Value = res.json().await.unwrap_or_default();
         assert_ne!(
             body["detail"], "no such resource",

@@ -13,9 +13,7 @@ use crate::helpers::{TestApp, TestUser, retry_after, spawn_app_with};
 /// Holds a lock in an open transaction on a connection of its own until dropped.
 async fn hold(app: &TestApp, sql: &str) -> tokio_postgres::Client {
     let db = app.db().await;
-    db.batch_execute(&format!("BEGIN; {sql}"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    db.batch_execute(&format!("BEGIN; {sql}")).await.unwrap();
     db
 }
 
@@ -50,10 +48,7 @@ async fn a_write_that_times_out_on_a_row_lock_answers_503_with_retry_after() {
     assert!(retry >= 1, "no Retry-After");
     assert_eq!(body["status"], 503);
     assert!(took < Duration::from_secs(3), "took {took:?}");
-    locker
-        .batch_execute("ROLLBACK")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    locker.batch_execute("ROLLBACK").await.unwrap();
     let (status, _, body, _) = rename(&app, &alice, "Alice").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["display_name"], "Alice");
@@ -90,10 +85,7 @@ async fn the_one_by_one_retry_of_a_failed_batch_is_bounded_as_a_whole() {
         answers.iter().all(|a| a.1 >= 1),
         "a 503 without Retry-After"
     );
-    locker
-        .batch_execute("ROLLBACK")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    locker.batch_execute("ROLLBACK").await.unwrap();
     let (status, _, body, _) = rename(&app, &alice, "Alice").await;
     assert_eq!(status, 200, "{body}");
     println!("12 writes queued on a locked row: all 503, the last after {slowest:?}");
@@ -113,7 +105,7 @@ async fn an_abandoned_read_is_cancelled_by_postgres_not_left_running() {
         .timeout(Duration::from_secs(20))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 503);
     let gave_up = started.elapsed();
     // The client gave up; the query must not go on waiting on its pooled connection.
@@ -121,11 +113,7 @@ async fn an_abandoned_read_is_cancelled_by_postgres_not_left_running() {
     let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
                    AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'";
     let cancelled = loop {
-        let n: i64 = observer
-            .query_one(waiting, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .get(0);
+        let n: i64 = observer.query_one(waiting, &[]).await.unwrap().get(0);
         if n == 0 {
             break started.elapsed();
         }
@@ -135,10 +123,7 @@ async fn an_abandoned_read_is_cancelled_by_postgres_not_left_running() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    locker
-        .batch_execute("ROLLBACK")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    locker.batch_execute("ROLLBACK").await.unwrap();
     let (status, _) = app.get_json(&alice, "/api/v1/users/alice/posts").await;
     assert_eq!(status, 200);
     println!(

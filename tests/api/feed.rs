@@ -54,7 +54,7 @@ async fn a_followers_websocket_receives_the_post() {
         .bearer_auth(&carol.token)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 204);
     app.create_post(&alice, "third").await;
     let frame = bob_ws.next_json().await;
@@ -138,14 +138,14 @@ async fn concurrent_posts_all_commit_and_all_arrive_in_order() {
             &[],
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(row.get::<_, i64>(0), total as i64);
     assert_eq!(row.get::<_, i64>(1), total as i64);
     // Ids in the log are dense: 1..=count.
     let row = db
         .query_one("SELECT max(id), count(*) FROM events", &[])
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(row.get::<_, i64>(0), row.get::<_, i64>(1));
 }
 
@@ -212,14 +212,14 @@ async fn a_since_older_than_the_retention_window_requires_a_resync() {
         &[],
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let floor: i64 = db
             .query_one("SELECT purged_through FROM event_retention", &[])
             .await
             .map(|r| r.get(0))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         if floor == 2 {
             break;
         }
@@ -230,7 +230,7 @@ async fn a_since_older_than_the_retention_window_requires_a_resync() {
         .query_one("SELECT count(*) FROM events", &[])
         .await
         .map(|r| r.get(0))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(left, 1, "the purge deletes the old rows");
     let (_, hello) = app.ws(&alice, Some(0)).await;
     assert_eq!(hello["data"]["resume"]["status"], "resync_required");
@@ -264,7 +264,7 @@ async fn thread_subscribers_receive_replies() {
         .json(&serde_json::json!({"body": "a reply", "reply_to": root_id}))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 201);
     let frame = ws.next_json().await;
     assert_eq!(frame["type"], "thread.reply");
@@ -312,7 +312,7 @@ async fn a_resume_reads_what_the_user_receives_not_the_log() {
          COMMIT;",
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     for n in 0..3 {
         expected.push(format!("after {n}"));
         app.create_post(&alice, &format!("after {n}")).await;
@@ -332,7 +332,7 @@ async fn a_resume_reads_what_the_user_receives_not_the_log() {
             &[],
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let (bob_id, alice_id, head): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
     db.batch_execute(&format!(
         "PREPARE own(bigint, bigint, bigint, bigint) AS {}; \
@@ -341,7 +341,7 @@ async fn a_resume_reads_what_the_user_receives_not_the_log() {
         aisocial_actors::event_log::AUTHORS_EVENTS.as_str()
     ))
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     for (when, setup) in [
         (
             "unanalysed, custom",
@@ -360,20 +360,15 @@ async fn a_resume_reads_what_the_user_receives_not_the_log() {
             "SET plan_cache_mode = force_generic_plan",
         ),
     ] {
-        db.batch_execute(setup)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        db.batch_execute(setup).await.unwrap();
         for explain in [
             format!("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE own({bob_id}, 0, {head}, 2000)"),
             format!(
                 "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE authors(ARRAY[{alice_id}, {bob_id}]::bigint[], 0, {head}, 2000)"
             ),
         ] {
-            let row = db
-                .query_one(&explain, &[])
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            let plan: serde_json::Value = row.try_get(0).unwrap_or_else(|e| panic!("{e}"));
+            let row = db.query_one(&explain, &[]).await.unwrap();
+            let plan: serde_json::Value = row.try_get(0).unwrap();
             let read = rows_read(&plan[0]["Plan"], "events");
             assert!(
                 read <= 20.0,

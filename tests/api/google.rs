@@ -26,7 +26,7 @@ async fn google_sign_in(app: &TestApp, token: &str) -> (u16, Value) {
         .json(&json!({ "id_token": token }))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let status = res.status().as_u16();
     if status == 200 {
         assert_eq!(
@@ -81,7 +81,7 @@ async fn a_valid_google_token_signs_in_and_keys_the_user_by_sub() {
     let email: Option<String> = db
         .query_one("SELECT email FROM users WHERE google_sub = 'sub-3'", &[])
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .get(0);
     assert_eq!(email, None);
     let audits: i64 = db
@@ -90,7 +90,7 @@ async fn a_valid_google_token_signs_in_and_keys_the_user_by_sub() {
             &[],
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .get(0);
     assert_eq!(audits, 5);
 }
@@ -305,7 +305,7 @@ async fn forged_and_mutated_google_tokens_are_all_refused() {
         .bearer_auth(id_token("x", "x@gmail.com"))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 401);
     println!("security item 5: 0 cross-acceptances (Google token as ours, ours as Google's)");
     // Refusals are audited without making the caller wait for the commit: wait for them.
@@ -318,7 +318,7 @@ async fn forged_and_mutated_google_tokens_are_all_refused() {
                 &[],
             )
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
             .get(0);
         if failed >= total as i64 - 1 {
             break;
@@ -407,7 +407,7 @@ async fn start_flow(app: &TestApp, http: &reqwest::Client) -> (HashMap<String, S
         .get(app.url("/api/v1/auth/google/login"))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 302);
     let cookie = res
         .headers()
@@ -426,7 +426,7 @@ async fn start_flow(app: &TestApp, http: &reqwest::Client) -> (HashMap<String, S
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let url = url::Url::parse(&location).unwrap_or_else(|e| panic!("{e}"));
+    let url = url::Url::parse(&location).unwrap();
     let query: HashMap<String, String> = url.query_pairs().into_owned().collect();
     (query, cookie)
 }
@@ -438,8 +438,7 @@ async fn callback(
     code: &str,
     state: &str,
 ) -> (u16, Value) {
-    let mut url =
-        url::Url::parse(&app.url("/api/v1/auth/google/callback")).unwrap_or_else(|e| panic!("{e}"));
+    let mut url = url::Url::parse(&app.url("/api/v1/auth/google/callback")).unwrap();
     url.query_pairs_mut()
         .append_pair("code", code)
         .append_pair("state", state);
@@ -448,7 +447,7 @@ async fn callback(
         .header("cookie", cookie)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or_default())
 }
@@ -460,7 +459,7 @@ async fn the_code_flow_uses_pkce_and_single_use_browser_bound_state() {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
 
     let (query, cookie) = start_flow(&app, &http).await;
     assert_eq!(query["response_type"], "code");
@@ -542,6 +541,6 @@ async fn google_routes_are_not_found_when_not_configured() {
         .get(app.url("/api/v1/auth/google/login"))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 404);
 }

@@ -81,11 +81,8 @@ pub async fn wait_for_subscribers_on(url: &str, app: &TestApp, suffix: &str, cou
 
 /// Waits until `count` clients listen on the Redis channel `channel` (its whole name) at `url`.
 pub async fn wait_for_channel_subscribers(url: &str, channel: &str, count: i64) {
-    let client = redis::Client::open(url).unwrap_or_else(|e| panic!("{e}"));
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     for _ in 0..200 {
         let (_, n): (String, i64) = redis::cmd("PUBSUB")
             .arg("NUMSUB")
@@ -148,7 +145,7 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
 }
 
 /// A Redis of the test's own (`redis-server` on `port`, nothing saved to disk), so that
@@ -161,19 +158,15 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     /// `CLIENT PAUSE <ms> ALL`: Redis answers nobody for a moment.
     pub async fn pause(&self, ms: u64) {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}", self.port))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}", self.port)).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
         let _: () = redis::cmd("CLIENT")
             .arg("PAUSE")
             .arg(ms)
             .arg("ALL")
             .query_async(&mut conn)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     }
 
     pub fn start(port: u16) -> Self {
@@ -192,7 +185,7 @@ impl PrivateRedis {
             ])
             .stdout(std::process::Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("redis-server: {e}"));
+            .expect("redis-server");
         Self {
             port,
             child: Some(child),
@@ -236,7 +229,7 @@ pub async fn get_json_from(http: &reqwest::Client, url: &str) -> Value {
     http.get(url)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .json()
         .await
         .unwrap_or_default()
@@ -247,7 +240,7 @@ pub async fn get_text_from(http: &reqwest::Client, url: &str) -> String {
     http.get(url)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .text()
         .await
         .unwrap_or_default()
@@ -261,7 +254,7 @@ pub async fn dev_token(http: &reqwest::Client, base: &str, handle: &str) -> Stri
         .json(&serde_json::json!({ "handle": handle }))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .json()
         .await
         .unwrap_or_default();
@@ -314,11 +307,10 @@ async fn spawn_node(db_name: String, redis_prefix: String, extra: &[&str]) -> Te
     let node_id = format!("--node-id=test-{}", &unique_name()[..8]);
     let mut args = vec![node_id.as_str()];
     args.extend_from_slice(extra);
-    let settings =
-        test_settings(&db_name, &redis_prefix, &args).unwrap_or_else(|e| panic!("settings: {e}"));
+    let settings = test_settings(&db_name, &redis_prefix, &args).expect("settings");
     let app = Application::build(settings)
         .await
-        .unwrap_or_else(|e| panic!("the app did not start: {e:#}"));
+        .expect("the app did not start");
     let port = app.port();
     let certificates = app.certificates();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -333,7 +325,7 @@ async fn spawn_node(db_name: String, redis_prefix: String, extra: &[&str]) -> Te
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
-            .unwrap_or_else(|e| panic!("{e}")),
+            .unwrap(),
         certificates,
         stop: Some(stop),
         run: Some(run),
@@ -350,13 +342,10 @@ pub fn ws_request(
     let since = since.map(|s| format!("?since={s}")).unwrap_or_default();
     let mut request = format!("ws://{address}/api/v1/ws{since}")
         .into_client_request()
-        .unwrap_or_else(|e| panic!("{e}"));
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}")
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}")),
-    );
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     request
 }
 
@@ -381,7 +370,7 @@ impl TestApp {
             .json(&serde_json::json!({ "handle": handle }))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert_eq!(res.status(), 200, "dev sign-in of {handle}");
         let body: Value = res.json().await.unwrap_or_default();
         TestUser {
@@ -402,7 +391,7 @@ impl TestApp {
             .json(&serde_json::json!({ "body": body }))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
     }
 
     /// Posts and returns the created post's JSON (asserting 201).
@@ -423,7 +412,7 @@ impl TestApp {
             .bearer_auth(&follower.token)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
             .status()
     }
 
@@ -434,17 +423,14 @@ impl TestApp {
             .bearer_auth(&user.token)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let status = res.status();
         (status, res.json().await.unwrap_or_default())
     }
 
     /// Opens a websocket as `user`, resuming after `since` when given, and reads `hello`.
     pub async fn ws(&self, user: &TestUser, since: Option<i64>) -> (WsClient, Value) {
-        let mut ws = self
-            .ws_raw(user, since)
-            .await
-            .unwrap_or_else(|e| panic!("ws: {e}"));
+        let mut ws = self.ws_raw(user, since).await.expect("ws");
         let hello = ws.next_json().await;
         assert_eq!(hello["type"], "hello", "the first frame is hello: {hello}");
         (ws, hello)
@@ -468,21 +454,16 @@ impl TestApp {
 
     /// [`Self::stalled_ws`] resuming after `since`; answers the hello too.
     pub async fn stalled_ws_since(&self, user: &TestUser, since: Option<i64>) -> (WsClient, Value) {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
-        socket
-            .set_recv_buffer_size(4096)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
         let address = format!("127.0.0.1:{}", self.port);
-        let stream = socket
-            .connect(address.parse().unwrap_or_else(|e| panic!("{e}")))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let stream = socket.connect(address.parse().unwrap()).await.unwrap();
         let (stream, _) = tokio_tungstenite::client_async(
             ws_request(&address, &user.token, since),
             MaybeTlsStream::Plain(stream),
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         let mut client = WsClient { stream };
         let hello = client.next_json().await;
         assert_eq!(hello["type"], "hello");
@@ -501,10 +482,7 @@ impl TestApp {
     pub fn shutdown_trigger(&mut self) -> ShutdownTrigger {
         ShutdownTrigger {
             stop: self.stop.take(),
-            run: self
-                .run
-                .take()
-                .unwrap_or_else(|| panic!("already shut down")),
+            run: self.run.take().expect("already shut down"),
         }
     }
 }
@@ -529,10 +507,7 @@ impl ShutdownTrigger {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        self.run
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|e| panic!("drain failed: {e:#}"))
+        self.run.await.unwrap().expect("drain failed")
     }
 }
 
@@ -600,10 +575,7 @@ impl WsClient {
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.stream
-            .send(Message::text(text))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        self.stream.send(Message::text(text)).await.unwrap();
     }
 
     /// Asserts nothing but pings arrives for `wait`.
@@ -651,8 +623,8 @@ impl ServerProcess {
         for (k, v) in env {
             command.env(k, v);
         }
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("{e}"));
-        let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().expect("no stderr");
         let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -754,7 +726,7 @@ impl ServerProcess {
             .json(&serde_json::json!({ "handle": handle }))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
             .json()
             .await
             .unwrap_or_default();
@@ -795,7 +767,7 @@ pub async fn connect_db(db_name: &str) -> tokio_postgres::Client {
     let (client, conn) =
         tokio_postgres::connect(&format!("{PG_BASE}/{db_name}"), tokio_postgres::NoTls)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     actix_rt::spawn(async move {
         let _ = conn.await;
     });

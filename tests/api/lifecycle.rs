@@ -26,7 +26,7 @@ async fn start_up_names_an_unreachable_dependency() {
         "x:",
         &["--database-url=postgres://postgres@127.0.0.1:1/aisocial_nowhere"],
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let err = start_up_error(settings).await;
     assert!(
         err.contains("PostgreSQL") && err.contains("127.0.0.1:1"),
@@ -34,8 +34,7 @@ async fn start_up_names_an_unreachable_dependency() {
     );
 
     let db = format!("aisocial_test_{id}");
-    let settings = test_settings(&db, "x:", &["--redis-url=redis://127.0.0.1:1"])
-        .unwrap_or_else(|e| panic!("{e}"));
+    let settings = test_settings(&db, "x:", &["--redis-url=redis://127.0.0.1:1"]).unwrap();
     let err = start_up_error(settings).await;
     assert!(
         err.contains("Redis") && err.contains("127.0.0.1:1"),
@@ -47,7 +46,7 @@ async fn start_up_names_an_unreachable_dependency() {
         "x:",
         &["--redis-url=redis://127.0.0.1:6379,redis://localhost:6379"],
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let err = start_up_error(settings).await;
     assert!(err.contains("not Redis Cluster nodes"), "{err}");
     // The database it created on the way is removed again.
@@ -113,7 +112,7 @@ async fn shutdown_drains_every_acknowledged_post_and_closes_sockets_with_1001() 
     let stored: Vec<i64> = db
         .query("SELECT id FROM posts", &[])
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
@@ -144,12 +143,11 @@ async fn the_binary_serves_and_exits_cleanly_on_sigterm() {
         .bearer_auth(&token)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 400);
 
     let pid = nix::unistd::Pid::from_raw(i32::try_from(server.child.id()).unwrap_or_default());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
-        .unwrap_or_else(|e| panic!("{e}"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let mut status = None;
     for _ in 0..300 {
         if let Ok(Some(exit)) = server.child.try_wait() {
@@ -158,7 +156,7 @@ async fn the_binary_serves_and_exits_cleanly_on_sigterm() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let status = status.unwrap_or_else(|| panic!("the server did not exit within 15 s of SIGTERM"));
+    let status = status.expect("the server did not exit within 15 s of SIGTERM");
     assert!(status.success(), "exit status {status}");
     // Give the log reader a moment to pass on the last lines.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -187,7 +185,7 @@ async fn migrate_check_says_whether_the_schema_matches_the_binary() {
             .args(args)
             .env("DATABASE_URL", &url)
             .output()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         (
             output.status.code(),
             String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -202,7 +200,7 @@ async fn migrate_check_says_whether_the_schema_matches_the_binary() {
     let db = {
         let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         actix_rt::spawn(async move {
             let _ = connection.await;
         });
@@ -215,7 +213,7 @@ async fn migrate_check_says_whether_the_schema_matches_the_binary() {
         &[],
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let (code, out) = aisocial(&["migrate", "--check"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(
@@ -228,13 +226,13 @@ async fn migrate_check_says_whether_the_schema_matches_the_binary() {
         &[],
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     db.execute(
         "UPDATE refinery_schema_history SET checksum = '42' WHERE version = 2",
         &[],
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let (code, out) = aisocial(&["migrate", "--check"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("pending") && out.contains("V3__ai"), "{out}");

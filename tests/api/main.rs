@@ -1,6 +1,12 @@
 //! Integration tests: the real server on port 0, a fresh database per test, real websocket
 //! clients, the PostgreSQL and Redis of this machine.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking; expect says what it needed"
+)]
+
 mod admission;
 mod ai;
 mod auth;

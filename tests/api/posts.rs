@@ -16,7 +16,7 @@ async fn an_idempotency_key_never_makes_a_second_post() {
             .json(&serde_json::json!({"body": "once"}))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
     };
     // Twenty concurrent retries of one request, then one more.
     let mut responses = futures_util::future::join_all((0..20).map(|_| send())).await;
@@ -35,7 +35,7 @@ async fn an_idempotency_key_never_makes_a_second_post() {
             &[],
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (1, 1));
     // Once that post is deleted, a retry with its key is a conflict, not a ghost post.
     let post_id = ids.iter().next().copied().unwrap_or_default();
@@ -45,7 +45,7 @@ async fn an_idempotency_key_never_makes_a_second_post() {
         .bearer_auth(&alice.token)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 204);
     let res = send().await;
     assert_eq!(res.status(), 409);
@@ -59,7 +59,7 @@ async fn an_idempotency_key_never_makes_a_second_post() {
         .json(&serde_json::json!({"body": "mine"}))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 201);
 }
 
@@ -82,7 +82,7 @@ async fn follows_are_idempotent_and_checked() {
             &[],
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(
         (
             row.get::<_, i64>(0),
@@ -98,7 +98,7 @@ async fn follows_are_idempotent_and_checked() {
             .bearer_auth(&alice.token)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert_eq!(res.status(), 204);
     }
     let row = db
@@ -108,7 +108,7 @@ async fn follows_are_idempotent_and_checked() {
             &[],
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (0, 0));
 }
 
@@ -173,19 +173,17 @@ async fn a_timeline_page_reads_a_bounded_number_of_posts_however_many_exist() {
          WHERE u.handle LIKE 'crowd\\_%' ORDER BY n, u.id",
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let alice_id: i64 = db
         .query_one("SELECT id FROM users WHERE handle = 'alice'", &[])
         .await
         .and_then(|row| row.try_get(0))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let sql = format!(
         "PREPARE home(bigint, bigint, bigint) AS {}",
         aisocial::reads::HOME_TIMELINE.as_str()
     );
-    db.batch_execute(&sql)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    db.batch_execute(&sql).await.unwrap();
     let page = 20.0;
     let authors = 2.0;
     for (when, setup) in [
@@ -206,18 +204,13 @@ async fn a_timeline_page_reads_a_bounded_number_of_posts_however_many_exist() {
             "SET plan_cache_mode = force_generic_plan",
         ),
     ] {
-        db.batch_execute(setup)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        db.batch_execute(setup).await.unwrap();
         let explain = format!(
             "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE home({alice_id}, {}, 20)",
             i64::MAX
         );
-        let row = db
-            .query_one(&explain, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let plan: serde_json::Value = row.try_get(0).unwrap_or_else(|e| panic!("{e}"));
+        let row = db.query_one(&explain, &[]).await.unwrap();
+        let plan: serde_json::Value = row.try_get(0).unwrap();
         let read = rows_read(&plan[0]["Plan"], "posts");
         assert!(
             read <= authors * page + page,

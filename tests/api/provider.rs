@@ -87,8 +87,7 @@ pub fn sign(claims: &Value, key: u8, kid: &str) -> String {
     let der = fixture(&format!("google_test_key_{key}.der"));
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(kid.to_owned());
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_der(&der))
-        .unwrap_or_else(|e| panic!("signing: {e}"))
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_der(&der)).expect("signing")
 }
 
 /// A valid token signed with key 1.
@@ -110,7 +109,7 @@ impl Provider {
         .workers(1)
         .disable_signals()
         .bind("127.0.0.1:0")
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         let addr = server.addrs()[0];
         let server = server.run();
         let handle = server.handle();
@@ -208,7 +207,7 @@ async fn authorize(
             },
         );
     let mut back = reqwest::Url::parse(&query.get("redirect_uri").cloned().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("redirect_uri: {e}"));
+        .expect("redirect_uri");
     back.query_pairs_mut()
         .append_pair("code", &code)
         .append_pair("state", &query.get("state").cloned().unwrap_or_default());

@@ -18,9 +18,7 @@ async fn a_paused_redis_never_grows_the_publish_queue_past_its_bound() {
     let redis = PrivateRedis::start(port);
     redis.wait_up().await;
     let url = format!("redis://127.0.0.1:{port}");
-    let connected = aisocial::redis_store::connect(&url, &url)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let connected = aisocial::redis_store::connect(&url, &url).await.unwrap();
     let publisher = RedisPublisher::start(
         connected.conn,
         "relay-test:",
@@ -30,15 +28,9 @@ async fn a_paused_redis_never_grows_the_publish_queue_past_its_bound() {
             pushes: 4,
         },
     );
-    let client = redis::Client::open(url.as_str()).unwrap_or_else(|e| panic!("{e}"));
-    let mut pubsub = client
-        .get_async_pubsub()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    pubsub
-        .subscribe("relay-test:events")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe("relay-test:events").await.unwrap();
     redis.pause(1500).await;
     for n in 0..100 {
         publisher.publish_push(&EphemeralPush {

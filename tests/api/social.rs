@@ -15,7 +15,7 @@ async fn send(app: &TestApp, method: &str, user: &TestUser, path: &str) -> u16 {
         .bearer_auth(&user.token)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .status()
         .as_u16()
 }
@@ -28,7 +28,7 @@ async fn reply(app: &TestApp, user: &TestUser, parent: i64, body: &str) -> Value
         .json(&json!({"body": body, "reply_to": parent}))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 201);
     res.json().await.unwrap_or_default()
 }
@@ -67,7 +67,7 @@ async fn a_hundred_concurrent_likes_count_exactly() {
             &[],
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(row.get::<_, i64>(0), 61);
     assert_eq!(
         row.get::<_, i64>(1),
@@ -214,7 +214,7 @@ async fn deleting_is_for_the_author_or_an_admin_and_is_announced() {
             &[],
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .get(0);
     assert_eq!(audits, 3);
 }
@@ -381,7 +381,7 @@ async fn a_full_write_queue_answers_503_with_retry_after() {
         .await
         .query_one("SELECT count(*) FROM posts", &[])
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .get(0);
     assert_eq!(
         stored as usize,

@@ -23,7 +23,7 @@ async fn upgrade_status(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let res = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+    let res = req.send().await.unwrap();
     let status = res.status().as_u16();
     let ctype = res
         .headers()
@@ -94,7 +94,7 @@ async fn upgrades_are_authenticated_and_origin_checked() {
         .bearer_auth(&alice.token)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     // HTTP's answer to a request for a resource only an upgrade reaches.
     assert_eq!(res.status(), 426);
     assert_eq!(
@@ -142,7 +142,7 @@ async fn bad_frames_get_error_frames_not_disconnects() {
     ws.stream
         .send(Message::binary(vec![1u8, 2, 3]))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(ws.next_json().await["data"]["code"], "unsupported_frame");
     // Still connected and answering.
     ws.send_text(r#"{"op":"ping"}"#).await;
@@ -204,16 +204,12 @@ async fn a_silent_client_is_dropped_after_the_idle_timeout() {
     // tungstenite answers pings only while it is read; this client reads nothing for a while.
     let mut request = format!("ws://127.0.0.1:{}/api/v1/ws", app.port)
         .into_client_request()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     request.headers_mut().insert(
         "authorization",
-        format!("Bearer {}", alice.token)
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}")),
+        format!("Bearer {}", alice.token).parse().unwrap(),
     );
-    let (stream, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (stream, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
     let mut ws = crate::helpers::WsClient { stream };
     assert_eq!(ws.next_json().await["type"], "hello");
@@ -367,9 +363,7 @@ async fn ten_thousand_connect_disconnect_cycles_leave_nothing_behind() {
         async move {
             for _ in 0..rounds {
                 let request = crate::helpers::ws_request(&address, &token, None);
-                let (stream, _) = tokio_tungstenite::connect_async(request)
-                    .await
-                    .unwrap_or_else(|e| panic!("{e}"));
+                let (stream, _) = tokio_tungstenite::connect_async(request).await.unwrap();
                 let mut ws = crate::helpers::WsClient { stream };
                 assert_eq!(ws.next_json().await["type"], "hello");
                 let _ = ws.stream.close(None).await;
@@ -432,10 +426,7 @@ async fn the_upgrade_transport_answers_every_refusal_with_a_problem_document() {
         ),
     ];
     for (path, method, status, code) in cases {
-        let res = upgrade(path, method.clone())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let res = upgrade(path, method.clone()).send().await.unwrap();
         assert_eq!(res.status().as_u16(), status, "{method} {path}");
         let header = |name: &str| {
             res.headers()
@@ -454,7 +445,7 @@ async fn the_upgrade_transport_answers_every_refusal_with_a_problem_document() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let payload = br#"{"op":"ping"}"#;
     let mask = [7u8, 1, 2, 3];
     let mut bytes = format!(
@@ -467,9 +458,7 @@ async fn the_upgrade_transport_answers_every_refusal_with_a_problem_document() {
     bytes.extend_from_slice(&[0x81, 0x80 | payload.len() as u8]);
     bytes.extend_from_slice(&mask);
     bytes.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    raw.write_all(&bytes)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    raw.write_all(&bytes).await.unwrap();
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     while !String::from_utf8_lossy(&seen).contains(r#""type":"pong""#) {
@@ -477,7 +466,7 @@ async fn the_upgrade_transport_answers_every_refusal_with_a_problem_document() {
         let n = tokio::time::timeout_at(deadline, raw.read(&mut chunk))
             .await
             .unwrap_or_else(|_| panic!("no pong in {:?}", String::from_utf8_lossy(&seen)))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert!(
             n > 0,
             "closed before the pong: {:?}",

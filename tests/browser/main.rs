@@ -6,6 +6,12 @@
 //! so that only one test's browsers run at a time on this small machine. Screenshots land in
 //! `target/browser-screenshots/`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking; expect says what it needed"
+)]
+
 #[path = "../api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
@@ -41,11 +47,8 @@ fn screenshot_dir() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("no free port: {e}"));
-    listener
-        .local_addr()
-        .unwrap_or_else(|e| panic!("no local address: {e}"))
-        .port()
+    let listener = TcpListener::bind("127.0.0.1:0").expect("no free port");
+    listener.local_addr().expect("no local address").port()
 }
 
 /// The server on a port known before it starts, so that its own origin can be allowed to open
@@ -661,7 +664,7 @@ async fn slow_emulator() -> RunningEmulator {
     };
     emulator::start(config, ([127, 0, 0, 1], 0).into())
         .await
-        .unwrap_or_else(|e| panic!("emulator: {e}"))
+        .expect("emulator")
 }
 
 #[actix_web::test]
@@ -826,7 +829,7 @@ async fn the_dashboard_shows_live_values() {
     boss.client()
         .set_window_size(1280, 1900)
         .await
-        .unwrap_or_else(|e| panic!("window size: {e}"));
+        .expect("window size");
     boss.sign_in(&app, "boss").await;
     boss.goto(&app.url("/admin/dashboard")).await;
     boss.wait(
@@ -921,10 +924,7 @@ async fn the_dashboard_shows_live_values() {
     );
 
     // Back on the try-it page, boss is live again.
-    boss.client()
-        .back()
-        .await
-        .unwrap_or_else(|e| panic!("back: {e}"));
+    boss.client().back().await.expect("back");
     boss.wait_connected().await;
     boss.assert_clean_console().await;
     bob.assert_clean_console().await;
@@ -967,11 +967,7 @@ async fn google_sign_in_in_a_popup_signs_the_page_in() {
         .await;
     assert!(who.as_str().is_some_and(|w| w.starts_with('@')), "{who}");
     browser.wait_connected().await;
-    let windows = browser
-        .client()
-        .windows()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let windows = browser.client().windows().await.unwrap();
     assert_eq!(windows.len(), 1, "the popup closed itself");
     browser.screenshot("google-signed-in.png").await;
     browser.assert_clean_console().await;

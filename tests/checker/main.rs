@@ -14,6 +14,12 @@
 //! `CHECKER_REPORT` (a path for the JSON report), `CHECKER_INJECT_LOSS=1` (drops one received
 //! id before judging, to see the checker fail). `scripts/checker.sh` runs it for longer.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking; expect says what it needed"
+)]
+
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
@@ -118,7 +124,7 @@ async fn sign_in(http: &reqwest::Client, node: &str, db: &tokio_postgres::Client
             &[&handles],
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     for row in rows {
         let handle: String = row.get(1);
         if let Some(user) = users.iter_mut().find(|u| u.handle == handle) {
@@ -132,7 +138,7 @@ async fn sign_in(http: &reqwest::Client, node: &str, db: &tokio_postgres::Client
 async fn follow_table(db: &impl GenericClient) -> BTreeSet<Pair> {
     db.query("SELECT follower_id, followee_id FROM follows", &[])
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect()
@@ -142,7 +148,7 @@ async fn log_head(db: &impl GenericClient) -> i64 {
     db.query_one("SELECT last_id FROM event_counter", &[])
         .await
         .map(|r| r.get(0))
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
 }
 
 /// The head and the follow table in one snapshot.
@@ -152,10 +158,10 @@ async fn snapshot(db: &mut tokio_postgres::Client) -> Start {
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
         .start()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let last_id = log_head(&tx).await;
     let follows = follow_table(&tx).await;
-    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    tx.commit().await.unwrap();
     Start { last_id, follows }
 }
 
@@ -166,7 +172,7 @@ async fn read_log(db: &tokio_postgres::Client, after: i64, head: i64) -> Vec<Log
         &[&after, &head],
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap()
     .iter()
     .map(|r| LogEvent {
         id: r.get(0),
@@ -232,7 +238,7 @@ async fn every_reader_gets_exactly_its_events_in_order_under_random_faults() {
     let http = reqwest::Client::builder()
         .pool_idle_timeout(Duration::from_secs(5))
         .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let users = sign_in(&http, &topology.nodes[0], &db).await;
     let workload = Arc::new(Workload {
         http: http.clone(),

@@ -18,7 +18,7 @@ fn script(name: &str) -> String {
 }
 
 fn run(command: &mut Command) -> String {
-    let output = command.output().unwrap_or_else(|e| panic!("{e}"));
+    let output = command.output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -38,7 +38,7 @@ async fn counts(pg: &PrivatePostgres, database: &str) -> Vec<i64> {
         .await
         .query_one(COUNTS, &[])
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     (0..6).map(|i| row.get::<_, i64>(i)).collect()
 }
 
@@ -65,7 +65,7 @@ async fn a_backup_restored_into_a_fresh_cluster_serves_everything_and_clients_re
             .bearer_auth(&reader.token)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert_eq!(like.status(), 204);
     }
     let (_, hello) = app.ws(&readers[0], Some(0)).await;
@@ -84,7 +84,7 @@ async fn a_backup_restored_into_a_fresh_cluster_serves_everything_and_clients_re
         )
         .env("BACKUP_DIR", &backups));
     let dump = std::fs::read_dir(&backups)
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "dump"))
         .unwrap_or_else(|| panic!("no dump: {backed_up}"));
@@ -115,7 +115,7 @@ async fn a_backup_restored_into_a_fresh_cluster_serves_everything_and_clients_re
             format!("{}/aisocial_restored", target.base_url()),
         )
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert!(
         !refused.status.success(),
         "a restore over live data was refused"
@@ -183,7 +183,7 @@ async fn count_like(pg: &PrivatePostgres, database: &str, prefix: &str) -> i64 {
             &[&format!("{prefix}-%")],
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .get(0)
 }
 
@@ -207,10 +207,10 @@ async fn a_base_backup_and_the_archived_wal_restore_to_a_point_in_time() {
         .env("BACKUP_DIR", &backups)
         .env("WAL_ARCHIVE", &archive));
     let base = std::fs::read_dir(&backups)
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.is_dir())
-        .unwrap_or_else(|| panic!("no base backup"));
+        .expect("no base backup");
 
     post_many(&app, &author, "kept").await;
     // The moment to go back to, by the database's clock; everything after it is to be undone.
@@ -218,7 +218,7 @@ async fn a_base_backup_and_the_archived_wal_restore_to_a_point_in_time() {
     let target: String = db
         .query_one("SELECT now()::text", &[])
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .get(0);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     post_many(&app, &author, "lost").await;
@@ -227,7 +227,7 @@ async fn a_base_backup_and_the_archived_wal_restore_to_a_point_in_time() {
     let segment: String = db
         .query_one("SELECT pg_walfile_name(pg_switch_wal())", &[])
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .get(0);
     let deadline = Instant::now() + std::time::Duration::from_secs(20);
     while !archive.join(&segment).exists() {

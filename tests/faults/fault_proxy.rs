@@ -151,13 +151,8 @@ async fn downstream(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, link: Arc<L
 impl FaultProxy {
     /// Listens on a free loopback port and forwards to `upstream` (`host:port`).
     pub async fn start(upstream_addr: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let port = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("{e}"))
-            .port();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
         let trigger: Arc<Mutex<Trigger>> = Arc::default();
         let fired = Arc::new(AtomicUsize::new(0));
         let tasks: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();

@@ -178,7 +178,7 @@ async fn a_node_killed_with_sigkill_its_followers_resume_on_another_with_nothing
         .bearer_auth(&follower_token)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(followed.status(), 204);
 
     // The follower is on the doomed node; the author writes through the survivor.
@@ -204,7 +204,7 @@ async fn a_node_killed_with_sigkill_its_followers_resume_on_another_with_nothing
     let mut acknowledged = Vec::new();
     for i in 0..60 {
         if i == 20 {
-            doomed.child.kill().unwrap_or_else(|e| panic!("{e}"));
+            doomed.child.kill().unwrap();
             let _ = doomed.child.wait();
             nodes.lock().await.retain(|a| *a != doomed.address);
         }
@@ -256,7 +256,7 @@ async fn a_rolling_restart_under_load_loses_nothing_and_closes_every_socket_with
             .bearer_auth(&token)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert_eq!(res.status(), 204);
         let seen = Arc::new(Mutex::new(Seen::default()));
         followers.push((token, seen));
@@ -303,8 +303,7 @@ async fn a_rolling_restart_under_load_loses_nothing_and_closes_every_socket_with
         nodes.lock().await.retain(|a| *a != address);
         let pid = nix::unistd::Pid::from_raw(i32::try_from(leaving.child.id()).unwrap_or_default());
         let signalled = Instant::now();
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
-            .unwrap_or_else(|e| panic!("{e}"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
         let status = loop {
             if let Ok(Some(status)) = leaving.child.try_wait() {
                 break status;
@@ -324,7 +323,7 @@ async fn a_rolling_restart_under_load_loses_nothing_and_closes_every_socket_with
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     writing.store(false, std::sync::atomic::Ordering::Relaxed);
-    writer.await.unwrap_or_else(|e| panic!("{e}"));
+    writer.await.unwrap();
     let acknowledged = acknowledged.lock().await.clone();
     let deadline = Instant::now() + Duration::from_secs(20);
     for (_, seen) in &followers {
@@ -340,7 +339,7 @@ async fn a_rolling_restart_under_load_loses_nothing_and_closes_every_socket_with
     let (db, connection) =
         tokio_postgres::connect(&format!("{PG_BASE}/{deployment}"), tokio_postgres::NoTls)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     actix_rt::spawn(async move {
         let _ = connection.await;
     });
@@ -351,7 +350,7 @@ async fn a_rolling_restart_under_load_loses_nothing_and_closes_every_socket_with
         )
         .await
         .map(|r| r.get(0))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(
         usize::try_from(stored).unwrap_or_default(),
         acknowledged.len(),
@@ -421,7 +420,7 @@ async fn a_node_killed_with_sigkill_stops_counting_its_users_online() {
         .bearer_auth(&watcher)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(followed.status(), 204);
     let mut watching = open(&survivor.address, &watcher, None).await;
     // A post of the walker's reaching the watcher shows the watcher's follow list is in.
@@ -431,7 +430,7 @@ async fn a_node_killed_with_sigkill_stops_counting_its_users_online() {
         .json(&serde_json::json!({ "body": "hello" }))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(posted.status(), 201);
     loop {
         let frame = watching.next().await;

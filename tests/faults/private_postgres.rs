@@ -19,7 +19,7 @@ pub struct PrivatePostgres {
 /// A new empty folder for a cluster, owned by `postgres` when running as root.
 pub fn cluster_folder() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("aisocial-pg-{}", crate::helpers::unique_name()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&dir).unwrap();
     give_to_postgres(&dir);
     dir
 }
@@ -31,7 +31,7 @@ pub fn give_to_postgres(path: &Path) {
             .args(["-R", "postgres:postgres"])
             .arg(path)
             .status()
-            .unwrap_or_else(|e| panic!("chown: {e}"));
+            .expect("chown");
         assert!(chown.success());
     }
 }
@@ -46,7 +46,7 @@ fn is_root() -> bool {
 /// The newest `/usr/lib/postgresql/<version>/bin`.
 fn binaries() -> PathBuf {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .unwrap_or_else(|e| panic!("PostgreSQL's binaries are not under /usr/lib/postgresql: {e}"))
+        .expect("PostgreSQL's binaries are not under /usr/lib/postgresql")
         .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
         .filter(|bin| bin.join("initdb").exists())
         .collect();
@@ -57,9 +57,7 @@ fn binaries() -> PathBuf {
             .and_then(|v| v.parse::<u32>().ok())
             .unwrap_or(0)
     });
-    versions
-        .pop()
-        .unwrap_or_else(|| panic!("no initdb under /usr/lib/postgresql"))
+    versions.pop().expect("no initdb under /usr/lib/postgresql")
 }
 
 impl PrivatePostgres {
@@ -163,8 +161,8 @@ impl PrivatePostgres {
         // Off the test's own thread: a proxy in the way runs on it.
         let backup = tokio::task::spawn_blocking(move || backup.output())
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|e| panic!("pg_basebackup: {e}"));
+            .unwrap()
+            .expect("pg_basebackup");
         assert!(
             backup.status.success(),
             "pg_basebackup: {}",
@@ -259,11 +257,11 @@ impl PrivatePostgres {
         let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid"))
             .ok()
             .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
-            .unwrap_or_else(|| panic!("no postmaster.pid"));
+            .expect("no postmaster.pid");
         let killed = Command::new("kill")
             .args(["-9", &pid.to_string()])
             .status()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert!(killed.success());
     }
 
@@ -293,7 +291,7 @@ impl PrivatePostgres {
             tokio_postgres::NoTls,
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         actix_rt::spawn(async move {
             let _ = connection.await;
         });

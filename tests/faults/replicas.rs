@@ -173,7 +173,7 @@ async fn reads_go_to_the_replica_and_a_writer_always_reads_its_own_writes() {
         .bearer_auth(&bob.token)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(liked.status(), 204);
     let (_, page) = app.get_json(&bob, "/api/v1/timeline").await;
     assert_eq!(bodies(&page), ["second", "first"], "bob reads the primary");
@@ -238,12 +238,7 @@ async fn a_lagging_or_dead_replica_leaves_the_rotation_and_reads_fall_back_to_th
         "{state}"
     );
     assert_eq!(timeline(&app, &bob).await, ["while the replica lags"]);
-    let ready = app
-        .http
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let ready = app.http.get(app.url("/health/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 200, "replicas never decide readiness");
 
     set_replay(&replica, false).await;

@@ -13,7 +13,7 @@ async fn timed(request: reqwest::RequestBuilder) -> (u16, String, Duration) {
         .timeout(Duration::from_secs(40))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("no answer: {e}"));
+        .expect("no answer");
     let status = res.status().as_u16();
     let content_type = res
         .headers()

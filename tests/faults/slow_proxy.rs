@@ -53,13 +53,8 @@ async fn pump(
 impl SlowProxy {
     /// Listens on a free loopback port and forwards to `upstream` (`host:port`).
     pub async fn start(upstream: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let port = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("{e}"))
-            .port();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
         let delay_ms = Arc::new(AtomicU64::new(0));
         let upstream = upstream.to_owned();
         let delays = Arc::clone(&delay_ms);

@@ -107,7 +107,7 @@ async fn a_stalled_session_setup_answers_503_in_time_and_the_writer_recovers() {
         &[],
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut slowest = Duration::ZERO;
     for n in 0..3 {
@@ -135,16 +135,14 @@ async fn a_stalled_rollback_answers_503_in_time_and_the_writer_recovers() {
     // meets a server that no longer answers.
     db.batch_execute("BEGIN; SELECT 1 FROM users WHERE handle = 'alice' FOR UPDATE")
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     t.proxy.arm("ROLLBACK", Fault::Freeze);
     let (status, retry, took) = timed(rename(&t.app, &alice, "Alice")).await;
     assert_eq!(status, 503);
     assert!(retry >= 1);
     assert!(took < Duration::from_secs(5), "the rename took {took:?}");
     assert_eq!(t.proxy.fired(), 1, "the ROLLBACK was never stalled");
-    db.batch_execute("ROLLBACK")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    db.batch_execute("ROLLBACK").await.unwrap();
     t.proxy.disarm();
     let recovered = until_status(200, || rename(&t.app, &alice, "Alice")).await;
     println!("stalled ROLLBACK: the write answered 503 in {took:?}; 200 again {recovered:?} after");
@@ -170,11 +168,7 @@ async fn a_writer_frozen_mid_transaction_does_not_keep_its_locks() {
     let db = t.db().await;
     let idle = format!("{WRITER_SESSIONS} AND state LIKE 'idle in transaction%'");
     loop {
-        let left = db
-            .query(&idle, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .len();
+        let left = db.query(&idle, &[]).await.unwrap().len();
         if left == 0 {
             break;
         }
@@ -227,7 +221,7 @@ async fn refresh_with_key(app: &TestApp, token: &str, key: &str) -> (u16, Value)
         .timeout(Duration::from_secs(20))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or_default())
 }
@@ -250,7 +244,7 @@ async fn a_refresh_whose_commit_landed_but_whose_answer_was_lost_is_retried_with
             &[&alice.refresh],
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .get(0);
     assert!(rotated, "the rotation was meant to have committed");
 
@@ -266,19 +260,14 @@ async fn a_refresh_whose_commit_landed_but_whose_answer_was_lost_is_retried_with
         .bearer_auth(access)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(me.status(), 200, "the retry's access token works");
     let (status, body) = refresh_with_key(&t.app, next, "retry-2").await;
     assert_eq!(status, 200, "the retry's refresh token works: {body}");
 
     let count = |sql: &'static str| {
         let db = &db;
-        async move {
-            db.query_one(sql, &[])
-                .await
-                .unwrap_or_else(|e| panic!("{e}"))
-                .get::<_, i64>(0)
-        }
+        async move { db.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
     };
     assert_eq!(
         count("SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NOT NULL").await,

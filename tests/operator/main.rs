@@ -3,6 +3,12 @@
 //! handled counts equal to the messages sent, mailbox depth rising under a stalled consumer,
 //! the admin views.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking; expect says what it needed"
+)]
+
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
@@ -75,7 +81,7 @@ async fn handled_counts_equal_the_messages_sent_and_every_metric_is_named() {
         .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(refused.status(), 403);
 
     let before = app.metrics().await;
@@ -365,12 +371,7 @@ async fn the_pages_are_served_with_a_strict_policy_and_unknown_files_are_404() {
         ("/static/session.js", "text/javascript"),
         ("/static/style.css", "text/css"),
     ] {
-        let res = app
-            .http
-            .get(app.url(path))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let res = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(res.status(), 200, "{path}");
         let header = |name: &str| {
             res.headers()
@@ -398,12 +399,7 @@ async fn the_pages_are_served_with_a_strict_policy_and_unknown_files_are_404() {
         "/static/%00",
         "/static/app.js.map",
     ] {
-        let res = app
-            .http
-            .get(app.url(bad))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let res = app.http.get(app.url(bad)).send().await.unwrap();
         assert_eq!(res.status(), 404, "{bad}");
         assert_eq!(
             res.headers()
@@ -419,7 +415,7 @@ async fn the_pages_are_served_with_a_strict_policy_and_unknown_files_are_404() {
             .get(app.url("/api/v1/auth/methods"))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         (res.status(), res.json::<Value>().await.unwrap_or_default())
     };
     assert_eq!(status, 200);

@@ -42,7 +42,7 @@ impl LocalCluster {
             "aisocial-redis-cluster-{}",
             uuid::Uuid::new_v4().simple()
         ));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(&dir).unwrap();
         let mut cluster = Self {
             dir,
             nodes: Vec::new(),
@@ -70,7 +70,7 @@ impl LocalCluster {
             .stdin(Stdio::null())
             .output()
             .await
-            .unwrap_or_else(|e| panic!("redis-cli: {e}"));
+            .expect("redis-cli");
         assert!(
             output.status.success(),
             "redis-cli --cluster create: {}{}",
@@ -124,7 +124,7 @@ impl LocalCluster {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("redis-server: {e}"))
+            .expect("redis-server")
     }
 
     /// Waits until every running node says the cluster is whole.
@@ -220,7 +220,7 @@ impl LocalCluster {
         loop {
             let nodes = query::<String>(master, redis::cmd("CLUSTER").arg("NODES").clone())
                 .await
-                .unwrap_or_else(|e| panic!("CLUSTER NODES: {e}"));
+                .expect("CLUSTER NODES");
             if let Some(replica) = replica_in(&nodes, master) {
                 return replica;
             }

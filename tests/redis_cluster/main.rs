@@ -7,6 +7,12 @@
 //! Slow-ish on purpose: each test forms a cluster of its own (about 2 s) and the failover
 //! waits for the cluster's node timeout (1 s) and the replica's election.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking; expect says what it needed"
+)]
+
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
@@ -72,12 +78,7 @@ async fn post_id(app: &TestApp, user: &helpers::TestUser, body: &str) -> i64 {
 }
 
 async fn readiness(app: &TestApp) -> (u16, Value) {
-    let res = app
-        .http
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let res = app.http.get(app.url("/health/ready")).send().await.unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or_default())
 }
@@ -88,7 +89,7 @@ async fn dev_sign_in_status(app: &TestApp, handle: &str) -> u16 {
         .json(&json!({ "handle": handle }))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .status()
         .as_u16()
 }
@@ -178,7 +179,7 @@ async fn the_ai_budget_is_shared_through_the_cluster() {
         ([127, 0, 0, 1], 0).into(),
     )
     .await
-    .unwrap_or_else(|e| panic!("emulator: {e}"));
+    .expect("emulator");
     let base = format!("--gemini-base-url={}", emulator.base_url());
     let args = [
         "--gemini-api-key=test-gemini-key",
@@ -203,7 +204,7 @@ async fn the_ai_budget_is_shared_through_the_cluster() {
                 .json(&json!({ "prompt": format!("{} {n}", user.handle) }))
                 .send()
                 .await
-                .unwrap_or_else(|e| panic!("{e}"));
+                .unwrap();
             assert_eq!(res.status(), 202);
         }
     }

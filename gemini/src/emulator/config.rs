@@ -289,7 +289,7 @@ mod tests {
             r#"{"rpm":3,"fail_503_share":0.5,"api_key":null,
                 "model_limits":{"gemini-2.5-flash-lite":{"rpm":1,"input_tpm":2,"rpd":3}}}"#,
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         let before = EmulatorConfig {
             api_key: Some("k".into()),
             ..EmulatorConfig::default()

@@ -382,8 +382,7 @@ mod tests {
         for _ in 0..5 {
             let refusal = book
                 .admit(MODEL, &limits, 1, at(start, 20_000))
-                .err()
-                .unwrap_or_else(|| panic!("admitted over the limit"));
+                .expect_err("admitted over the limit");
             assert_eq!(refusal.primary(), QuotaKind::Rpm);
             assert_eq!(refusal.retry_after(), Duration::from_secs(40));
         }
@@ -401,8 +400,7 @@ mod tests {
         assert!(book.admit(MODEL, &limits, 50, at(start, 5_000)).is_ok());
         let refusal = book
             .admit(MODEL, &limits, 60, at(start, 10_000))
-            .err()
-            .unwrap_or_else(|| panic!("admitted over the limit"));
+            .expect_err("admitted over the limit");
         // 40 tokens too many: both earlier requests must leave, the second at 65 s.
         assert_eq!(refusal.retry_after(), Duration::from_secs(55));
         assert!(book.admit(MODEL, &limits, 20, at(start, 10_000)).is_ok());
@@ -420,8 +418,7 @@ mod tests {
         assert!(book.admit(MODEL, &limits, 1, before_midnight).is_ok());
         let refusal = book
             .admit(MODEL, &limits, 1, at(before_midnight, 30_000))
-            .err()
-            .unwrap_or_else(|| panic!("admitted over the limit"));
+            .expect_err("admitted over the limit");
         assert_eq!(refusal.primary(), QuotaKind::Rpd);
         assert_eq!(refusal.retry_after(), Duration::from_secs(30));
         assert!(

@@ -193,7 +193,7 @@ mod tests {
                 },
             ],
         );
-        let body: Value = serde_json::from_str(&error.to_json()).unwrap_or_else(|e| panic!("{e}"));
+        let body: Value = serde_json::from_str(&error.to_json()).unwrap();
         assert_eq!(body["error"]["status"], "INVALID_ARGUMENT");
         let detail = &body["error"]["details"][0];
         assert_eq!(detail["@type"], "type.googleapis.com/google.rpc.BadRequest");

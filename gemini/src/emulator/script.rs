@@ -141,7 +141,7 @@ mod tests {
         let entries: Vec<ScriptedResponse> = serde_json::from_str(
             r#"[{"status":503},{"status":429,"retry_delay":"1.5s"},{"stall":true}]"#,
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         assert_eq!(entries[0], ScriptedResponse::status(503));
         assert_eq!(entries[1], ScriptedResponse::quota_exceeded("1.5s"));
         assert_eq!(entries[2], ScriptedResponse::stall());

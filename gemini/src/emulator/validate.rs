@@ -470,7 +470,7 @@ mod tests {
             "generation_config":{"max_output_tokens":"12","stopSequences":["x"],"seed":7,
                                  "thinking_config":{"thinking_budget":0}},
             "safetySettings":[{"category":"HARM_CATEGORY_HARASSMENT","threshold":"BLOCK_ONLY_HIGH"}]}"#;
-        let prompt = generate_content_request(body.as_bytes()).unwrap_or_else(|e| panic!("{e:?}"));
+        let prompt = generate_content_request(body.as_bytes()).unwrap();
         assert_eq!(prompt.chars, "be kind".len() + "hello there".len());
         assert_eq!(prompt.last_user_text, "hello there");
         assert_eq!(prompt.max_output_tokens, Some(12));
@@ -563,10 +563,10 @@ mod tests {
     #[test]
     fn count_tokens_takes_contents_or_a_request_not_both() {
         let contents = r#"{"contents":[{"parts":[{"text":"abcdefgh"}]}]}"#;
-        let counted = count_tokens_request(contents.as_bytes()).unwrap_or_else(|e| panic!("{e:?}"));
+        let counted = count_tokens_request(contents.as_bytes()).unwrap();
         assert_eq!(counted.tokens(), 2);
         let nested = r#"{"generateContentRequest":{"model":"models/gemini-2.5-flash","systemInstruction":{"parts":[{"text":"abcd"}]},"contents":[{"parts":[{"text":"abcdefgh"}]}]}}"#;
-        let counted = count_tokens_request(nested.as_bytes()).unwrap_or_else(|e| panic!("{e:?}"));
+        let counted = count_tokens_request(nested.as_bytes()).unwrap();
         assert_eq!(counted.tokens(), 3);
         let both = r#"{"contents":[{"parts":[{"text":"a"}]}],"generateContentRequest":{"contents":[{"parts":[{"text":"a"}]}]}}"#;
         assert!(count_tokens_request(both.as_bytes()).is_err());

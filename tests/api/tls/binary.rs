@@ -35,15 +35,15 @@ async fn sighup_reloads_the_certificate_of_the_running_binary() {
         .bearer_auth(&bob)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 204);
     let (mut bob_ws, served) = pki.wss(&address, &bob).await;
     assert_eq!(served, old.der);
 
-    let pid = Pid::from_raw(i32::try_from(server.child.id()).unwrap_or_else(|e| panic!("{e}")));
+    let pid = Pid::from_raw(i32::try_from(server.child.id()).unwrap());
     pki.install(&new);
     let sent = Instant::now();
-    kill(pid, Signal::SIGHUP).unwrap_or_else(|e| panic!("{e}"));
+    kill(pid, Signal::SIGHUP).unwrap();
     let swapped_after = loop {
         let (_, served) = pki.connect(&address).await;
         if served == new.der {
@@ -60,7 +60,7 @@ async fn sighup_reloads_the_certificate_of_the_running_binary() {
 
     // A broken file and another SIGHUP: the process lives on, serving the new certificate.
     pki.write_cert("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n");
-    kill(pid, Signal::SIGHUP).unwrap_or_else(|e| panic!("{e}"));
+    kill(pid, Signal::SIGHUP).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !server
         .collect_log()

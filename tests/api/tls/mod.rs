@@ -39,15 +39,14 @@ pub struct Leaf {
 impl Pki {
     pub fn new() -> Self {
         let dir = std::env::temp_dir().join(format!("aisocial-tls-{}", unique_name()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
-        let mut params =
-            rcgen::CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "aisocial test CA");
-        let cert = params.self_signed(&key).unwrap_or_else(|e| panic!("{e}"));
+        let cert = params.self_signed(&key).unwrap();
         Self {
             dir,
             ca_der: cert.der().clone(),
@@ -58,19 +57,17 @@ impl Pki {
 
     /// A new server certificate named `name` (its common name), valid for 90 days.
     pub fn leaf(&self, name: &str) -> Leaf {
-        let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+        let key = rcgen::KeyPair::generate().unwrap();
         let mut params =
             rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .unwrap_or_else(|e| panic!("{e}"));
+                .unwrap();
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, name);
         let now = std::time::SystemTime::now();
         params.not_before = (now - Duration::from_secs(3600)).into();
         params.not_after = (now + Duration::from_secs(90 * 86_400)).into();
-        let cert = params
-            .signed_by(&key, &self.ca)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let cert = params.signed_by(&key, &self.ca).unwrap();
         Leaf {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -89,11 +86,11 @@ impl Pki {
     /// Puts `leaf` where the server reads it from (as an operator replacing the files would).
     pub fn install(&self, leaf: &Leaf) {
         self.write_cert(&leaf.cert_pem);
-        std::fs::write(self.key_path(), &leaf.key_pem).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(self.key_path(), &leaf.key_pem).unwrap();
     }
 
     pub fn write_cert(&self, contents: &str) {
-        std::fs::write(self.cert_path(), contents).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(self.cert_path(), contents).unwrap();
     }
 
     /// The flags that make a server serve the installed certificate.
@@ -106,24 +103,21 @@ impl Pki {
 
     /// An HTTPS client that trusts only the test CA.
     pub fn https_client(&self) -> reqwest::Client {
-        let ca = reqwest::Certificate::from_pem(self.ca_pem.as_bytes())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let ca = reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).unwrap();
         reqwest::Client::builder()
             .tls_certs_only([ca])
             .timeout(Duration::from_secs(30))
             .build()
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
     }
 
     fn client_config(&self) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(self.ca_der.clone())
-            .unwrap_or_else(|e| panic!("{e}"));
+        roots.add(self.ca_der.clone()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -133,24 +127,22 @@ impl Pki {
     /// A TLS connection to `address` (`host:port`), verified against the test CA, and the
     /// certificate the server presented.
     pub async fn connect(&self, address: &str) -> (TlsStream<TcpStream>, CertificateDer<'static>) {
-        let tcp = TcpStream::connect(address)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let name = ServerName::try_from("localhost").unwrap_or_else(|e| panic!("{e}"));
+        let tcp = TcpStream::connect(address).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
         let tls = tokio::time::timeout(
             Duration::from_secs(10),
             tokio_rustls::TlsConnector::from(self.client_config()).connect(name, tcp),
         )
         .await
-        .unwrap_or_else(|_| panic!("the TLS handshake timed out"))
-        .unwrap_or_else(|e| panic!("the TLS handshake failed: {e}"));
+        .expect("the TLS handshake timed out")
+        .expect("the TLS handshake failed");
         let served = tls
             .get_ref()
             .1
             .peer_certificates()
             .and_then(|chain| chain.first())
             .map(|c| c.clone().into_owned())
-            .unwrap_or_else(|| panic!("no server certificate"));
+            .expect("no server certificate");
         (tls, served)
     }
 
@@ -160,16 +152,13 @@ impl Pki {
         let (tls, served) = self.connect(address).await;
         let mut request = format!("wss://{address}/api/v1/ws")
             .into_client_request()
-            .unwrap_or_else(|e| panic!("{e}"));
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {token}")
-                .parse()
-                .unwrap_or_else(|e| panic!("{e}")),
-        );
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
         let (stream, response) = tokio_tungstenite::client_async(request, tls)
             .await
-            .unwrap_or_else(|e| panic!("the wss upgrade failed: {e}"));
+            .expect("the wss upgrade failed");
         assert_eq!(response.status(), 101);
         let mut wss = Wss { stream };
         let hello = wss.next_json().await;
@@ -288,7 +277,7 @@ async fn follower_receives_over(
         .json(&serde_json::json!({ "body": body }))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(res.status(), 201);
     let post: Value = res.json().await.unwrap_or_default();
     let frame = bob_ws.next_event().await;
@@ -306,7 +295,7 @@ async fn https_and_wss_work_and_plain_http_is_refused() {
         .get(app.url("/health/live"))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("https: {e}"));
+        .expect("https");
     assert_eq!(res.status(), 200);
 
     let alice = app.sign_in("alice").await;
@@ -320,7 +309,7 @@ async fn https_and_wss_work_and_plain_http_is_refused() {
         .stream
         .send(Message::text(r#"{"op":"ping"}"#))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(bob_ws.next_event().await["type"], "pong");
 
     // Plain HTTP (and a plain websocket) to the TLS port fail cleanly and at once.
@@ -331,7 +320,7 @@ async fn https_and_wss_work_and_plain_http_is_refused() {
     let plain = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let started = Instant::now();
     let answer = plain
         .get(format!("http://127.0.0.1:{}/health/live", app.port))
@@ -371,7 +360,7 @@ async fn a_reload_serves_the_new_certificate_to_new_connections_only() {
     let certificates = app
         .certificates
         .clone()
-        .unwrap_or_else(|| panic!("a TLS app has certificates"));
+        .expect("a TLS app has certificates");
     let alice = app.sign_in("alice").await;
     let bob = app.sign_in("bob").await;
     assert_eq!(app.follow(&bob, "alice").await, 204);
@@ -385,9 +374,7 @@ async fn a_reload_serves_the_new_certificate_to_new_connections_only() {
         "aisocial_tls_reloads_total{result=\"ok\"}",
     );
     pki.install(&new);
-    certificates
-        .reload()
-        .unwrap_or_else(|e| panic!("the reload failed: {e}"));
+    certificates.reload().expect("the reload failed");
     let ok_after = series(
         &app.metrics().await,
         "aisocial_tls_reloads_total{result=\"ok\"}",
@@ -408,7 +395,7 @@ async fn a_reload_serves_the_new_certificate_to_new_connections_only() {
     // So does the connection opened before, for a request sent now.
     kept.write_all(b"GET /health/live HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let mut answer = String::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), kept.read_to_string(&mut answer)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -422,7 +409,7 @@ async fn a_broken_file_on_reload_keeps_the_old_certificate() {
     let certificates = app
         .certificates
         .clone()
-        .unwrap_or_else(|| panic!("a TLS app has certificates"));
+        .expect("a TLS app has certificates");
     let alice = app.sign_in("alice").await;
     let bob = app.sign_in("bob").await;
     assert_eq!(app.follow(&bob, "alice").await, 204);
@@ -461,9 +448,7 @@ async fn a_broken_file_on_reload_keeps_the_old_certificate() {
     }
     // Fixing the files and reloading again works.
     pki.install(&other);
-    certificates
-        .reload()
-        .unwrap_or_else(|e| panic!("the fixed reload failed: {e}"));
+    certificates.reload().expect("the fixed reload failed");
     let (_, served) = pki.connect(&host(&app)).await;
     assert_eq!(served, other.der);
 }
@@ -482,25 +467,24 @@ async fn a_certificate_without_a_key_or_an_unreadable_one_stops_the_start() {
         assert!(error.to_string().contains(variable), "{error}");
     }
     // Both set, but the files are missing or wrong: the start fails, naming the file.
-    let settings = test_settings("unused", "unused:", &[cert.as_str(), key.as_str()])
-        .unwrap_or_else(|e| panic!("{e}"));
+    let settings = test_settings("unused", "unused:", &[cert.as_str(), key.as_str()]).unwrap();
     let error = aisocial::startup::Application::build(settings.clone())
         .await
         .err()
-        .unwrap_or_else(|| panic!("started without a certificate"));
+        .expect("started without a certificate");
     let message = format!("{error:#}");
     assert!(
         message.contains("TLS_CERT_PATH") && message.contains("cert.pem"),
         "{message}"
     );
     pki.write_cert("not a certificate");
-    std::fs::write(pki.key_path(), "nor a key").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(pki.key_path(), "nor a key").unwrap();
     let message = format!(
         "{:#}",
         aisocial::startup::Application::build(settings)
             .await
             .err()
-            .unwrap_or_else(|| panic!("started with garbage"))
+            .expect("started with garbage")
     );
     assert!(message.contains("holds no PEM certificate"), "{message}");
 }
@@ -516,12 +500,8 @@ async fn a_client_that_never_handshakes_is_dropped_after_the_timeout() {
     );
     // One sends nothing, one half a ClientHello's record header.
     for partial in [&b""[..], &[0x16, 0x03, 0x01, 0x02][..]] {
-        let mut tcp = TcpStream::connect(host(&app))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        tcp.write_all(partial)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut tcp = TcpStream::connect(host(&app)).await.unwrap();
+        tcp.write_all(partial).await.unwrap();
         let started = Instant::now();
         let mut buf = [0u8; 64];
         let read = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await;
@@ -581,9 +561,7 @@ async fn garbage_on_the_tls_port_is_dropped_and_serving_goes_on() {
     for round in 0..3 {
         for (name, bytes) in &cases {
             let opened = Instant::now();
-            let mut tcp = TcpStream::connect(host(&app))
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+            let mut tcp = TcpStream::connect(host(&app)).await.unwrap();
             let _ = tcp.write_all(bytes).await;
             let mut sink = Vec::new();
             let read =
@@ -601,12 +579,7 @@ async fn garbage_on_the_tls_port_is_dropped_and_serving_goes_on() {
         started.elapsed()
     );
     // Still serving.
-    let res = app
-        .http
-        .get(app.url("/health/live"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let res = app.http.get(app.url("/health/live")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let alice = app.sign_in("alice").await;
     let (_ws, served) = pki.wss(&host(&app), &alice.token).await;
@@ -627,7 +600,7 @@ async fn over_https_a_spoofed_forwarded_for_does_not_bypass_the_ip_limit() {
             .header("x-forwarded-for", format!("198.51.100.{n}"))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         if res.status() == 429 {
             limited += 1;
         }
@@ -660,7 +633,7 @@ async fn a_drain_closes_wss_sessions_with_1001() {
     });
     let report = app.shutdown_trigger().pull().await;
     assert!(report.sockets_closed >= 1);
-    let code = reader.await.unwrap_or_else(|e| panic!("{e}"));
+    let code = reader.await.unwrap();
     assert_eq!(code, Some(1001));
     println!("wss drain: closed with 1001 in {:?}", report.drain_time);
 }
@@ -683,31 +656,22 @@ async fn a_wss_client_that_stops_reading_is_let_go() {
     let bob = app.sign_in("bob").await;
     assert_eq!(app.follow(&bob, "alice").await, 204);
     // Bob's client: a 4 KiB receive window, and it reads nothing after hello.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
-    socket
-        .set_recv_buffer_size(4096)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let tcp = socket
-        .connect(host(&app).parse().unwrap_or_else(|e| panic!("{e}")))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let name = ServerName::try_from("localhost").unwrap_or_else(|e| panic!("{e}"));
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(host(&app).parse().unwrap()).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
     let tls = tokio_rustls::TlsConnector::from(pki.client_config())
         .connect(name, tcp)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let mut request = format!("wss://{}/api/v1/ws", host(&app))
         .into_client_request()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     request.headers_mut().insert(
         "authorization",
-        format!("Bearer {}", bob.token)
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}")),
+        format!("Bearer {}", bob.token).parse().unwrap(),
     );
-    let (stream, _) = tokio_tungstenite::client_async(request, tls)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (stream, _) = tokio_tungstenite::client_async(request, tls).await.unwrap();
     let mut stalled = Wss { stream };
     assert_eq!(stalled.next_json().await["type"], "hello");
     // A reading follower on the same node, for comparison.
@@ -752,7 +716,7 @@ async fn a_wss_client_that_stops_reading_is_let_go() {
     for _ in 0..posts {
         let frame = tokio::time::timeout(Duration::from_secs(10), seen.recv())
             .await
-            .unwrap_or_else(|_| panic!("carol's posts stopped coming"));
+            .expect("carol's posts stopped coming");
         assert!(
             matches!(frame, Some(Some(_))),
             "the reading follower was dropped"
@@ -778,9 +742,7 @@ async fn a_wss_client_that_stops_reading_is_let_go() {
         started.elapsed()
     );
     stop.notify_one();
-    let mut carol_ws = reader
-        .await
-        .unwrap_or_else(|e| panic!("carol's reader: {e}"));
+    let mut carol_ws = reader.await.expect("carol's reader");
     drop(stalled);
     follower_receives_post(&app, &alice, &mut carol_ws, "carol still here").await;
 }
@@ -794,10 +756,7 @@ async fn wss_frames_keep_their_limits() {
     let alice = app.sign_in("alice").await;
     let (mut ws, _) = pki.wss(&host(&app), &alice.token).await;
     let big = format!(r#"{{"op":"ping","pad":"{}"}}"#, "x".repeat(70 * 1024));
-    ws.stream
-        .send(Message::text(big))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    ws.stream.send(Message::text(big)).await.unwrap();
     assert_eq!(ws.closed_with().await, Some(1009));
 
     let (mut ws, _) = pki.wss(&host(&app), &alice.token).await;
