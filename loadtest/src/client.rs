@@ -533,17 +533,6 @@ pub async fn sample_server(http: &reqwest::Client, url: &str) -> Option<ServerSa
     })
 }
 
-/// The value of an unlabelled counter or gauge `name` in Prometheus text (`None` if absent).
-pub fn prometheus_value(metrics: &str, name: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            (series == name).then(|| value.parse().ok())?
-        })
-}
-
 /// `/metrics` as text (empty when it does not answer).
 pub async fn server_metrics(http: &reqwest::Client, url: &str) -> String {
     match http.get(format!("{url}/metrics")).send().await {
@@ -688,11 +677,7 @@ mod tests {
     }
 
     #[test]
-    fn prometheus_values_and_proc_stat_are_read() {
-        let metrics = "# HELP x y\nx_total 5\nx_total{a=\"b\"} 7\ny 1.5\n";
-        assert_eq!(prometheus_value(metrics, "x_total"), Some(5.0));
-        assert_eq!(prometheus_value(metrics, "y"), Some(1.5));
-        assert_eq!(prometheus_value(metrics, "z"), None);
+    fn proc_stat_and_endpoints_are_read() {
         let stat = "42 (a b) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0";
         assert_eq!(cpu_seconds_in(stat), Some(4.0));
         assert_eq!(

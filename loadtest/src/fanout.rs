@@ -20,6 +20,7 @@ use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, Frame, LateSends, Schedule, StreamCheck, Validity};
+use crate::prometheus;
 use crate::report::{self, Latency};
 
 #[derive(clap::Args, Serialize)]
@@ -645,8 +646,8 @@ async fn print_report(report: &Report, http: &reqwest::Client, url: &str) {
             "aisocial_actor_mailbox_wait_seconds_bucket{actor=\"feed_broker\"",
         ),
     ] {
-        let p50 = report::prometheus_quantile(&metrics, name, 0.5);
-        let p99 = report::prometheus_quantile(&metrics, name, 0.99);
+        let p50 = prometheus::quantile_ms(&metrics, name, 0.5);
+        let p99 = prometheus::quantile_ms(&metrics, name, 0.99);
         if let (Some(p50), Some(p99)) = (p50, p99) {
             println!("fanout: server {what}: p50 ≤ {p50:.2} ms, p99 ≤ {p99:.2} ms");
         }

@@ -1,8 +1,6 @@
 //! `aisocial-loadtest`: load scenarios against a running aisocial node (or its database).
 //!
 //! - `writes`: HTTP posts from many concurrent clients, acknowledged/s and latency.
-//! - `writer`: the DbWriter's group commit against one transaction per request through a pool,
-//!   the same work each way, in one run.
 //! - `fanout`: authors (one by default, or groups by audience with `--authors`), many followers
 //!   online; deliveries, latency from the scheduled send, order, loss, late sends, memory per
 //!   idle connection, CPU per delivery.
@@ -29,11 +27,11 @@ mod client;
 mod connect;
 mod fanout;
 mod mixed;
+mod prometheus;
 mod report;
 mod slow;
 mod storm;
 mod tls;
-mod writer;
 mod writes;
 
 use clap::{Parser, Subcommand};
@@ -49,8 +47,6 @@ struct Cli {
 enum Scenario {
     /// HTTP posts through the API.
     Writes(writes::Args),
-    /// The DbWriter against one transaction per request, straight to PostgreSQL.
-    Writer(writer::Args),
     /// Authors posting to followers online (`--authors 10:10,all:1`): deliveries, latency,
     /// loss, order, late sends, memory per connection.
     Fanout(fanout::Args),
@@ -90,7 +86,6 @@ fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.scenario {
         Scenario::Writes(args) => tokio::runtime::Runtime::new()?.block_on(writes::run(args)),
-        Scenario::Writer(args) => actix_rt::System::new().block_on(writer::run(args)),
         Scenario::Fanout(args) => tokio::runtime::Runtime::new()?.block_on(fanout::run(args)),
         Scenario::Mixed(args) => tokio::runtime::Runtime::new()?.block_on(mixed::run(args)),
         Scenario::Slow(args) => tokio::runtime::Runtime::new()?.block_on(slow::run(args)),

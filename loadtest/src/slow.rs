@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, Frame, LateSends, Schedule, StreamCheck, Validity};
+use crate::prometheus;
 use crate::report::{self, Latency};
 
 #[derive(clap::Args, Serialize)]
@@ -318,7 +319,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         if metrics_after.is_empty() {
             return None;
         }
-        let value = |metrics: &str| client::prometheus_value(metrics, name).unwrap_or(0.0);
+        let value = |metrics: &str| prometheus::value(metrics, name).unwrap_or(0.0);
         Some(value(&metrics_after) - value(&metrics_before))
     };
 
