@@ -1,4 +1,7 @@
-//! `aisocial-loadtest`: load scenarios against a running aisocial node (or its database).
+//! `aisocial-loadtest`: load scenarios against a running aisocial node (or its database). It
+//! is a client of the wire protocol only: it talks to the server through `aisocial-client`
+//! and keeps the scenarios' own logic (schedules, accounting, reports). The DbWriter measured
+//! in process is `cargo bench -p aisocial-actors --bench db_writer`.
 //!
 //! - `writes`: HTTP posts from many concurrent clients, acknowledged/s and latency.
 //! - `fanout`: authors (one by default, or groups by audience with `--authors`), many followers
@@ -23,12 +26,12 @@
 
 mod ai;
 mod calibrate;
-mod client;
 mod connect;
 mod fanout;
 mod mixed;
 mod prometheus;
 mod report;
+mod scenario;
 mod slow;
 mod storm;
 mod tls;

@@ -1,284 +1,18 @@
-//! The client machinery every scenario shares: dev sign-in and follows over HTTP, websockets
-//! (optionally with a tiny receive buffer), the frames the scenarios read, open-loop schedules
-//! with late-send accounting, loss/duplicate/order checks, server samples from
-//! `/health/system` and `/metrics`, CPU time from `/proc`, and a small seeded random source.
+//! What every scenario shares besides the client (`aisocial-client` speaks the protocol):
+//! open-loop schedules with late-send accounting, loss/duplicate/order checks, CPU time from
+//! `/proc`, wall-clock stamps, and a small seeded random source.
 
 use std::collections::HashSet;
 use std::hash::Hash;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
-use futures_util::{StreamExt, TryStreamExt};
-use serde::{Deserialize, Serialize};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-/// A websocket over plain TCP (load tests talk to `http://` URLs).
-pub type Socket = WebSocketStream<TcpStream>;
+use serde::Serialize;
 
 /// A send that started more than this after its scheduled time slipped the schedule.
 pub const LATE_SEND_AFTER: Duration = Duration::from_millis(10);
 
 /// Past this share of late sends a run measured the generator, not the server: it is invalid.
 pub const MAX_LATE_SHARE: f64 = 0.001;
-
-/// An access token for `handle` (the server needs `AUTH_DEV_LOGIN=true` and an auth rate
-/// limit high enough for the run).
-pub async fn sign_in(http: &reqwest::Client, url: &str, handle: &str) -> anyhow::Result<String> {
-    Ok(sign_in_user(http, url, handle).await?.token)
-}
-
-/// A signed-in user: its handle, access token, and what keeps it signed in.
-#[derive(Clone, Debug)]
-pub struct SignedIn {
-    pub handle: String,
-    pub token: String,
-    /// Rotated with `POST /api/v1/auth/refresh` before the access token expires.
-    pub refresh: String,
-    /// Seconds the access token lives.
-    pub expires_in: u64,
-}
-
-/// A new token pair for a signed-in user (the refresh token rotates with it).
-pub async fn refresh(
-    http: &reqwest::Client,
-    url: &str,
-    refresh_token: &str,
-) -> anyhow::Result<(String, String)> {
-    let res = http
-        .post(format!("{url}/api/v1/auth/refresh"))
-        .json(&serde_json::json!({ "refresh_token": refresh_token }))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        res.status().is_success(),
-        "refresh answered {}",
-        res.status()
-    );
-    let body: serde_json::Value = res.json().await?;
-    let pair = body["access_token"]
-        .as_str()
-        .zip(body["refresh_token"].as_str())
-        .context("no token pair in the refresh answer")?;
-    Ok((pair.0.to_owned(), pair.1.to_owned()))
-}
-
-/// Signs `handle` in through the dev login.
-pub async fn sign_in_user(
-    http: &reqwest::Client,
-    url: &str,
-    handle: &str,
-) -> anyhow::Result<SignedIn> {
-    let res = http
-        .post(format!("{url}/api/v1/auth/dev"))
-        .json(&serde_json::json!({ "handle": handle }))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        res.status().is_success(),
-        "dev sign-in of {handle} answered {} (is AUTH_DEV_LOGIN=true and the auth rate limit raised?)",
-        res.status()
-    );
-    let body: serde_json::Value = res.json().await?;
-    let token = body["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no access_token in the sign-in answer")?;
-    Ok(SignedIn {
-        handle: handle.to_owned(),
-        token,
-        refresh: body["refresh_token"]
-            .as_str()
-            .map(str::to_owned)
-            .context("no refresh_token in the sign-in answer")?,
-        expires_in: body["expires_in"].as_u64().unwrap_or(900),
-    })
-}
-
-/// Signs every handle in, `concurrency` at a time, in order.
-pub async fn sign_in_all(
-    http: &reqwest::Client,
-    url: &str,
-    handles: Vec<String>,
-    concurrency: usize,
-) -> anyhow::Result<Vec<SignedIn>> {
-    futures_util::stream::iter(handles)
-        .map(|handle| async move { sign_in_user(http, url, &handle).await })
-        .buffered(concurrency.max(1))
-        .try_collect()
-        .await
-}
-
-/// `token`'s user follows `handle` (204 expected).
-pub async fn follow(
-    http: &reqwest::Client,
-    url: &str,
-    token: &str,
-    handle: &str,
-) -> anyhow::Result<()> {
-    let res = http
-        .put(format!("{url}/api/v1/users/{handle}/follow"))
-        .bearer_auth(token)
-        .send()
-        .await?;
-    anyhow::ensure!(
-        res.status().as_u16() == 204,
-        "follow {handle}: {}",
-        res.status()
-    );
-    Ok(())
-}
-
-/// Every `(token, handle)` follow, `concurrency` at a time.
-pub async fn follow_all(
-    http: &reqwest::Client,
-    url: &str,
-    follows: Vec<(String, String)>,
-    concurrency: usize,
-) -> anyhow::Result<()> {
-    futures_util::stream::iter(follows)
-        .map(|(token, handle)| async move { follow(http, url, &token, &handle).await })
-        .buffer_unordered(concurrency.max(1))
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
-}
-
-/// The websocket endpoint of the server at `url`, resuming after `since` when given.
-pub fn ws_endpoint(url: &str, since: Option<i64>) -> String {
-    let base = url.trim_end_matches('/').replacen("http", "ws", 1);
-    match since {
-        Some(since) => format!("{base}/api/v1/ws?since={since}"),
-        None => format!("{base}/api/v1/ws"),
-    }
-}
-
-/// What `hello` said about the resume.
-#[derive(Clone, Debug, Default)]
-pub struct Hello {
-    /// `fresh`, `resumed` or `resync_required`.
-    pub resume_status: String,
-    /// Durable events replayed right after `hello`.
-    pub replayed: u64,
-}
-
-/// Opens an authenticated websocket (with a receive buffer of `recv_buffer` bytes when given,
-/// set before connecting so the advertised window stays small) and reads `hello`.
-pub async fn open_session(
-    url: &str,
-    token: &str,
-    since: Option<i64>,
-    recv_buffer: Option<u32>,
-) -> anyhow::Result<(Socket, Hello)> {
-    let mut request = ws_endpoint(url, since).into_client_request()?;
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse()?);
-    let mut ws = open_socket(request, recv_buffer).await?;
-    let first = tokio::time::timeout(Duration::from_secs(30), ws.next())
-        .await
-        .context("no hello within 30 s")?
-        .context("the socket closed before hello")??;
-    let hello = parse_hello(&first).context("the first frame was not hello")?;
-    Ok((ws, hello))
-}
-
-/// Connects a websocket for `request` over a TCP socket of ours.
-pub async fn open_socket(
-    request: tokio_tungstenite::tungstenite::handshake::client::Request,
-    recv_buffer: Option<u32>,
-) -> anyhow::Result<Socket> {
-    let host = request
-        .uri()
-        .host()
-        .context("no host in the URL")?
-        .to_owned();
-    let port = request.uri().port_u16().unwrap_or(80);
-    let target = tokio::net::lookup_host((host.as_str(), port))
-        .await?
-        .next()
-        .with_context(|| format!("{host} resolves to no address"))?;
-    let socket = if target.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    if let Some(bytes) = recv_buffer {
-        socket.set_recv_buffer_size(bytes)?;
-    }
-    let stream = tokio::time::timeout(Duration::from_secs(10), socket.connect(target))
-        .await
-        .context("connect timed out")??;
-    stream.set_nodelay(true)?;
-    let (ws, _) = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::client_async(request, stream),
-    )
-    .await
-    .context("websocket handshake timed out")??;
-    Ok(ws)
-}
-
-/// `hello`'s resume fields, if `message` is a `hello` frame.
-pub fn parse_hello(message: &Message) -> Option<Hello> {
-    let Message::Text(text) = message else {
-        return None;
-    };
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    if value["type"] != "hello" {
-        return None;
-    }
-    let resume = &value["data"]["resume"];
-    Some(Hello {
-        resume_status: resume["status"].as_str().unwrap_or_default().to_owned(),
-        replayed: resume["replayed"].as_u64().unwrap_or_default(),
-    })
-}
-
-/// The fields of a server frame the scenarios read; the rest is skipped unparsed.
-#[derive(Deserialize)]
-pub struct Frame<'a> {
-    #[serde(rename = "type", borrow)]
-    pub kind: &'a str,
-    /// The durable event id (absent on ephemeral frames).
-    pub id: Option<i64>,
-    #[serde(borrow)]
-    pub data: Option<FrameData<'a>>,
-}
-
-/// The parts of `data` the scenarios read: a post's id and body.
-#[derive(Deserialize)]
-pub struct FrameData<'a> {
-    pub id: Option<i64>,
-    #[serde(borrow)]
-    pub body: Option<std::borrow::Cow<'a, str>>,
-}
-
-impl Frame<'_> {
-    /// The post id of a `post.created`/`thread.reply` frame.
-    pub fn post_id(&self) -> Option<i64> {
-        self.data.as_ref().and_then(|d| d.id)
-    }
-
-    /// The post's body, or "".
-    pub fn body(&self) -> &str {
-        self.data
-            .as_ref()
-            .and_then(|d| d.body.as_deref())
-            .unwrap_or_default()
-    }
-}
-
-/// The close code of a close frame (1005, "no status", when it carries none).
-pub fn close_code(message: &Message) -> Option<u16> {
-    match message {
-        Message::Close(Some(frame)) => Some(frame.code.into()),
-        Message::Close(None) => Some(1005),
-        _ => None,
-    }
-}
 
 /// Wall-clock microseconds since the epoch (what goes into post bodies to be read back).
 pub fn now_micros() -> u64 {
@@ -506,41 +240,6 @@ impl<K: Eq + Hash> StreamCheck<K> {
     }
 }
 
-/// The server's own view of itself from `/health/system`.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct ServerSample {
-    pub rss_bytes: Option<u64>,
-    pub open_files: Option<u64>,
-    pub cpu_seconds: Option<f64>,
-    pub websockets: Option<u64>,
-}
-
-/// Samples `/health/system` (`None` when it does not answer).
-pub async fn sample_server(http: &reqwest::Client, url: &str) -> Option<ServerSample> {
-    let body: serde_json::Value = http
-        .get(format!("{url}/health/system"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    Some(ServerSample {
-        rss_bytes: body["memory"]["process_rss_bytes"].as_u64(),
-        open_files: body["connections"]["open_files"].as_u64(),
-        cpu_seconds: body["cpu"]["process_seconds"].as_f64(),
-        websockets: body["connections"]["websockets"].as_u64(),
-    })
-}
-
-/// `/metrics` as text (empty when it does not answer).
-pub async fn server_metrics(http: &reqwest::Client, url: &str) -> String {
-    match http.get(format!("{url}/metrics")).send().await {
-        Ok(res) => res.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
 /// CPU seconds (user + system) a process on this machine has used, from `/proc/<pid>/stat`.
 pub fn cpu_seconds_of(pid: u32) -> Option<f64> {
     cpu_seconds_in(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
@@ -677,14 +376,9 @@ mod tests {
     }
 
     #[test]
-    fn proc_stat_and_endpoints_are_read() {
+    fn proc_stat_is_read() {
         let stat = "42 (a b) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0";
         assert_eq!(cpu_seconds_in(stat), Some(4.0));
-        assert_eq!(
-            ws_endpoint("http://h:1/", Some(7)),
-            "ws://h:1/api/v1/ws?since=7"
-        );
-        assert_eq!(ws_endpoint("https://h", None), "wss://h/api/v1/ws");
     }
 
     #[test]
