@@ -350,7 +350,7 @@ mod tests {
                 Ok(response)
             })
             .await?;
-        let hello = r#"{"type":"hello","data":{"resume":{"status":"resumed","replayed":0}}}"#;
+        let hello = r#"{"type":"hello","data":{"session_id":"s","user":{"id":1,"handle":"u"},"heartbeat_ms":15000,"resume":{"since":3,"status":"resumed","replayed":0}}}"#;
         ws.send(Message::text(hello)).await?;
         Ok((ws, asked))
     }
