@@ -21,9 +21,9 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::{Mutex, mpsc};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::client::sign_in;
+use aisocial_client as client;
+
 use crate::report::{self, Latency};
 
 #[derive(clap::Args, Serialize)]
@@ -119,6 +119,7 @@ async fn set_emulator(
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut run = report::Run::start("ai", &args, &args.output, &Report::default())?;
     let http = reqwest::Client::new();
+    let api = client::Client::with_http(http.clone(), args.url.clone());
     set_emulator(
         &http,
         &args.emulator_url,
@@ -133,7 +134,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let mut tokens = Vec::with_capacity(args.users);
     for n in 0..args.users.max(1) {
-        tokens.push(sign_in(&http, &args.url, &format!("ai_{run_id}_{n}")).await?);
+        tokens.push(api.sign_in_dev(&format!("ai_{run_id}_{n}")).await?.token);
     }
     let seen = Arc::new(Mutex::new(Seen::default()));
     let delta_latency = Arc::new(Mutex::new(report::histogram()));
@@ -141,13 +142,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let compose = run.recorder("compose");
     deltas.set_open(0);
     let (ended_tx, mut ended) = mpsc::unbounded_channel::<String>();
-    let ws_base = args.url.replacen("http", "ws", 1);
     for token in &tokens {
-        let mut request = format!("{ws_base}/api/v1/ws").into_client_request()?;
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse()?);
-        let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
+        let (mut ws, _hello) = api.open_feed(token, None).await?;
         deltas.add_open(1);
         let (seen, delta_latency, ended_tx, deltas) = (
             seen.clone(),
@@ -200,10 +196,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for n in 0..args.sequential {
         let sent = now_micros();
         let asked = Instant::now();
-        let res = http
-            .post(format!("{}/api/v1/ai/compose", args.url))
-            .bearer_auth(&tokens[0])
-            .json(&serde_json::json!({ "prompt": format!("overhead probe {n}") }))
+        let res = api
+            .compose_request(&tokens[0], &format!("overhead probe {n}"))
             .send()
             .await?;
         if res.status().as_u16() == 202 {
@@ -258,18 +252,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for n in 0..total {
         let at = started + interval.mul_f64(n as f64);
         tokio::time::sleep_until(at.into()).await;
-        let (http, url, token, compose) = (
-            http.clone(),
-            args.url.clone(),
+        let (api, token, compose) = (
+            api.clone(),
             tokens[n % tokens.len()].clone(),
             compose.clone(),
         );
         sends.push(tokio::spawn(async move {
             let asked = Instant::now();
-            let status = http
-                .post(format!("{url}/api/v1/ai/compose"))
-                .bearer_auth(&token)
-                .json(&serde_json::json!({ "prompt": format!("overload {n}") }))
+            let status = api
+                .compose_request(&token, &format!("overload {n}"))
                 .send()
                 .await
                 .map_or(0, |r| r.status().as_u16());

@@ -20,10 +20,11 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::client::{self, LateSends, Schedule, Validity};
+use aisocial_client as client;
+
 use crate::report::{self, Latency};
+use crate::scenario::{self, LateSends, Schedule, Validity};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -232,8 +233,8 @@ pub async fn calibrate(args: ClientArgs) -> anyhow::Result<()> {
     let server_pid = child.as_ref().map(|c| c.child.id()).or(args.server_pid);
     let mut sockets = Vec::with_capacity(args.clients);
     for _ in 0..args.clients {
-        let request = client::ws_endpoint(&url, None).into_client_request()?;
-        sockets.push(client::open_socket(request, None).await?);
+        let endpoint = client::ws::endpoint(&url, None);
+        sockets.push(client::ws::open_plain(&endpoint, &client::ws::Connect::default()).await?);
     }
     println!(
         "calibrate: {} clients on {url} ({} server worker(s)), {} messages/s of {} B for {} s",
@@ -245,8 +246,8 @@ pub async fn calibrate(args: ClientArgs) -> anyhow::Result<()> {
     let spacing = Duration::from_secs_f64(1.0 / args.rate);
     let messages = (args.seconds as f64 * per_client_rate).round() as u64;
     let padding = "x".repeat(args.message_bytes.saturating_sub(40));
-    let client_cpu_before = client::own_cpu_seconds();
-    let server_cpu_before = server_pid.and_then(client::cpu_seconds_of);
+    let client_cpu_before = scenario::own_cpu_seconds();
+    let server_cpu_before = server_pid.and_then(scenario::cpu_seconds_of);
     let echoes = run.recorder("echoes");
     echoes.set_open(args.clients as i64);
     let progress = run.progress(
@@ -271,13 +272,13 @@ pub async fn calibrate(args: ClientArgs) -> anyhow::Result<()> {
         tallies.push(task.await?);
     }
     progress.stop();
-    let client_cpu = match (client_cpu_before, client::own_cpu_seconds()) {
+    let client_cpu = match (client_cpu_before, scenario::own_cpu_seconds()) {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
     let server_cpu = match (
         server_cpu_before,
-        server_pid.and_then(client::cpu_seconds_of),
+        server_pid.and_then(scenario::cpu_seconds_of),
     ) {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
@@ -340,7 +341,7 @@ async fn echo_client(
             let Message::Text(text) = message else {
                 continue;
             };
-            let arrived = client::now_micros();
+            let arrived = scenario::now_micros();
             let Some(due) = text.split(' ').nth(1).and_then(|d| d.parse::<u64>().ok()) else {
                 continue;
             };

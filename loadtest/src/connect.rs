@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::process::{ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,10 +23,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpSocket;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::client::sign_in;
+use aisocial_client::{self as client, ws};
+
 use crate::report::{self, Latency};
 
 #[derive(clap::Args, Serialize)]
@@ -127,7 +126,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut run = report::Run::start("connect", &args, &args.output, &Report::default())?;
     anyhow::ensure!(args.processes >= 1, "--processes must be at least 1");
     anyhow::ensure!(!args.sources.is_empty(), "--sources names no address");
-    let http = crate::tls::http_client(args.ca.as_deref())?;
+    let api = client::Client::with_http(crate::tls::http_client(args.ca.as_deref())?, &args.url);
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let tokens: Vec<Option<String>> = if args.no_auth {
         vec![None; args.connections]
@@ -135,22 +134,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let handles: Vec<String> = (0..args.connections)
             .map(|n| format!("c{}_{n}", &run_id[..6]))
             .collect();
-        let signed: Vec<anyhow::Result<String>> = futures_util::stream::iter(handles)
-            .map(|handle| {
-                let (http, url) = (http.clone(), args.url.clone());
-                async move { sign_in(&http, &url, &handle).await }
-            })
-            .buffered(args.sign_in_concurrency.max(1))
-            .collect()
-            .await;
-        signed
+        api.sign_in_all(handles, args.sign_in_concurrency)
+            .await?
             .into_iter()
-            .map(|t| t.map(Some))
-            .collect::<anyhow::Result<_>>()?
+            .map(|signed| Some(signed.token))
+            .collect()
     };
     let rss_before = args.server_pid.and_then(rss_of);
     let exe = std::env::current_exe().context("finding this binary")?;
-    let ws_url = format!("{}/api/v1/ws", args.url.replacen("http", "ws", 1));
+    let ws_url = client::ws::endpoint(&args.url, None);
     let per_process = args.connections.div_ceil(args.processes);
     let mut children = Vec::new();
     let handshakes = run.recorder("handshakes");
@@ -529,7 +521,7 @@ trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
-type Socket = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
+type Socket = client::Socket<Box<dyn Io>>;
 
 /// Opens one session from `source` (over TLS with `tls`); the handshake time (TCP, TLS and the
 /// upgrade), or the cause of the failure.
@@ -540,53 +532,34 @@ async fn open(
     tls: Option<&crate::tls::Connector>,
 ) -> Result<(Socket, u64), String> {
     let started = Instant::now();
-    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
-    if let Some(token) = token {
-        let value = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| "bad token".to_owned())?;
-        request.headers_mut().insert("authorization", value);
-    }
+    let request = ws::request(url, token.as_deref()).map_err(|e| e.to_string())?;
     let host = request.uri().host().unwrap_or("127.0.0.1").to_owned();
-    let port = request
-        .uri()
-        .port_u16()
-        .unwrap_or(if tls.is_some() { 443 } else { 80 });
-    let target: SocketAddr = format!("{host}:{port}")
-        .parse()
-        .map_err(|_| format!("{host}:{port} is not an address"))?;
-    let socket = if source.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
-    .map_err(|e| format!("socket: {}", e.kind()))?;
-    socket
-        .bind(SocketAddr::new(source, 0))
-        .map_err(|e| format!("bind: {}", e.kind()))?;
-    let stream = tokio::time::timeout(Duration::from_secs(10), socket.connect(target))
-        .await
-        .map_err(|_| "connect timeout".to_owned())?
-        .map_err(|e| format!("connect: {}", e.kind()))?;
+    let target = ws::target(&request).await.map_err(|e| e.to_string())?;
+    let options = ws::Connect {
+        source: Some(source),
+        ..ws::Connect::default()
+    };
+    let stream = ws::connect(target, &options).await.map_err(|e| match e {
+        client::Error::Io { what, source } => format!("{what}: {}", source.kind()),
+        client::Error::Timeout(step) => format!("{step} timeout"),
+        other => other.to_string(),
+    })?;
     let stream: Box<dyn Io> = match tls {
         None => Box::new(stream),
         Some(tls) => Box::new(
-            tokio::time::timeout(Duration::from_secs(10), tls.connect(&host, stream))
+            tokio::time::timeout(ws::STEP_TIMEOUT, tls.connect(&host, stream))
                 .await
                 .map_err(|_| "TLS handshake timeout".to_owned())?
                 .map_err(|e| format!("TLS: {e}"))?,
         ),
     };
-    let (ws, response) = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::client_async(request, stream),
-    )
-    .await
-    .map_err(|_| "handshake timeout".to_owned())?
-    .map_err(|e| match e {
-        tokio_tungstenite::tungstenite::Error::Http(r) => format!("HTTP {}", r.status()),
-        other => format!("handshake: {other}"),
-    })?;
-    let _ = response;
+    let ws = tokio::time::timeout(ws::STEP_TIMEOUT, ws::handshake(request, stream))
+        .await
+        .map_err(|_| "handshake timeout".to_owned())?
+        .map_err(|e| match e {
+            client::Error::Refused { status, .. } => format!("HTTP {status}"),
+            client::Error::WebSocket(e) => format!("handshake: {e}"),
+            other => format!("handshake: {other}"),
+        })?;
     Ok((ws, report::micros(started.elapsed())))
 }

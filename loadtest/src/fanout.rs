@@ -19,8 +19,11 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{self, Frame, LateSends, Schedule, StreamCheck, Validity};
+use aisocial_client::{self as client, Frame, NewPost};
+
+use crate::prometheus;
 use crate::report::{self, Latency};
+use crate::scenario::{self, LateSends, Schedule, StreamCheck, Validity};
 
 #[derive(clap::Args, Serialize)]
 pub struct Args {
@@ -249,7 +252,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             authors: 1,
         }]));
     let plans = plan_authors(&groups, args.followers).map_err(anyhow::Error::msg)?;
-    let http = reqwest::Client::new();
+    let api = client::Client::new(args.url.clone());
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let author_handles: Vec<String> = (0..plans.len())
         .map(|a| {
@@ -261,7 +264,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
         .collect();
     let concurrency = args.setup_concurrency;
-    let authors = client::sign_in_all(&http, &args.url, author_handles.clone(), concurrency)
+    let authors = api
+        .sign_in_all(author_handles.clone(), concurrency)
         .await?
         .into_iter()
         .map(|a| a.token)
@@ -269,7 +273,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let follower_handles = (0..args.followers)
         .map(|n| format!("ff_{run_id}_{n}"))
         .collect();
-    let followers = client::sign_in_all(&http, &args.url, follower_handles, concurrency).await?;
+    let followers = api.sign_in_all(follower_handles, concurrency).await?;
     let mut follows = Vec::new();
     let mut followed_by: Vec<Vec<usize>> = vec![Vec::new(); args.followers];
     for (author, plan) in plans.iter().enumerate() {
@@ -284,19 +288,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.followers,
         follows.len()
     );
-    client::follow_all(&http, &args.url, follows, concurrency).await?;
-    let rss_before = client::sample_server(&http, &args.url)
-        .await
-        .and_then(|s| s.rss_bytes);
+    api.follow_all(follows, concurrency).await?;
+    let rss_before = api.system_sample().await.ok().and_then(|s| s.rss_bytes);
     let mut sockets = Vec::with_capacity(args.followers);
     for follower in &followers {
-        let (ws, _hello) = client::open_session(&args.url, &follower.token, None, None).await?;
+        let (ws, _hello) = api.open_feed(&follower.token, None).await?;
         sockets.push(ws);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_idle = client::sample_server(&http, &args.url)
-        .await
-        .and_then(|s| s.rss_bytes);
+    let rss_idle = api.system_sample().await.ok().and_then(|s| s.rss_bytes);
 
     // The schedule starts a little ahead, so every reader knows when the posting ends.
     let started = Instant::now() + Duration::from_millis(100);
@@ -333,7 +333,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         )));
     }
 
-    let cpu_before = args.server_pid.and_then(client::cpu_seconds_of);
+    let cpu_before = args.server_pid.and_then(scenario::cpu_seconds_of);
     let posts_per_author = (posting.as_secs_f64() * args.rate) as u64;
     let base = Schedule::new(started, args.rate);
     let spacing = Duration::from_secs_f64(1.0 / args.rate / plans.len() as f64);
@@ -341,8 +341,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for (author, token) in authors.into_iter().enumerate() {
         let schedule = base.shifted(spacing.mul_f64(author as f64));
         posters.push(tokio::spawn(post_on_schedule(
-            http.clone(),
-            args.url.clone(),
+            api.clone(),
             token,
             author,
             schedule,
@@ -359,7 +358,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         follower_tallies.push(reader.await?);
     }
     progress.stop();
-    let cpu = match (cpu_before, args.server_pid.and_then(client::cpu_seconds_of)) {
+    let cpu = match (
+        cpu_before,
+        args.server_pid.and_then(scenario::cpu_seconds_of),
+    ) {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
@@ -466,15 +468,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         post_acknowledged: report::latency(&acknowledge_latency),
         groups: group_reports,
     };
-    print_report(&report, &http, &args.url).await;
+    print_report(&report, &api).await;
     println!("{}", serde_json::to_string(&report)?);
     run.finish(&report)
 }
 
 /// One author: a post per slot of its schedule, each sent without waiting for the last.
 async fn post_on_schedule(
-    http: reqwest::Client,
-    url: String,
+    api: client::Client,
     token: String,
     author: usize,
     schedule: Schedule,
@@ -486,16 +487,10 @@ async fn post_on_schedule(
     for seq in 0..posts {
         let slot = schedule.wait_for(seq).await;
         late.record(slot.lag);
-        let (http, url, token, series) = (http.clone(), url.clone(), token.clone(), series.clone());
+        let (api, token, series) = (api.clone(), token.clone(), series.clone());
         sends.push(tokio::spawn(async move {
-            let ok = http
-                .post(format!("{url}/api/v1/posts"))
-                .bearer_auth(&token)
-                .json(&serde_json::json!({ "body": post_body(author, seq, slot.due_wall_micros) }))
-                .send()
-                .await
-                .map(|r| r.status().as_u16() == 201)
-                .unwrap_or(false);
+            let post = NewPost::new(post_body(author, seq, slot.due_wall_micros));
+            let ok = api.create_post(&token, &post).await.is_ok();
             let micros = report::micros(slot.due.elapsed());
             if ok {
                 series.ok(micros);
@@ -548,8 +543,8 @@ async fn follow_posts(
         };
         // Taken before parsing; the parse reads only the fields it needs (a generic JSON value
         // per frame cost this one-core client more than the server spent).
-        let arrived = client::now_micros();
-        let Ok(frame) = serde_json::from_str::<Frame>(&text) else {
+        let arrived = scenario::now_micros();
+        let Ok(frame) = Frame::parse(&text) else {
             continue;
         };
         if frame.kind != "post.created" {
@@ -574,7 +569,7 @@ async fn follow_posts(
     }
 }
 
-async fn print_report(report: &Report, http: &reqwest::Client, url: &str) {
+async fn print_report(report: &Report, api: &client::Client) {
     println!(
         "fanout: {} followers, {} posts: {} deliveries ({:.0}/s), missing {}, duplicated {}, out of order {}, late sends {}; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         report.followers,
@@ -626,7 +621,7 @@ async fn print_report(report: &Report, http: &reqwest::Client, url: &str) {
         report.post_acknowledged.p99_ms,
         report.post_acknowledged.max_ms
     );
-    let metrics = client::server_metrics(http, url).await;
+    let metrics = api.metrics().await.unwrap_or_default();
     for (what, name) in [
         (
             "POST /api/v1/posts handling",
@@ -645,8 +640,8 @@ async fn print_report(report: &Report, http: &reqwest::Client, url: &str) {
             "aisocial_actor_mailbox_wait_seconds_bucket{actor=\"feed_broker\"",
         ),
     ] {
-        let p50 = report::prometheus_quantile(&metrics, name, 0.5);
-        let p99 = report::prometheus_quantile(&metrics, name, 0.99);
+        let p50 = prometheus::quantile_ms(&metrics, name, 0.5);
+        let p99 = prometheus::quantile_ms(&metrics, name, 0.99);
         if let (Some(p50), Some(p99)) = (p50, p99) {
             println!("fanout: server {what}: p50 ≤ {p50:.2} ms, p99 ≤ {p99:.2} ms");
         }

@@ -1,8 +1,9 @@
-//! `aisocial-loadtest`: load scenarios against a running aisocial node (or its database).
+//! `aisocial-loadtest`: load scenarios against a running aisocial node (or its database). It
+//! is a client of the wire protocol only: it talks to the server through `aisocial-client`
+//! and keeps the scenarios' own logic (schedules, accounting, reports). The DbWriter measured
+//! in process is `cargo bench -p aisocial-actors --bench db_writer`.
 //!
 //! - `writes`: HTTP posts from many concurrent clients, acknowledged/s and latency.
-//! - `writer`: the DbWriter's group commit against one transaction per request through a pool,
-//!   the same work each way, in one run.
 //! - `fanout`: authors (one by default, or groups by audience with `--authors`), many followers
 //!   online; deliveries, latency from the scheduled send, order, loss, late sends, memory per
 //!   idle connection, CPU per delivery.
@@ -25,15 +26,15 @@
 
 mod ai;
 mod calibrate;
-mod client;
 mod connect;
 mod fanout;
 mod mixed;
+mod prometheus;
 mod report;
+mod scenario;
 mod slow;
 mod storm;
 mod tls;
-mod writer;
 mod writes;
 
 use clap::{Parser, Subcommand};
@@ -49,8 +50,6 @@ struct Cli {
 enum Scenario {
     /// HTTP posts through the API.
     Writes(writes::Args),
-    /// The DbWriter against one transaction per request, straight to PostgreSQL.
-    Writer(writer::Args),
     /// Authors posting to followers online (`--authors 10:10,all:1`): deliveries, latency,
     /// loss, order, late sends, memory per connection.
     Fanout(fanout::Args),
@@ -90,7 +89,6 @@ fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.scenario {
         Scenario::Writes(args) => tokio::runtime::Runtime::new()?.block_on(writes::run(args)),
-        Scenario::Writer(args) => actix_rt::System::new().block_on(writer::run(args)),
         Scenario::Fanout(args) => tokio::runtime::Runtime::new()?.block_on(fanout::run(args)),
         Scenario::Mixed(args) => tokio::runtime::Runtime::new()?.block_on(mixed::run(args)),
         Scenario::Slow(args) => tokio::runtime::Runtime::new()?.block_on(slow::run(args)),

@@ -22,10 +22,10 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{
-    self, Frame, LateSends, Rng, Schedule, ServerSample, SignedIn, StreamCheck, Validity,
-};
+use aisocial_client::{self as client, Frame, NewPost, ResumeStatus, SignedIn, SystemSample};
+
 use crate::report::{self, Latency};
+use crate::scenario::{self, LateSends, Rng, Schedule, StreamCheck, Validity};
 
 #[derive(clap::Args, Serialize)]
 pub struct Args {
@@ -233,8 +233,7 @@ impl Stats {
 
 /// Everything the scheduler, the operations and the connections share.
 struct Shared {
-    http: reqwest::Client,
-    url: String,
+    api: client::Client,
     users: Vec<SignedIn>,
     /// Each user's current (access, refresh) pair: a soak outlives access tokens, so they are
     /// rotated the way a real client does (`refresh_tokens`).
@@ -512,7 +511,7 @@ struct Report {
     /// Token-pair refreshes that failed (the user signed in again).
     token_refresh_failures: u64,
     server_closes: BTreeMap<String, u64>,
-    server_before: Option<ServerSample>,
+    server_before: Option<SystemSample>,
     windows: Vec<Window>,
     drift: Option<Drift>,
     late_sends: u64,
@@ -529,14 +528,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.rate > 0.0, "--rate must be above 0");
     anyhow::ensure!(args.sample_secs > 0, "--sample-secs must be at least 1");
     let follows = args.follows.min(args.users - 1);
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let api = client::Client::with_http(
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?,
+        args.url.clone(),
+    );
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let handles = (0..args.users)
         .map(|n| format!("mx_{run_id}_{n}"))
         .collect();
-    let users = client::sign_in_all(&http, &args.url, handles, args.setup_concurrency).await?;
+    let users = api.sign_in_all(handles, args.setup_concurrency).await?;
     println!(
         "mixed: {} users (each following {follows}), {} operations/s for {} s, windows of {} s; connecting",
         args.users, args.rate, args.seconds, args.sample_secs
@@ -546,8 +548,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map(|u| std::sync::RwLock::new((u.token.clone(), u.refresh.clone())))
         .collect();
     let shared = Arc::new(Shared {
-        http: http.clone(),
-        url: args.url.clone(),
+        api: api.clone(),
         tokens,
         refresh_failures: AtomicU64::new(0),
         users,
@@ -563,7 +564,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut commands = Vec::with_capacity(args.users);
     let mut connections = Vec::with_capacity(args.users);
     for user in 0..args.users {
-        let (ws, _hello) = client::open_session(&args.url, &shared.token(user), None, None).await?;
+        let (ws, _hello) = shared.api.open_feed(&shared.token(user), None).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         commands.push(tx);
         connections.push(tokio::spawn(connection(
@@ -582,14 +583,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             stable.push((signed.token.clone(), shared.users[author].handle.clone()));
         }
     }
-    client::follow_all(&http, &args.url, stable, args.setup_concurrency).await?;
+    api.follow_all(stable, args.setup_concurrency).await?;
     let cursors_by = Instant::now() + Duration::from_secs(10);
     while shared.users_with_cursor.load(Ordering::Relaxed) < args.users as u64
         && Instant::now() < cursors_by
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let server_before = client::sample_server(&http, &args.url).await;
+    let server_before = api.system_sample().await.ok();
 
     let started = Instant::now() + Duration::from_millis(100);
     let load = Duration::from_secs(args.seconds);
@@ -697,7 +698,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     progress.stop();
     let drain_until = Instant::now() + Duration::from_secs(args.drain_secs);
     while Instant::now() < drain_until {
-        let quiet_for = client::now_micros()
+        let quiet_for = scenario::now_micros()
             .saturating_sub(shared.last_delivery_micros.load(Ordering::Relaxed));
         if quiet_for > 2_000_000 {
             break;
@@ -735,7 +736,7 @@ fn build_report(
     shared: &Shared,
     tallies: &[UserTally],
     windows: Vec<Window>,
-    server_before: Option<ServerSample>,
+    server_before: Option<SystemSample>,
     late: LateSends,
     subscriptions: u64,
 ) -> Report {
@@ -910,12 +911,14 @@ async fn refresh_tokens(shared: Arc<Shared>) {
                 .get(user)
                 .map(|p| p.read().unwrap_or_else(PoisonError::into_inner).1.clone())
                 .unwrap_or_default();
-            let renewed = match client::refresh(&shared.http, &shared.url, &refresh_token).await {
-                Ok(pair) => Some(pair),
+            let renewed = match shared.api.refresh(&refresh_token).await {
+                Ok(pair) => Some((pair.access_token, pair.refresh_token)),
                 Err(_) => {
                     shared.refresh_failures.fetch_add(1, Ordering::Relaxed);
                     let handle = &shared.users[user].handle;
-                    client::sign_in_user(&shared.http, &shared.url, handle)
+                    shared
+                        .api
+                        .sign_in_dev(handle)
                         .await
                         .ok()
                         .map(|s| (s.token, s.refresh))
@@ -929,28 +932,24 @@ async fn refresh_tokens(shared: Arc<Shared>) {
 }
 
 /// One operation of the mix, timed from its scheduled start.
-async fn perform(shared: Arc<Shared>, user: usize, op: Op, action: Action, slot: client::Slot) {
+async fn perform(shared: Arc<Shared>, user: usize, op: Op, action: Action, slot: scenario::Slot) {
     let token = shared.token(user);
-    let url = &shared.url;
+    let api = &shared.api;
     let request = match &action {
-        Action::Get(path) => shared.http.get(format!("{url}{path}")),
+        Action::Get(path) => api.get_request(&token, path),
         Action::Create { reply_to } => {
             let body = format!("mixed {}", slot.due_wall_micros);
-            let json = match reply_to {
-                Some(parent) => serde_json::json!({ "body": body, "reply_to": parent }),
-                None => serde_json::json!({ "body": body }),
+            let post = NewPost {
+                reply_to: *reply_to,
+                ..NewPost::new(body)
             };
-            shared.http.post(format!("{url}/api/v1/posts")).json(&json)
+            api.create_post_request(&token, &post)
         }
-        Action::Like(post) => shared.http.put(format!("{url}/api/v1/posts/{post}/like")),
-        Action::Follow { handle, on: true } => shared
-            .http
-            .put(format!("{url}/api/v1/users/{handle}/follow")),
-        Action::Follow { handle, on: false } => shared
-            .http
-            .delete(format!("{url}/api/v1/users/{handle}/follow")),
+        Action::Like(post) => api.like_request(&token, *post),
+        Action::Follow { handle, on: true } => api.follow_request(&token, handle),
+        Action::Follow { handle, on: false } => api.unfollow_request(&token, handle),
     };
-    let result = request.bearer_auth(&token).send().await;
+    let result = request.send().await;
     let micros = report::micros(slot.due.elapsed());
     let status = match result {
         Ok(res) => {
@@ -960,7 +959,7 @@ async fn perform(shared: Arc<Shared>, user: usize, op: Op, action: Action, slot:
                 && let Ok(post) = res.json::<serde_json::Value>().await
                 && let Some(id) = post["id"].as_i64()
             {
-                let acknowledged_micros = client::now_micros();
+                let acknowledged_micros = scenario::now_micros();
                 {
                     let mut recent = shared
                         .recent_posts
@@ -1018,11 +1017,11 @@ async fn connection(
                     if topics.len() >= 10
                         && let Some(oldest) = topics.pop_front()
                     {
-                        let frame = format!(r#"{{"op":"unsubscribe","topic":"thread:{oldest}"}}"#);
-                        let _ = ws.send(Message::text(frame)).await;
+                        let frame = client::Op::unsubscribe_thread(oldest).to_message();
+                        let _ = ws.send(frame).await;
                     }
-                    let frame = format!(r#"{{"op":"subscribe","topic":"thread:{post}"}}"#);
-                    let _ = ws.send(Message::text(frame)).await;
+                    let frame = client::Op::subscribe_thread(post).to_message();
+                    let _ = ws.send(frame).await;
                     topics.push_back(post);
                     continue;
                 }
@@ -1058,7 +1057,7 @@ async fn connection(
         if let Some(online) = online {
             online.add_open(-1);
         }
-        let left = client::now_micros();
+        let left = scenario::now_micros();
         tokio::time::sleep(offline).await;
         let with_cursor = tally.check.last_id().is_some();
         if !with_cursor {
@@ -1067,7 +1066,7 @@ async fn connection(
         let mut reopened = None;
         for attempt in 0..5 {
             let token = shared.token(user);
-            match client::open_session(&shared.url, &token, tally.check.last_id(), None).await {
+            match shared.api.open_feed(&token, tally.check.last_id()).await {
                 Ok(session) => {
                     reopened = Some(session);
                     break;
@@ -1087,16 +1086,16 @@ async fn connection(
         }
         tally.away.push(Away {
             left,
-            back: client::now_micros(),
+            back: scenario::now_micros(),
             with_cursor,
         });
         tally.reconnects += 1;
-        tally.replayed += hello.replayed;
-        replay_left = hello.replayed;
-        match hello.resume_status.as_str() {
-            "resumed" => tally.resumed += 1,
-            "resync_required" => tally.resync_required += 1,
-            _ => {}
+        tally.replayed += hello.replayed();
+        replay_left = hello.replayed();
+        match hello.resume_status() {
+            ResumeStatus::Resumed => tally.resumed += 1,
+            ResumeStatus::ResyncRequired => tally.resync_required += 1,
+            ResumeStatus::Fresh | ResumeStatus::Unknown => {}
         }
         if let Some(due) = reconnect_due {
             // From when the reconnect was due to start (after the time away) to hello.
@@ -1106,16 +1105,16 @@ async fn connection(
                 .operation("reconnect", Ok(200), micros, false);
         }
         for topic in &topics {
-            let frame = format!(r#"{{"op":"subscribe","topic":"thread:{topic}"}}"#);
-            let _ = ws.send(Message::text(frame)).await;
+            let frame = client::Op::subscribe_thread(*topic).to_message();
+            let _ = ws.send(frame).await;
         }
     }
 }
 
 /// Reads one frame into the user's tally (and the delivery latency of live posts).
 fn on_frame(text: &str, shared: &Shared, tally: &mut UserTally, replay_left: &mut u64) {
-    let arrived = client::now_micros();
-    let Ok(frame) = serde_json::from_str::<Frame>(text) else {
+    let arrived = scenario::now_micros();
+    let Ok(frame) = Frame::parse(text) else {
         return;
     };
     if frame.id.is_some() && tally.check.last_id().is_none() {
@@ -1164,21 +1163,18 @@ async fn sample_windows(
     started: Instant,
     load: Duration,
     every: Duration,
-    before: Option<ServerSample>,
+    before: Option<SystemSample>,
 ) -> Vec<Window> {
     let mut windows = Vec::new();
     let mut previous_cpu = before.and_then(|s| s.cpu_seconds);
     let mut previous_at = Instant::now();
-    let mut previous_routes =
-        route_totals(&client::server_metrics(&shared.http, &shared.url).await);
+    let mut previous_routes = route_totals(&shared.api.metrics().await.unwrap_or_default());
     let mut n = 1;
     loop {
         let end = (started + every * n).min(started + load);
         tokio::time::sleep_until(end.into()).await;
-        let sample = client::sample_server(&shared.http, &shared.url)
-            .await
-            .unwrap_or_default();
-        let routes = route_totals(&client::server_metrics(&shared.http, &shared.url).await);
+        let sample = shared.api.system_sample().await.unwrap_or_default();
+        let routes = route_totals(&shared.api.metrics().await.unwrap_or_default());
         let server_mean_by_route_ms = route_means(&previous_routes, &routes);
         previous_routes = routes;
         let now = Instant::now();

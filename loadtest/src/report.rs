@@ -51,8 +51,7 @@
 //! - [`Run::progress`]`(label, unit, total, &recorder)` → [`Progress`]; [`Progress::stop`].
 //! - [`Run::finish`]`(&report)`: prints the summary, writes the reports, prints the JSON line,
 //!   exits 99 on a failed threshold; [`Run::conclude`] does the same but returns the
-//!   [`Outcome`] instead of exiting; [`Run::without_json_line`] for scenarios that print their
-//!   own JSON lines.
+//!   [`Outcome`] instead of exiting.
 //! - [`Recorder`]: `ok(latency_µs)`, `ok_at(instant, µs)`, `ok_at_unix_micros(unix_µs, µs)`,
 //!   `ops(n)`, `error()`, `errors(n)`, `set_open(n)`, `add_open(delta)`, `live()` → [`Live`],
 //!   `series(run_started)` → [`Series`] of [`Point`]s (per second: ops, errors, p50/p99/max).
@@ -60,8 +59,9 @@
 //!   parameters; [`redacted`] masks passwords in URL fields when serializing.
 //! - [`Threshold`] (`FromStr`, `METRIC OP NUMBER`), [`evaluate`] → [`Verdict`]s;
 //!   [`flatten`]`(&report)` → [`Flat`] metrics (dotted names in field order).
-//! - [`histogram`], [`latency`] → [`Latency`], [`micros`], [`prometheus_quantile`]: the
-//!   scenarios' own exact (three-digit) histograms, as before.
+//! - [`histogram`], [`latency`] → [`Latency`], [`micros`]: the scenarios' own exact
+//!   (three-digit) histograms, as before. The server's own histograms, read from `/metrics`,
+//!   are `crate::prometheus`'s.
 //!
 //! # Metrics and thresholds
 //!
@@ -142,27 +142,6 @@ pub fn latency(h: &Histogram<u64>) -> Latency {
     }
 }
 
-/// The `q` quantile of one Prometheus histogram series in `metrics` (text format), named by
-/// the start of its bucket lines (`name_bucket{labels`), as the upper bound of the bucket it
-/// falls in, in milliseconds; `None` when the series is absent or empty.
-pub fn prometheus_quantile(metrics: &str, prefix: &str, q: f64) -> Option<f64> {
-    let buckets: Vec<(f64, f64)> = metrics
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| {
-            let le = l.split("le=\"").nth(1)?.split('"').next()?;
-            let le = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().ok()?
-            };
-            let count: f64 = l.rsplit(' ').next()?.parse().ok()?;
-            Some((le, count))
-        })
-        .collect();
-    aisocial_actors::meter::bucket_quantile(&buckets, q).map(|le| le * 1000.0)
-}
-
 /// A duration in whole microseconds, at least 1 (HDR histograms start at 1).
 pub fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
@@ -198,7 +177,6 @@ pub struct Run {
     /// The template report's open maps (their entries may be named by thresholds).
     open_maps: Vec<String>,
     recorders: Vec<Recorder>,
-    json_line: bool,
 }
 
 /// What [`Run::conclude`] found.
@@ -242,7 +220,6 @@ impl Run {
             started: Instant::now(),
             open_maps: template.open_maps,
             recorders: Vec::new(),
-            json_line: true,
         })
     }
 
@@ -280,12 +257,6 @@ impl Run {
         }
     }
 
-    /// For a scenario that printed its own JSON lines (`writer`: one per mode): `finish` then
-    /// prints no JSON line of the whole report.
-    pub fn without_json_line(&mut self) {
-        self.json_line = false;
-    }
-
     /// The end of the run: [`Run::conclude`], then exit with [`THRESHOLDS_FAILED`] if a
     /// threshold failed (stdout and stderr flushed). Call it last, instead of printing the
     /// report's JSON line yourself: it prints it, as the last line of stdout.
@@ -301,8 +272,7 @@ impl Run {
 
     /// Flattens `report` into metrics (plus the derived ones), checks the thresholds, prints
     /// the summary table on stdout, writes `--json` and `--html`, and prints `report` as one
-    /// JSON line, the last of stdout (what scripts and tests parse; unless
-    /// [`Run::without_json_line`]). An error when a threshold names a metric the run does not
+    /// JSON line, the last of stdout (what scripts and tests parse). An error when a threshold names a metric the run does not
     /// have (after all that).
     pub fn conclude(mut self, report: &(impl Serialize + ?Sized)) -> anyhow::Result<Outcome> {
         self.info.finished_at = Some(run_info::now_rfc3339());
@@ -356,12 +326,10 @@ impl Run {
                 write_file(path, &page)?;
             }
         }
-        if self.json_line {
-            let line = serde_json::to_string(report)?;
-            let mut stdout = std::io::stdout().lock();
-            writeln!(stdout, "{line}")?;
-            stdout.flush()?;
-        }
+        let line = serde_json::to_string(report)?;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{line}")?;
+        stdout.flush()?;
         if !unknown.is_empty() {
             anyhow::bail!(
                 "--threshold names {} that this run's report does not have; it has: {}",
@@ -439,32 +407,6 @@ impl Serialize for Ordered<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const METRICS: &str = "\
-# TYPE x histogram
-x_bucket{route=\"/a\",le=\"0.001\"} 50
-x_bucket{route=\"/a\",le=\"0.01\"} 98
-x_bucket{route=\"/a\",le=\"0.1\"} 100
-x_bucket{route=\"/a\",le=\"+Inf\"} 100
-x_bucket{route=\"/b\",le=\"0.001\"} 0
-x_bucket{route=\"/b\",le=\"0.01\"} 0
-x_bucket{route=\"/b\",le=\"0.1\"} 0
-x_bucket{route=\"/b\",le=\"+Inf\"} 0
-";
-
-    #[test]
-    fn quantiles_come_from_the_named_series_bucket_bounds() {
-        let median = prometheus_quantile(METRICS, "x_bucket{route=\"/a\"", 0.5);
-        assert_eq!(median, Some(1.0));
-        let p99 = prometheus_quantile(METRICS, "x_bucket{route=\"/a\"", 0.99);
-        assert_eq!(p99, Some(100.0));
-        // An empty series, or an absent one, has no quantile.
-        assert_eq!(
-            prometheus_quantile(METRICS, "x_bucket{route=\"/b\"", 0.5),
-            None
-        );
-        assert_eq!(prometheus_quantile(METRICS, "y_bucket{", 0.5), None);
-    }
 
     #[test]
     fn histograms_merge_and_report_in_milliseconds() {

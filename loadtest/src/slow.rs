@@ -24,8 +24,11 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{self, Frame, LateSends, Schedule, StreamCheck, Validity};
+use aisocial_client::{self as client, Frame, NewPost, ResumeStatus, ws};
+
+use crate::prometheus;
 use crate::report::{self, Latency};
+use crate::scenario::{self, LateSends, Schedule, StreamCheck, Validity};
 
 #[derive(clap::Args, Serialize)]
 pub struct Args {
@@ -147,24 +150,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     let slow_count =
         ((args.followers as f64 * args.slow_share).round() as usize).clamp(1, args.followers - 1);
-    let http = reqwest::Client::new();
+    let api = client::Client::new(args.url.clone());
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let author_handle = format!("sa_{run_id}");
-    let author = client::sign_in(&http, &args.url, &author_handle).await?;
+    let author = api.sign_in_dev(&author_handle).await?.token;
     let handles = (0..args.followers)
         .map(|n| format!("sf_{run_id}_{n}"))
         .collect();
-    let followers = client::sign_in_all(&http, &args.url, handles, args.setup_concurrency).await?;
+    let followers = api.sign_in_all(handles, args.setup_concurrency).await?;
     let follows = followers
         .iter()
         .map(|f| (f.token.clone(), author_handle.clone()))
         .collect();
-    client::follow_all(&http, &args.url, follows, args.setup_concurrency).await?;
+    api.follow_all(follows, args.setup_concurrency).await?;
     let is_slow = |n: usize| n >= args.followers - slow_count;
-    let metrics_before = client::server_metrics(&http, &args.url).await;
-    let rss_before = client::sample_server(&http, &args.url)
-        .await
-        .and_then(|s| s.rss_bytes);
+    let metrics_before = api.metrics().await.unwrap_or_default();
+    let rss_before = api.system_sample().await.ok().and_then(|s| s.rss_bytes);
     println!(
         "slow: {} followers ({slow_count} slow, receive buffer {} B), {} posts/s for {} s, slow from {} s",
         args.followers, args.recv_buffer, args.rate, args.seconds, args.slow_after
@@ -173,7 +174,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut sockets = Vec::with_capacity(args.followers);
     for (n, follower) in followers.iter().enumerate() {
         let buffer = is_slow(n).then_some(args.recv_buffer);
-        let (ws, _hello) = client::open_session(&args.url, &follower.token, None, buffer).await?;
+        let options = ws::Connect {
+            recv_buffer: buffer,
+            ..ws::Connect::default()
+        };
+        let (ws, _hello) = api.open_feed_with(&follower.token, None, &options).await?;
         sockets.push(ws);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -218,15 +223,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // The server's memory every half second while the posting runs.
     let sampler = {
-        let (http, url) = (http.clone(), args.url.clone());
+        let api = api.clone();
         tokio::spawn(async move {
             let mut during_max: Option<u64> = None;
             let mut ticks = tokio::time::interval(Duration::from_millis(500));
             while Instant::now() < posting_end {
                 ticks.tick().await;
-                let rss = client::sample_server(&http, &url)
-                    .await
-                    .and_then(|s| s.rss_bytes);
+                let rss = api.system_sample().await.ok().and_then(|s| s.rss_bytes);
                 if Instant::now() >= slow_from {
                     during_max = during_max.max(rss);
                 }
@@ -242,17 +245,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for seq in 0..posts {
         let slot = schedule.wait_for(seq).await;
         late.record(slot.lag);
-        let (http, url, token) = (http.clone(), args.url.clone(), author.clone());
+        let (api, token) = (api.clone(), author.clone());
         let body = format!("{seq} {} {padding}", slot.due_wall_micros);
         sends.push(tokio::spawn(async move {
-            let created = http
-                .post(format!("{url}/api/v1/posts"))
-                .bearer_auth(&token)
-                .json(&serde_json::json!({ "body": body }))
-                .send()
-                .await
-                .map(|r| r.status().as_u16() == 201)
-                .unwrap_or(false);
+            let created = api.create_post(&token, &NewPost::new(body)).await.is_ok();
             created.then_some(seq)
         }));
     }
@@ -268,9 +264,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let rss_during_max = sampler.await?;
     progress.stop();
-    let rss_end_of_slow_phase = client::sample_server(&http, &args.url)
-        .await
-        .and_then(|s| s.rss_bytes);
+    let rss_end_of_slow_phase = api.system_sample().await.ok().and_then(|s| s.rss_bytes);
 
     // The slow followers read again: what is left, then (expected) a 1013 close.
     let _ = read_again.send(true);
@@ -287,13 +281,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .into_iter()
         .zip(slow_tokens)
         .map(|(mut tally, token)| {
-            let url = args.url.clone();
+            let api = api.clone();
             tokio::spawn(async move {
                 let since = tally.check.last_id();
-                let resumed = match client::open_session(&url, &token, since, None).await {
+                let resumed = match api.open_feed(&token, since).await {
                     Ok((ws, hello)) => {
                         read_until_quiet(ws, &mut tally.check, quiet).await;
-                        hello.resume_status != "resync_required"
+                        hello.resume_status() != ResumeStatus::ResyncRequired
                     }
                     Err(_) => false,
                 };
@@ -309,16 +303,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         slow.push(tally);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_after = client::sample_server(&http, &args.url)
-        .await
-        .and_then(|s| s.rss_bytes);
-    let metrics_after = client::server_metrics(&http, &args.url).await;
+    let rss_after = api.system_sample().await.ok().and_then(|s| s.rss_bytes);
+    let metrics_after = api.metrics().await.unwrap_or_default();
     // A counter never incremented is not exported yet: zero, when the server answered at all.
     let counter_delta = |name: &str| {
         if metrics_after.is_empty() {
             return None;
         }
-        let value = |metrics: &str| client::prometheus_value(metrics, name).unwrap_or(0.0);
+        let value = |metrics: &str| prometheus::value(metrics, name).unwrap_or(0.0);
         Some(value(&metrics_after) - value(&metrics_before))
     };
 
@@ -472,7 +464,7 @@ async fn read_fast(
             Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => break,
             Ok(Some(Ok(_))) => continue,
         };
-        let arrived = client::now_micros();
+        let arrived = scenario::now_micros();
         let Some((id, seq, due)) = parse_post(&text) else {
             continue;
         };
@@ -565,7 +557,7 @@ fn send_buffer_max() -> Option<u64> {
 
 /// `(event id, seq, due_micros)` of a `post.created` frame whose body is `seq due_micros`.
 fn parse_post(text: &str) -> Option<(i64, u64, u64)> {
-    let frame: Frame = serde_json::from_str(text).ok()?;
+    let frame = Frame::parse(text).ok()?;
     if frame.kind != "post.created" {
         return None;
     }

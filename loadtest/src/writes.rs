@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use crate::client::sign_in;
+use aisocial_client::{Client, NewPost};
+
 use crate::report::{self, Latency};
 
 #[derive(clap::Args, Serialize)]
@@ -50,11 +51,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut run = report::Run::start("writes", &args, &args.output, &Report::default())?;
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let mut tokens = Vec::with_capacity(args.clients);
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.clients)
-        .build()?;
+    let api = Client::with_http(
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(args.clients)
+            .build()?,
+        args.url.clone(),
+    );
     for n in 0..args.clients {
-        tokens.push(sign_in(&http, &args.url, &format!("lt_{run_id}_{n}")).await?);
+        tokens.push(api.sign_in_dev(&format!("lt_{run_id}_{n}")).await?.token);
     }
     let histogram = Arc::new(Mutex::new(report::histogram()));
     let acknowledged = Arc::new(AtomicU64::new(0));
@@ -75,7 +79,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map(|rate| Duration::from_secs_f64(args.clients as f64 / rate.max(0.001)));
     let mut tasks = Vec::new();
     for (n, token) in tokens.into_iter().enumerate() {
-        let (http, url) = (http.clone(), args.url.clone());
+        let api = api.clone();
         let (histogram, acknowledged, failed, late, posts) = (
             histogram.clone(),
             acknowledged.clone(),
@@ -110,14 +114,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     _ => now,
                 };
                 seq += 1;
-                let mut req = http
-                    .post(format!("{url}/api/v1/posts"))
-                    .bearer_auth(&token)
-                    .json(&serde_json::json!({ "body": format!("load test post {n}-{seq}") }));
-                if idempotency {
-                    req = req.header("idempotency-key", format!("{n}-{seq}"));
-                }
-                match req.send().await {
+                let post = NewPost {
+                    idempotency_key: idempotency.then(|| format!("{n}-{seq}")),
+                    ..NewPost::new(format!("load test post {n}-{seq}"))
+                };
+                // Timed to the answer's status line, as before (its body is not read).
+                match api.create_post_request(&token, &post).send().await {
                     Ok(res) if res.status().as_u16() == 201 => {
                         acknowledged.fetch_add(1, Ordering::Relaxed);
                         let micros = report::micros(send_at.elapsed());

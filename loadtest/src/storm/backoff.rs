@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::client::Rng;
+use crate::scenario::Rng;
 
 /// The delay of a `Retry-After` header: delta-seconds (an HTTP date, which servers here never
 /// send, reads as absent).

@@ -6,7 +6,7 @@
 //! `P(d) ∝ d^-1.5` for `d` in `1..=max_follows` (median 2, mean about 7 with 100 at most). The
 //! same seed and sizes give the same graph.
 
-use crate::client::Rng;
+use crate::scenario::Rng;
 
 /// The exponent of the out-degree law (`P(d) ∝ d^-DEGREE_EXPONENT`).
 const DEGREE_EXPONENT: f64 = 1.5;

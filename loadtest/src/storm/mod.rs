@@ -43,8 +43,8 @@ use serde::{Serialize, Serializer};
 
 pub use worker::worker;
 
-use crate::client::{self, Rng};
 use crate::report;
+use crate::scenario::{self, Rng};
 use fleet::{Fleet, Totals};
 use phases::dropped;
 use session::DROPPED;
@@ -215,11 +215,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
     let http = setup::Http {
         // A request left unanswered this long fails the setup (the run stops by itself).
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()?,
         // One node: see `setup`.
-        urls: args.urls[..1].to_vec(),
+        clients: vec![aisocial_client::Client::with_http(
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()?,
+            &args.urls[0],
+        )],
         concurrency: args.setup_concurrency,
         waited: 0.into(),
         retried: 0.into(),
@@ -254,10 +256,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         0 => n.div_ceil(CLIENTS_PER_PROCESS).max(2).min(n),
         p => p.min(n),
     };
-    let started_unix_micros = client::now_micros();
+    let started_unix_micros = scenario::now_micros();
     let plans = plans(&args, &users, processes, since, started_unix_micros);
     let mut servers = servers::Servers::watch(&args.server_pids);
-    let own_cpu_before = client::own_cpu_seconds();
+    let own_cpu_before = scenario::own_cpu_seconds();
     let connects = run.recorder("connects");
     let mut totals = Totals::new(connects.clone(), run.recorder("deliveries"));
     let posts_series = run.recorder("posts");
@@ -266,8 +268,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut fleet = Fleet::start(&plans)?;
     let (stop_posting, posting_stopped) = tokio::sync::watch::channel(false);
     let poster = tokio::spawn(posting::post_until(
-        http.client.clone(),
-        args.urls.clone(),
+        args.urls
+            .iter()
+            .map(|url| {
+                aisocial_client::Client::with_http(http.pool().cloned().unwrap_or_default(), url)
+            })
+            .collect(),
         posters.iter().map(|&p| users[p].token.clone()).collect(),
         args.post_rate,
         posting_stopped,
@@ -296,8 +302,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let generator_cpu_seconds = fleet
         .pids()
         .into_iter()
-        .map(client::cpu_seconds_of)
-        .chain([client::own_cpu_seconds()])
+        .map(scenario::cpu_seconds_of)
+        .chain([scenario::own_cpu_seconds()])
         .sum::<Option<f64>>()
         .map(|total| total - own_cpu_before.unwrap_or_default());
     fleet.stop();

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::client::Schedule;
+use aisocial_client::{Client, NewPost};
+
 use crate::report::{self, Latency, Recorder};
+use crate::scenario::Schedule;
 
 /// What the posting came to.
 #[derive(Serialize, Default, Debug, Clone)]
@@ -24,10 +26,10 @@ pub struct PostsReport {
     pub acknowledged_after: Latency,
 }
 
-/// Posts at `rate` a second in all, in turn by each of `tokens`, from now until `stop`.
+/// Posts at `rate` a second in all, in turn by each of `tokens` (through the node of `clients`
+/// that last answered each author), from now until `stop`.
 pub async fn post_until(
-    http: reqwest::Client,
-    urls: Vec<String>,
+    clients: Vec<Client>,
     tokens: Vec<String>,
     rate: f64,
     mut stop: watch::Receiver<bool>,
@@ -38,26 +40,25 @@ pub async fn post_until(
         rate_per_second: rate,
         ..PostsReport::default()
     };
-    if tokens.is_empty() || rate <= 0.0 || urls.is_empty() {
+    if tokens.is_empty() || rate <= 0.0 || clients.is_empty() {
         return report;
     }
     let nodes: Arc<Vec<AtomicUsize>> = Arc::new((0..tokens.len()).map(AtomicUsize::new).collect());
-    let (urls, tokens) = (Arc::new(urls), Arc::new(tokens));
+    let (clients, tokens) = (Arc::new(clients), Arc::new(tokens));
     let schedule = Schedule::new(Instant::now(), rate);
     let mut sends = Vec::new();
     for n in 0u64.. {
         tokio::select! {
             slot = schedule.wait_for(n) => {
                 let author = (n % tokens.len() as u64) as usize;
-                let (http, urls, tokens, nodes, series) =
-                    (http.clone(), urls.clone(), tokens.clone(), nodes.clone(), series.clone());
+                let (clients, tokens, nodes, series) =
+                    (clients.clone(), tokens.clone(), nodes.clone(), series.clone());
                 sends.push(tokio::spawn(async move {
-                    let node = nodes[author].load(Ordering::Relaxed) % urls.len();
-                    let ok = http
-                        .post(format!("{}/api/v1/posts", urls[node]))
-                        .bearer_auth(&tokens[author])
+                    let node = nodes[author].load(Ordering::Relaxed) % clients.len();
+                    let post = NewPost::new(format!("storm post {n}"));
+                    let ok = clients[node]
+                        .create_post_request(&tokens[author], &post)
                         .timeout(Duration::from_secs(10))
-                        .json(&serde_json::json!({ "body": format!("storm post {n}") }))
                         .send()
                         .await
                         .is_ok_and(|r| r.status().as_u16() == 201);

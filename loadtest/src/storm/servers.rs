@@ -5,7 +5,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::Serialize;
 
-use crate::client;
+use crate::scenario;
 
 /// One server process, as sampled.
 #[derive(Serialize, Default, Debug, Clone)]
@@ -41,7 +41,7 @@ impl Servers {
                         cpu_seconds: Some(0.0),
                         killed: false,
                     };
-                    (report, client::cpu_seconds_of(pid))
+                    (report, scenario::cpu_seconds_of(pid))
                 })
                 .collect(),
         }
@@ -57,7 +57,7 @@ impl Servers {
                 report.rss_end_bytes = Some(rss);
                 report.rss_peak_bytes = report.rss_peak_bytes.max(Some(rss));
             }
-            if let (Some(before), Some(now)) = (*cpu_before, client::cpu_seconds_of(report.pid)) {
+            if let (Some(before), Some(now)) = (*cpu_before, scenario::cpu_seconds_of(report.pid)) {
                 report.cpu_seconds = Some(now - before);
             }
         }

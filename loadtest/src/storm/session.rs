@@ -13,19 +13,19 @@
 //!
 //! Backoff starts again from its base only after a session that stood [`STOOD`].
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tokio::net::TcpSocket;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::backoff::{self, Backoff};
 use super::wire::{ClientOutcome, ClientPlan, Tick};
-use crate::client::{self, Frame, Rng, Socket, StreamCheck};
+use aisocial_client::{self as client, Frame, Socket, ws};
+
+use crate::scenario::{self, Rng, StreamCheck};
 
 /// The `closes` entry of a session that ended without a close frame.
 pub const DROPPED: &str = "no close frame";
@@ -91,13 +91,13 @@ pub async fn live(
         let since = check.last_id().or(env.since);
         let wait = match attempt(env, &env.urls[node], &plan.token, since).await {
             Attempt::Open(mut ws, hello, micros) => {
-                let now = client::now_micros();
+                let now = scenario::now_micros();
                 outcome.sessions += 1;
                 if last_node.is_some_and(|n| n != node) {
                     outcome.moved += 1;
                 }
                 last_node = Some(node);
-                if hello.resume_status == "resync_required" {
+                if hello.resume_status() == client::ResumeStatus::ResyncRequired {
                     outcome.resyncs += 1;
                 }
                 let first = outcome.first_hello_unix_micros.is_none();
@@ -219,7 +219,7 @@ async fn read(
         };
         match message {
             Some(Ok(Message::Text(text))) => {
-                let Ok(frame) = serde_json::from_str::<Frame>(&text) else {
+                let Ok(frame) = Frame::parse(&text) else {
                     continue;
                 };
                 if let Some(id) = frame.id {
@@ -242,99 +242,58 @@ async fn read(
 async fn attempt(env: &Env, url: &str, token: &str, since: Option<i64>) -> Attempt {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + env.attempt_timeout;
-    let request = client::ws_endpoint(url, since)
-        .into_client_request()
-        .map_err(|e| e.to_string())
-        .and_then(|mut request| {
-            let value = format!("Bearer {token}")
-                .parse()
-                .map_err(|_| "the token is no header value".to_owned())?;
-            request.headers_mut().insert("authorization", value);
-            Ok(request)
-        });
-    let request = match request {
-        Ok(request) => request,
-        Err(cause) => return Attempt::Failed(cause),
-    };
-    let stream = match connect(env, &request, deadline).await {
-        Ok(stream) => stream,
-        Err(cause) => return Attempt::Failed(cause),
-    };
-    let upgrade =
-        tokio::time::timeout_at(deadline, tokio_tungstenite::client_async(request, stream));
-    let mut ws = match upgrade.await {
-        Err(_) => return Attempt::Failed("upgrade timeout".into()),
-        Ok(Ok((ws, _))) => ws,
-        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok());
-            return Attempt::Refused {
-                status: response.status().as_u16(),
-                retry_after: backoff::retry_after(retry_after),
-            };
-        }
-        Ok(Err(e)) => return Attempt::Failed(format!("upgrade: {}", error_kind(&e))),
-    };
-    let hello = loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Err(_) => return Attempt::Failed("hello timeout".into()),
-            Ok(Some(Ok(message))) => {
-                if let Some(hello) = client::parse_hello(&message) {
-                    break hello;
-                }
-                if matches!(message, Message::Close(_)) {
-                    let code = client::close_code(&message).unwrap_or(1005);
-                    return Attempt::Failed(format!("closed before hello ({code})"));
-                }
-            }
-            Ok(Some(Err(_)) | None) => return Attempt::Failed("dropped before hello".into()),
-        }
-    };
-    Attempt::Open(
-        Box::new(ws),
-        hello,
-        crate::report::micros(started.elapsed()),
-    )
+    match open(env, url, token, since, deadline).await {
+        Ok((ws, hello)) => Attempt::Open(
+            Box::new(ws),
+            hello,
+            crate::report::micros(started.elapsed()),
+        ),
+        Err(client::Error::Refused {
+            status,
+            retry_after,
+        }) => Attempt::Refused {
+            status,
+            retry_after: backoff::retry_after(retry_after.as_deref()),
+        },
+        Err(e) => Attempt::Failed(cause(&e)),
+    }
 }
 
-/// A TCP connection to the request's host.
-async fn connect(
+/// The steps of [`attempt`], each within what is left before `deadline`.
+async fn open(
     env: &Env,
-    request: &tokio_tungstenite::tungstenite::handshake::client::Request,
+    url: &str,
+    token: &str,
+    since: Option<i64>,
     deadline: tokio::time::Instant,
-) -> Result<tokio::net::TcpStream, String> {
-    let host = request.uri().host().unwrap_or("127.0.0.1");
-    let port = request.uri().port_u16().unwrap_or(80);
-    let target: SocketAddr = match format!("{host}:{port}").parse() {
-        Ok(target) => target,
-        Err(_) => tokio::net::lookup_host((host, port))
-            .await
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| format!("{host} resolves to no address"))?,
+) -> Result<(Socket, client::Hello), client::Error> {
+    let request = ws::request(&ws::endpoint(url, since), Some(token))?;
+    let target = ws::target(&request).await?;
+    let options = ws::Connect {
+        recv_buffer: None,
+        source: env
+            .source
+            .filter(|s| target.ip().is_loopback() && s.is_ipv4() == target.is_ipv4()),
+        timeout: deadline.saturating_duration_since(tokio::time::Instant::now()),
     };
-    let socket = if target.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
-    .map_err(|e| format!("socket: {:?}", e.kind()))?;
-    if let Some(source) = env
-        .source
-        .filter(|s| target.ip().is_loopback() && s.is_ipv4() == target.is_ipv4())
-    {
-        socket
-            .bind(SocketAddr::new(source, 0))
-            .map_err(|e| format!("bind: {:?}", e.kind()))?;
-    }
-    let stream = tokio::time::timeout_at(deadline, socket.connect(target))
+    let stream = ws::connect(target, &options).await?;
+    let mut ws = tokio::time::timeout_at(deadline, ws::handshake(request, stream))
         .await
-        .map_err(|_| "connect timeout".to_owned())?
-        .map_err(|e| format!("connect: {:?}", e.kind()))?;
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
+        .map_err(|_| client::Error::Timeout("upgrade"))??;
+    let hello = tokio::time::timeout_at(deadline, ws::read_hello(&mut ws))
+        .await
+        .map_err(|_| client::Error::Timeout("hello"))??;
+    Ok((ws, hello))
+}
+
+/// A short, stable cause for a failed attempt (no addresses or ids, so causes add up).
+fn cause(e: &client::Error) -> String {
+    match e {
+        client::Error::Io { what, source } => format!("{what}: {:?}", source.kind()),
+        client::Error::Timeout(step) => format!("{step} timeout"),
+        client::Error::WebSocket(e) => format!("upgrade: {}", error_kind(e)),
+        other => other.to_string(),
+    }
 }
 
 /// A short, stable cause for a failed upgrade (no addresses or ids, so causes add up).
@@ -391,7 +350,7 @@ mod tests {
                 Ok(response)
             })
             .await?;
-        let hello = r#"{"type":"hello","data":{"resume":{"status":"resumed","replayed":0}}}"#;
+        let hello = r#"{"type":"hello","data":{"session_id":"s","user":{"id":1,"handle":"u"},"heartbeat_ms":15000,"resume":{"since":3,"status":"resumed","replayed":0}}}"#;
         ws.send(Message::text(hello)).await?;
         Ok((ws, asked))
     }
@@ -404,7 +363,7 @@ mod tests {
             urls: vec![url],
             source: None,
             since: Some(3),
-            started_unix_micros: client::now_micros(),
+            started_unix_micros: scenario::now_micros(),
             attempt_timeout: Duration::from_secs(5),
             tally: Mutex::new(Tick::default()),
         });

@@ -15,7 +15,9 @@ use anyhow::Context;
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::backoff::{self, Backoff};
-use crate::client::Rng;
+use aisocial_client::{Client, SignedIn, TokenPair, http};
+
+use crate::scenario::Rng;
 
 /// Requests a batch holds (a progress line after each).
 const BATCH: usize = 2_000;
@@ -37,8 +39,8 @@ pub struct User {
 
 /// The HTTP side of the setup: where, how many at once, and the refusals waited out.
 pub struct Http {
-    pub client: reqwest::Client,
-    pub urls: Vec<String>,
+    /// One client per node (requests rotate over them).
+    pub clients: Vec<Client>,
     pub concurrency: usize,
     /// 429s and 503s waited out.
     pub waited: AtomicU64,
@@ -47,9 +49,16 @@ pub struct Http {
 }
 
 impl Http {
+    /// The connection pool all nodes share.
+    pub fn pool(&self) -> Option<&reqwest::Client> {
+        self.clients.first().map(Client::http)
+    }
+
     /// The node for request `n` (requests rotate over the nodes given).
-    fn url(&self, n: usize) -> &str {
-        &self.urls[n % self.urls.len().max(1)]
+    fn node(&self, n: usize) -> anyhow::Result<&Client> {
+        self.clients
+            .get(n % self.clients.len().max(1))
+            .context("no node to set up through")
     }
 
     /// Sends the request `make` builds until it is answered with neither 429 nor 503, waiting
@@ -59,7 +68,7 @@ impl Http {
         &self,
         make: impl Fn() -> reqwest::RequestBuilder,
     ) -> anyhow::Result<reqwest::Response> {
-        let mut rng = Rng::new(crate::client::now_micros());
+        let mut rng = Rng::new(crate::scenario::now_micros());
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut errors = 0;
         for _ in 0..MAX_ATTEMPTS {
@@ -89,65 +98,39 @@ impl Http {
     }
 
     async fn sign_in(&self, n: usize, handle: String) -> anyhow::Result<User> {
-        let url = format!("{}/api/v1/auth/dev", self.url(n));
-        let body = serde_json::json!({ "handle": handle });
-        let res = self
-            .patiently(|| self.client.post(&url).json(&body))
-            .await?;
-        anyhow::ensure!(
-            res.status().is_success(),
-            "dev sign-in of {handle} answered {} (is AUTH_DEV_LOGIN=true?)",
-            res.status()
-        );
-        let body: serde_json::Value = res.json().await?;
+        let node = self.node(n)?;
+        let what = format!("dev sign-in of {handle} (is AUTH_DEV_LOGIN=true?)");
+        let res = self.patiently(|| node.sign_in_dev_request(&handle)).await?;
+        let signed = SignedIn::parse(&http::success(res, &what, None).await?)?;
         Ok(User {
-            id: body["user"]["id"]
-                .as_i64()
-                .context("no user id in the sign-in answer")?,
-            token: text(&body, "access_token")?,
-            refresh: text(&body, "refresh_token")?,
-            expires_in: body["expires_in"].as_u64().unwrap_or(900),
+            id: signed.user_id,
+            token: signed.token,
+            refresh: signed.refresh,
+            expires_in: signed.expires_in,
             handle,
         })
     }
 
     async fn follow(&self, n: usize, token: &str, handle: &str) -> anyhow::Result<()> {
-        let url = format!("{}/api/v1/users/{handle}/follow", self.url(n));
+        let node = self.node(n)?;
         let res = self
-            .patiently(|| self.client.put(&url).bearer_auth(token))
+            .patiently(|| node.follow_request(token, handle))
             .await?;
-        anyhow::ensure!(
-            res.status().as_u16() == 204,
-            "follow {handle}: {}",
-            res.status()
-        );
+        http::success(res, &format!("follow {handle}"), Some(204)).await?;
         Ok(())
     }
 
     async fn refresh(&self, n: usize, user: &mut User) -> anyhow::Result<()> {
-        let url = format!("{}/api/v1/auth/refresh", self.url(n));
-        let body = serde_json::json!({ "refresh_token": user.refresh });
+        let node = self.node(n)?;
         let res = self
-            .patiently(|| self.client.post(&url).json(&body))
+            .patiently(|| node.refresh_request(&user.refresh))
             .await?;
-        anyhow::ensure!(
-            res.status().is_success(),
-            "refresh of {} answered {}",
-            user.handle,
-            res.status()
-        );
-        let body: serde_json::Value = res.json().await?;
-        user.token = text(&body, "access_token")?;
-        user.refresh = text(&body, "refresh_token")?;
+        let what = format!("refresh of {}", user.handle);
+        let pair = TokenPair::parse(&http::success(res, &what, None).await?)?;
+        user.token = pair.access_token;
+        user.refresh = pair.refresh_token;
         Ok(())
     }
-}
-
-fn text(body: &serde_json::Value, field: &str) -> anyhow::Result<String> {
-    body[field]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("no {field} in the answer"))
 }
 
 /// Signs in every handle, in batches; the users in the handles' order.

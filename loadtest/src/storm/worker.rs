@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use super::session::{self, Env};
 use super::wire::{Plan, Tick, WorkerReport};
-use crate::client::Rng;
+use crate::scenario::Rng;
 
 fn write_line(report: &WorkerReport) -> anyhow::Result<()> {
     let line = serde_json::to_string(report)?;
