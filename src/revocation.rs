@@ -1,12 +1,13 @@
 //! Revoked sign-in sessions (refresh-token families). The truth is in PostgreSQL
-//! (`refresh_tokens.revoked_at`); each node keeps the recently revoked families in memory, so
-//! every request checks without a round trip, and learns of other nodes' revocations through a
-//! Redis channel. Whenever that subscription (re)connects, the node reloads the list from
-//! PostgreSQL, so a Redis restart loses nothing. A revocation also closes that session's
-//! websockets on every node.
+//! (`refresh_tokens.revoked_at`); each node keeps the recently revoked families in memory
+//! (`RevokedFamilies`, shared with the broker), so every request checks without a round trip.
+//! Other nodes' revocations arrive through a Redis channel, fast; and, so that a lost or
+//! delayed announcement never leaves a revoked session usable, every node also reloads them
+//! from PostgreSQL on a short period (`REVOCATION_RELOAD_MS`) and whenever its subscription
+//! (re)connects: revocation fails closed within that period. A revocation closes that
+//! session's websockets on every node, and the broker refuses its sockets that connect later.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aisocial_actors::db_error::ReadError;
@@ -14,10 +15,26 @@ use aisocial_actors::error_chain::Chain;
 use aisocial_actors::feed_broker::{CloseFamily, FeedBroker};
 use aisocial_actors::ids::UserId;
 use aisocial_actors::meter::MeteredAddr;
+use aisocial_actors::revoked::RevokedFamilies;
 use aisocial_actors::store::ReadPool;
 use serde::{Deserialize, Serialize};
 
 use crate::redis_store::{self, ChannelListener};
+
+/// The longest one reload from PostgreSQL may take.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+static RELOADS: std::sync::LazyLock<prometheus::IntCounterVec> = std::sync::LazyLock::new(|| {
+    let reloads = aisocial_actors::meter::labelled_counter(
+        "aisocial_revocation_reloads_total",
+        "Periodic reloads of revoked sign-in sessions from PostgreSQL, by result.",
+        &["result"],
+    );
+    for result in ["ok", "failed"] {
+        reloads.with_label_values(&[result]);
+    }
+    reloads
+});
 
 /// The Redis payload announcing one revocation (this module is its only reader and writer).
 #[derive(Debug, Serialize, Deserialize)]
@@ -28,7 +45,7 @@ struct Announcement {
 
 pub struct Revocations {
     /// Family → when it may be forgotten (every access token of it has expired by then).
-    revoked: RwLock<HashMap<i64, Instant>>,
+    revoked: Arc<RevokedFamilies>,
     remember: Duration,
     broker: MeteredAddr<FeedBroker>,
     redis: crate::redis_store::RedisConn,
@@ -39,12 +56,13 @@ impl Revocations {
     /// `remember` must cover an access token's lifetime plus clock leeway.
     pub fn new(
         remember: Duration,
+        revoked: Arc<RevokedFamilies>,
         broker: MeteredAddr<FeedBroker>,
         redis: crate::redis_store::RedisConn,
         prefix: &str,
     ) -> Self {
         Self {
-            revoked: RwLock::new(HashMap::new()),
+            revoked,
             remember,
             broker,
             redis,
@@ -53,20 +71,15 @@ impl Revocations {
     }
 
     pub fn is_revoked(&self, family: i64) -> bool {
-        self.revoked
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&family)
+        self.revoked.contains(family)
     }
 
+    /// Remembers the revocation, then closes the session's sockets here (once: a socket
+    /// that connects later is refused by the broker, which reads the same set).
     fn apply(&self, user: UserId, family: i64) {
-        let now = Instant::now();
-        {
-            let mut revoked = self.revoked.write().unwrap_or_else(|e| e.into_inner());
-            revoked.retain(|_, forget_at| *forget_at > now);
-            revoked.insert(family, now + self.remember);
+        if self.revoked.insert(family, Instant::now() + self.remember) {
+            self.broker.do_send(CloseFamily { user, family });
         }
-        self.broker.do_send(CloseFamily { user, family });
     }
 
     /// Revokes here at once and tells the other nodes (best effort: they also reload from
@@ -102,8 +115,39 @@ impl Revocations {
         Ok(rows.len())
     }
 
-    /// Listens for other nodes' revocations until the process ends, reconnecting with backoff.
-    pub fn listen(self: Arc<Self>, subscriber: redis_store::Subscriber, pool: ReadPool) {
+    /// Listens for other nodes' revocations until the process ends, reconnecting with
+    /// backoff; and reloads them from PostgreSQL every `reload_every`, whatever Redis does.
+    pub fn listen(
+        self: Arc<Self>,
+        subscriber: redis_store::Subscriber,
+        pool: ReadPool,
+        reload_every: Duration,
+    ) {
+        let reloading = Arc::clone(&self);
+        let reload_pool = pool.clone();
+        actix_rt::spawn(async move {
+            let mut every = tokio::time::interval(reload_every);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                match tokio::time::timeout(
+                    reload_every.max(RELOAD_TIMEOUT),
+                    reloading.reload(&reload_pool),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => RELOADS.with_label_values(&["ok"]).inc(),
+                    Ok(Err(e)) => {
+                        RELOADS.with_label_values(&["failed"]).inc();
+                        tracing::warn!(error = %Chain(&e), "could not reload revocations");
+                    }
+                    Err(_) => {
+                        RELOADS.with_label_values(&["failed"]).inc();
+                        tracing::warn!("reloading revocations timed out");
+                    }
+                }
+            }
+        });
         let channel = self.channel.clone();
         redis_store::keep_listening(
             subscriber,

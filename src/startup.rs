@@ -19,7 +19,8 @@ use aisocial_actors::ai_pool::{GetAiStatus, StopAi};
 use aisocial_actors::db_writer::{DbWriter, DbWriterConfig, Drain};
 use aisocial_actors::feed_broker::{BrokerConfig, CloseAll, FeedBroker};
 use aisocial_actors::meter::MeteredAddr;
-use aisocial_actors::session::SessionConfig;
+use aisocial_actors::revoked::RevokedFamilies;
+use aisocial_actors::session::{SessionConfig, TokenCheck};
 use anyhow::Context;
 use tokio::net::TcpStream;
 
@@ -214,7 +215,10 @@ impl Application {
             EventLogReads::Primary => Arc::new(PgEventSource { pool: pool.clone() }),
             EventLogReads::Replica => Arc::new(ReplicaEventSource::new(Arc::clone(&reads))),
         };
+        // Revoked sign-in sessions: filled by `Revocations`, read by the broker at `Connect`.
+        let revoked = Arc::new(RevokedFamilies::default());
         let broker_config = BrokerConfig {
+            revoked: Arc::clone(&revoked),
             load_timeout: FOLLOW_LOAD_TIMEOUT,
             outbound_limit: settings.outbound_limit,
             presence_debounce: settings.presence_debounce,
@@ -276,11 +280,15 @@ impl Application {
         let remember = settings.access_token_ttl + Duration::from_secs(120);
         let revocations = Arc::new(Revocations::new(
             remember,
+            revoked,
             broker.clone(),
             redis.clone(),
             &settings.redis_prefix,
         ));
-        revocations.clone().listen(subscriber, pool.clone());
+        revocations
+            .clone()
+            .listen(subscriber, pool.clone(), settings.revocation_reload);
+        let verifier = Arc::new(Verifier::new(tokens.clone(), Arc::clone(&revocations)));
 
         let starting = Arc::new(aisocial_actors::starting::Starting::default());
         let admission = crate::admission::Admission::new(settings.admission, Arc::clone(&starting));
@@ -295,6 +303,7 @@ impl Application {
             read_timeout: settings.read_timeout,
             starting: Arc::clone(&starting),
             replay_page: (settings.outbound_limit / 2).clamp(1, 256),
+            tokens: Some(TokenCheck(verifier.clone())),
         });
         let ai = crate::ai::start(
             &settings.ai,
@@ -319,7 +328,6 @@ impl Application {
             settings.rate_limits,
             settings.trusted_proxies.clone(),
         ));
-        let verifier = Arc::new(Verifier::new(tokens.clone(), Arc::clone(&revocations)));
         let tickets = Arc::new(Tickets::new(keys.clone(), Arc::clone(&revocations)));
         let node = Arc::new(NodeHealth {
             node_id: settings.node_id.clone(),

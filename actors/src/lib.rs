@@ -41,6 +41,7 @@ pub mod lsn;
 pub mod meter;
 pub mod model;
 pub mod protocol;
+pub mod revoked;
 pub mod session;
 pub mod starting;
 pub mod store;

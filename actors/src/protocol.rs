@@ -17,6 +17,10 @@ pub enum ClientOp {
     Subscribe(Topic),
     Unsubscribe(Topic),
     Ping,
+    /// A new access token for this socket, before its current one expires.
+    Auth {
+        token: String,
+    },
 }
 
 /// A topic a session can subscribe to.
@@ -71,6 +75,7 @@ enum RawOp {
     Subscribe { topic: String },
     Unsubscribe { topic: String },
     Ping {},
+    Auth { token: String },
 }
 
 /// Parses one client text frame.
@@ -84,10 +89,10 @@ pub fn parse_client_frame(text: &str) -> Result<ClientOp, FrameError> {
         .ok_or_else(|| {
             FrameError::new("invalid_frame", "a frame is an object with a string \"op\"")
         })?;
-    if !matches!(op.as_str(), "subscribe" | "unsubscribe" | "ping") {
+    if !matches!(op.as_str(), "subscribe" | "unsubscribe" | "ping" | "auth") {
         return Err(FrameError::new(
             "unknown_op",
-            "op is one of subscribe, unsubscribe, ping",
+            "op is one of subscribe, unsubscribe, ping, auth",
         ));
     }
     let raw: RawOp = serde_json::from_value(value)
@@ -96,6 +101,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientOp, FrameError> {
         RawOp::Subscribe { topic } => ClientOp::Subscribe(Topic::parse(&topic)?),
         RawOp::Unsubscribe { topic } => ClientOp::Unsubscribe(Topic::parse(&topic)?),
         RawOp::Ping {} => ClientOp::Ping,
+        RawOp::Auth { token } => ClientOp::Auth { token },
     })
 }
 
@@ -307,6 +313,19 @@ pub fn ai_error_frame(
     )
 }
 
+/// The close code of a socket whose access token expired without being renewed in-band.
+pub const TOKEN_EXPIRED: u16 = 4001;
+
+/// `auth.ok`: the socket now runs on the token it was sent, which expires in `expires_in`
+/// seconds.
+pub fn auth_ok_frame(expires_in: u64) -> ByteString {
+    #[derive(Serialize)]
+    struct AuthOk {
+        expires_in: u64,
+    }
+    frame("auth.ok", None, &AuthOk { expires_in })
+}
+
 pub fn pong_frame() -> ByteString {
     ByteString::from_static(r#"{"type":"pong","data":{}}"#)
 }
@@ -373,6 +392,14 @@ mod tests {
         check("[]", Err("invalid_frame"));
         check(r#"{"op":5}"#, Err("invalid_frame"));
         check(r#"{"op":"shutdown"}"#, Err("unknown_op"));
+        check(
+            r#"{"op":"auth","token":"abc"}"#,
+            Ok(ClientOp::Auth {
+                token: "abc".into(),
+            }),
+        );
+        check(r#"{"op":"auth"}"#, Err("invalid_frame"));
+        check(r#"{"op":"auth","token":5}"#, Err("invalid_frame"));
         check(r#"{"op":"ping","x":1}"#, Err("invalid_frame"));
         check(r#"{"op":"subscribe"}"#, Err("invalid_frame"));
         check(
@@ -408,6 +435,10 @@ mod tests {
         assert_eq!(
             &*error_frame("x", "a \"b\""),
             r#"{"type":"error","data":{"code":"x","detail":"a \"b\""}}"#
+        );
+        assert_eq!(
+            &*auth_ok_frame(900),
+            r#"{"type":"auth.ok","data":{"expires_in":900}}"#
         );
         let v: serde_json::Value = serde_json::from_str(&pong_frame()).unwrap_or_default();
         assert_eq!(v["type"], "pong");

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
@@ -45,6 +45,42 @@ pub struct SessionConfig {
     pub starting: Arc<Starting>,
     /// Events one page of a resume carries (at most half the outbound limit).
     pub replay_page: usize,
+    /// Checks the access tokens clients renew their sockets with (`{"op":"auth"}`); without
+    /// it, renewal is refused.
+    pub tokens: Option<TokenCheck>,
+}
+
+/// What a valid access token grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub user: UserId,
+    /// Its sign-in session.
+    pub family: i64,
+    pub expires_at: SystemTime,
+}
+
+/// Why a token sent in-band was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefused {
+    #[error("the access token is invalid or expired")]
+    Invalid,
+    #[error("this sign-in session was revoked; sign in again")]
+    Revoked,
+}
+
+/// The port the server implements with its token verifier.
+pub trait AccessTokens: Send + Sync + 'static {
+    fn verify(&self, token: &str) -> Result<TokenGrant, TokenRefused>;
+}
+
+/// The token check sessions share.
+#[derive(Clone)]
+pub struct TokenCheck(pub Arc<dyn AccessTokens>);
+
+impl std::fmt::Debug for TokenCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenCheck")
+    }
 }
 
 static OPEN: LazyLock<IntGauge> = LazyLock::new(|| {
@@ -173,6 +209,9 @@ pub struct SessionIdentity {
     pub handle: String,
     /// The sign-in session the socket belongs to; revoking it closes the socket.
     pub family: Option<i64>,
+    /// When the access token the socket was opened with expires: the socket closes then
+    /// (`protocol::TOKEN_EXPIRED`) unless the client renewed it in-band.
+    pub expires_at: Option<SystemTime>,
 }
 
 enum Phase {
@@ -190,6 +229,10 @@ pub struct Session {
     user: UserId,
     handle: String,
     family: Option<i64>,
+    /// When the socket's access token expires (renewed by `{"op":"auth"}`).
+    expires_at: Option<SystemTime>,
+    /// The close at `expires_at`.
+    expiry: Option<SpawnHandle>,
     since: Option<EventId>,
     broker: MeteredAddr<FeedBroker>,
     pool: ReadPool,
@@ -226,6 +269,7 @@ impl Session {
             user,
             handle,
             family,
+            expires_at,
         } = identity;
         let burst = config.frame_burst;
         let instance = meter::Instance {
@@ -238,6 +282,8 @@ impl Session {
             user,
             handle,
             family,
+            expires_at,
+            expiry: None,
             since,
             broker,
             pool,
@@ -393,6 +439,7 @@ impl Session {
         match protocol::parse_client_frame(text) {
             Err(e) => self.error(ctx, e.code, &e.detail),
             Ok(ClientOp::Ping) => ctx.text(protocol::pong_frame()),
+            Ok(ClientOp::Auth { token }) => self.renew(ctx, &token),
             Ok(ClientOp::Subscribe(topic)) => self.subscribe(ctx, topic),
             Ok(ClientOp::Unsubscribe(topic)) => {
                 if let Some(root) = self.topics.remove(&topic)
@@ -405,6 +452,51 @@ impl Session {
                 }
                 ctx.text(protocol::topic_frame(false, topic));
             }
+        }
+    }
+
+    /// Closes the socket when its access token expires (a renewal moves the time).
+    fn arm_expiry(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if let Some(previous) = self.expiry.take() {
+            ctx.cancel_future(previous);
+        }
+        let Some(at) = self.expires_at else {
+            return;
+        };
+        let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+        self.expiry = Some(ctx.run_later(left, |session, ctx| {
+            session.close(ctx, protocol::TOKEN_EXPIRED, "access token expired");
+        }));
+    }
+
+    /// `{"op":"auth"}`: a new access token of the same user and sign-in session keeps the
+    /// socket open until it expires in turn.
+    fn renew(&mut self, ctx: &mut ws::WebsocketContext<Self>, token: &str) {
+        let Some(tokens) = &self.config.tokens else {
+            self.error(
+                ctx,
+                "auth_unsupported",
+                "this node does not renew sockets in-band",
+            );
+            return;
+        };
+        match tokens.0.verify(token) {
+            Ok(grant) if grant.user == self.user && Some(grant.family) == self.family => {
+                self.expires_at = Some(grant.expires_at);
+                self.arm_expiry(ctx);
+                let expires_in = grant
+                    .expires_at
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default()
+                    .as_secs();
+                ctx.text(protocol::auth_ok_frame(expires_in));
+            }
+            Ok(_) => self.error(
+                ctx,
+                "auth_mismatch",
+                "the token belongs to another user or sign-in session",
+            ),
+            Err(refused) => self.error(ctx, "auth_invalid", &refused.to_string()),
         }
     }
 
@@ -495,6 +587,7 @@ impl Actor for Session {
             close: me.recipient(),
             backlog: self.backlog.clone(),
         };
+        self.arm_expiry(ctx);
         let heartbeat = self.config.heartbeat;
         ctx.run_interval(heartbeat, |session, ctx| {
             if session.backlog.overflowed() {

@@ -5,6 +5,7 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use aisocial_actors::ids::UserId;
 use aisocial_actors::model::Role;
+use aisocial_actors::session::{AccessTokens, TokenGrant, TokenRefused};
 use futures_util::future::LocalBoxFuture;
 
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub struct AuthUser {
     pub role: Role,
     /// The sign-in session (refresh-token family) of the token.
     pub family: i64,
+    /// When the token expires, in seconds since the Unix epoch.
+    pub expires_at: u64,
 }
 
 /// The caller, who must also be an admin (403 otherwise).
@@ -86,6 +89,26 @@ impl Verifier {
             handle: claims.handle,
             role: claims.role,
             family: claims.sid,
+            expires_at: claims.exp,
+        })
+    }
+}
+
+/// Sockets renew their token in-band through the same checks as every request.
+impl AccessTokens for Verifier {
+    fn verify(&self, token: &str) -> Result<TokenGrant, TokenRefused> {
+        let claims = self.tokens.verify(token).map_err(|e| {
+            tracing::debug!(error = %e, "an in-band access token was refused");
+            TokenRefused::Invalid
+        })?;
+        if self.is_revoked(claims.sid) {
+            return Err(TokenRefused::Revoked);
+        }
+        let user = claims.user_id().ok_or(TokenRefused::Invalid)?;
+        Ok(TokenGrant {
+            user,
+            family: claims.sid,
+            expires_at: std::time::UNIX_EPOCH + std::time::Duration::from_secs(claims.exp),
         })
     }
 }

@@ -27,6 +27,10 @@ struct TicketClaims {
     handle: String,
     role: Role,
     family: i64,
+    /// When the access token the ticket was issued under expires (the socket closes then
+    /// unless renewed). Absent in tickets of older nodes: the ticket's own lifetime.
+    #[serde(default)]
+    expires_at: Option<u64>,
 }
 
 /// Issues and redeems tickets.
@@ -53,6 +57,7 @@ impl Tickets {
             handle: me.handle,
             role: me.role,
             family: me.family,
+            expires_at: Some(me.expires_at),
         };
         let value = serde_json::to_string(&claims).map_err(|e| ApiError::Internal(e.into()))?;
         let mut store = redis::cmd("SET");
@@ -84,11 +89,19 @@ impl Tickets {
         if self.revocations.is_revoked(claims.family) {
             return Err(refused());
         }
+        let expires_at = claims.expires_at.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs()
+                + TICKET_TTL_SECS
+        });
         Ok(AuthUser {
             id: UserId(claims.user),
             handle: claims.handle,
             role: claims.role,
             family: claims.family,
+            expires_at,
         })
     }
 }

@@ -168,6 +168,12 @@ pub struct ServeArgs {
     #[arg(long, env = "RATE_LIMIT_OPS_PER_MIN", default_value_t = 600)]
     pub rate_limit_ops_per_min: u32,
 
+    /// How often each node reloads revoked sign-in sessions from PostgreSQL, in milliseconds
+    /// (a logout takes effect on every node within this even when Redis loses its
+    /// announcement).
+    #[arg(long, env = "REVOCATION_RELOAD_MS", default_value_t = 2000)]
+    pub revocation_reload_ms: u64,
+
     /// Serve `/metrics` on this address only (`host:port`, e.g. a private interface) instead
     /// of the main listener [default: the main listener].
     #[arg(long, env = "METRICS_BIND")]
@@ -372,6 +378,8 @@ pub struct Settings {
     pub google: Option<GoogleSettings>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub rate_limits: RateLimits,
+    /// How often revocations are reloaded from PostgreSQL.
+    pub revocation_reload: Duration,
     /// `/metrics` on an address of its own.
     pub metrics_bind: Option<SocketAddr>,
     /// The bearer token `/metrics` requires.
@@ -546,6 +554,9 @@ impl Settings {
                 return Err(bad(variable, "must be at least 1"));
             }
         }
+        if !(100..=60_000).contains(&args.revocation_reload_ms) {
+            return Err(bad("REVOCATION_RELOAD_MS", "must be between 100 and 60000"));
+        }
         let metrics_token = match args.metrics_token {
             Some(token) if token.is_empty() => None,
             Some(token) if token.len() < 16 => {
@@ -595,6 +606,7 @@ impl Settings {
             admin_handles,
             google,
             trusted_proxies,
+            revocation_reload: Duration::from_millis(args.revocation_reload_ms),
             metrics_bind: args.metrics_bind,
             metrics_token,
             rate_limits: RateLimits {

@@ -137,6 +137,7 @@ pub async fn authorize(
         user: me.id,
         handle: me.handle,
         family: Some(me.family),
+        expires_at: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(me.expires_at)),
     };
     Ok(Authorized {
         identity,

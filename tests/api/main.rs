@@ -21,6 +21,7 @@ mod nodes;
 mod posts;
 mod provider;
 mod relay;
+mod revocation;
 mod routing;
 mod social;
 mod tls;

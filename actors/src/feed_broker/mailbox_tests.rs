@@ -14,7 +14,7 @@ use crate::db_error::ReadError;
 use crate::event_log::RangeRead;
 use crate::follow_graph::FollowSnapshot;
 
-struct EmptyLog;
+pub(super) struct EmptyLog;
 
 impl EventSource for EmptyLog {
     fn head(&self) -> BoxFuture<'static, Result<EventId, ReadError>> {
@@ -31,7 +31,7 @@ impl EventSource for EmptyLog {
     }
 }
 
-struct NoFollows;
+pub(super) struct NoFollows;
 
 impl FollowGraph for NoFollows {
     fn load(

@@ -20,6 +20,8 @@ mod messages;
 #[cfg(test)]
 mod model_tests;
 pub mod presence;
+#[cfg(test)]
+mod revocation_tests;
 pub mod routing;
 pub mod sequencer;
 
@@ -46,6 +48,7 @@ use crate::ids::{EventId, PostId, SessionId, UserId};
 use crate::meter::{self, ActorMeter, MeteredAddr, MeteredRecipient};
 use crate::metered_handler;
 use crate::protocol::{self, EventKind};
+use crate::revoked::RevokedFamilies;
 use catchup::Catchup;
 use presence::Presence;
 use routing::Routing;
@@ -164,7 +167,7 @@ const REPAIR_PAGE: usize = 2_000;
 const MAX_LOAD_BACKOFF: Duration = Duration::from_secs(2);
 
 /// How the broker behaves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BrokerConfig {
     /// How long a follow-list read may take before it is retried.
     pub load_timeout: Duration,
@@ -185,6 +188,8 @@ pub struct BrokerConfig {
     pub max_held_bytes: usize,
     /// Users whose follow lists one read loads at most.
     pub load_batch: usize,
+    /// Sign-in sessions revoked on any node: a socket of one is refused at `Connect`.
+    pub revoked: Arc<RevokedFamilies>,
 }
 
 impl Default for BrokerConfig {
@@ -199,6 +204,7 @@ impl Default for BrokerConfig {
             max_waiting_bytes: 64 << 20,
             max_held_bytes: 64 << 20,
             load_batch: 500,
+            revoked: Arc::default(),
         }
     }
 }
@@ -473,6 +479,15 @@ impl FeedBroker {
 
     /// Registers a session; its user's follow list is read if they were not online here.
     fn register(&mut self, msg: Connect, ctx: &mut Context<Self>) {
+        // The revocation may have come between the upgrade's check and this: its
+        // `CloseFamily` found no socket to close, so the socket is refused here.
+        if msg.family.is_some_and(|f| self.config.revoked.contains(f)) {
+            msg.close.do_send(CloseSession {
+                code: 1008,
+                reason: "this sign-in session was revoked",
+            });
+            return;
+        }
         ONLINE_SESSIONS.inc();
         self.session_user.insert(msg.session, msg.user);
         let link = SessionLink {
