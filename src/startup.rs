@@ -351,6 +351,7 @@ impl Application {
                 refresh_successors: crate::auth::successor::Successors::new(
                     settings.signing_key.expose().as_bytes(),
                     settings.refresh_retry_grace,
+                    settings.refresh_concurrent_grace,
                 ),
                 admin_handles: settings.admin_handles.clone().into(),
                 google,

@@ -14,14 +14,20 @@ use sha2::{Digest, Sha256};
 use super::opaque::{self, Opaque};
 use super::pair::REFRESH_PREFIX;
 
-/// Derives successors; `grace` is how long after a rotation its retry is still recognised.
+/// Derives successors; `grace` is how long after a rotation its retry is still recognised,
+/// `concurrent` the same for a refresh without a key (a concurrent duplicate).
 #[derive(Clone)]
 pub struct Successors {
     /// A key of its own, derived from the signing key (so the two uses never share one),
     /// padded with zeros to SHA-256's block, which is what HMAC does to a shorter key.
     key: [u8; 64],
     pub grace: Duration,
+    pub concurrent: Duration,
 }
+
+/// What a refresh without `Idempotency-Key` is derived with: never a key (keys are printable
+/// ASCII), so keyed and keyless rotations of one token name different successors.
+const KEYLESS: &str = "\0keyless";
 
 impl std::fmt::Debug for Successors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -32,13 +38,27 @@ impl std::fmt::Debug for Successors {
 }
 
 impl Successors {
-    pub fn new(signing_key: &[u8], grace: Duration) -> Self {
+    pub fn new(signing_key: &[u8], grace: Duration, concurrent: Duration) -> Self {
         let mut derive = Sha256::new();
         derive.update(b"aisocial refresh successor v1\0");
         derive.update(signing_key);
         let mut key = [0u8; 64];
         key[..32].copy_from_slice(&derive.finalize());
-        Self { key, grace }
+        Self {
+            key,
+            grace,
+            concurrent,
+        }
+    }
+
+    /// The successor of a rotation asked for without a key, and how long a duplicate of it is
+    /// answered the same: within `concurrent` of the rotation (and before the new token is
+    /// used) the duplicate is the same request racing, not a thief; after it, reuse.
+    pub fn keyless(&self, presented: &str) -> (Opaque, Option<Duration>) {
+        if self.concurrent.is_zero() {
+            return (opaque::generate(REFRESH_PREFIX), None);
+        }
+        (self.successor(presented, KEYLESS), Some(self.concurrent))
     }
 
     /// The refresh token that follows `presented` in a rotation asked for with
@@ -68,7 +88,11 @@ mod tests {
 
     #[test]
     fn the_same_token_and_key_name_the_same_successor_and_nothing_else_does() {
-        let successors = Successors::new(b"a signing key of at least 32 bytes!!", Duration::ZERO);
+        let successors = Successors::new(
+            b"a signing key of at least 32 bytes!!",
+            Duration::ZERO,
+            Duration::ZERO,
+        );
         let token = opaque::generate(REFRESH_PREFIX).text;
         let first = successors.successor(&token, "key-1");
         assert_eq!(first.text, successors.successor(&token, "key-1").text);
@@ -77,7 +101,11 @@ mod tests {
         assert_ne!(first.text, successors.successor(&token, "key-2").text);
         let other = opaque::generate(REFRESH_PREFIX).text;
         assert_ne!(first.text, successors.successor(&other, "key-1").text);
-        let elsewhere = Successors::new(b"another signing key, also 32 bytes+", Duration::ZERO);
+        let elsewhere = Successors::new(
+            b"another signing key, also 32 bytes+",
+            Duration::ZERO,
+            Duration::ZERO,
+        );
         assert_ne!(first.text, elsewhere.successor(&token, "key-1").text);
         // The separator keeps (token, key) pairs apart that concatenate alike.
         assert_ne!(
@@ -88,8 +116,22 @@ mod tests {
     }
 
     #[test]
+    fn a_keyless_rotation_names_one_successor_only_while_duplicates_are_answered() {
+        let on = Successors::new(b"k", Duration::ZERO, Duration::from_secs(2));
+        let (first, within) = on.keyless("rt_x");
+        assert_eq!(first.text, on.keyless("rt_x").0.text);
+        assert_eq!(within, Some(Duration::from_secs(2)));
+        assert_ne!(first.text, on.keyless("rt_y").0.text);
+        assert_ne!(first.text, on.successor("rt_x", "keyless").text);
+        let off = Successors::new(b"k", Duration::ZERO, Duration::ZERO);
+        let (random, within) = off.keyless("rt_x");
+        assert_ne!(random.text, off.keyless("rt_x").0.text);
+        assert_eq!(within, None);
+    }
+
+    #[test]
     fn it_is_hmac_sha256_with_the_derived_key() {
-        let successors = Successors::new(b"k", Duration::from_secs(60));
+        let successors = Successors::new(b"k", Duration::from_secs(60), Duration::ZERO);
         let key: [u8; 32] = Sha256::new()
             .chain_update(b"aisocial refresh successor v1\0")
             .chain_update(b"k")

@@ -107,6 +107,13 @@ pub struct ServeArgs {
     #[arg(long, env = "REFRESH_RETRY_GRACE_SECS", default_value_t = 60)]
     pub refresh_retry_grace_secs: u64,
 
+    /// A refresh without `Idempotency-Key` repeated within this many milliseconds of the
+    /// rotation it repeats (and before the new token is used) gets the same new pair:
+    /// concurrent refreshes of one token sign nobody out. Past it, reuse revokes the session;
+    /// 0 turns this off.
+    #[arg(long, env = "REFRESH_CONCURRENT_GRACE_MS", default_value_t = 2000)]
+    pub refresh_concurrent_grace_ms: u64,
+
     /// Comma-separated handles granted the admin role when they sign in.
     #[arg(long, env = "ADMIN_HANDLES", default_value = "")]
     pub admin_handles: String,
@@ -374,6 +381,7 @@ pub struct Settings {
     pub access_token_ttl: Duration,
     pub refresh_lifetime: Duration,
     pub refresh_retry_grace: Duration,
+    pub refresh_concurrent_grace: Duration,
     pub admin_handles: Vec<String>,
     pub google: Option<GoogleSettings>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -519,6 +527,12 @@ impl Settings {
         if !(1..=365).contains(&args.refresh_token_ttl_days) {
             return Err(bad("REFRESH_TOKEN_TTL_DAYS", "must be between 1 and 365"));
         }
+        if args.refresh_concurrent_grace_ms > 10_000 {
+            return Err(bad(
+                "REFRESH_CONCURRENT_GRACE_MS",
+                "must be between 0 and 10000",
+            ));
+        }
         if args.refresh_retry_grace_secs > 600 {
             return Err(bad("REFRESH_RETRY_GRACE_SECS", "must be between 0 and 600"));
         }
@@ -603,6 +617,7 @@ impl Settings {
             access_token_ttl: Duration::from_secs(args.access_token_ttl_secs),
             refresh_lifetime: Duration::from_secs(args.refresh_token_ttl_days * 86_400),
             refresh_retry_grace: Duration::from_secs(args.refresh_retry_grace_secs),
+            refresh_concurrent_grace: Duration::from_millis(args.refresh_concurrent_grace_ms),
             admin_handles,
             google,
             trusted_proxies,

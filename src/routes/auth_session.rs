@@ -65,7 +65,7 @@ pub async fn refresh(
             successors.successor(&body.refresh_token, &key),
             successors.retry_within(),
         ),
-        None => (opaque::generate(REFRESH_PREFIX), None),
+        None => successors.keyless(&body.refresh_token),
     };
     let rotated = writer
         .send(RotateRefresh {
