@@ -145,6 +145,34 @@ async fn the_binary_serves_and_exits_cleanly_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
+    // Websockets opened with a ticket in the query string, accepted and refused: the access
+    // log keeps the path, never the query.
+    let mut tickets = Vec::new();
+    for query in ["", "&since=x"] {
+        let ticket: serde_json::Value = http
+            .post(format!("http://{address}/api/v1/ws/ticket"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("a ticket")
+            .json()
+            .await
+            .expect("a ticket document");
+        let ticket = ticket["ticket"].as_str().unwrap_or_default().to_owned();
+        assert!(ticket.starts_with("tk_"), "{ticket}");
+        let url = format!("ws://{address}/api/v1/ws?ticket={ticket}{query}");
+        match tokio_tungstenite::connect_async(url).await {
+            Ok((mut socket, _)) => {
+                assert!(query.is_empty(), "a bad since was accepted");
+                let _ = futures_util::SinkExt::close(&mut socket).await;
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+                assert_eq!(res.status(), 422, "{query}");
+            }
+            Err(e) => panic!("the upgrade failed below HTTP: {e}"),
+        }
+        tickets.push(ticket);
+    }
 
     let pid = nix::unistd::Pid::from_raw(i32::try_from(server.child.id()).unwrap_or_default());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
@@ -173,6 +201,17 @@ async fn the_binary_serves_and_exits_cleanly_on_sigterm() {
     assert!(
         !log.iter().any(|l| l.contains(&token)),
         "a token reached the log"
+    );
+    for ticket in &tickets {
+        assert!(
+            !log.iter().any(|l| l.contains(ticket.as_str())),
+            "a ticket reached the log"
+        );
+    }
+    assert!(
+        log.iter()
+            .any(|l| l.contains("\"target\":\"access\"") && l.contains("/api/v1/ws")),
+        "the upgrades are in the access log: {log:#?}"
     );
 }
 
