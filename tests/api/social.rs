@@ -438,3 +438,53 @@ async fn every_post_read_says_whether_the_reader_likes_it() {
     let (_, body) = app.get_json(&fan, &format!("/api/v1/posts/{id}")).await;
     assert_eq!(body["liked_by_me"], false);
 }
+
+/// Liking and unliking, or following and unfollowing, over and over notifies once: a repeat of
+/// the same person's like of the same post, or follow, within the hour makes no new
+/// notification (nor a frame).
+#[actix_web::test]
+async fn toggling_a_like_or_a_follow_notifies_once() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice").await;
+    let bob = app.sign_in("bob").await;
+    let post = app.create_post(&alice, "like me, then don't").await;
+    let id = post["id"].as_i64().unwrap_or_default();
+    let (mut alices_socket, _) = app.ws(&alice, None).await;
+    for _ in 0..3 {
+        assert_eq!(
+            send(&app, "PUT", &bob, &format!("/api/v1/posts/{id}/like")).await,
+            204
+        );
+        assert_eq!(
+            send(&app, "DELETE", &bob, &format!("/api/v1/posts/{id}/like")).await,
+            204
+        );
+        assert_eq!(
+            send(&app, "PUT", &bob, "/api/v1/users/alice/follow").await,
+            204
+        );
+        assert_eq!(
+            send(&app, "DELETE", &bob, "/api/v1/users/alice/follow").await,
+            204
+        );
+    }
+    let (status, list) = app.get_json(&alice, "/api/v1/notifications").await;
+    assert_eq!(status, 200);
+    let kinds: Vec<&str> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["kind"].as_str())
+        .collect();
+    println!("security: 3 like/unlike and follow/unfollow toggles notified {kinds:?}");
+    assert_eq!(kinds, vec!["follow", "like"], "one of each, newest first");
+    let mut frames = 0;
+    while let crate::helpers::WsEvent::Json(frame) =
+        alices_socket.next_event(Duration::from_millis(500)).await
+    {
+        if frame["type"] == "notification" {
+            frames += 1;
+        }
+    }
+    assert_eq!(frames, 2, "one frame for each");
+}

@@ -451,6 +451,7 @@ const RAISE_FLOOR: &str =
     "UPDATE event_retention SET purged_through = GREATEST(purged_through, $1) WHERE singleton";
 
 async fn purge_events(conn: &mut WriterConn, cmd: &PurgeEvents) -> Applied {
+    conn.execute(PURGE_REPEATS, &[&REPEAT_WINDOW_SECS]).await?;
     let row = conn
         .query_opt(PURGE_BOUNDS, &[&cmd.retention.as_secs_f64()])
         .await?
@@ -680,7 +681,10 @@ async fn set_follow(
     };
     let mut changes = vec![Change::Follow(change)];
     if following {
-        changes.push(notify(conn, followee, NotificationKind::Follow, follower, None).await?);
+        changes.extend(
+            notify_unless_repeated(conn, followee, NotificationKind::Follow, follower, None)
+                .await?,
+        );
     }
     Ok((Output::Done, changes))
 }
@@ -760,6 +764,50 @@ const INSERT_NOTIFICATION: &str = "WITH n AS (INSERT INTO notifications (user_id
      SELECT n.id, n.kind, n.post_id, n.created_at, u.id, u.handle, u.display_name \
      FROM n JOIN users u ON u.id = n.actor_id";
 
+/// How long a like or follow by the same person notifies only once: toggling one on and off
+/// does not notify again and again.
+const REPEAT_WINDOW_SECS: f64 = 3600.0;
+
+/// Notes that `actor` notifies `recipient` of this now, unless it did within the window:
+/// answers a row when the notification is to be made.
+const NOTE_NOTIFIED: &str = "INSERT INTO notification_repeats \
+     (user_id, actor_id, kind, post_id, notified_at) VALUES ($1, $2, $3, $4, now()) \
+     ON CONFLICT (user_id, actor_id, kind, post_id) DO UPDATE SET notified_at = now() \
+     WHERE notification_repeats.notified_at <= now() - make_interval(secs => $5) \
+     RETURNING 1";
+
+/// Forgets what is past the repeat window (run with the event purge).
+const PURGE_REPEATS: &str =
+    "DELETE FROM notification_repeats WHERE notified_at < now() - make_interval(secs => $1)";
+
+/// [`notify`], unless `actor` already notified `recipient` of this within the repeat window.
+async fn notify_unless_repeated(
+    conn: &mut WriterConn,
+    recipient: UserId,
+    kind: NotificationKind,
+    actor: UserId,
+    post: Option<PostId>,
+) -> Result<Option<Change>, ApplyError> {
+    let first = conn
+        .query_opt(
+            NOTE_NOTIFIED,
+            &[
+                &recipient.0,
+                &actor.0,
+                &kind.as_str(),
+                &post.map_or(0, |p| p.0),
+                &REPEAT_WINDOW_SECS,
+            ],
+        )
+        .await?
+        .is_some();
+    let repeated = !first;
+    if repeated {
+        return Ok(None);
+    }
+    Ok(Some(notify(conn, recipient, kind, actor, post).await?))
+}
+
 /// Stores a notification for `recipient` and returns the durable event announcing it.
 async fn notify(
     conn: &mut WriterConn,
@@ -817,7 +865,9 @@ async fn set_like(conn: &mut WriterConn, user: UserId, post: PostId, liked: bool
     conn.execute(COUNT_LIKE, &[&post.0, &delta]).await?;
     let mut changes = Vec::new();
     if liked && author != user {
-        changes.push(notify(conn, author, NotificationKind::Like, user, Some(post)).await?);
+        changes.extend(
+            notify_unless_repeated(conn, author, NotificationKind::Like, user, Some(post)).await?,
+        );
     }
     Ok((Output::Done, changes))
 }
