@@ -24,12 +24,17 @@ pub struct Frame<'a> {
 }
 
 /// The parts of `data` read here: a post's id and body (of `post.created`, `post.deleted`,
-/// `thread.reply`).
+/// `thread.reply`), or a notification's id, kind and post.
 #[derive(Debug, Deserialize)]
 pub struct FrameData<'a> {
     pub id: Option<i64>,
     #[serde(borrow)]
     pub body: Option<Cow<'a, str>>,
+    /// A notification's kind: `like`, `reply`, `mention`, `follow`.
+    #[serde(borrow)]
+    pub kind: Option<Cow<'a, str>>,
+    /// The post a notification is about.
+    pub post_id: Option<i64>,
 }
 
 impl<'a> Frame<'a> {
@@ -49,6 +54,12 @@ impl<'a> Frame<'a> {
     /// The post id of a `post.created`/`post.deleted`/`thread.reply` frame.
     pub fn post_id(&self) -> Option<i64> {
         self.data.as_ref().and_then(|d| d.id)
+    }
+
+    /// A `notification` frame's kind (`like`, `reply`, `mention`, `follow`) and post.
+    pub fn notification(&self) -> Option<(&str, Option<i64>)> {
+        let data = self.data.as_ref().filter(|_| self.kind == "notification")?;
+        Some((data.kind.as_deref()?, data.post_id))
     }
 
     /// The post's body, or "".
@@ -270,6 +281,8 @@ mod tests {
             (notification.kind, notification.id),
             ("notification", Some(44))
         );
+        assert_eq!(notification.notification(), Some(("like", Some(9))));
+        assert_eq!(created.notification(), None, "not a notification");
         Ok(())
     }
 

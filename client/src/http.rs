@@ -37,6 +37,14 @@ impl NewPost {
     }
 }
 
+/// A single-use websocket ticket (`POST /api/v1/ws/ticket`): opens one feed without a
+/// bearer header, within `expires_in` seconds.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Ticket {
+    pub ticket: String,
+    pub expires_in: u64,
+}
+
 /// What creating a post answered.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 pub struct CreatedPost {
@@ -213,6 +221,27 @@ impl Client {
             .json(&serde_json::json!({ "prompt": prompt }))
     }
 
+    /// `POST /api/v1/ws/ticket` as `token`'s user.
+    pub fn ws_ticket_request(&self, token: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(self.url("/api/v1/ws/ticket"))
+            .bearer_auth(token)
+    }
+
+    /// A single-use websocket ticket for `token`'s user (201).
+    pub async fn ws_ticket(&self, token: &str) -> Result<Ticket, Error> {
+        let res = self
+            .ws_ticket_request(token)
+            .send()
+            .await
+            .map_err(Error::transport("ws ticket"))?;
+        let body = success(res, "ws ticket", Some(201)).await?;
+        serde_json::from_slice(&body).map_err(|source| Error::Decode {
+            what: "ws ticket".into(),
+            source,
+        })
+    }
+
     /// `GET /health/system`: the server's memory, open files, CPU and websockets.
     pub async fn system_sample(&self) -> Result<SystemSample, Error> {
         let res = self
@@ -254,6 +283,16 @@ impl Client {
         options: &Connect,
     ) -> Result<(Socket, Hello), Error> {
         ws::open(&self.base_url, token, since, options).await
+    }
+
+    /// Opens a feed with a single-use `ticket` (see [`Client::ws_ticket`]) instead of a
+    /// bearer token, and reads `hello`; see [`ws::open_with_ticket`].
+    pub async fn open_feed_with_ticket(
+        &self,
+        ticket: &str,
+        since: Option<i64>,
+    ) -> Result<(Socket, Hello), Error> {
+        ws::open_with_ticket(&self.base_url, ticket, since, &Connect::default()).await
     }
 }
 
@@ -333,6 +372,11 @@ mod tests {
         assert_eq!(follow.url().path(), "/api/v1/users/bob/follow");
         let unfollow = client.unfollow_request("tok", "bob").build()?;
         assert_eq!(unfollow.method(), reqwest::Method::DELETE);
+        let ticket = client.ws_ticket_request("tok").build()?;
+        assert_eq!(ticket.method(), reqwest::Method::POST);
+        assert_eq!(ticket.url().path(), "/api/v1/ws/ticket");
+        let parsed: Ticket = serde_json::from_str(r#"{"ticket":"t1","expires_in":60}"#)?;
+        assert_eq!(parsed.expires_in, 60);
         let like = client.like_request("tok", 5).build()?;
         assert_eq!(like.url().path(), "/api/v1/posts/5/like");
         let refresh = client.refresh_request("rt").build()?;

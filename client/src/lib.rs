@@ -1,6 +1,6 @@
 //! `aisocial-client`: a client of aisocial's public HTTP API and websocket protocol
-//! (`DESIGN.md` §2 and §3), for applications, the load-test suite and, later, the tests. It
-//! speaks the wire formats only and depends on none of the server's crates.
+//! (`DESIGN.md` §2 and §3), for applications, the load-test suite and the server's integration
+//! tests. It speaks the wire formats only and depends on none of the server's crates.
 //!
 //! ```ignore
 //! let client = Client::new("http://127.0.0.1:8080");
@@ -13,12 +13,13 @@
 //! # Layout
 //!
 //! - [`http`]: [`Client`] (`{ http, base_url }`): dev sign-in, token refresh, posts, likes,
-//!   follows, the server's `/health/system` and `/metrics`. Every call has a `*_request`
+//!   follows, websocket tickets, the server's `/health/system` and `/metrics`. Every call has a `*_request`
 //!   builder too, for callers that time, retry or add headers themselves.
 //! - [`auth`]: what sign-in and refresh answer ([`SignedIn`], [`TokenPair`]).
 //! - [`health`]: what `/health/system` says ([`SystemSample`]).
-//! - [`ws`]: opening the event feed with a bearer token and an optional `since`
-//!   ([`ws::endpoint`], [`ws::request`], [`ws::connect`], [`ws::handshake`], [`ws::read_hello`]),
+//! - [`ws`]: opening the event feed with a bearer token (or a single-use ticket) and an
+//!   optional `since` ([`ws::endpoint`], [`ws::request`], [`ws::connect`], [`ws::handshake`],
+//!   [`ws::read_hello`]; [`ws::upgrade`] up to the 101, [`ws::open`] up to `hello`),
 //!   over TCP sockets of its own (a small receive buffer, a source address) or any stream.
 //! - [`frame`]: the server's frames ([`Frame`], borrowed and lazy; [`Hello`]), close codes,
 //!   and the client's ops ([`Op`]).
@@ -38,7 +39,7 @@ pub use auth::{SignedIn, TokenPair};
 pub use error::Error;
 pub use frame::{Frame, FrameData, Hello, Op, ResumeStatus, close_code};
 pub use health::SystemSample;
-pub use http::{Client, CreatedPost, NewPost};
+pub use http::{Client, CreatedPost, NewPost, Ticket};
 pub use ws::Socket;
 
 /// What every fallible call here returns.

@@ -1,7 +1,8 @@
-//! Opening the event feed: `GET /api/v1/ws[?since=ID]` with `Authorization: Bearer <token>`,
-//! then `hello`. The steps are separate ([`request`], [`connect`], [`handshake`],
+//! Opening the event feed: `GET /api/v1/ws[?since=ID]` with `Authorization: Bearer <token>`
+//! (or `?ticket=T`, the single-use ticket of `POST /api/v1/ws/ticket`, for clients that cannot
+//! set headers), then `hello`. The steps are separate ([`request`], [`connect`], [`handshake`],
 //! [`read_hello`]) for callers that bind a source address, wrap the stream in TLS, or time
-//! each step; [`open`] does all of them over plain TCP.
+//! each step; [`upgrade`] does all but `hello` over plain TCP, and [`open`] all of them.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -32,6 +33,16 @@ pub fn endpoint(base_url: &str, since: Option<i64>) -> String {
     match since {
         Some(since) => format!("{base}/api/v1/ws?since={since}"),
         None => format!("{base}/api/v1/ws"),
+    }
+}
+
+/// The websocket endpoint of the server at `base_url` opened with the single-use `ticket`
+/// instead of a bearer token, resuming after `since` when given.
+pub fn ticket_endpoint(base_url: &str, ticket: &str, since: Option<i64>) -> String {
+    let url = format!("{}?ticket={ticket}", endpoint(base_url, None));
+    match since {
+        Some(since) => format!("{url}&since={since}"),
+        None => url,
     }
 }
 
@@ -135,9 +146,21 @@ pub async fn read_hello<S>(ws: &mut Socket<S>) -> Result<Hello, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    read_hello_text(ws).await.map(|(hello, _)| hello)
+}
+
+/// [`read_hello`], and the frame's text as the server sent it (for callers that read fields
+/// [`Hello`] does not name).
+pub async fn read_hello_text<S>(ws: &mut Socket<S>) -> Result<(Hello, String), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     loop {
         match ws.next().await {
-            Some(Ok(Message::Text(text))) => return Hello::parse(&text),
+            Some(Ok(Message::Text(text))) => {
+                let hello = Hello::parse(&text)?;
+                return Ok((hello, text.to_string()));
+            }
             Some(Ok(message @ Message::Close(_))) => {
                 return Err(Error::ClosedBeforeHello(
                     crate::close_code(&message).unwrap_or(1005),
@@ -149,6 +172,48 @@ where
     }
 }
 
+/// Connects to the request's host as `options` say and upgrades, each step within
+/// [`STEP_TIMEOUT`]: the websocket before any frame (no `hello` read).
+pub async fn upgrade_request(request: Request, options: &Connect) -> Result<Socket, Error> {
+    let stream = connect(target(&request).await?, options).await?;
+    tokio::time::timeout(STEP_TIMEOUT, handshake(request, stream))
+        .await
+        .map_err(|_| Error::Timeout("upgrade"))?
+}
+
+/// Upgrades to `token`'s feed on the server at `base_url` (resuming after `since` when given)
+/// over plain TCP, without reading `hello`.
+pub async fn upgrade(
+    base_url: &str,
+    token: &str,
+    since: Option<i64>,
+    options: &Connect,
+) -> Result<Socket, Error> {
+    upgrade_request(request(&endpoint(base_url, since), Some(token))?, options).await
+}
+
+/// [`upgrade`] with a single-use `ticket` in the query instead of a bearer token.
+pub async fn upgrade_with_ticket(
+    base_url: &str,
+    ticket: &str,
+    since: Option<i64>,
+    options: &Connect,
+) -> Result<Socket, Error> {
+    upgrade_request(
+        request(&ticket_endpoint(base_url, ticket, since), None)?,
+        options,
+    )
+    .await
+}
+
+/// Reads `hello` on a fresh socket within [`HELLO_TIMEOUT`].
+async fn hello_within(mut ws: Socket) -> Result<(Socket, Hello), Error> {
+    let hello = tokio::time::timeout(HELLO_TIMEOUT, read_hello(&mut ws))
+        .await
+        .map_err(|_| Error::Timeout("hello"))??;
+    Ok((ws, hello))
+}
+
 /// Opens an authenticated feed on the server at `base_url` (resuming after `since` when
 /// given) over plain TCP, and reads `hello`: each step within [`STEP_TIMEOUT`], `hello`
 /// within [`HELLO_TIMEOUT`].
@@ -158,24 +223,22 @@ pub async fn open(
     since: Option<i64>,
     options: &Connect,
 ) -> Result<(Socket, Hello), Error> {
-    let request = request(&endpoint(base_url, since), Some(token))?;
-    let stream = connect(target(&request).await?, options).await?;
-    let mut ws = tokio::time::timeout(STEP_TIMEOUT, handshake(request, stream))
-        .await
-        .map_err(|_| Error::Timeout("upgrade"))??;
-    let hello = tokio::time::timeout(HELLO_TIMEOUT, read_hello(&mut ws))
-        .await
-        .map_err(|_| Error::Timeout("hello"))??;
-    Ok((ws, hello))
+    hello_within(upgrade(base_url, token, since, options).await?).await
+}
+
+/// [`open`] with a single-use `ticket` instead of a bearer token.
+pub async fn open_with_ticket(
+    base_url: &str,
+    ticket: &str,
+    since: Option<i64>,
+    options: &Connect,
+) -> Result<(Socket, Hello), Error> {
+    hello_within(upgrade_with_ticket(base_url, ticket, since, options).await?).await
 }
 
 /// Opens a websocket to `url` (no token, no `hello` expected: another server, an echo).
 pub async fn open_plain(url: &str, options: &Connect) -> Result<Socket, Error> {
-    let request = request(url, None)?;
-    let stream = connect(target(&request).await?, options).await?;
-    tokio::time::timeout(STEP_TIMEOUT, handshake(request, stream))
-        .await
-        .map_err(|_| Error::Timeout("upgrade"))?
+    upgrade_request(request(url, None)?, options).await
 }
 
 #[cfg(test)]
@@ -189,6 +252,14 @@ mod tests {
             "ws://h:1/api/v1/ws?since=7"
         );
         assert_eq!(endpoint("https://h", None), "wss://h/api/v1/ws");
+        assert_eq!(
+            ticket_endpoint("http://h:1", "t1", None),
+            "ws://h:1/api/v1/ws?ticket=t1"
+        );
+        assert_eq!(
+            ticket_endpoint("https://h/", "t1", Some(4)),
+            "wss://h/api/v1/ws?ticket=t1&since=4"
+        );
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! Opening the feed against a stand-in server on port 0 (tungstenite's own): the bearer token
 //! and `since` reach the upgrade, `hello` is read, and a refusal or a close before `hello` comes
-//! back typed. The real server is exercised by the load tests' smoke test.
+//! back typed; a ticket replaces the token. The real server is exercised by the load tests'
+//! smoke test and the server's integration tests (`tests/api/client_frames.rs`).
 
 use std::net::SocketAddr;
 
@@ -20,6 +21,9 @@ const HELLO: &str = r#"{"type":"hello","data":{"session_id":"s1","user":{"id":7,
 enum Behaviour {
     /// Checks the token and `since`, then sends `hello`.
     Hello,
+    /// Checks the ticket and `since` in the query (and that no token is sent), then sends
+    /// `hello`.
+    Ticket,
     /// Answers the upgrade with 503 and `Retry-After: 3`.
     Refuse,
     /// Accepts, then closes with 1008 before `hello`.
@@ -38,11 +42,15 @@ async fn stand_in(behaviour: Behaviour) -> std::io::Result<SocketAddr> {
             reason = "the handshake callback's signature is tungstenite's"
         )]
         let check = move |request: &Request, response: Response| {
-            let authorized = request
-                .headers()
-                .get("authorization")
-                .is_some_and(|v| v == "Bearer tok");
-            let resumed = request.uri().query() == Some("since=41");
+            let bearer = request.headers().get("authorization");
+            let query = request.uri().query();
+            let (authorized, resumed) = match behaviour {
+                Behaviour::Ticket => (bearer.is_none(), query == Some("ticket=t1&since=41")),
+                _ => (
+                    bearer.is_some_and(|v| v == "Bearer tok"),
+                    query == Some("since=41"),
+                ),
+            };
             if matches!(behaviour, Behaviour::Refuse) || !authorized || !resumed {
                 let mut refusal = ErrorResponse::new(None);
                 *refusal.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
@@ -57,7 +65,7 @@ async fn stand_in(behaviour: Behaviour) -> std::io::Result<SocketAddr> {
             return;
         };
         let _ = match behaviour {
-            Behaviour::Hello => ws.send(Message::text(HELLO)).await,
+            Behaviour::Hello | Behaviour::Ticket => ws.send(Message::text(HELLO)).await,
             Behaviour::CloseFirst => {
                 ws.close(Some(CloseFrame {
                     code: 1008.into(),
@@ -86,6 +94,36 @@ async fn the_feed_opens_with_the_token_and_since_and_reads_hello()
     .await?;
     assert_eq!(hello.user.handle, "alice");
     assert_eq!(hello.resume_status(), ResumeStatus::Resumed);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_feed_opens_with_a_ticket_instead_of_the_token()
+-> Result<(), Box<dyn std::error::Error>> {
+    let addr = stand_in(Behaviour::Ticket).await?;
+    let (_ws, hello) = ws::open_with_ticket(
+        &format!("http://{addr}"),
+        "t1",
+        Some(41),
+        &Connect::default(),
+    )
+    .await?;
+    assert_eq!(hello.user.id, 7);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_upgrade_reads_nothing_and_hello_comes_with_its_text()
+-> Result<(), Box<dyn std::error::Error>> {
+    let addr = stand_in(Behaviour::Hello).await?;
+    let options = Connect {
+        recv_buffer: Some(4096),
+        ..Connect::default()
+    };
+    let mut socket = ws::upgrade(&format!("http://{addr}"), "tok", Some(41), &options).await?;
+    let (hello, text) = ws::read_hello_text(&mut socket).await?;
+    assert_eq!(text, HELLO, "verbatim");
+    assert_eq!(hello.resume.since, Some(41));
     Ok(())
 }
 

@@ -1,21 +1,19 @@
 //! Admission before the 101: per-user and per-IP caps answer 429, a full node 503, both with
 //! `Retry-After`; a place is freed when its socket closes.
 
-use tokio_tungstenite::tungstenite::Error as WsError;
+use aisocial_client::Error as WsError;
 
 use crate::helpers::{TestApp, TestUser, WsClient, spawn_app_with};
 
 /// The status and `Retry-After` of a refused upgrade.
 async fn refused(app: &TestApp, user: &TestUser) -> (u16, u64) {
     match app.ws_raw(user, None).await {
-        Err(WsError::Http(response)) => {
-            let retry = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            (response.status().as_u16(), retry)
+        Err(WsError::Refused {
+            status,
+            retry_after,
+        }) => {
+            let retry = retry_after.and_then(|v| v.parse().ok()).unwrap_or(0);
+            (status, retry)
         }
         Ok(_) => panic!("the upgrade was accepted"),
         Err(e) => panic!("{e}"),
@@ -43,7 +41,7 @@ async fn a_user_past_the_cap_is_refused_with_429_before_the_101() {
     loop {
         match app.ws_raw(&alice, None).await {
             Ok(_) => break,
-            Err(WsError::Http(r)) if r.status() == 429 => {
+            Err(WsError::Refused { status: 429, .. }) => {
                 assert!(
                     std::time::Instant::now() < deadline,
                     "the place was not freed"
@@ -94,7 +92,7 @@ async fn a_bearer_upgrade_counts_against_the_users_request_rate() {
     for _ in 0..5 {
         match app.ws_raw(&alice, None).await {
             Ok(_) => statuses.push(101),
-            Err(WsError::Http(r)) => statuses.push(r.status().as_u16()),
+            Err(WsError::Refused { status, .. }) => statuses.push(status),
             Err(e) => panic!("{e}"),
         }
     }

@@ -288,9 +288,8 @@ async fn logout_on_one_node_closes_the_sockets_on_another() {
 
 async fn ticket(app: &TestApp, user: &TestUser) -> String {
     let res = app
-        .http
-        .post(app.url("/api/v1/ws/ticket"))
-        .bearer_auth(&user.token)
+        .client()
+        .ws_ticket_request(&user.token)
         .send()
         .await
         .unwrap();
@@ -301,10 +300,10 @@ async fn ticket(app: &TestApp, user: &TestUser) -> String {
 }
 
 async fn connect_with_ticket(app: &TestApp, ticket: &str) -> Result<(), u16> {
-    let url = format!("ws://127.0.0.1:{}/api/v1/ws?ticket={ticket}", app.port);
-    match tokio_tungstenite::connect_async(url).await {
+    let options = aisocial_client::ws::Connect::default();
+    match aisocial_client::ws::upgrade_with_ticket(&app.address, ticket, None, &options).await {
         Ok(_) => Ok(()),
-        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+        Err(aisocial_client::Error::Refused { status, .. }) => Err(status),
         Err(e) => panic!("{e}"),
     }
 }
@@ -588,9 +587,8 @@ async fn token_responses_are_never_cached() {
             .map(str::to_owned)
     };
     let signed_in = app
-        .http
-        .post(app.url("/api/v1/auth/dev"))
-        .json(&json!({ "handle": "cachy" }))
+        .client()
+        .sign_in_dev_request("cachy")
         .send()
         .await
         .expect("the server answers");
@@ -745,9 +743,8 @@ async fn logout_is_not_charged_to_the_sign_in_limit() {
     let mut statuses = Vec::new();
     for n in 0..3 {
         let res = app
-            .http
-            .post(app.url("/api/v1/auth/dev"))
-            .json(&json!({ "handle": format!("neighbour_{n}") }))
+            .client()
+            .sign_in_dev_request(&format!("neighbour_{n}"))
             .send()
             .await
             .expect("the server answers");

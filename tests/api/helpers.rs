@@ -4,15 +4,14 @@ use std::time::Duration;
 
 use aisocial::config::{Cli, Command, Settings};
 use aisocial::startup::{Application, DrainReport};
+use aisocial_client::ws::Connect;
+use aisocial_client::{Client, NewPost};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const SIGNING_KEY: &str = "test-signing-key-0123456789abcdef-0123456789";
 pub const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432";
@@ -246,19 +245,14 @@ pub async fn get_text_from(http: &reqwest::Client, url: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Signs `handle` in through the dev login of the server at `base`: its access token (empty
-/// when refused).
+/// Signs `handle` in through the dev login of the server at `base` (over `http`, its pool and
+/// TLS roots): its access token (empty when refused).
 pub async fn dev_token(http: &reqwest::Client, base: &str, handle: &str) -> String {
-    let body: Value = http
-        .post(format!("{base}/api/v1/auth/dev"))
-        .json(&serde_json::json!({ "handle": handle }))
-        .send()
+    Client::with_http(http.clone(), base)
+        .sign_in_dev(handle)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap_or_default();
-    body["access_token"].as_str().unwrap_or_default().to_owned()
+        .map(|signed| signed.token)
+        .unwrap_or_default()
 }
 
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
@@ -333,20 +327,27 @@ async fn spawn_node(db_name: String, redis_prefix: String, extra: &[&str]) -> Te
 }
 
 /// The upgrade request for `/api/v1/ws` on `address` (`host:port`) as the bearer of `token`,
-/// resuming after `since`.
+/// resuming after `since` (the client crate's).
 pub fn ws_request(
     address: &str,
     token: &str,
     since: Option<i64>,
 ) -> tokio_tungstenite::tungstenite::handshake::client::Request {
-    let since = since.map(|s| format!("?since={s}")).unwrap_or_default();
-    let mut request = format!("ws://{address}/api/v1/ws{since}")
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
+    let url = aisocial_client::ws::endpoint(&format!("http://{address}"), since);
+    aisocial_client::ws::request(&url, Some(token)).unwrap()
+}
+
+/// A websocket upgraded on `address` (`host:port`) as the bearer of `token`, resuming after
+/// `since`, before any frame is read (`hello` is its first). A refusal is
+/// [`aisocial_client::Error::Refused`] with its status and `Retry-After`.
+pub async fn ws_upgrade(
+    address: &str,
+    token: &str,
+    since: Option<i64>,
+) -> aisocial_client::Result<WsClient> {
+    let request = ws_request(address, token, since);
+    let stream = aisocial_client::ws::upgrade_request(request, &Connect::default()).await?;
+    Ok(WsClient { stream })
 }
 
 /// A signed-in user.
@@ -363,32 +364,24 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// The client crate's client of this app, over the app's HTTP pool.
+    pub fn client(&self) -> Client {
+        Client::with_http(self.http.clone(), &self.address)
+    }
+
     pub async fn sign_in(&self, handle: &str) -> TestUser {
-        let res = self
-            .http
-            .post(self.url("/api/v1/auth/dev"))
-            .json(&serde_json::json!({ "handle": handle }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "dev sign-in of {handle}");
-        let body: Value = res.json().await.unwrap_or_default();
+        let signed = self.client().sign_in_dev(handle).await.unwrap();
         TestUser {
-            id: body["user"]["id"].as_i64().unwrap_or_default(),
+            id: signed.user_id,
             handle: handle.to_owned(),
-            token: body["access_token"].as_str().unwrap_or_default().to_owned(),
-            refresh: body["refresh_token"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            token: signed.token,
+            refresh: signed.refresh,
         }
     }
 
     pub async fn post(&self, user: &TestUser, body: &str) -> reqwest::Response {
-        self.http
-            .post(self.url("/api/v1/posts"))
-            .bearer_auth(&user.token)
-            .json(&serde_json::json!({ "body": body }))
+        self.client()
+            .create_post_request(&user.token, &NewPost::new(body))
             .send()
             .await
             .unwrap()
@@ -407,9 +400,8 @@ impl TestApp {
     }
 
     pub async fn follow(&self, follower: &TestUser, followee: &str) -> reqwest::StatusCode {
-        self.http
-            .put(self.url(&format!("/api/v1/users/{followee}/follow")))
-            .bearer_auth(&follower.token)
+        self.client()
+            .follow_request(&follower.token, followee)
             .send()
             .await
             .unwrap()
@@ -418,9 +410,8 @@ impl TestApp {
 
     pub async fn get_json(&self, user: &TestUser, path: &str) -> (reqwest::StatusCode, Value) {
         let res = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(&user.token)
+            .client()
+            .get_request(&user.token, path)
             .send()
             .await
             .unwrap();
@@ -431,19 +422,18 @@ impl TestApp {
     /// Opens a websocket as `user`, resuming after `since` when given, and reads `hello`.
     pub async fn ws(&self, user: &TestUser, since: Option<i64>) -> (WsClient, Value) {
         let mut ws = self.ws_raw(user, since).await.expect("ws");
-        let hello = ws.next_json().await;
-        assert_eq!(hello["type"], "hello", "the first frame is hello: {hello}");
+        let hello = ws.hello().await;
         (ws, hello)
     }
 
+    /// The websocket of [`Self::ws`] before `hello`; a refused upgrade is
+    /// [`aisocial_client::Error::Refused`].
     pub async fn ws_raw(
         &self,
         user: &TestUser,
         since: Option<i64>,
-    ) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
-        let request = ws_request(&format!("127.0.0.1:{}", self.port), &user.token, since);
-        let (stream, _) = tokio_tungstenite::connect_async(request).await?;
-        Ok(WsClient { stream })
+    ) -> aisocial_client::Result<WsClient> {
+        ws_upgrade(&format!("127.0.0.1:{}", self.port), &user.token, since).await
     }
 
     /// A websocket that reads nothing after `hello`, through a 4 KiB receive window: a client
@@ -454,19 +444,15 @@ impl TestApp {
 
     /// [`Self::stalled_ws`] resuming after `since`; answers the hello too.
     pub async fn stalled_ws_since(&self, user: &TestUser, since: Option<i64>) -> (WsClient, Value) {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let address = format!("127.0.0.1:{}", self.port);
-        let stream = socket.connect(address.parse().unwrap()).await.unwrap();
-        let (stream, _) = tokio_tungstenite::client_async(
-            ws_request(&address, &user.token, since),
-            MaybeTlsStream::Plain(stream),
-        )
-        .await
-        .unwrap();
+        let small_window = Connect {
+            recv_buffer: Some(4096),
+            ..Connect::default()
+        };
+        let stream = aisocial_client::ws::upgrade(&self.address, &user.token, since, &small_window)
+            .await
+            .unwrap();
         let mut client = WsClient { stream };
-        let hello = client.next_json().await;
-        assert_eq!(hello["type"], "hello");
+        let hello = client.hello().await;
         (client, hello)
     }
 
@@ -511,9 +497,9 @@ impl ShutdownTrigger {
     }
 }
 
-/// A websocket client over a plain TCP stream.
+/// A websocket client over a plain TCP stream (opened by the client crate).
 pub struct WsClient {
-    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub stream: aisocial_client::Socket,
 }
 
 /// What the server did next.
@@ -525,6 +511,17 @@ pub enum WsEvent {
 }
 
 impl WsClient {
+    /// Reads `hello` (the client crate's [`aisocial_client::Hello`], which must parse) within
+    /// 10 s: the frame as JSON.
+    pub async fn hello(&mut self) -> Value {
+        let read = aisocial_client::ws::read_hello_text(&mut self.stream);
+        let (_, text) = tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("no hello within 10 s")
+            .expect("the first frame is hello");
+        serde_json::from_str(&text).unwrap()
+    }
+
     /// The next text frame as JSON, the close, or a timeout; pings are answered and skipped.
     pub async fn next_event(&mut self, timeout: Duration) -> WsEvent {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -720,17 +717,14 @@ impl ServerProcess {
         );
     }
 
+    /// Signs `handle` in: its access token (empty when refused).
     pub async fn sign_in(&self, handle: &str) -> String {
-        let body: serde_json::Value = reqwest::Client::new()
-            .post(format!("http://{}/api/v1/auth/dev", self.address))
-            .json(&serde_json::json!({ "handle": handle }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap_or_default();
-        body["access_token"].as_str().unwrap_or_default().to_owned()
+        dev_token(
+            &reqwest::Client::new(),
+            &format!("http://{}", self.address),
+            handle,
+        )
+        .await
     }
 }
 

@@ -11,6 +11,7 @@ mod admission;
 mod ai;
 mod auth;
 mod bad_input;
+mod client_frames;
 mod contention;
 mod dependency_errors;
 mod feed;

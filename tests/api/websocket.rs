@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
@@ -202,16 +201,8 @@ async fn a_silent_client_is_dropped_after_the_idle_timeout() {
     let app = spawn_app_with(&["--ws-heartbeat-ms=100", "--ws-idle-timeout-ms=300"]).await;
     let alice = app.sign_in("alice").await;
     // tungstenite answers pings only while it is read; this client reads nothing for a while.
-    let mut request = format!("ws://127.0.0.1:{}/api/v1/ws", app.port)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {}", alice.token).parse().unwrap(),
-    );
-    let (stream, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut ws = app.ws_raw(&alice, None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let mut ws = crate::helpers::WsClient { stream };
     assert_eq!(ws.next_json().await["type"], "hello");
     assert_eq!(ws.closed_with().await, Some(1001));
 }
@@ -362,9 +353,9 @@ async fn ten_thousand_connect_disconnect_cycles_leave_nothing_behind() {
         let address = server.address.clone();
         async move {
             for _ in 0..rounds {
-                let request = crate::helpers::ws_request(&address, &token, None);
-                let (stream, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-                let mut ws = crate::helpers::WsClient { stream };
+                let mut ws = crate::helpers::ws_upgrade(&address, &token, None)
+                    .await
+                    .unwrap();
                 assert_eq!(ws.next_json().await["type"], "hello");
                 let _ = ws.stream.close(None).await;
             }

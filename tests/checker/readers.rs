@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite;
 
-use crate::helpers::{WsClient, WsEvent, ws_request};
+use crate::helpers::{WsClient, WsEvent, ws_upgrade};
 use crate::oracle::{ReaderLog, Received};
 use crate::workload::User;
 
@@ -123,29 +123,25 @@ impl Reader {
             .choose(&mut self.rng)
             .cloned()
             .unwrap_or_default();
-        let request = ws_request(&node, &self.user.token, Some(self.since));
         let attempt = tokio::time::timeout(
             Duration::from_secs(5),
-            tokio_tungstenite::connect_async(request),
+            ws_upgrade(&node, &self.user.token, Some(self.since)),
         )
         .await;
         let backoff = Duration::from_millis(self.rng.random_range(100..300));
         match attempt {
-            Ok(Ok((stream, _))) => {
+            Ok(Ok(ws)) => {
                 self.result.sessions += 1;
                 self.progress.sessions.fetch_add(1, Ordering::Relaxed);
-                return Some(WsClient { stream });
+                return Some(ws);
             }
-            Ok(Err(tungstenite::Error::Http(response))) => {
-                let status = response.status().as_u16();
+            Ok(Err(aisocial_client::Error::Refused {
+                status,
+                retry_after,
+            })) => {
                 bump(&mut self.result.connect_failures, status.to_string());
                 if status == 503 || status == 429 {
-                    let seconds = response
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .unwrap_or(0);
+                    let seconds = retry_after.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
                     let wait = Duration::from_secs(seconds).min(Duration::from_secs(10));
                     tokio::time::sleep(wait.max(backoff)).await;
                 } else {

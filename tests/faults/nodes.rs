@@ -10,10 +10,9 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{PG_BASE, ServerProcess, unique_name, ws_request};
+use aisocial_client::Socket;
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::helpers::{PG_BASE, ServerProcess, unique_name, ws_upgrade};
 
 /// A node of a deployment whose database and Redis prefix are `deployment`'s.
 async fn node(deployment: &str) -> ServerProcess {
@@ -33,10 +32,10 @@ async fn node(deployment: &str) -> ServerProcess {
 }
 
 async fn open(address: &str, token: &str, since: Option<i64>) -> Socket {
-    let (socket, _) = tokio_tungstenite::connect_async(ws_request(address, token, since))
+    ws_upgrade(address, token, since)
         .await
-        .unwrap_or_else(|e| panic!("websocket to {address}: {e}"));
-    socket
+        .unwrap_or_else(|e| panic!("websocket to {address}: {e}"))
+        .stream
 }
 
 /// What a follower saw: post ids in arrival order, and the close codes it was sent.
@@ -92,8 +91,10 @@ fn follower(
         let mut since = None;
         loop {
             let address = nodes.lock().await.last().cloned().unwrap_or_default();
-            let request = ws_request(&address, &token, since);
-            let Ok((mut socket, _)) = tokio_tungstenite::connect_async(request).await else {
+            let Ok(mut socket) = ws_upgrade(&address, &token, since)
+                .await
+                .map(|ws| ws.stream)
+            else {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };

@@ -84,9 +84,8 @@ async fn readiness(app: &TestApp) -> (u16, Value) {
 }
 
 async fn dev_sign_in_status(app: &TestApp, handle: &str) -> u16 {
-    app.http
-        .post(app.url("/api/v1/auth/dev"))
-        .json(&json!({ "handle": handle }))
+    app.client()
+        .sign_in_dev_request(handle)
         .send()
         .await
         .unwrap()

@@ -17,7 +17,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::helpers::{TestApp, spawn_app_with, test_settings, unique_name};
 
@@ -150,21 +149,23 @@ impl Pki {
     /// certificate the server presented.
     pub async fn wss(&self, address: &str, token: &str) -> (Wss, CertificateDer<'static>) {
         let (tls, served) = self.connect(address).await;
-        let mut request = format!("wss://{address}/api/v1/ws")
-            .into_client_request()
-            .unwrap();
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        let (stream, response) = tokio_tungstenite::client_async(request, tls)
+        let stream = aisocial_client::ws::handshake(wss_request(address, token), tls)
             .await
             .expect("the wss upgrade failed");
-        assert_eq!(response.status(), 101);
         let mut wss = Wss { stream };
         let hello = wss.next_json().await;
         assert_eq!(hello["type"], "hello", "the first frame is hello: {hello}");
         (wss, served)
     }
+}
+
+/// The client crate's upgrade request for `wss://{address}/api/v1/ws` as the bearer of `token`.
+fn wss_request(
+    address: &str,
+    token: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let url = aisocial_client::ws::endpoint(&format!("https://{address}"), None);
+    aisocial_client::ws::request(&url, Some(token)).unwrap()
 }
 
 impl Drop for Pki {
@@ -328,9 +329,7 @@ async fn https_and_wss_work_and_plain_http_is_refused() {
         .await;
     assert!(answer.is_err(), "plain HTTP was answered: {answer:?}");
     assert!(started.elapsed() < Duration::from_secs(4), "it hung");
-    let ws =
-        tokio_tungstenite::connect_async(crate::helpers::ws_request(&host(&app), &bob.token, None))
-            .await;
+    let ws = crate::helpers::ws_upgrade(&host(&app), &bob.token, None).await;
     assert!(ws.is_err(), "a plain websocket was accepted");
     let after = series(
         &app.metrics().await,
@@ -656,22 +655,21 @@ async fn a_wss_client_that_stops_reading_is_let_go() {
     let bob = app.sign_in("bob").await;
     assert_eq!(app.follow(&bob, "alice").await, 204);
     // Bob's client: a 4 KiB receive window, and it reads nothing after hello.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let tcp = socket.connect(host(&app).parse().unwrap()).await.unwrap();
+    let small_window = aisocial_client::ws::Connect {
+        recv_buffer: Some(4096),
+        ..aisocial_client::ws::Connect::default()
+    };
+    let tcp = aisocial_client::ws::connect(host(&app).parse().unwrap(), &small_window)
+        .await
+        .unwrap();
     let name = ServerName::try_from("localhost").unwrap();
     let tls = tokio_rustls::TlsConnector::from(pki.client_config())
         .connect(name, tcp)
         .await
         .unwrap();
-    let mut request = format!("wss://{}/api/v1/ws", host(&app))
-        .into_client_request()
+    let stream = aisocial_client::ws::handshake(wss_request(&host(&app), &bob.token), tls)
+        .await
         .unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {}", bob.token).parse().unwrap(),
-    );
-    let (stream, _) = tokio_tungstenite::client_async(request, tls).await.unwrap();
     let mut stalled = Wss { stream };
     assert_eq!(stalled.next_json().await["type"], "hello");
     // A reading follower on the same node, for comparison.
