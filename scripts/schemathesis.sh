@@ -9,7 +9,7 @@ command -v st >/dev/null 2>&1 || python3 -m pip install -q schemathesis
 cargo build --release --quiet --bin aisocial
 run=$(date +%s)
 db="aisocial_schemathesis_$run"
-AUTH_DEV_LOGIN=true ADMIN_HANDLES=fuzzer AISOCIAL_BIND=127.0.0.1:18082 \
+AUTH_DEV_LOGIN=true GEMINI_EMULATOR=true ADMIN_HANDLES=fuzzer AISOCIAL_BIND=127.0.0.1:18082 \
   DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" REDIS_PREFIX="aisocial-st:$run:" \
   RATE_LIMIT_USER_PER_MIN=1000000 RATE_LIMIT_IP_PER_MIN=1000000 RATE_LIMIT_OPS_PER_MIN=1000000 RATE_LIMIT_AUTH_PER_MIN=100000 \
   RUST_LOG=warn ./target/release/aisocial serve &
