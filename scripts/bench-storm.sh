@@ -34,6 +34,9 @@ run=$(date +%s)
 db="aisocial_bench_storm_$run"
 prefix="aisocial-storm:$run:"
 database_url="postgres://postgres@127.0.0.1:5432/$db"
+# One key for every node of the run: a token issued by one is accepted by the other.
+JWT_SIGNING_KEY=${JWT_SIGNING_KEY:-$(head -c 48 /dev/urandom | base64 | tr -d '\n')}
+export JWT_SIGNING_KEY
 kill_node=false
 for arg in "$@"; do [ "$arg" = --kill-node ] && kill_node=true; done
 mkdir -p loadtest/results

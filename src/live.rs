@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aisocial_actors::ai_pool::{AiHealth, GetAiStatus};
+use aisocial_actors::ai_pool::AiHealth;
 use aisocial_actors::feed_broker::GetOnline;
 use aisocial_actors::meter::{self, KindClocks};
 use aisocial_actors::session::{DELIVERY_LATENCY, Session};
@@ -318,6 +318,7 @@ fn health_name(health: AiHealth) -> &'static str {
         AiHealth::Degraded => "degraded",
         AiHealth::Misconfigured => "misconfigured",
         AiHealth::Exhausted => "exhausted",
+        AiHealth::NotConfigured => "not_configured",
     }
 }
 
@@ -502,7 +503,7 @@ impl Live {
             .collect();
         let buckets = latency_buckets();
         let (status, usage, online) = tokio::join!(
-            tokio::time::timeout(ASK_TIMEOUT, node.ai.pool.send(GetAiStatus)),
+            node.ai.status(ASK_TIMEOUT),
             tokio::time::timeout(ASK_TIMEOUT, node.ai.budget.usage()),
             tokio::time::timeout(ASK_TIMEOUT, node.broker.send(GetOnline)),
         );
@@ -510,7 +511,7 @@ impl Live {
             status: "unknown",
             ..AiView::default()
         };
-        if let Ok(Ok(status)) = status {
+        if let Some(status) = status {
             ai.status = health_name(status.health);
             ai.queued = status.queued;
             ai.in_flight = status.in_flight;
@@ -520,6 +521,7 @@ impl Live {
             AiHealth::Degraded,
             AiHealth::Misconfigured,
             AiHealth::Exhausted,
+            AiHealth::NotConfigured,
         ] {
             let name = health_name(health);
             AI_STATUS

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aisocial_actors::ai_pool::{AiStatus, GetAiStatus};
+use aisocial_actors::ai_pool::AiStatus;
 use aisocial_actors::db_writer::DbWriter;
 use aisocial_actors::feed_broker::FeedBroker;
 use aisocial_actors::meter::MeteredAddr;
@@ -46,7 +46,8 @@ pub struct Checks {
     redis: Check,
     /// The AI does not decide readiness (the rest of the service works without it); it shows
     /// `degraded` while Gemini keeps failing, `misconfigured` after a 403, `exhausted` when
-    /// the day's quota is used up. Absent when the pool did not answer in time.
+    /// the day's quota is used up, `not_configured` on a node with no AI (no Gemini key, no
+    /// emulator). Absent when the pool did not answer in time.
     ai: Option<AiStatus>,
     actors: ActorsAlive,
     /// Read replicas (absent without `DATABASE_READ_URLS`): whether each takes reads and how
@@ -73,9 +74,8 @@ pub async fn readiness(node: &NodeHealth) -> Readiness {
     let (postgres, redis, ai) = tokio::join!(
         database::check(&node.pool, CHECK_TIMEOUT),
         redis_store::check(&node.redis, CHECK_TIMEOUT),
-        tokio::time::timeout(CHECK_TIMEOUT, node.ai.pool.send(GetAiStatus))
+        node.ai.status(CHECK_TIMEOUT)
     );
-    let ai = ai.ok().and_then(Result::ok);
     let draining = node.lifecycle.is_draining();
     let actors = ActorsAlive {
         feed_broker: node.broker.connected(),

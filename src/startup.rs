@@ -15,7 +15,7 @@ use actix_web::dev::AppConfig;
 use actix_web::dev::Server;
 use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, web};
-use aisocial_actors::ai_pool::{GetAiStatus, StopAi};
+
 use aisocial_actors::db_writer::{DbWriter, DbWriterConfig, Drain};
 use aisocial_actors::feed_broker::{BrokerConfig, CloseAll, FeedBroker};
 use aisocial_actors::meter::MeteredAddr;
@@ -488,7 +488,7 @@ impl Application {
         node.lifecycle.start_draining();
         tracing::info!("draining: not ready, closing websockets with 1001");
         // Waiting AI jobs fail now (their callers hear ai.error); running ones finish or time out.
-        let _ = node.ai.pool.send(StopAi).await;
+        node.ai.stop().await;
         let sockets_closed = node
             .broker
             .send(CloseAll {
@@ -518,8 +518,12 @@ impl Application {
         // within the same time limit.
         let ai_deadline = Instant::now() + self.shutdown_timeout;
         while Instant::now() < ai_deadline {
-            match node.ai.pool.send(GetAiStatus).await {
-                Ok(status) if status.in_flight > 0 => {
+            match node
+                .ai
+                .status(ai_deadline.saturating_duration_since(Instant::now()))
+                .await
+            {
+                Some(status) if status.in_flight > 0 => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 _ => break,

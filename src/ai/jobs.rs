@@ -40,7 +40,7 @@ const CONTEXT_POSTS: i64 = 20;
 static MENTIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     aisocial_actors::meter::labelled_counter(
         "aisocial_ai_mentions_total",
-        "Posts mentioning @ai, by what became of them (queued, refused, failed).",
+        "Posts mentioning @ai, by what became of them (queued, refused, failed, not_configured).",
         &["result"],
     )
 });
@@ -76,8 +76,10 @@ pub struct AiJobs {
 }
 
 /// Counts one AI request against the user's AI quotas, per minute and per Pacific day
-/// (shared by every node), so that no one person spends the project's day.
+/// (shared by every node), so that no one person spends the project's day. On a node with no
+/// AI, 503 `ai_unavailable` first, and nothing is counted.
 pub async fn check_quota(jobs: &AiJobs, user: UserId) -> Result<(), ApiError> {
+    jobs.ai.pool()?;
     jobs.limits
         .charge("ai", &user.0.to_string(), jobs.ai.user_per_min)?;
     let (day, left) = pacific_day();
@@ -105,7 +107,7 @@ const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Queues a job; a full queue is 429 with `Retry-After`, no quota left today is 503.
 pub async fn submit(jobs: &AiJobs, job: AiJob) -> Result<RequestId, ApiError> {
-    match jobs.ai.pool.send(Submit(job)).await? {
+    match jobs.ai.pool()?.send(Submit(job)).await? {
         Ok(id) => Ok(id),
         Err(SubmitError::QueueFull { retry_after }) => Err(ApiError::Busy {
             code: "ai_busy",
@@ -162,6 +164,17 @@ pub fn answer_if_mentioned(jobs: Arc<AiJobs>, post: Post) {
     if post.author.id == jobs.ai.user || !mentions_ai(&post.body) {
         return;
     }
+    if !jobs.ai.is_configured() {
+        // No AI on this node: nobody will answer; the author hears so at once.
+        MENTIONS.with_label_values(&["not_configured"]).inc();
+        tell_no_answer(
+            &jobs,
+            &post,
+            "unavailable",
+            "the AI is not configured on this server; nobody will answer this mention",
+        );
+        return;
+    }
     actix_rt::spawn(async move {
         let result = async {
             check_quota(&jobs, post.author.id).await?;
@@ -196,17 +209,26 @@ pub fn answer_if_mentioned(jobs: Arc<AiJobs>, post: Post) {
             }
         };
         MENTIONS.with_label_values(&[result]).inc();
-        // The author hears that no answer is coming.
-        let push = EphemeralPush {
-            users: vec![post.author.id],
-            thread: None,
-            frame: protocol::ai_error_frame(
-                &RequestId::new().to_string(),
-                Some(post.id),
-                code,
-                "the AI cannot answer this mention now; mention it again later",
-            ),
-        };
-        aisocial_actors::feed_broker::offer_or_shed(&jobs.broker, push, "EphemeralPush");
+        tell_no_answer(
+            &jobs,
+            &post,
+            code,
+            "the AI cannot answer this mention now; mention it again later",
+        );
     });
+}
+
+/// The author of `post` hears that no answer is coming.
+fn tell_no_answer(jobs: &AiJobs, post: &Post, code: &str, message: &str) {
+    let push = EphemeralPush {
+        users: vec![post.author.id],
+        thread: None,
+        frame: protocol::ai_error_frame(
+            &RequestId::new().to_string(),
+            Some(post.id),
+            code,
+            message,
+        ),
+    };
+    aisocial_actors::feed_broker::offer_or_shed(&jobs.broker, push, "EphemeralPush");
 }

@@ -1,5 +1,6 @@
 //! The AI half of the server: Gemini (or the bundled emulator), the shared budget, the AiPool,
-//! and the jobs the HTTP routes and `@ai` mentions hand it.
+//! and the jobs the HTTP routes and `@ai` mentions hand it. A node with neither a key nor
+//! `GEMINI_EMULATOR=true` has no pool: it answers AI requests with 503 `ai_unavailable`.
 
 pub mod budget;
 pub mod jobs;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 
 use actix::{Actor, Arbiter};
 use aisocial_actors::ai_pool::worker::{RetryPolicy, WorkerDeps};
-use aisocial_actors::ai_pool::{AiPool, AiPoolConfig};
+use aisocial_actors::ai_pool::{AiHealth, AiPool, AiPoolConfig, AiStatus, GetAiStatus, StopAi};
 use aisocial_actors::db_writer::{AI_HANDLE, DbWriter};
 use aisocial_actors::feed_broker::FeedBroker;
 use aisocial_actors::ids::UserId;
@@ -21,10 +22,16 @@ use std::time::Duration;
 
 use self::budget::{Limits, RedisBudget};
 use crate::config::ai::{AiSettings, Upstream};
+use crate::problem::ApiError;
+
+/// The `detail` of every `ai_unavailable` (503): this node has no AI configured.
+pub const AI_UNAVAILABLE_DETAIL: &str =
+    "the AI is not configured on this server (no GEMINI_API_KEY, and GEMINI_EMULATOR is off)";
 
 /// Everything the routes need to reach the AI.
 pub struct Ai {
-    pub pool: MeteredAddr<AiPool>,
+    /// The running pool; `None` when no AI is configured (see [`Ai::pool`]).
+    pool: Option<MeteredAddr<AiPool>>,
     /// The `ai` account.
     pub user: UserId,
     pub user_per_min: u32,
@@ -33,7 +40,47 @@ pub struct Ai {
     pub emulator: Option<RunningEmulator>,
     /// The shared Gemini budget, read by the operator views.
     pub budget: Arc<RedisBudget>,
-    _arbiter: Arbiter,
+    _arbiter: Option<Arbiter>,
+}
+
+impl Ai {
+    /// The pool, or 503 `ai_unavailable` when this node has no AI.
+    pub fn pool(&self) -> Result<&MeteredAddr<AiPool>, ApiError> {
+        self.pool.as_ref().ok_or_else(|| ApiError::Unavailable {
+            code: "ai_unavailable",
+            detail: AI_UNAVAILABLE_DETAIL.into(),
+            // Nothing changes until the node is restarted with a key.
+            retry_after_secs: 3600,
+        })
+    }
+
+    pub fn is_configured(&self) -> bool {
+        self.pool.is_some()
+    }
+
+    /// The pool's status within `timeout` (`None` if it did not answer), or `not_configured`.
+    pub async fn status(&self, timeout: Duration) -> Option<AiStatus> {
+        let Some(pool) = &self.pool else {
+            return Some(AiStatus {
+                health: AiHealth::NotConfigured,
+                queued: 0,
+                in_flight: 0,
+                users_waiting: 0,
+                last_error: None,
+            });
+        };
+        tokio::time::timeout(timeout, pool.send(GetAiStatus))
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+
+    /// Stops the pool (waiting jobs fail, their callers hear `ai.error`).
+    pub async fn stop(&self) {
+        if let Some(pool) = &self.pool {
+            let _ = pool.send(StopAi).await;
+        }
+    }
 }
 
 /// What `start` needs from the rest of the server.
@@ -47,7 +94,32 @@ pub struct AiDeps<'a> {
 
 pub async fn start(settings: &AiSettings, deps: AiDeps<'_>) -> anyhow::Result<Ai> {
     let user = ai_user(deps.pool).await?;
+    let budget = Arc::new(RedisBudget::new(
+        deps.redis,
+        deps.redis_prefix,
+        &settings.model,
+        Limits {
+            rpm: settings.rpm,
+            tpm: settings.tpm,
+            rpd: settings.rpd,
+            window_margin: settings.window_margin,
+        },
+    ));
     let (client_config, emulator) = match &settings.upstream {
+        Upstream::NotConfigured => {
+            tracing::warn!(
+                "AI is not configured (no GEMINI_API_KEY, GEMINI_EMULATOR is off): the AI routes answer 503 ai_unavailable and @ai mentions are not answered"
+            );
+            return Ok(Ai {
+                pool: None,
+                user,
+                user_per_min: settings.user_per_min,
+                user_per_day: settings.user_per_day,
+                emulator: None,
+                budget,
+                _arbiter: None,
+            });
+        }
         Upstream::Google { base_url, api_key } => (
             ClientConfig::new(base_url, api_key.expose(), &settings.model),
             None,
@@ -74,7 +146,7 @@ pub async fn start(settings: &AiSettings, deps: AiDeps<'_>) -> anyhow::Result<Ai
                 .context("starting the bundled Gemini emulator")?;
             tracing::warn!(
                 emulator = %running.base_url(),
-                "GEMINI_API_KEY is not set: AI answers come from the bundled Gemini emulator, not Google"
+                "GEMINI_API_KEY is not set and GEMINI_EMULATOR=true: AI answers come from the bundled Gemini emulator, not Google"
             );
             (
                 ClientConfig::new(&running.base_url(), &key, &settings.model),
@@ -89,17 +161,6 @@ pub async fn start(settings: &AiSettings, deps: AiDeps<'_>) -> anyhow::Result<Ai
         ..client_config
     })
     .context("GEMINI_BASE_URL / GEMINI_API_KEY")?;
-    let budget = Arc::new(RedisBudget::new(
-        deps.redis,
-        deps.redis_prefix,
-        &settings.model,
-        Limits {
-            rpm: settings.rpm,
-            tpm: settings.tpm,
-            rpd: settings.rpd,
-            window_margin: settings.window_margin,
-        },
-    ));
     let worker_deps = WorkerDeps {
         client,
         budget: budget.clone(),
@@ -127,13 +188,13 @@ pub async fn start(settings: &AiSettings, deps: AiDeps<'_>) -> anyhow::Result<Ai
         AiPool::new(pool_config, worker_deps)
     });
     Ok(Ai {
-        pool: MeteredAddr::new(pool, AiPool::meter()),
+        pool: Some(MeteredAddr::new(pool, AiPool::meter())),
         user,
         user_per_min: settings.user_per_min,
         user_per_day: settings.user_per_day,
         emulator,
         budget,
-        _arbiter: arbiter,
+        _arbiter: Some(arbiter),
     })
 }
 

@@ -1,4 +1,5 @@
-//! The AI settings: which Gemini to call (or the bundled emulator), and the AiPool's budget.
+//! The AI settings: which Gemini to call (or the bundled emulator, or none), and the AiPool's
+//! budget.
 
 use std::time::Duration;
 
@@ -6,9 +7,15 @@ use super::{ConfigError, Secret, bad};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AiArgs {
-    /// Gemini API key; without one the bundled Gemini emulator is started in-process.
+    /// Gemini API key; without one (and without GEMINI_EMULATOR) the node has no AI: the AI
+    /// routes answer 503 `ai_unavailable` and `@ai` mentions go unanswered.
     #[arg(long, env = "GEMINI_API_KEY", hide_env_values = true)]
     pub gemini_api_key: Option<String>,
+
+    /// Without GEMINI_API_KEY, answer AI requests from the bundled Gemini emulator started
+    /// in-process (canned text, for development and tests; never Google).
+    #[arg(long, env = "GEMINI_EMULATOR", default_value = "false", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub gemini_emulator: bool,
 
     /// Gemini base URL.
     #[arg(
@@ -91,11 +98,14 @@ pub struct AiArgs {
 /// Which Gemini to call.
 #[derive(Debug, Clone)]
 pub enum Upstream {
+    /// Neither a key nor `GEMINI_EMULATOR=true`: this node has no AI (its routes answer 503
+    /// `ai_unavailable`, `@ai` is not answered).
+    NotConfigured,
     Google {
         base_url: String,
         api_key: Secret,
     },
-    /// No key: the bundled emulator, in this process.
+    /// No key and `GEMINI_EMULATOR=true`: the bundled emulator, in this process.
     Emulator {
         tokens_per_sec: f64,
         first_chunk_latency: Duration,
@@ -144,6 +154,7 @@ impl AiSettings {
                     api_key: Secret::new(api_key),
                 }
             }
+            None if !args.gemini_emulator => Upstream::NotConfigured,
             None => {
                 if !(args.emulator_tokens_per_sec.is_finite()
                     && args.emulator_tokens_per_sec >= 0.0)
@@ -215,5 +226,48 @@ impl AiSettings {
             stall_timeout: Duration::from_secs(args.gemini_stall_timeout_secs),
             request_timeout: Duration::from_secs(args.gemini_timeout_secs),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        ai: AiArgs,
+    }
+
+    fn upstream(argv: &[&str]) -> Upstream {
+        let mut all = vec!["aisocial"];
+        all.extend_from_slice(argv);
+        AiSettings::from_args(Cli::try_parse_from(all).unwrap().ai)
+            .unwrap()
+            .upstream
+    }
+
+    #[test]
+    fn the_emulator_runs_only_when_asked_for() {
+        assert!(matches!(upstream(&[]), Upstream::NotConfigured));
+        assert!(matches!(
+            upstream(&["--gemini-api-key= "]),
+            Upstream::NotConfigured
+        ));
+        assert!(matches!(
+            upstream(&["--gemini-emulator=true"]),
+            Upstream::Emulator { .. }
+        ));
+        assert!(matches!(
+            upstream(&["--gemini-emulator=false"]),
+            Upstream::NotConfigured
+        ));
+        // A key wins: Google, whatever GEMINI_EMULATOR says.
+        assert!(matches!(
+            upstream(&["--gemini-api-key=k", "--gemini-emulator=true"]),
+            Upstream::Google { .. }
+        ));
     }
 }

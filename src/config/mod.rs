@@ -93,7 +93,15 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTH_DEV_LOGIN", default_value = "false", action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub auth_dev_login: bool,
 
-    /// Key (≥ 32 bytes) for our access tokens [default: a fixed dev key, only with dev login].
+    /// Dev login on an address other than loopback (a container's 0.0.0.0, a LAN address):
+    /// refused unless this is exactly `i-understand-anyone-can-sign-in-as-anyone`, because
+    /// whoever reaches the port can then sign in as any dev account, admins named in
+    /// ADMIN_HANDLES included.
+    #[arg(long, env = "AUTH_DEV_LOGIN_ALLOW_PUBLIC_BIND", hide_env_values = true)]
+    pub auth_dev_login_allow_public_bind: Option<String>,
+
+    /// Key (≥ 32 bytes, not a published example) for our access tokens [default: with dev
+    /// login only, a random key drawn at start-up, so tokens die with the process].
     #[arg(long, env = "JWT_SIGNING_KEY", hide_env_values = true)]
     pub jwt_signing_key: Option<String>,
 
@@ -323,8 +331,20 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// The signing key used when dev login is on and no key was given; never valid without dev login.
-pub const DEV_SIGNING_KEY: &str = "aisocial-dev-only-signing-key-do-not-use-in-production";
+/// The exact value of `AUTH_DEV_LOGIN_ALLOW_PUBLIC_BIND` that lets dev login listen on an
+/// address other than loopback.
+pub const ALLOW_PUBLIC_DEV_LOGIN: &str = "i-understand-anyone-can-sign-in-as-anyone";
+
+/// Signing keys that were ever published (in this repository's code, compose file, examples
+/// and docs): anyone can forge tokens with them, so they are refused like a short key.
+pub const PLACEHOLDER_SIGNING_KEYS: &[&str] = &[
+    // The fixed dev key earlier versions signed with when dev login was on and no key given.
+    "aisocial-dev-only-signing-key-do-not-use-in-production",
+    // docker-compose.yml's former default.
+    "local-only-NOT-SECRET-aisocial-compose-signing-key",
+    // deploy/kubernetes/secret.example.yaml.
+    "CHANGE-ME-at-least-32-random-bytes-base64",
+];
 
 /// A configuration mistake, named by its variable.
 #[derive(Debug, thiserror::Error)]
@@ -480,28 +500,54 @@ impl Settings {
             Some(_) => return Err(bad("NODE_ID", "must not be blank")),
             None => default_node_id(),
         };
-        let signing_key = match (args.jwt_signing_key, args.auth_dev_login) {
-            (Some(key), _) if key.len() >= 32 => key,
-            (Some(_), _) => return Err(bad("JWT_SIGNING_KEY", "must be at least 32 bytes")),
-            (None, true) => {
-                tracing::warn!(
-                    "JWT_SIGNING_KEY is not set: using the fixed dev key, acceptable only because AUTH_DEV_LOGIN=true"
-                );
-                DEV_SIGNING_KEY.to_owned()
+        let allow_public_dev_login = match args.auth_dev_login_allow_public_bind.as_deref() {
+            None | Some("") => false,
+            Some(ALLOW_PUBLIC_DEV_LOGIN) => true,
+            Some(_) => {
+                return Err(bad(
+                    "AUTH_DEV_LOGIN_ALLOW_PUBLIC_BIND",
+                    format!(
+                        "must be unset or exactly {ALLOW_PUBLIC_DEV_LOGIN:?} (dev login lets whoever reaches the port sign in as any dev account)"
+                    ),
+                ));
             }
-            (None, false) => {
+        };
+        if args.auth_dev_login && !bind.ip().is_loopback() {
+            if !allow_public_dev_login {
+                return Err(bad(
+                    "AUTH_DEV_LOGIN",
+                    format!(
+                        "dev login signs in anyone by handle, without a password; it is refused on {bind}, which is not a loopback address. Listen on 127.0.0.1 or ::1, or, if everyone who can reach {bind} may sign in as any dev account, set AUTH_DEV_LOGIN_ALLOW_PUBLIC_BIND={ALLOW_PUBLIC_DEV_LOGIN}"
+                    ),
+                ));
+            }
+            tracing::warn!(
+                %bind,
+                "AUTH_DEV_LOGIN=true on an address that is not loopback (AUTH_DEV_LOGIN_ALLOW_PUBLIC_BIND is set): whoever reaches it can sign in as any dev account"
+            );
+        }
+        let signing_key = match args.jwt_signing_key {
+            Some(key) if PLACEHOLDER_SIGNING_KEYS.contains(&key.as_str()) => {
+                return Err(bad(
+                    "JWT_SIGNING_KEY",
+                    "is a published example key, so anyone can forge tokens with it; draw a secret one (e.g. openssl rand -base64 48)",
+                ));
+            }
+            Some(key) if key.len() >= 32 => key,
+            Some(_) => return Err(bad("JWT_SIGNING_KEY", "must be at least 32 bytes")),
+            None if args.auth_dev_login => {
+                tracing::warn!(
+                    "JWT_SIGNING_KEY is not set: signing with a random key drawn for this process (acceptable only because AUTH_DEV_LOGIN=true); tokens end with the process and no other node accepts them"
+                );
+                random_signing_key()
+            }
+            None => {
                 return Err(bad(
                     "JWT_SIGNING_KEY",
                     "is required (at least 32 random bytes) unless AUTH_DEV_LOGIN=true",
                 ));
             }
         };
-        if !args.auth_dev_login && signing_key == DEV_SIGNING_KEY {
-            return Err(bad(
-                "JWT_SIGNING_KEY",
-                "is the public dev key; set a secret key or enable AUTH_DEV_LOGIN for local use",
-            ));
-        }
         if !(60..=900).contains(&args.access_token_ttl_secs) {
             return Err(bad("ACCESS_TOKEN_TTL_SECS", "must be between 60 and 900"));
         }
@@ -663,6 +709,12 @@ impl Settings {
     }
 }
 
+/// 32 random bytes, hex: the signing key of a dev-login process given none.
+fn random_signing_key() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn http_url(variable: &'static str, raw: &str) -> Result<String, ConfigError> {
     let url =
         url::Url::parse(raw).map_err(|e| bad(variable, format!("{raw:?} is not a URL ({e})")))?;
@@ -743,10 +795,6 @@ mod tests {
         check(&["--auth-dev-login=true"], None);
         check(&[], Some("JWT_SIGNING_KEY"));
         check(&["--jwt-signing-key=short"], Some("JWT_SIGNING_KEY"));
-        check(
-            &[&format!("--jwt-signing-key={DEV_SIGNING_KEY}")],
-            Some("JWT_SIGNING_KEY"),
-        );
         check(&[key, "--bind=localhost"], Some("AISOCIAL_BIND"));
         check(&[key, "--database-url=mysql://x"], Some("DATABASE_URL"));
         check(
@@ -828,6 +876,86 @@ mod tests {
             ],
             Some("TLS_HANDSHAKE_TIMEOUT_MS"),
         );
+    }
+
+    #[test]
+    fn dev_login_needs_a_loopback_bind_or_the_loud_override() {
+        let key = "--jwt-signing-key=0123456789abcdef0123456789abcdef";
+        let dev = "--auth-dev-login=true";
+        let allow = format!("--auth-dev-login-allow-public-bind={ALLOW_PUBLIC_DEV_LOGIN}");
+        // Loopback, IPv4 and IPv6: fine.
+        check(&[key, dev, "--bind=127.0.0.1:8080"], None);
+        check(&[key, dev, "--bind=127.0.0.2:0"], None);
+        check(&[key, dev, "--bind=[::1]:8080"], None);
+        // Anything else is refused, naming the variable to change.
+        check(&[key, dev, "--bind=0.0.0.0:8080"], Some("AUTH_DEV_LOGIN"));
+        check(&[key, dev, "--bind=[::]:8080"], Some("AUTH_DEV_LOGIN"));
+        check(
+            &[key, dev, "--bind=192.168.1.10:8080"],
+            Some("AUTH_DEV_LOGIN"),
+        );
+        // ... unless the override says, word for word, that the operator knows.
+        check(&[key, dev, "--bind=0.0.0.0:8080", &allow], None);
+        check(
+            &[
+                key,
+                dev,
+                "--bind=0.0.0.0:8080",
+                "--auth-dev-login-allow-public-bind=true",
+            ],
+            Some("AUTH_DEV_LOGIN_ALLOW_PUBLIC_BIND"),
+        );
+        // Empty means unset (a compose file passes it through empty).
+        check(
+            &[
+                key,
+                dev,
+                "--bind=0.0.0.0:8080",
+                "--auth-dev-login-allow-public-bind=",
+            ],
+            Some("AUTH_DEV_LOGIN"),
+        );
+        // Without dev login a public bind is what production does.
+        check(&[key, "--bind=0.0.0.0:8080"], None);
+        // The override without dev login is a mistake worth naming only if it is misspelt.
+        check(&[key, "--bind=0.0.0.0:8080", &allow], None);
+        let settings = settings(&[key, dev, "--bind=0.0.0.0:8080", &allow]).unwrap();
+        assert!(settings.dev_login);
+    }
+
+    #[test]
+    fn placeholder_and_short_signing_keys_are_refused() {
+        for placeholder in PLACEHOLDER_SIGNING_KEYS {
+            let flag = format!("--jwt-signing-key={placeholder}");
+            check(&[&flag], Some("JWT_SIGNING_KEY"));
+            // Dev login does not make a public key acceptable either.
+            check(&[&flag, "--auth-dev-login=true"], Some("JWT_SIGNING_KEY"));
+        }
+        for known in [
+            "aisocial-dev-only-signing-key-do-not-use-in-production",
+            "local-only-NOT-SECRET-aisocial-compose-signing-key",
+            "CHANGE-ME-at-least-32-random-bytes-base64",
+        ] {
+            assert!(PLACEHOLDER_SIGNING_KEYS.contains(&known), "{known}");
+        }
+        // 31 bytes: too short, with or without dev login.
+        let short = format!("--jwt-signing-key={}", "k".repeat(31));
+        check(&[&short], Some("JWT_SIGNING_KEY"));
+        check(&[&short, "--auth-dev-login=true"], Some("JWT_SIGNING_KEY"));
+        let exact = format!("--jwt-signing-key={}", "0123456789abcdef".repeat(2));
+        check(&[&exact], None);
+    }
+
+    #[test]
+    fn dev_login_without_a_key_signs_with_a_random_key_per_process() {
+        let a = settings(&["--auth-dev-login=true"]).unwrap();
+        let b = settings(&["--auth-dev-login=true"]).unwrap();
+        let (a, b) = (a.signing_key.expose(), b.signing_key.expose());
+        assert!(a.len() >= 32, "{}", a.len());
+        assert_ne!(a, b, "each process draws its own key");
+        assert!(!PLACEHOLDER_SIGNING_KEYS.contains(&a));
+        // Without dev login a key is still required.
+        check(&[], Some("JWT_SIGNING_KEY"));
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! `POST /api/v1/auth/dev`: sign in by handle, only when `AUTH_DEV_LOGIN=true`.
+//! `POST /api/v1/auth/dev`: sign in by handle, only when `AUTH_DEV_LOGIN=true` (which start-up
+//! allows only on a loopback address unless overridden), and only into accounts dev login
+//! created.
 
 use actix_web::{HttpResponse, web};
-use aisocial_actors::db_writer::SignInDev;
+use aisocial_actors::db_writer::{SignInDev, WriteError};
 use aisocial_actors::ids::Handle;
 use serde::Deserialize;
 
@@ -28,6 +30,9 @@ pub struct DevSignIn {
     request_body = DevSignIn,
     responses(
         (status = 200, body = TokenPair),
+        (status = 403, description = "`not_a_dev_account`: the handle belongs to an account \
+         dev login did not create (one that signs in with Google, or a built-in one)",
+         body = Problem, content_type = PROBLEM_JSON),
         (status = 404, description = "dev login is off", body = Problem,
          content_type = PROBLEM_JSON),
         problems::Malformed, problems::JsonBody, problems::Invalid, problems::Busy,
@@ -50,6 +55,13 @@ pub async fn sign_in_dev(
             refresh: new,
             admin_handles: accounts.admin_handles.clone(),
         })
-        .await??;
+        .await?
+        .map_err(|e| match e {
+            WriteError::Forbidden(why) => ApiError::Denied {
+                code: "not_a_dev_account",
+                detail: why.into(),
+            },
+            e => e.into(),
+        })?;
     Ok(tokens_issued(token_pair(&accounts, signed_in, refresh)?))
 }

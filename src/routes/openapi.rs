@@ -182,7 +182,7 @@ GET /static/{file} 200 404 429
 PATCH /api/v1/me 200 400 401 413 415 422 429 503
 POST /api/v1/ai/compose 202 400 401 413 415 422 429 503
 POST /api/v1/ai/summary 202 401 429 503
-POST /api/v1/auth/dev 200 400 404 413 415 422 429 503
+POST /api/v1/auth/dev 200 400 403 404 413 415 422 429 503
 POST /api/v1/auth/google 200 400 401 404 413 415 422 429 503
 POST /api/v1/auth/logout 204 401 429 503
 POST /api/v1/auth/refresh 200 400 401 413 415 422 429 503

@@ -119,8 +119,10 @@ pub enum AiBusy {
     Full(Problem<'static>),
     #[response(
         status = 503,
-        description = "the AI quota for today is used up, a dependency is unavailable, \
-                       or the node is draining (Retry-After)",
+        description = "`ai_unavailable`: this node has no AI configured; \
+                       `ai_quota_exhausted`: the AI quota for today is used up; \
+                       `unavailable`: a dependency is unavailable, or the node is draining \
+                       (Retry-After)",
         content_type = PROBLEM_JSON
     )]
     Unavailable(Problem<'static>),

@@ -544,3 +544,81 @@ async fn google_routes_are_not_found_when_not_configured() {
         .unwrap();
     assert_eq!(res.status(), 404);
 }
+
+/// Dev login signs in only accounts dev login created: never one that signs in with Google
+/// (an admin here), whatever its handle, nor the built-in `ai` account. A dev account named
+/// in ADMIN_HANDLES still becomes admin, for local use.
+#[actix_web::test]
+async fn dev_login_refuses_google_accounts_and_the_ai_account() {
+    let provider = Provider::start().await;
+    let app = app_with(&provider, &["--admin-handles=jane_doe,local_admin"]).await;
+    let (status, body) = google_sign_in(&app, &id_token("sub-1", "Jane.Doe@gmail.com")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["role"], "admin");
+
+    let dev = |handle: &'static str| {
+        let app = &app;
+        async move {
+            let res = app
+                .http
+                .post(app.url("/api/v1/auth/dev"))
+                .json(&json!({ "handle": handle }))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    let (status, body) = dev("jane_doe").await;
+    assert_eq!(status, 403, "a Google account through dev login: {body}");
+    assert_eq!(body["code"], "not_a_dev_account", "{body}");
+    assert!(body["access_token"].is_null());
+
+    // The `ai` account: its handle is not one a person can type, and were it typed, the
+    // account is not a dev account either.
+    let (status, body) = dev("ai").await;
+    assert_eq!(status, 422, "{body}");
+    let db = app.db().await;
+    let flags: Vec<(String, bool)> = db
+        .query(
+            "SELECT handle, dev_account FROM users WHERE handle IN ('ai', 'jane_doe') ORDER BY handle",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        flags,
+        vec![("ai".to_owned(), false), ("jane_doe".to_owned(), false)]
+    );
+
+    // A handle dev login creates is a dev account: it signs in again, and as admin if named.
+    let (status, body) = dev("local_admin").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["role"], "admin", "{body}");
+    let (status, _) = dev("local_admin").await;
+    assert_eq!(status, 200, "a dev account signs in again");
+    let made: bool = db
+        .query_one(
+            "SELECT dev_account FROM users WHERE handle = 'local_admin'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(made);
+
+    // An account that later links a Google identity stops being reachable by dev login.
+    db.execute(
+        "UPDATE users SET google_sub = 'sub-linked' WHERE handle = 'local_admin'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let (status, body) = dev("local_admin").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "not_a_dev_account");
+}

@@ -52,6 +52,7 @@ pub fn test_settings(
         &prefix,
         &key,
         "--auth-dev-login=true",
+        "--gemini-emulator=true",
         "--workers=2",
         "--database-pool-size=4",
         "--shutdown-timeout-secs=5",
@@ -612,6 +613,7 @@ impl ServerProcess {
             .env("DATABASE_URL", format!("{PG_BASE}/{db_name}"))
             .env("REDIS_PREFIX", format!("aisocial-test:{db_name}:"))
             .env("AUTH_DEV_LOGIN", "true")
+            .env("GEMINI_EMULATOR", "true")
             .env("RATE_LIMIT_OPS_PER_MIN", "100000000")
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info")

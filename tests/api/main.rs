@@ -9,6 +9,7 @@
 
 mod admission;
 mod ai;
+mod ai_unconfigured;
 mod auth;
 mod bad_input;
 mod client_frames;

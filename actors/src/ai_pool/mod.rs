@@ -73,6 +73,9 @@ pub enum AiHealth {
     Misconfigured,
     /// The per-day quota is used up.
     Exhausted,
+    /// This node has no AI (no Gemini key, no emulator): there is no pool to ask. Never
+    /// reported by a pool, only in its place.
+    NotConfigured,
 }
 
 #[derive(Debug, Clone, Serialize, MessageResponse, utoipa::ToSchema)]

@@ -9,9 +9,9 @@ use std::sync::LazyLock;
 use tokio::sync::oneshot;
 
 use super::commands::{
-    CreatePost, CreatedPost, DeletePost, Follow, LikePost, NewRefresh, PurgeEvents, RecordAiUsage,
-    RecordAudit, RevokeFamily, RotateRefresh, SignInDev, SignInGoogle, SignedIn, Unfollow,
-    UnlikePost, UpdateProfile, WriteError, WriteFailure,
+    CreatePost, CreatedPost, DeletePost, Follow, LikePost, NOT_A_DEV_ACCOUNT, NewRefresh,
+    PurgeEvents, RecordAiUsage, RecordAudit, RevokeFamily, RotateRefresh, SignInDev, SignInGoogle,
+    SignedIn, Unfollow, UnlikePost, UpdateProfile, WriteError, WriteFailure,
 };
 use super::conn::WriterConn;
 use crate::event_log::{Audience, NewEvent, NewRecord};
@@ -222,11 +222,15 @@ async fn finish_sign_in(
     Ok((Output::SignedIn(SignedIn { user, family }), Vec::new()))
 }
 
+/// The account with this handle, created as a dev account on first use; the last column says
+/// whether dev login may sign it in: only an account dev login made (`dev_account`, V5), and
+/// never one with a Google identity or the `ai` account, whatever its flag says.
 static UPSERT_DEV_USER: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "INSERT INTO users (handle, display_name) VALUES ($1, $1) \
+        "INSERT INTO users (handle, display_name, dev_account) VALUES ($1, $1, true) \
          ON CONFLICT (handle) DO UPDATE SET handle = EXCLUDED.handle \
-         RETURNING {USER_COLUMNS}, disabled_at IS NOT NULL"
+         RETURNING {USER_COLUMNS}, disabled_at IS NOT NULL, \
+         dev_account AND google_sub IS NULL AND handle <> '{AI_HANDLE}'"
     )
 });
 
@@ -239,6 +243,9 @@ async fn sign_in_dev(conn: &mut WriterConn, cmd: &SignInDev) -> Applied {
                 "the user upsert returned nothing",
             )))
         })?;
+    if !row.try_get::<_, bool>(5)? {
+        return Err(refuse(WriteError::Forbidden(NOT_A_DEV_ACCOUNT)));
+    }
     if row.try_get::<_, bool>(4)? {
         return Err(refuse(WriteError::Unauthorized("this account is disabled")));
     }

@@ -96,7 +96,9 @@ pub struct SignedIn {
     pub family: i64,
 }
 
-/// Sign in through the dev login: the user with this handle, created on first use.
+/// Sign in through the dev login: the user with this handle, created on first use (as a dev
+/// account). An existing account that dev login did not create (one that signs in with
+/// Google, the `ai` account) is refused with [`WriteError::Forbidden`]`(`[`NOT_A_DEV_ACCOUNT`]`)`.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<SignedIn, WriteError>")]
 pub struct SignInDev {
@@ -105,6 +107,9 @@ pub struct SignInDev {
     /// Handles that get the admin role when they sign in.
     pub admin_handles: Arc<[String]>,
 }
+
+/// Why dev login refused an existing account.
+pub const NOT_A_DEV_ACCOUNT: &str = "this account was not created by dev login (it signs in with Google, or is built in); dev login signs in only accounts it created";
 
 /// Sign in with a verified Google identity: the user with this `sub`, created on first use with
 /// a unique handle derived from `handle_hint`.

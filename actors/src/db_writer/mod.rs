@@ -32,9 +32,9 @@ pub use self::apply::{
 };
 use self::batch::{count_outcome, fail_all, run_batch};
 pub use self::commands::{
-    CreatePost, CreatedPost, DeletePost, Drain, Follow, LikePost, NewRefresh, PurgeEvents,
-    RecordAiUsage, RecordAudit, RevokeFamily, RotateRefresh, SignInDev, SignInGoogle, SignedIn,
-    Unfollow, UnlikePost, UpdateProfile, WriteError, WriteFailure, WriteUnavailable,
+    CreatePost, CreatedPost, DeletePost, Drain, Follow, LikePost, NOT_A_DEV_ACCOUNT, NewRefresh,
+    PurgeEvents, RecordAiUsage, RecordAudit, RevokeFamily, RotateRefresh, SignInDev, SignInGoogle,
+    SignedIn, Unfollow, UnlikePost, UpdateProfile, WriteError, WriteFailure, WriteUnavailable,
 };
 use self::conn::WriterConn;
 pub use self::conn::{ConnectError, IDLE_IN_TRANSACTION};
