@@ -22,7 +22,7 @@ async fn refresh(app: &TestApp, token: &str) -> (u16, Value) {
     (status, res.json().await.unwrap_or_default())
 }
 
-async fn me_status(app: &TestApp, access: &str) -> u16 {
+pub(crate) async fn me_status(app: &TestApp, access: &str) -> u16 {
     app.http
         .get(app.url("/api/v1/me"))
         .bearer_auth(access)

@@ -8,21 +8,11 @@ use aisocial_actors::ids::UserId;
 use aisocial_actors::model::User;
 use serde_json::json;
 
+use crate::auth::me_status;
 use crate::helpers::{
-    PrivateRedis, SIGNING_KEY, TestApp, TestUser, WsEvent, free_port, spawn_app, spawn_app_on,
+    PrivateRedis, SIGNING_KEY, TestUser, WsEvent, free_port, spawn_app, spawn_app_on,
     spawn_peer_on, wait_for_subscribers_on,
 };
-
-async fn me_status(app: &TestApp, access: &str) -> u16 {
-    app.http
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .expect("the server answers")
-        .status()
-        .as_u16()
-}
 
 /// Security item 7, with Redis unable to carry the news: node B hears of the logout from
 /// PostgreSQL within its reload period (`REVOCATION_RELOAD_MS`, 2 s by default).
