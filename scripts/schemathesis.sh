@@ -8,12 +8,13 @@ scripts/services.sh
 command -v st >/dev/null 2>&1 || python3 -m pip install -q schemathesis
 # PROFILE=debug reuses the test build (CI runs it that way with a few examples per operation).
 PROFILE=${PROFILE:-release}
+target_dir=${CARGO_TARGET_DIR:-target}
 if [ "$PROFILE" = release ]; then
   cargo build --release --quiet --bin aisocial
-  binary=./target/release/aisocial
+  binary="$target_dir/release/aisocial"
 else
   cargo build --quiet --bin aisocial
-  binary=./target/debug/aisocial
+  binary="$target_dir/debug/aisocial"
 fi
 run=$(date +%s)
 db="aisocial_schemathesis_$run"

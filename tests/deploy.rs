@@ -140,3 +140,60 @@ fn the_manifests_agree_with_the_server() {
         );
     }
 }
+
+/// `docker-compose.yml` is what a newcomer runs first, often on a machine others can reach:
+/// its defaults must be safe (issue 19). Every published port listens on loopback only; no
+/// signing key, admin or dev login by default; the AI emulator only when asked for.
+#[test]
+fn the_compose_file_defaults_are_safe() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml");
+    let compose = std::fs::read_to_string(&path).expect("docker-compose.yml");
+    let lines: Vec<&str> = compose
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    let mut published = 0;
+    let mut in_ports = false;
+    for line in &lines {
+        let trimmed = line.trim();
+        if trimmed == "ports:" {
+            in_ports = true;
+            continue;
+        }
+        if in_ports && trimmed.starts_with("- ") {
+            published += 1;
+            assert!(
+                trimmed
+                    .trim_start_matches("- ")
+                    .trim_matches('"')
+                    .starts_with("127.0.0.1:"),
+                "a port published beyond loopback: {trimmed}"
+            );
+        } else {
+            in_ports = false;
+        }
+    }
+    assert!(
+        published >= 3,
+        "the proxy, Prometheus and Grafana publish ports"
+    );
+    let setting = |name: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(&format!("{name}:")))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("{name} is not set in the compose file"))
+            .to_owned()
+    };
+    assert!(
+        setting("JWT_SIGNING_KEY").starts_with("${JWT_SIGNING_KEY:?"),
+        "the signing key has no default: compose refuses to start without one"
+    );
+    assert_eq!(setting("AUTH_DEV_LOGIN"), "${AUTH_DEV_LOGIN:-false}");
+    assert_eq!(setting("ADMIN_HANDLES"), "${ADMIN_HANDLES:-}");
+    assert_eq!(setting("GEMINI_EMULATOR"), "${GEMINI_EMULATOR:-false}");
+    assert!(
+        !compose.contains("NOT-SECRET"),
+        "no published placeholder key"
+    );
+}
