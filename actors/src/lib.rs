@@ -16,6 +16,8 @@
 //! - [`event_log`]: the durable event log (dense ids in commit order) and resume reads.
 //! - [`log_record`]: each log record's stored and sent JSON shape, typed and versioned.
 //! - [`protocol`]: the websocket wire format, the only module that knows it.
+//! - [`revoked`]: the revoked sign-in sessions this node knows of, which the broker refuses at
+//!   `Connect`.
 //! - [`starting`]: how many sessions are still registering and replaying (for admission).
 //! - [`ai_pool`]: the AI dispatcher (a bounded queue fair across users) and its workers, which
 //!   call Gemini under the budget every node shares and stream answers through the broker.
