@@ -10,7 +10,8 @@
 //!
 //! Flags: `--clients N` (200), `--seconds N` per mode (10), `--pool N` connections for the
 //! per-request mode (64), `--database-url URL` (a server; its path is ignored). Cargo's own
-//! `--bench` flag is accepted and ignored.
+//! `--bench` flag marks a measurement; without it (`cargo test --all-targets`) the run is a
+//! one-second smoke test with 8 callers unless `--clients`/`--seconds` say otherwise.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,14 +50,20 @@ impl Args {
             seconds: 10,
             pool: 64,
         };
+        // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without
+        // it, as a smoke test: then a second with a few callers unless told otherwise.
+        let mut benching = false;
+        let mut sized = false;
         while let Some(flag) = argv.next() {
             let (name, inline) = match flag.split_once('=') {
                 Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
                 None => (flag, None),
             };
             if name == "--bench" {
+                benching = true;
                 continue;
             }
+            sized |= matches!(name.as_str(), "--clients" | "--seconds");
             let value = match inline {
                 Some(value) => value,
                 None => argv
@@ -72,6 +79,10 @@ impl Args {
                     "unknown flag {other} (known: --clients, --seconds, --pool, --database-url)"
                 ),
             }
+        }
+        if !benching && !sized {
+            args.clients = 8;
+            args.seconds = 1;
         }
         anyhow::ensure!(args.clients > 0, "--clients must be at least 1");
         Ok(args)
