@@ -10,7 +10,7 @@ use futures_util::future::LocalBoxFuture;
 
 use std::sync::Arc;
 
-use super::TokenIssuer;
+use super::{AccessClaims, TokenIssuer};
 use crate::problem::ApiError;
 use crate::rate_limit::RateLimiting;
 use crate::revocation::Revocations;
@@ -72,18 +72,9 @@ impl Verifier {
         let token = bearer_in(headers).ok_or_else(|| {
             ApiError::Unauthorized("send Authorization: Bearer <access token>".into())
         })?;
-        let claims = self.tokens.verify(token).map_err(|e| {
-            tracing::debug!(error = %e, "access token refused");
-            ApiError::Unauthorized("the access token is invalid or expired".into())
-        })?;
-        if self.is_revoked(claims.sid) {
-            return Err(ApiError::Unauthorized(
-                "this sign-in session was revoked; sign in again".into(),
-            ));
-        }
-        let id = claims
-            .user_id()
-            .ok_or_else(|| ApiError::Unauthorized("the access token is invalid".into()))?;
+        let (claims, id) = self
+            .check(token)
+            .map_err(|refused| ApiError::Unauthorized(refused.to_string()))?;
         Ok(AuthUser {
             id,
             handle: claims.handle,
@@ -92,19 +83,26 @@ impl Verifier {
             expires_at: claims.exp,
         })
     }
-}
 
-/// Sockets renew their token in-band through the same checks as every request.
-impl AccessTokens for Verifier {
-    fn verify(&self, token: &str) -> Result<TokenGrant, TokenRefused> {
+    /// The one check of an access token, for requests and in-band renewals alike: our
+    /// signature and claims, a user id, a sign-in session not revoked.
+    fn check(&self, token: &str) -> Result<(AccessClaims, UserId), TokenRefused> {
         let claims = self.tokens.verify(token).map_err(|e| {
-            tracing::debug!(error = %e, "an in-band access token was refused");
+            tracing::debug!(error = %e, "access token refused");
             TokenRefused::Invalid
         })?;
         if self.is_revoked(claims.sid) {
             return Err(TokenRefused::Revoked);
         }
-        let user = claims.user_id().ok_or(TokenRefused::Invalid)?;
+        let id = claims.user_id().ok_or(TokenRefused::Invalid)?;
+        Ok((claims, id))
+    }
+}
+
+/// Sockets renew their token in-band through the same checks as every request.
+impl AccessTokens for Verifier {
+    fn verify(&self, token: &str) -> Result<TokenGrant, TokenRefused> {
+        let (claims, user) = self.check(token)?;
         Ok(TokenGrant {
             user,
             family: claims.sid,
