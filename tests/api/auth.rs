@@ -6,7 +6,7 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    TestApp, TestUser, WsEvent, retry_after, spawn_app, spawn_app_with, spawn_peer,
+    TestApp, TestUser, WsEvent, retry_after, spawn_app, spawn_app_with, spawn_peer, status_of,
     wait_for_subscribers,
 };
 
@@ -23,14 +23,7 @@ async fn refresh(app: &TestApp, token: &str) -> (u16, Value) {
 }
 
 pub(crate) async fn me_status(app: &TestApp, access: &str) -> u16 {
-    app.http
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    status_of(app.http.get(app.url("/api/v1/me")).bearer_auth(access)).await
 }
 
 #[actix_web::test]
@@ -549,18 +542,11 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_limit() {
 async fn ipv6_addresses_of_one_network_share_one_limit() {
     let app = spawn_app_with(&["--rate-limit-ip-per-min=3", "--trusted-proxies=127.0.0.1"]).await;
     let status = |client: String| {
-        let request = app
-            .http
-            .get(app.url("/api/v1/nothing-here"))
-            .header("x-forwarded-for", client);
-        async move {
-            request
-                .send()
-                .await
-                .expect("the server answers")
-                .status()
-                .as_u16()
-        }
+        status_of(
+            app.http
+                .get(app.url("/api/v1/nothing-here"))
+                .header("x-forwarded-for", client),
+        )
     };
     let mut statuses = Vec::new();
     for n in 1..=5 {
@@ -663,17 +649,7 @@ async fn a_ticket_is_used_up_by_a_refused_upgrade() {
 #[actix_web::test]
 async fn health_and_metrics_have_a_per_ip_limit_of_their_own() {
     let app = spawn_app_with(&["--rate-limit-ops-per-min=4", "--rate-limit-ip-per-min=3"]).await;
-    let get = |path: &'static str| {
-        let request = app.http.get(app.url(path));
-        async move {
-            request
-                .send()
-                .await
-                .expect("the server answers")
-                .status()
-                .as_u16()
-        }
-    };
+    let get = |path: &'static str| status_of(app.http.get(app.url(path)));
     let mut statuses = Vec::new();
     for path in [
         "/health/live",
@@ -742,23 +718,12 @@ async fn logout_is_not_charged_to_the_sign_in_limit() {
     let app = spawn_app_with(&["--rate-limit-auth-per-min=2"]).await;
     let mut statuses = Vec::new();
     for n in 0..3 {
-        let res = app
-            .client()
-            .sign_in_dev_request(&format!("neighbour_{n}"))
-            .send()
-            .await
-            .expect("the server answers");
-        statuses.push(res.status().as_u16());
+        let sign_in = app.client().sign_in_dev_request(&format!("neighbour_{n}"));
+        statuses.push(status_of(sign_in).await);
     }
     assert_eq!(statuses, vec![200, 200, 429]);
-    let res = app
-        .http
-        .post(app.url("/api/v1/auth/logout"))
-        .send()
-        .await
-        .expect("the server answers");
     assert_eq!(
-        res.status(),
+        status_of(app.http.post(app.url("/api/v1/auth/logout"))).await,
         401,
         "no credentials: 401, not the sign-in limit's 429"
     );

@@ -224,6 +224,16 @@ impl Drop for PrivateRedis {
     }
 }
 
+/// Sends `request` and answers only its status.
+pub async fn status_of(request: reqwest::RequestBuilder) -> u16 {
+    request
+        .send()
+        .await
+        .expect("the server answers")
+        .status()
+        .as_u16()
+}
+
 /// GETs `url` without a token: its body as JSON (null when it is not JSON).
 pub async fn get_json_from(http: &reqwest::Client, url: &str) -> Value {
     http.get(url)
