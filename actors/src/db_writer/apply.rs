@@ -795,6 +795,7 @@ async fn notify_unless_repeated(
     actor: UserId,
     post: Option<PostId>,
 ) -> Result<Option<Change>, ApplyError> {
+    // A row back: the first notification of this within the window.
     let first = conn
         .query_opt(
             NOTE_NOTIFIED,
@@ -808,8 +809,7 @@ async fn notify_unless_repeated(
         )
         .await?
         .is_some();
-    let repeated = !first;
-    if repeated {
+    if !first {
         return Ok(None);
     }
     Ok(Some(notify(conn, recipient, kind, actor, post).await?))
