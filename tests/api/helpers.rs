@@ -327,8 +327,12 @@ async fn spawn_node(db_name: String, redis_prefix: String, extra: &[&str]) -> Te
         port,
         db_name,
         redis_prefix,
+        // Idle pooled connections are dropped before the server's keep-alive (5 s) closes
+        // them: a request sent on a connection the server is closing fails with
+        // `IncompleteMessage` (seen in the regions fault test after a quiet spell).
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .unwrap(),
         certificates,
