@@ -5,8 +5,10 @@
 //! within the last minute, plus the current window's global count as last seen in Redis, plus
 //! what this node counted since. (A plain fixed window would let a client send twice the limit
 //! across a window boundary.) Every 50 ms a background task adds what it
-//! counted to Redis (`INCRBY` + `EXPIRE`, pipelined) and learns the global counts back. Other
-//! nodes' traffic is thus seen within one flush; a burst across N nodes can exceed a limit by
+//! counted to Redis (`INCRBY` + `EXPIRE`, pipelined) and learns the global counts back, the
+//! previous window's included (a node that saw none of a key's traffic before a window ended
+//! would otherwise weigh only its own part of it). Other nodes' traffic is thus seen within one
+//! flush; a burst across N nodes can exceed a limit by
 //! at most what N−1 nodes admit in one flush interval. When Redis cannot answer, each node
 //! still enforces the limit on its own traffic.
 
@@ -107,6 +109,11 @@ impl RateLimiter {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
+        self.check_at(now, scope, key, limit)
+    }
+
+    /// [`Self::check`] at `now`, in seconds since the epoch.
+    fn check_at(&self, now: f64, scope: &'static str, key: &str, limit: u32) -> Decision {
         let window = now as u64 / WINDOW_SECS;
         let into_window = (now % WINDOW_SECS as f64) / WINDOW_SECS as f64;
         let reset_secs = (WINDOW_SECS as f64 * (1.0 - into_window)).ceil().max(1.0) as u64;
@@ -146,15 +153,24 @@ impl RateLimiter {
         let Some(batch) = self.take_batch() else {
             return;
         };
-        let keys: Vec<String> = batch
+        let keys: Vec<(String, String)> = batch
             .deltas
             .iter()
-            .map(|(key, _)| counter_key(&self.prefix, key, batch.window))
+            .map(|(key, _)| {
+                (
+                    counter_key(&self.prefix, key, batch.window),
+                    counter_key(&self.prefix, key, batch.window.saturating_sub(1)),
+                )
+            })
             .collect();
-        let counts: Vec<(&str, u64)> = keys
+        let counts: Vec<Counter<'_>> = keys
             .iter()
             .zip(&batch.deltas)
-            .map(|(k, (_, d))| (k.as_str(), *d))
+            .map(|((current, previous), (_, delta))| Counter {
+                current,
+                previous,
+                delta: *delta,
+            })
             .collect();
         let started = std::time::Instant::now();
         let globals = if redis.is_cluster() {
@@ -183,9 +199,10 @@ impl RateLimiter {
         (!deltas.is_empty()).then_some(Batch { window, deltas })
     }
 
-    /// Learns Redis's global counts (which include the batch), or on failure keeps the batch
-    /// counted locally so each node still enforces the limit on its own traffic.
-    fn settle(&self, batch: Batch, globals: Option<Vec<u64>>) {
+    /// Learns Redis's global counts (which include the batch) and the previous window's
+    /// final ones, or on failure keeps the batch counted locally so each node still enforces
+    /// the limit on its own traffic.
+    fn settle(&self, batch: Batch, globals: Option<Vec<Global>>) {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         if globals.is_none() {
             FLUSH_FAILURES.inc();
@@ -193,11 +210,15 @@ impl RateLimiter {
         if counts.window != batch.window {
             return;
         }
-        let globals = globals.map(|g| g.into_iter().map(Some).collect::<Vec<_>>());
         for (n, (key, delta)) in batch.deltas.into_iter().enumerate() {
+            let global = globals.as_ref().and_then(|g| g.get(n).copied());
+            if let Some(previous) = global.map(|g| g.previous).filter(|p| *p > 0) {
+                let known = counts.previous.entry(key.clone()).or_default();
+                *known = previous.max(*known);
+            }
             if let Some(count) = counts.by_key.get_mut(&key) {
-                match globals.as_ref().and_then(|g| g.get(n).copied().flatten()) {
-                    Some(global) => count.global = global.max(count.global + delta),
+                match global {
+                    Some(global) => count.global = global.current.max(count.global + delta),
                     None => count.global += delta,
                 }
                 count.in_flight = 0;
@@ -215,17 +236,33 @@ fn counter_key(prefix: &str, bucket: &str, window: u64) -> String {
     )
 }
 
+/// One bucket's counters in a flush: what to add to this window's, and the previous window's
+/// to read (both carry the bucket's hash tag, so they share a slot).
+#[derive(Clone, Copy)]
+struct Counter<'a> {
+    current: &'a str,
+    previous: &'a str,
+    delta: u64,
+}
+
+/// What Redis holds for a bucket after a flush: this window's total and the previous one's.
+#[derive(Debug, Clone, Copy, Default)]
+struct Global {
+    current: u64,
+    previous: u64,
+}
+
 /// [`counter_round_trip`] on a cluster, which answers a pipeline from one slot's node: one
 /// pipeline per slot, at once; the totals in `counts`' order, or `None` if any failed.
-async fn per_slot_round_trips(redis: &RedisConn, counts: &[(&str, u64)]) -> Option<Vec<u64>> {
-    let groups = crate::redis_store::cluster::group_by_slot(counts.iter().copied(), |(key, _)| key);
+async fn per_slot_round_trips(redis: &RedisConn, counts: &[Counter<'_>]) -> Option<Vec<Global>> {
+    let groups = crate::redis_store::cluster::group_by_slot(counts.iter().copied(), |c| c.current);
     let answers = futures_util::future::join_all(groups.into_iter().map(|group| async {
-        let counts: Vec<(&str, u64)> = group.iter().map(|(_, item)| *item).collect();
+        let counts: Vec<Counter<'_>> = group.iter().map(|(_, item)| *item).collect();
         let globals = counter_round_trip(redis, &counts).await;
         (group, globals)
     }))
     .await;
-    let mut globals = vec![0; counts.len()];
+    let mut globals = vec![Global::default(); counts.len()];
     for (group, answer) in answers {
         for ((n, _), value) in group.iter().zip(answer?) {
             globals[*n] = value;
@@ -234,18 +271,28 @@ async fn per_slot_round_trips(redis: &RedisConn, counts: &[(&str, u64)]) -> Opti
     Some(globals)
 }
 
-/// Adds each count to its counter (`INCRBY` + `EXPIRE`, one pipeline) and returns the totals,
-/// or `None` on failure or timeout.
-async fn counter_round_trip(redis: &RedisConn, counts: &[(&str, u64)]) -> Option<Vec<u64>> {
+/// Adds each count to its counter (`INCRBY` + `EXPIRE`, one pipeline), reads the previous
+/// window's counter beside it, and returns both totals, or `None` on failure or timeout.
+async fn counter_round_trip(redis: &RedisConn, counts: &[Counter<'_>]) -> Option<Vec<Global>> {
     let mut pipe = redis::pipe();
-    for (key, delta) in counts {
-        pipe.incr(*key, *delta)
-            .expire(*key, (WINDOW_SECS * 2) as i64)
-            .ignore();
+    for counter in counts {
+        pipe.incr(counter.current, counter.delta)
+            .expire(counter.current, (WINDOW_SECS * 2) as i64)
+            .ignore()
+            .get(counter.previous);
     }
     let mut conn = redis.clone();
-    match tokio::time::timeout(FLUSH_TIMEOUT, pipe.query_async::<Vec<u64>>(&mut conn)).await {
-        Ok(Ok(globals)) if globals.len() == counts.len() => Some(globals),
+    let answer = pipe.query_async::<Vec<Option<u64>>>(&mut conn);
+    match tokio::time::timeout(FLUSH_TIMEOUT, answer).await {
+        Ok(Ok(values)) if values.len() == counts.len() * 2 => Some(
+            values
+                .chunks(2)
+                .map(|pair| Global {
+                    current: pair[0].unwrap_or(0),
+                    previous: pair.get(1).copied().flatten().unwrap_or(0),
+                })
+                .collect(),
+        ),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "rate-limit flush failed");
             None
@@ -367,6 +414,10 @@ mod tests {
         }
     }
 
+    fn global(current: u64, previous: u64) -> Global {
+        Global { current, previous }
+    }
+
     fn admitted(limiter: &RateLimiter, n: u32, limit: u32) -> u32 {
         (0..n)
             .filter(|_| limiter.check("ip", "192.0.2.1", limit).allowed)
@@ -409,7 +460,7 @@ mod tests {
         };
         // The round trip to Redis has not come back: the 30 must still count.
         assert_eq!(admitted(&limiter, 20, 40), 10);
-        limiter.settle(batch, Some(vec![30]));
+        limiter.settle(batch, Some(vec![global(30, 0)]));
         assert_eq!(admitted(&limiter, 5, 40), 0);
     }
 
@@ -432,7 +483,24 @@ mod tests {
             panic!("nothing was taken");
         };
         // Redis says 35 in all: 30 came through other nodes.
-        limiter.settle(batch, Some(vec![35]));
+        limiter.settle(batch, Some(vec![global(35, 0)]));
         assert_eq!(admitted(&limiter, 10, 40), 5);
+    }
+
+    #[test]
+    fn the_last_windows_traffic_through_other_nodes_counts_after_a_rollover() {
+        let limiter = limiter();
+        let window_start = 29_000_000.0 * WINDOW_SECS as f64;
+        let at = |secs: f64| limiter.check_at(window_start + secs, "auth", "192.0.2.1", 12);
+        // This node saw none of the key's traffic in the window that just ended.
+        assert!(at(0.5).allowed);
+        let Some(batch) = limiter.take_batch() else {
+            panic!("nothing was taken");
+        };
+        // Redis: 1 in this window, and 10 in the last one, through other nodes.
+        limiter.settle(batch, Some(vec![global(1, 10)]));
+        // 10 × (1 − 0.01) + 1 leaves room for one more under 12, not for five.
+        let admitted = (0..5).filter(|_| at(0.6).allowed).count();
+        assert_eq!(admitted, 1);
     }
 }
