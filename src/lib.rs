@@ -16,6 +16,7 @@
 //! - [`upgrade`]: websockets taken off the HTTP/1 connection, over plain TCP or TLS; [`tls`]:
 //!   certificates (reloaded on SIGHUP) and the handshake.
 
+pub mod admin_cli;
 pub mod admission;
 pub mod ai;
 pub mod auth;

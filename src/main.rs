@@ -1,4 +1,4 @@
-//! The `aisocial` binary: parse the command line, then serve or migrate.
+//! The `aisocial` binary: parse the command line, then serve, migrate or moderate.
 
 use aisocial::config::{Cli, Command, LogFormat, Settings, parse_database_url};
 use aisocial::startup::Application;
@@ -48,6 +48,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             database::ensure_database(&config).await?;
             let applied = database::migrate(&config).await?;
             println!("{display}: {applied} migration(s) applied; the schema is current");
+            Ok(())
+        }
+        Command::Admin(args) => {
+            telemetry::init(LogFormat::Text);
+            let (config, _) = parse_database_url(&args.database.database_url)?;
+            let said = aisocial::admin_cli::run(args.action, config)
+                .await
+                .context("the admin command failed")?;
+            println!("{said}");
             Ok(())
         }
         Command::Serve(args) => {

@@ -100,6 +100,12 @@ fn record_to_wire(logged: &Logged) -> Option<WireRecord> {
             Some(f.follower.0),
             log_record::follow(f),
         ),
+        LogEntry::Account(a) => (
+            log_record::ACCOUNT_KIND,
+            None,
+            Some(a.user.0),
+            log_record::account(a),
+        ),
         LogEntry::Skip => return None,
     };
     Some(WireRecord {

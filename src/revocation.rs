@@ -6,6 +6,11 @@
 //! from PostgreSQL on a short period (`REVOCATION_RELOAD_MS`) and whenever its subscription
 //! (re)connects: revocation fails closed within that period. A revocation closes that
 //! session's websockets on every node, and the broker refuses its sockets that connect later.
+//!
+//! Suspended accounts are refused here too. A suspension reaches each node's broker as a
+//! `route.account` record of the ordered log (through Redis, or the broker's log poll when
+//! Redis is slow), which closes the user's sockets and fills `SuspendedUsers` at once; the same
+//! periodic reload re-reads them from `users.disabled_at` as a second path.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +20,7 @@ use aisocial_actors::error_chain::Chain;
 use aisocial_actors::feed_broker::{CloseFamily, FeedBroker};
 use aisocial_actors::ids::UserId;
 use aisocial_actors::meter::MeteredAddr;
-use aisocial_actors::revoked::RevokedFamilies;
+use aisocial_actors::revoked::{RevokedFamilies, SuspendedUsers};
 use aisocial_actors::store::ReadPool;
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +51,8 @@ struct Announcement {
 pub struct Revocations {
     /// Family → when it may be forgotten (every access token of it has expired by then).
     revoked: Arc<RevokedFamilies>,
+    /// Suspended accounts (kept by the broker from the log; reloaded here too).
+    suspended: Arc<SuspendedUsers>,
     remember: Duration,
     broker: MeteredAddr<FeedBroker>,
     redis: crate::redis_store::RedisConn,
@@ -57,12 +64,14 @@ impl Revocations {
     pub fn new(
         remember: Duration,
         revoked: Arc<RevokedFamilies>,
+        suspended: Arc<SuspendedUsers>,
         broker: MeteredAddr<FeedBroker>,
         redis: crate::redis_store::RedisConn,
         prefix: &str,
     ) -> Self {
         Self {
             revoked,
+            suspended,
             remember,
             broker,
             redis,
@@ -72,6 +81,10 @@ impl Revocations {
 
     pub fn is_revoked(&self, family: i64) -> bool {
         self.revoked.contains(family)
+    }
+
+    pub fn is_suspended(&self, user: UserId) -> bool {
+        self.suspended.contains(user)
     }
 
     /// Remembers the revocation, then closes the session's sockets here (once: a socket
@@ -100,6 +113,14 @@ impl Revocations {
 
     async fn reload(&self, pool: &ReadPool) -> Result<usize, ReadError> {
         let conn = pool.get().await?;
+        let read_started = Instant::now();
+        let suspended = conn
+            .query("SELECT id FROM users WHERE disabled_at IS NOT NULL", &[])
+            .await?
+            .iter()
+            .map(|row| row.try_get(0).map(UserId))
+            .collect::<Result<_, _>>()?;
+        self.suspended.reload(suspended, read_started);
         let rows = conn
             .query(
                 "SELECT DISTINCT family_id, user_id FROM refresh_tokens \

@@ -19,7 +19,7 @@ use actix_web::{App, web};
 use aisocial_actors::db_writer::{DbWriter, DbWriterConfig, Drain};
 use aisocial_actors::feed_broker::{BrokerConfig, CloseAll, FeedBroker};
 use aisocial_actors::meter::MeteredAddr;
-use aisocial_actors::revoked::RevokedFamilies;
+use aisocial_actors::revoked::{RevokedFamilies, SuspendedUsers};
 use aisocial_actors::session::{SessionConfig, TokenCheck};
 use anyhow::Context;
 use tokio::net::TcpStream;
@@ -217,8 +217,11 @@ impl Application {
         };
         // Revoked sign-in sessions: filled by `Revocations`, read by the broker at `Connect`.
         let revoked = Arc::new(RevokedFamilies::default());
+        // Suspended accounts: kept by the broker from the log, reloaded by `Revocations`.
+        let suspended = Arc::new(SuspendedUsers::default());
         let broker_config = BrokerConfig {
             revoked: Arc::clone(&revoked),
+            suspended: Arc::clone(&suspended),
             load_timeout: FOLLOW_LOAD_TIMEOUT,
             outbound_limit: settings.outbound_limit,
             presence_debounce: settings.presence_debounce,
@@ -281,6 +284,7 @@ impl Application {
         let revocations = Arc::new(Revocations::new(
             remember,
             revoked,
+            suspended,
             broker.clone(),
             redis.clone(),
             &settings.redis_prefix,
@@ -353,7 +357,7 @@ impl Application {
                     settings.refresh_retry_grace,
                     settings.refresh_concurrent_grace,
                 ),
-                admin_handles: settings.admin_handles.clone().into(),
+                grants: Arc::new(settings.role_grants.clone()),
                 google,
                 dev_login: settings.dev_login,
             }),

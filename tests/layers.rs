@@ -49,7 +49,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "http",
         &["request_context", "middleware", "upgrade", "routes"],
     ),
-    ("startup", &["startup"]),
+    ("startup", &["startup", "admin_cli"]),
 ];
 
 /// Files that are not modules of the library (the binary, the root).

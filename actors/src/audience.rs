@@ -113,7 +113,7 @@ pub fn select_for_user<'a>(
                 followees.apply(change);
             }
             LogEntry::Event(event) if followees.receives(user, event) => selected.push(logged),
-            LogEntry::Follow(_) | LogEntry::Event(_) | LogEntry::Skip => {}
+            LogEntry::Follow(_) | LogEntry::Account(_) | LogEntry::Event(_) | LogEntry::Skip => {}
         }
     }
     (selected, followees)

@@ -63,6 +63,7 @@ impl CommittedEvent {
 pub enum NewRecord {
     Event(NewEvent),
     Follow(FollowChange),
+    Account(log_record::AccountChange),
 }
 
 const ALLOCATE_IDS: &str =
@@ -105,6 +106,12 @@ pub async fn append(
                 recipients.push(Some(f.follower.0));
                 payloads.push(log_record::follow(f));
             }
+            NewRecord::Account(a) => {
+                kinds.push(log_record::ACCOUNT_KIND);
+                authors.push(None);
+                recipients.push(Some(a.user.0));
+                payloads.push(log_record::account(a));
+            }
         }
     }
     client
@@ -133,6 +140,7 @@ pub async fn append(
                     payload: e.payload,
                 })),
                 NewRecord::Follow(f) => LogEntry::Follow(f),
+                NewRecord::Account(a) => LogEntry::Account(a),
             };
             Logged { id, entry }
         })
@@ -195,6 +203,7 @@ pub fn logged(record: StoredRecord) -> Logged {
     let entry = match log_record::decode(record) {
         Decoded::Event(e) => LogEntry::Event(Arc::new(e)),
         Decoded::Follow(f) => LogEntry::Follow(f),
+        Decoded::Account(a) => LogEntry::Account(a),
         Decoded::Unknown => {
             UNKNOWN_RECORDS.inc();
             LogEntry::Skip

@@ -16,8 +16,9 @@
 //! - [`event_log`]: the durable event log (dense ids in commit order) and resume reads.
 //! - [`log_record`]: each log record's stored and sent JSON shape, typed and versioned.
 //! - [`protocol`]: the websocket wire format, the only module that knows it.
-//! - [`revoked`]: the revoked sign-in sessions this node knows of, which the broker refuses at
-//!   `Connect`.
+//! - [`revoked`]: the revoked sign-in sessions and suspended accounts this node knows of,
+//!   which the broker refuses at `Connect`.
+//! - [`roles`]: the roles configuration grants, and how they reconcile with stored ones.
 //! - [`starting`]: how many sessions are still registering and replaying (for admission).
 //! - [`ai_pool`]: the AI dispatcher (a bounded queue fair across users) and its workers, which
 //!   call Gemini under the budget every node shares and stream answers through the broker.
@@ -44,6 +45,7 @@ pub mod meter;
 pub mod model;
 pub mod protocol;
 pub mod revoked;
+pub mod roles;
 pub mod session;
 pub mod starting;
 pub mod store;

@@ -30,6 +30,17 @@ pub struct FollowChange {
     pub following: bool,
 }
 
+/// `events.kind` of a suspension or its end.
+pub const ACCOUNT_KIND: &str = "route.account";
+
+/// An account was suspended, or its suspension ended: a routing record. From its id on, the
+/// user's sockets are closed and their tokens refused on every node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AccountChange {
+    pub user: UserId,
+    pub suspended: bool,
+}
+
 /// `author` inside `post.created` and `notification`, version 1.
 #[derive(Debug, Serialize, Deserialize)]
 struct AuthorV1 {
@@ -59,6 +70,10 @@ struct PostCreatedV1 {
     reply_count: i64,
     like_count: i64,
     created_at: DateTime<Utc>,
+    /// Added within version 1 (readers that predate it ignore it; records that predate it
+    /// read as false).
+    #[serde(default)]
+    ai_generated: bool,
 }
 
 /// `post.deleted`, version 1.
@@ -88,6 +103,13 @@ struct FollowV1 {
     following: bool,
 }
 
+/// `route.account`, version 1.
+#[derive(Debug, Serialize, Deserialize)]
+struct AccountV1 {
+    user: i64,
+    suspended: bool,
+}
+
 fn to_value(record: &impl Serialize) -> serde_json::Value {
     // Plain structs of strings, numbers and timestamps always serialise.
     serde_json::to_value(record).unwrap_or(serde_json::Value::Null)
@@ -104,6 +126,7 @@ pub fn post_created(post: &Post) -> serde_json::Value {
         reply_count: post.reply_count,
         like_count: post.like_count,
         created_at: post.created_at,
+        ai_generated: post.ai_generated,
     })
 }
 
@@ -142,11 +165,20 @@ pub fn follow(change: &FollowChange) -> serde_json::Value {
     })
 }
 
+/// The payload of `route.account`.
+pub fn account(change: &AccountChange) -> serde_json::Value {
+    to_value(&AccountV1 {
+        user: change.user.0,
+        suspended: change.suspended,
+    })
+}
+
 /// A record read back from the log.
 #[derive(Debug, Clone)]
 pub enum Decoded {
     Event(CommittedEvent),
     Follow(FollowChange),
+    Account(AccountChange),
     /// A kind or version this build does not know, or a payload that does not match its
     /// kind: the id is skipped.
     Unknown,
@@ -182,6 +214,15 @@ pub fn decode(record: StoredRecord) -> Decoded {
                 follower: UserId(f.follower),
                 followee: UserId(f.followee),
                 following: f.following,
+            }),
+            Err(_) => Decoded::Unknown,
+        };
+    }
+    if kind == ACCOUNT_KIND {
+        return match serde_json::from_value::<AccountV1>(payload) {
+            Ok(a) => Decoded::Account(AccountChange {
+                user: UserId(a.user),
+                suspended: a.suspended,
             }),
             Err(_) => Decoded::Unknown,
         };
@@ -237,11 +278,16 @@ mod tests {
             reply_count: 2,
             like_count: 3,
             created_at: at(),
+            ai_generated: false,
         };
         assert_eq!(
             post_created(&post).to_string(),
-            r#"{"author":{"display_name":"Alice A.","handle":"alice","id":7},"body":"hello @bob","created_at":"2026-12-07T19:30:00Z","id":42,"like_count":3,"reply_count":2,"reply_to":40,"root_id":39}"#
+            r#"{"ai_generated":false,"author":{"display_name":"Alice A.","handle":"alice","id":7},"body":"hello @bob","created_at":"2026-12-07T19:30:00Z","id":42,"like_count":3,"reply_count":2,"reply_to":40,"root_id":39}"#
         );
+        // A record stored before `ai_generated` was added still reads, as a person's post.
+        let older = r#"{"author":{"display_name":"Alice A.","handle":"alice","id":7},"body":"hello @bob","created_at":"2026-12-07T19:30:00Z","id":42,"like_count":3,"reply_count":2,"reply_to":40,"root_id":39}"#;
+        let read: Post = serde_json::from_str(older).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read, post);
         // The same shape the HTTP API gives a post: clients parse one.
         assert_eq!(
             post_created(&post),
@@ -297,6 +343,25 @@ mod tests {
             payload: stored,
         });
         assert!(matches!(decoded, Decoded::Follow(f) if f == change));
+    }
+
+    #[test]
+    fn account_is_pinned_and_round_trips() {
+        let change = AccountChange {
+            user: UserId(3),
+            suspended: true,
+        };
+        let stored = account(&change);
+        assert_eq!(stored.to_string(), r#"{"suspended":true,"user":3}"#);
+        let decoded = decode(StoredRecord {
+            id: EventId(9),
+            kind: ACCOUNT_KIND.into(),
+            version: VERSION,
+            author: None,
+            recipient: Some(3),
+            payload: stored,
+        });
+        assert!(matches!(decoded, Decoded::Account(a) if a == change));
     }
 
     #[test]

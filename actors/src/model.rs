@@ -5,11 +5,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{PostId, UserId};
 
-/// A user's role; admins may moderate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// A user's role, in increasing power: moderators work the report queue, admins also suspend
+/// accounts, grant roles and see the operations views.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     User,
+    Moderator,
     Admin,
 }
 
@@ -17,6 +21,7 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::User => "user",
+            Role::Moderator => "moderator",
             Role::Admin => "admin",
         }
     }
@@ -24,9 +29,15 @@ impl Role {
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "user" => Some(Role::User),
+            "moderator" => Some(Role::Moderator),
             "admin" => Some(Role::Admin),
             _ => None,
         }
+    }
+
+    /// Whether this role may work the moderation queue.
+    pub fn moderates(self) -> bool {
+        self >= Role::Moderator
     }
 }
 
@@ -59,6 +70,9 @@ pub struct Post {
     pub reply_count: i64,
     pub like_count: i64,
     pub created_at: DateTime<Utc>,
+    /// Written by the AI persona (`@ai`), not a person.
+    #[serde(default)]
+    pub ai_generated: bool,
 }
 
 /// A notification: someone liked, followed, replied to or mentioned the recipient.
@@ -70,4 +84,73 @@ pub struct Notification {
     pub actor: Author,
     pub post_id: Option<PostId>,
     pub created_at: DateTime<Utc>,
+}
+
+/// Why something was reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportReason {
+    Spam,
+    Abuse,
+    Illegal,
+    Other,
+}
+
+/// How a moderator resolved a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportAction {
+    /// Nothing to do.
+    Dismiss,
+    /// The reported post is deleted.
+    RemovePost,
+    /// The reported user is suspended.
+    Suspend,
+}
+
+/// Whether a report still waits for a moderator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportStatus {
+    Open,
+    Resolved,
+}
+
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),+ }
+            }
+
+            pub fn parse(raw: &str) -> Option<Self> {
+                match raw { $($text => Some($ty::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+text_enum!(ReportReason { Spam => "spam", Abuse => "abuse", Illegal => "illegal", Other => "other" });
+text_enum!(ReportAction { Dismiss => "dismiss", RemovePost => "remove_post", Suspend => "suspend" });
+
+/// A report, as moderators see it (and its reporter, when it is made).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct Report {
+    pub id: i64,
+    /// Who reported (absent once their account is gone).
+    pub reporter: Option<Author>,
+    /// The reported user (a reported post's author).
+    pub target: Author,
+    /// Whether the reported user is suspended now.
+    pub target_suspended: bool,
+    pub post_id: Option<PostId>,
+    /// The post's text as it was when reported.
+    pub post_body: Option<String>,
+    pub reason: ReportReason,
+    pub comment: String,
+    pub status: ReportStatus,
+    pub action: Option<ReportAction>,
+    pub resolved_by: Option<Author>,
+    pub created_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
 }

@@ -316,6 +316,9 @@ pub fn ai_error_frame(
 /// The close code of a socket whose access token expired without being renewed in-band.
 pub const TOKEN_EXPIRED: u16 = 4001;
 
+/// The close code of a socket whose account was suspended (it must not reconnect).
+pub const ACCOUNT_SUSPENDED: u16 = 4003;
+
 /// `auth.ok`: the socket now runs on the token it was sent, which expires in `expires_in`
 /// seconds.
 pub fn auth_ok_frame(expires_in: u64) -> ByteString {

@@ -66,6 +66,8 @@ pub enum TokenRefused {
     Invalid,
     #[error("this sign-in session was revoked; sign in again")]
     Revoked,
+    #[error("this account is suspended")]
+    Suspended,
 }
 
 /// The port the server implements with its token verifier.

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aisocial_actors::roles::RoleGrants;
+
 use super::TokenIssuer;
 use super::google::GoogleVerifier;
 use super::successor::Successors;
@@ -22,7 +24,8 @@ pub struct Accounts {
     pub refresh_lifetime: Duration,
     /// The successor of a refresh token rotated with an `Idempotency-Key` (retries).
     pub refresh_successors: Successors,
-    pub admin_handles: Arc<[String]>,
+    /// The roles configuration grants.
+    pub grants: Arc<RoleGrants>,
     pub google: Option<Google>,
     pub dev_login: bool,
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::{AccessClaims, TokenIssuer};
 use crate::problem::ApiError;
 use crate::rate_limit::RateLimiting;
+use crate::replicas::ReadRouting;
 use crate::revocation::Revocations;
 
 /// The verified caller.
@@ -27,9 +28,14 @@ pub struct AuthUser {
     pub expires_at: u64,
 }
 
-/// The caller, who must also be an admin (403 otherwise).
+/// The caller, who must also be an admin now (403 otherwise); `role` is read from the database.
 #[derive(Debug, Clone)]
 pub struct AdminUser(pub AuthUser);
+
+/// The caller, who must be a moderator or an admin now (403 otherwise); `role` is read from the
+/// database.
+#[derive(Debug, Clone)]
+pub struct StaffUser(pub AuthUser);
 
 /// The token in an `Authorization: Bearer …` header, if there is one.
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
@@ -95,6 +101,9 @@ impl Verifier {
             return Err(TokenRefused::Revoked);
         }
         let id = claims.user_id().ok_or(TokenRefused::Invalid)?;
+        if self.revocations.is_suspended(id) {
+            return Err(TokenRefused::Suspended);
+        }
         Ok((claims, id))
     }
 }
@@ -141,19 +150,68 @@ impl FromRequest for AuthUser {
     }
 }
 
+/// The caller's role as the database holds it now (a token's claim may be up to an access
+/// token's lifetime old: a demoted admin must not keep the admin routes that long).
+async fn current_role(req: &HttpRequest, user: UserId) -> Result<Role, ApiError> {
+    let reads = registered::<ReadRouting>(req)?;
+    let rows = crate::reads::query(
+        reads,
+        "SELECT role FROM users WHERE id = $1 AND disabled_at IS NULL",
+        &[&user.0],
+    )
+    .await?;
+    let role = rows
+        .first()
+        .map(|row| {
+            row.try_get::<_, &str>(0)
+                .map(|r| Role::parse(r).unwrap_or(Role::User))
+        })
+        .transpose()
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("reading a role")))?;
+    role.ok_or_else(|| ApiError::Unauthorized("this account is suspended".into()))
+}
+
+/// Checks the caller, then that their current role is at least `least` (403 otherwise).
+fn with_role(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    least: Role,
+    refusal: &'static str,
+) -> LocalBoxFuture<'static, Result<AuthUser, ApiError>> {
+    let user = AuthUser::from_request(req, payload);
+    let req = req.clone();
+    Box::pin(async move {
+        let mut user = user.await?;
+        user.role = current_role(&req, user.id).await?;
+        if user.role >= least {
+            Ok(user)
+        } else {
+            Err(ApiError::Forbidden(refusal.into()))
+        }
+    })
+}
+
 impl FromRequest for AdminUser {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let user = AuthUser::from_request(req, payload);
-        Box::pin(async move {
-            let user = user.await?;
-            if user.role == Role::Admin {
-                Ok(AdminUser(user))
-            } else {
-                Err(ApiError::Forbidden("this route is for admins".into()))
-            }
-        })
+        let user = with_role(req, payload, Role::Admin, "this route is for admins");
+        Box::pin(async move { user.await.map(AdminUser) })
+    }
+}
+
+impl FromRequest for StaffUser {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = with_role(
+            req,
+            payload,
+            Role::Moderator,
+            "this route is for moderators and admins",
+        );
+        Box::pin(async move { user.await.map(StaffUser) })
     }
 }

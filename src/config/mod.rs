@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use aisocial_actors::roles::RoleGrants;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
@@ -12,6 +13,7 @@ pub mod admission;
 pub mod ai;
 pub mod redis;
 pub mod replicas;
+pub mod roles;
 pub mod tls;
 pub mod writer;
 
@@ -29,6 +31,51 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Create the database if it is missing and apply pending migrations, then exit.
     Migrate(MigrateArgs),
+    /// Moderation from the command line: suspend or unsuspend an account, grant or revoke a
+    /// role. Applied and audited like the API's; serving nodes learn of it from the log.
+    Admin(AdminArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(subcommand)]
+    pub action: AdminAction,
+}
+
+/// One moderation command.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AdminAction {
+    /// Suspend an account: sign-in refused, every session revoked, its sockets closed on every
+    /// node.
+    Suspend { handle: String },
+    /// End an account's suspension.
+    Unsuspend { handle: String },
+    /// Grant a role (it stays until revoked; configuration cannot take it back).
+    Grant {
+        #[arg(long, value_enum)]
+        role: GrantedRole,
+        handle: String,
+    },
+    /// Take any role away: the account becomes a plain user.
+    Revoke { handle: String },
+}
+
+/// A role the command line grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GrantedRole {
+    Moderator,
+    Admin,
+}
+
+impl From<GrantedRole> for aisocial_actors::model::Role {
+    fn from(role: GrantedRole) -> Self {
+        match role {
+            GrantedRole::Moderator => Self::Moderator,
+            GrantedRole::Admin => Self::Admin,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -122,9 +169,26 @@ pub struct ServeArgs {
     #[arg(long, env = "REFRESH_CONCURRENT_GRACE_MS", default_value_t = 2000)]
     pub refresh_concurrent_grace_ms: u64,
 
-    /// Comma-separated handles granted the admin role when they sign in.
+    /// Dev login only: comma-separated handles of dev accounts granted the admin role when
+    /// they sign in. Refused without AUTH_DEV_LOGIN (a Google user chooses their own name).
     #[arg(long, env = "ADMIN_HANDLES", default_value = "")]
     pub admin_handles: String,
+
+    /// Comma-separated Google account ids (`sub`) granted the admin role.
+    #[arg(long, env = "ADMIN_SUBS", default_value = "")]
+    pub admin_subs: String,
+
+    /// Comma-separated e-mail addresses, verified by Google, granted the admin role.
+    #[arg(long, env = "ADMIN_EMAILS", default_value = "")]
+    pub admin_emails: String,
+
+    /// Comma-separated Google account ids (`sub`) granted the moderator role.
+    #[arg(long, env = "MODERATOR_SUBS", default_value = "")]
+    pub moderator_subs: String,
+
+    /// Comma-separated e-mail addresses, verified by Google, granted the moderator role.
+    #[arg(long, env = "MODERATOR_EMAILS", default_value = "")]
+    pub moderator_emails: String,
 
     /// Google OAuth client id; Google sign-in is off without it.
     #[arg(long, env = "GOOGLE_CLIENT_ID")]
@@ -402,7 +466,8 @@ pub struct Settings {
     pub refresh_lifetime: Duration,
     pub refresh_retry_grace: Duration,
     pub refresh_concurrent_grace: Duration,
-    pub admin_handles: Vec<String>,
+    /// The roles configuration grants (reconciled at every sign-in and refresh).
+    pub role_grants: RoleGrants,
     pub google: Option<GoogleSettings>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub rate_limits: RateLimits,
@@ -482,6 +547,7 @@ impl Settings {
         let (database, database_url_display) = parse_database_url(&args.database.database_url)?;
         let google = google_settings(&args)?;
         let tls = tls::tls_settings(&args)?;
+        let role_grants = roles::role_grants(&args)?;
         let replicas = replicas::ReplicaSettings::from_args(args.replicas, &database)?;
         if args.database_read_timeout_ms < 100 {
             return Err(bad("DATABASE_READ_TIMEOUT_MS", "must be at least 100"));
@@ -582,17 +648,6 @@ impl Settings {
         if args.refresh_retry_grace_secs > 600 {
             return Err(bad("REFRESH_RETRY_GRACE_SECS", "must be between 0 and 600"));
         }
-        let admin_handles = args
-            .admin_handles
-            .split(',')
-            .map(str::trim)
-            .filter(|h| !h.is_empty())
-            .map(|h| {
-                aisocial_actors::ids::Handle::parse(h)
-                    .map(|h| h.as_str().to_owned())
-                    .map_err(|e| bad("ADMIN_HANDLES", format!("{h:?}: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         let trusted_proxies = args
             .trusted_proxies
             .split(',')
@@ -664,7 +719,7 @@ impl Settings {
             refresh_lifetime: Duration::from_secs(args.refresh_token_ttl_days * 86_400),
             refresh_retry_grace: Duration::from_secs(args.refresh_retry_grace_secs),
             refresh_concurrent_grace: Duration::from_millis(args.refresh_concurrent_grace_ms),
-            admin_handles,
+            role_grants,
             google,
             trusted_proxies,
             revocation_reload: Duration::from_millis(args.revocation_reload_ms),
@@ -829,7 +884,10 @@ mod tests {
         );
         check(&[key, "--workers=0"], Some("AISOCIAL_WORKERS"));
         check(&[key, "--bind=127.0.0.1:0"], None);
-        check(&[key, "--admin-handles=alice, bob_2"], None);
+        check(
+            &[key, "--admin-handles=alice, bob_2"],
+            Some("ADMIN_HANDLES"),
+        );
         check(&[key, "--admin-handles=Alice"], Some("ADMIN_HANDLES"));
         check(&[key, "--trusted-proxies=10.0.0.0/8, 127.0.0.1,::1"], None);
         check(

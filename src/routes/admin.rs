@@ -20,6 +20,8 @@ use crate::routes::problems;
     summary = "Every actor kind's mailbox right now, and the deepest sessions (admins only)",
     responses(
         (status = 200, body = ActorsView),
+        (status = 503, description = "the role check could not read the database (Retry-After)",
+         body = Problem, content_type = PROBLEM_JSON),
         problems::AdminOnly,
     ),
     security(("bearer" = []))
@@ -44,6 +46,8 @@ pub async fn actors(
                the AI budget (admins only)",
     responses(
         (status = 200, body = LiveView),
+        (status = 503, description = "the role check could not read the database (Retry-After)",
+         body = Problem, content_type = PROBLEM_JSON),
         problems::AdminOnly,
     ),
     security(("bearer" = []))

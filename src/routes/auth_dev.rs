@@ -2,6 +2,8 @@
 //! allows only on a loopback address unless overridden), and only into accounts dev login
 //! created.
 
+use std::sync::Arc;
+
 use actix_web::{HttpResponse, web};
 use aisocial_actors::db_writer::{SignInDev, WriteError};
 use aisocial_actors::ids::Handle;
@@ -53,7 +55,7 @@ pub async fn sign_in_dev(
         .send(SignInDev {
             handle,
             refresh: new,
-            admin_handles: accounts.admin_handles.clone(),
+            grants: Arc::clone(&accounts.grants),
         })
         .await?
         .map_err(|e| match e {

@@ -3,6 +3,7 @@
 //! single-use (kept in Redis for 10 minutes, taken with GETDEL) and bound to the browser that
 //! started the flow by a short-lived HttpOnly cookie.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::cookie::{Cookie, SameSite, time};
@@ -77,7 +78,7 @@ async fn sign_in(
             email: identity.trusted_email,
             handle_hint: hint,
             refresh: new,
-            admin_handles: accounts.admin_handles.clone(),
+            grants: Arc::clone(&accounts.grants),
         })
         .await??;
     Ok(tokens_issued(token_pair(accounts, signed_in, refresh)?))

@@ -72,6 +72,7 @@ pub async fn refresh(
             presented: opaque::hash(&body.refresh_token),
             next: next.hash,
             retry_within,
+            grants: std::sync::Arc::clone(&accounts.grants),
         })
         .await?;
     match rotated {

@@ -11,6 +11,7 @@ mod follows;
 pub mod health;
 mod me;
 pub mod metrics;
+mod moderation;
 mod notifications;
 mod openapi;
 mod pages;
@@ -97,7 +98,31 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/ai/compose").route(web::post().to(ai::compose)))
                 .service(web::resource("/ai/summary").route(web::post().to(ai::summary)))
                 .service(web::resource("/timeline").route(web::get().to(timeline::home_timeline)))
-                .service(web::resource("/ws").route(web::get().to(ws::open_socket))),
+                .service(web::resource("/ws").route(web::get().to(ws::open_socket)))
+                .service(web::resource("/reports").route(web::post().to(moderation::create_report)))
+                .service(
+                    web::resource("/admin/reports").route(web::get().to(moderation::list_reports)),
+                )
+                .service(
+                    web::resource("/admin/reports/{id}/resolve")
+                        .route(web::post().to(moderation::resolve_report)),
+                )
+                .service(
+                    web::resource("/admin/users/suspended")
+                        .route(web::get().to(moderation::suspended)),
+                )
+                .service(
+                    web::resource("/admin/users/{handle}/suspend")
+                        .route(web::post().to(moderation::suspend)),
+                )
+                .service(
+                    web::resource("/admin/users/{handle}/unsuspend")
+                        .route(web::post().to(moderation::unsuspend)),
+                )
+                .service(
+                    web::resource("/admin/users/{handle}/role")
+                        .route(web::put().to(moderation::set_role)),
+                ),
         )
         .service(web::resource("/health/live").route(web::get().to(health::live)))
         .service(web::resource("/health/ready").route(web::get().to(health::ready)))

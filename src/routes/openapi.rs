@@ -5,8 +5,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
-    admin, ai, auth_dev, auth_google, auth_session, follows, health, me, metrics, notifications,
-    pages, posts, timeline, users, ws,
+    admin, ai, auth_dev, auth_google, auth_session, follows, health, me, metrics, moderation,
+    notifications, pages, posts, timeline, users, ws,
 };
 
 struct BearerAuth;
@@ -111,6 +111,13 @@ impl utoipa::Modify for EveryRouteIsLimited {
         admin::actors,
         admin::audit,
         admin::live,
+        moderation::create_report,
+        moderation::list_reports,
+        moderation::resolve_report,
+        moderation::suspended,
+        moderation::suspend,
+        moderation::unsuspend,
+        moderation::set_role,
         pages::index,
         pages::dashboard,
         pages::asset,
@@ -124,6 +131,8 @@ impl utoipa::Modify for EveryRouteIsLimited {
         (name = "posts", description = "Posts, replies, likes, timelines"),
         (name = "realtime", description = "The websocket"),
         (name = "ai", description = "The AI: drafts and catch-ups streamed over the websocket"),
+        (name = "moderation",
+         description = "Reports, the moderation queue, suspensions and roles"),
         (name = "operations", description = "Health, metrics, admin"),
         (name = "pages",
          description = "The bundled web pages: the try-it client and the dashboard"),

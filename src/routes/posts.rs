@@ -7,7 +7,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use aisocial_actors::db_writer::{CreatePost, DeletePost, LikePost, UnlikePost};
 use aisocial_actors::ids::PostId;
-use aisocial_actors::model::{Post, Role};
+use aisocial_actors::model::Post;
 use aisocial_actors::store::{POST_COLUMNS, post_from_row};
 use serde::Deserialize;
 
@@ -214,7 +214,7 @@ pub async fn delete_post(
     writer
         .send(DeletePost {
             actor: me.id,
-            actor_is_admin: me.role == Role::Admin,
+            actor_moderates: me.role.moderates(),
             post: id,
         })
         .await??;

@@ -108,6 +108,23 @@ pub enum AdminOnly {
     Forbidden(Problem<'static>),
 }
 
+/// 401 and 403 for the moderation routes.
+#[derive(IntoResponses)]
+pub enum StaffOnly {
+    #[response(
+        status = 401,
+        description = "not signed in",
+        content_type = PROBLEM_JSON
+    )]
+    Unauthorized(Problem<'static>),
+    #[response(
+        status = 403,
+        description = "not a moderator or an admin",
+        content_type = PROBLEM_JSON
+    )]
+    Forbidden(Problem<'static>),
+}
+
 /// 429 and 503 for the AI routes: the AI's queue and quotas as well as the node's.
 #[derive(IntoResponses)]
 pub enum AiBusy {

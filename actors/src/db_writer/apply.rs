@@ -9,17 +9,20 @@ use std::sync::LazyLock;
 use tokio::sync::oneshot;
 
 use super::commands::{
-    CreatePost, CreatedPost, DeletePost, Follow, LikePost, NOT_A_DEV_ACCOUNT, NewRefresh,
-    PurgeEvents, RecordAiUsage, RecordAudit, RevokeFamily, RotateRefresh, SignInDev, SignInGoogle,
-    SignedIn, Unfollow, UnlikePost, UpdateProfile, WriteError, WriteFailure,
+    CreatePost, CreateReport, CreatedPost, DeletePost, Follow, LikePost, NOT_A_DEV_ACCOUNT,
+    NewRefresh, PurgeEvents, RecordAiUsage, RecordAudit, ResolveReport, RevokeFamily,
+    RotateRefresh, SetRole, SetSuspended, SignInDev, SignInGoogle, SignedIn, Unfollow, UnlikePost,
+    UpdateProfile, WriteError, WriteFailure,
 };
 use super::conn::WriterConn;
+use super::moderation;
 use crate::event_log::{Audience, NewEvent, NewRecord};
 use crate::ids::{Handle, PostId, UserId};
 use crate::log_record::{self, FollowChange};
-use crate::model::{Role, User};
+use crate::model::{Report, User};
 use crate::protocol::EventKind;
-use crate::store::{POST_COLUMNS, USER_COLUMNS, post_from_row, user_from_row};
+use crate::roles::RoleGrants;
+use crate::store::{POST_COLUMN_COUNT, POST_COLUMNS, USER_COLUMNS, post_from_row, user_from_row};
 
 /// A command waiting in the DbWriter, with the channel its answer goes back on.
 pub enum Command {
@@ -37,6 +40,10 @@ pub enum Command {
     DeletePost(DeletePost, Reply<()>),
     Follow(Follow, Reply<()>),
     Unfollow(Unfollow, Reply<()>),
+    SetRole(SetRole, Reply<User>),
+    SetSuspended(SetSuspended, Reply<()>),
+    CreateReport(CreateReport, Reply<Report>),
+    ResolveReport(ResolveReport, Reply<Report>),
 }
 
 pub type Reply<T> = oneshot::Sender<Result<T, WriteError>>;
@@ -46,6 +53,7 @@ pub enum Output {
     SignedIn(SignedIn),
     User(User),
     Post(CreatedPost),
+    Report(Report),
     Done,
     Purged(u64),
     /// The transaction must commit (it records why), but the caller gets this error.
@@ -69,9 +77,9 @@ impl From<tokio_postgres::Error> for ApplyError {
     }
 }
 
-pub type Applied = Result<(Output, Vec<Change>), ApplyError>;
+pub(super) type Applied = Result<(Output, Vec<Change>), ApplyError>;
 
-fn refuse(e: WriteError) -> ApplyError {
+pub(super) fn refuse(e: WriteError) -> ApplyError {
     ApplyError::Refused(e)
 }
 
@@ -111,6 +119,10 @@ impl Command {
             Command::DeletePost(..) => "DeletePost",
             Command::Follow(..) => "Follow",
             Command::Unfollow(..) => "Unfollow",
+            Command::SetRole(..) => "SetRole",
+            Command::SetSuspended(..) => "SetSuspended",
+            Command::CreateReport(..) => "CreateReport",
+            Command::ResolveReport(..) => "ResolveReport",
         }
     }
 
@@ -130,6 +142,10 @@ impl Command {
             Command::DeletePost(cmd, _) => delete_post(conn, cmd).await,
             Command::Follow(cmd, _) => set_follow(conn, cmd.follower, &cmd.followee, true).await,
             Command::Unfollow(cmd, _) => set_follow(conn, cmd.follower, &cmd.followee, false).await,
+            Command::SetRole(cmd, _) => moderation::set_role(conn, cmd).await,
+            Command::SetSuspended(cmd, _) => moderation::set_suspended(conn, cmd).await,
+            Command::CreateReport(cmd, _) => moderation::create_report(conn, cmd).await,
+            Command::ResolveReport(cmd, _) => moderation::resolve_report(conn, cmd).await,
         }
     }
 
@@ -144,10 +160,18 @@ impl Command {
             Command::SignInDev(_, tx)
             | Command::SignInGoogle(_, tx)
             | Command::RotateRefresh(_, tx) => answer(tx, result, signed_in),
-            Command::UpdateProfile(_, tx) => answer(tx, result, |o| match o {
-                Output::User(u) => Some(u),
-                _ => None,
-            }),
+            Command::UpdateProfile(_, tx) | Command::SetRole(_, tx) => {
+                answer(tx, result, |o| match o {
+                    Output::User(u) => Some(u),
+                    _ => None,
+                })
+            }
+            Command::CreateReport(_, tx) | Command::ResolveReport(_, tx) => {
+                answer(tx, result, |o| match o {
+                    Output::Report(r) => Some(r),
+                    _ => None,
+                })
+            }
             Command::PurgeEvents(_, tx) => answer(tx, result, |o| match o {
                 Output::Purged(n) => Some(n),
                 _ => None,
@@ -163,14 +187,15 @@ impl Command {
             | Command::UnlikePost(_, tx)
             | Command::DeletePost(_, tx)
             | Command::Follow(_, tx)
-            | Command::Unfollow(_, tx) => answer(tx, result, done),
+            | Command::Unfollow(_, tx)
+            | Command::SetSuspended(_, tx) => answer(tx, result, done),
         }
     }
 }
 
 const AUDIT: &str = "INSERT INTO audit_log (actor_id, action, detail) VALUES ($1, $2, $3)";
 
-async fn audit(
+pub(super) async fn audit(
     conn: &mut WriterConn,
     actor: Option<UserId>,
     action: &str,
@@ -181,29 +206,19 @@ async fn audit(
         .map(|_| ())
 }
 
-static GRANT_ADMIN: LazyLock<String> = LazyLock::new(|| {
-    format!("UPDATE users SET role = 'admin' WHERE id = $1 RETURNING {USER_COLUMNS}")
-});
 const NEW_FAMILY: &str = "INSERT INTO refresh_tokens (family_id, user_id, token_hash, expires_at) \
      VALUES (nextval('refresh_family_seq'), $1, $2, now() + make_interval(secs => $3)) \
      RETURNING family_id";
 
-/// The end of every sign-in: the admin role when configured, a new refresh family, the audit.
+/// The end of every sign-in: the role configuration grants, a new refresh family, the audit.
 async fn finish_sign_in(
     conn: &mut WriterConn,
-    mut user: User,
+    user: User,
     refresh: &NewRefresh,
-    admin_handles: &[String],
+    grants: &RoleGrants,
     method: &str,
 ) -> Applied {
-    if user.role != Role::Admin && admin_handles.contains(&user.handle) {
-        let row = conn.query_opt(GRANT_ADMIN.as_str(), &[&user.id.0]).await?;
-        if let Some(row) = row {
-            user = user_from_row(&row)?;
-            let detail = serde_json::json!({"role": "admin", "reason": "ADMIN_HANDLES"});
-            audit(conn, Some(user.id), "role_grant", &detail).await?;
-        }
-    }
+    let user = moderation::sync_configured_role(conn, user, grants).await?;
     let lifetime = refresh.lifetime.as_secs_f64();
     let family: i64 = conn
         .query_opt(
@@ -250,7 +265,7 @@ async fn sign_in_dev(conn: &mut WriterConn, cmd: &SignInDev) -> Applied {
         return Err(refuse(WriteError::Unauthorized("this account is disabled")));
     }
     let user = user_from_row(&row)?;
-    finish_sign_in(conn, user, &cmd.refresh, &cmd.admin_handles, "dev").await
+    finish_sign_in(conn, user, &cmd.refresh, &cmd.grants, "dev").await
 }
 
 static USER_BY_SUB: LazyLock<String> = LazyLock::new(|| {
@@ -299,7 +314,7 @@ async fn sign_in_google(conn: &mut WriterConn, cmd: &SignInGoogle) -> Applied {
     if let Some(email) = &cmd.email {
         conn.execute(UPDATE_EMAIL, &[&user.id.0, email]).await?;
     }
-    finish_sign_in(conn, user, &cmd.refresh, &cmd.admin_handles, "google").await
+    finish_sign_in(conn, user, &cmd.refresh, &cmd.grants, "google").await
 }
 
 /// The `attempt`-th handle to try for `hint` (already a valid handle): the hint itself, then
@@ -371,6 +386,7 @@ async fn rotate_refresh(conn: &mut WriterConn, cmd: &RotateRefresh) -> Applied {
     conn.execute(NEXT_IN_FAMILY, &[&id, &cmd.next.as_slice()])
         .await?;
     let user = user_from_row(&user_row)?;
+    let user = moderation::sync_configured_role(conn, user, &cmd.grants).await?;
     Ok((Output::SignedIn(SignedIn { user, family }), Vec::new()))
 }
 
@@ -533,7 +549,7 @@ static EXISTING_POST: LazyLock<String> = LazyLock::new(|| {
 
 /// The answer to a retry whose key already made a post: that post, unless it was deleted since.
 fn replayed(row: &tokio_postgres::Row) -> Applied {
-    if row.try_get::<_, bool>(10)? {
+    if row.try_get::<_, bool>(POST_COLUMN_COUNT)? {
         return Err(refuse(WriteError::Conflict(
             "the post made with this Idempotency-Key has since been deleted",
         )));
@@ -618,7 +634,13 @@ async fn create_post(conn: &mut WriterConn, cmd: &CreatePost) -> Applied {
             .await?,
         );
     }
-    let mentioned = mentions(&post.body);
+    // The AI persona's answers notify the asker (the parent's author) alone: a prompt that
+    // talks it into naming people cannot make it spam them.
+    let mentioned = if post.ai_generated {
+        Vec::new()
+    } else {
+        mentions(&post.body)
+    };
     if !mentioned.is_empty() {
         let rows = conn.query(MENTIONED_USERS, &[&mentioned]).await?;
         for row in rows {
@@ -884,7 +906,7 @@ const MARK_DELETED: &str = "UPDATE posts SET deleted_at = now() WHERE id = $1";
 const UNCOUNT_POST: &str = "UPDATE users SET posts_count = posts_count - 1 WHERE id = $1";
 const UNCOUNT_REPLY: &str = "UPDATE posts SET reply_count = reply_count - 1 WHERE id = $1";
 
-async fn delete_post(conn: &mut WriterConn, cmd: &DeletePost) -> Applied {
+pub(super) async fn delete_post(conn: &mut WriterConn, cmd: &DeletePost) -> Applied {
     let row = conn
         .query_opt(POST_FOR_DELETE, &[&cmd.post.0])
         .await?
@@ -892,9 +914,9 @@ async fn delete_post(conn: &mut WriterConn, cmd: &DeletePost) -> Applied {
     let author = UserId(row.try_get(0)?);
     let reply_to: Option<i64> = row.try_get(1)?;
     let root_id: Option<i64> = row.try_get(2)?;
-    if author != cmd.actor && !cmd.actor_is_admin {
+    if author != cmd.actor && !cmd.actor_moderates {
         return Err(refuse(WriteError::Forbidden(
-            "only its author or an admin may delete a post",
+            "only its author, a moderator or an admin may delete a post",
         )));
     }
     conn.execute(MARK_DELETED, &[&cmd.post.0]).await?;
@@ -902,7 +924,7 @@ async fn delete_post(conn: &mut WriterConn, cmd: &DeletePost) -> Applied {
     if let Some(parent) = reply_to {
         conn.execute(UNCOUNT_REPLY, &[&parent]).await?;
     }
-    let detail = serde_json::json!({"post": cmd.post.0, "author": author.0, "as_admin": author != cmd.actor});
+    let detail = serde_json::json!({"post": cmd.post.0, "author": author.0, "as_moderator": author != cmd.actor});
     audit(conn, Some(cmd.actor), "post_delete", &detail).await?;
     let event = NewEvent {
         kind: EventKind::PostDeleted,
@@ -979,6 +1001,7 @@ pub async fn create_posts_together(
         };
         let body = key.1;
         let (handle, display_name) = names.get(&author).cloned().unwrap_or_default();
+        let ai_generated = handle == AI_HANDLE;
         let post = crate::model::Post {
             id: PostId(row.try_get(0)?),
             author: crate::model::Author {
@@ -992,6 +1015,7 @@ pub async fn create_posts_together(
             reply_count: row.try_get(3)?,
             like_count: row.try_get(4)?,
             created_at: row.try_get(5)?,
+            ai_generated,
         };
         let event = NewEvent {
             kind: EventKind::PostCreated,

@@ -7,7 +7,8 @@ use actix::Message;
 
 use super::conn::ConnectError;
 use crate::ids::{Handle, PostId, UserId};
-use crate::model::{Post, User};
+use crate::model::{Post, Report, ReportAction, ReportReason, Role, User};
+use crate::roles::RoleGrants;
 
 /// Why a write was not acknowledged. A database failure keeps PostgreSQL's error as its
 /// source (shared, as one failure may answer a whole batch); its text is for logs only.
@@ -104,8 +105,8 @@ pub struct SignedIn {
 pub struct SignInDev {
     pub handle: Handle,
     pub refresh: NewRefresh,
-    /// Handles that get the admin role when they sign in.
-    pub admin_handles: Arc<[String]>,
+    /// The roles configuration grants, reconciled with the account's at every sign-in.
+    pub grants: Arc<RoleGrants>,
 }
 
 /// Why dev login refused an existing account.
@@ -122,7 +123,7 @@ pub struct SignInGoogle {
     pub display_name: String,
     pub handle_hint: String,
     pub refresh: NewRefresh,
-    pub admin_handles: Arc<[String]>,
+    pub grants: Arc<RoleGrants>,
 }
 
 /// Exchange a refresh token for the next one in its family.
@@ -136,6 +137,8 @@ pub struct RotateRefresh {
     /// this long ago into exactly `next`, which is still unused, is a retry of that rotation
     /// (its answer may have been lost) and is answered again instead of counting as reuse.
     pub retry_within: Option<Duration>,
+    /// The roles configuration grants, reconciled with the account's at every refresh.
+    pub grants: Arc<RoleGrants>,
 }
 
 /// Revoke a sign-in session (logout): every refresh token of the family.
@@ -255,11 +258,75 @@ pub struct UnlikePost {
     pub post: PostId,
 }
 
-/// Delete a post: its author may, and an admin may.
+/// Delete a post: its author may, and a moderator or an admin may.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), WriteError>")]
 pub struct DeletePost {
     pub actor: UserId,
-    pub actor_is_admin: bool,
+    pub actor_moderates: bool,
     pub post: PostId,
+}
+
+/// Who takes a moderation action: the operator on the command line, or a signed-in member of
+/// staff with the role their account holds now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moderator {
+    CommandLine,
+    Staff { user: UserId, role: Role },
+}
+
+impl Moderator {
+    /// The acting user, if the action was taken through the API.
+    pub fn user(self) -> Option<UserId> {
+        match self {
+            Moderator::CommandLine => None,
+            Moderator::Staff { user, .. } => Some(user),
+        }
+    }
+}
+
+/// Give `target` a role (`Role::User` takes any role away). The command line may change any
+/// account's; an admin any but their own.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<User, WriteError>")]
+pub struct SetRole {
+    pub target: Handle,
+    pub role: Role,
+    pub by: Moderator,
+}
+
+/// Suspend `target` (every sign-in session revoked, sign-in refused, sockets closed on every
+/// node through the log's `route.account` record), or end a suspension. Idempotent. Staff may
+/// act only on accounts of a lower role than theirs.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), WriteError>")]
+pub struct SetSuspended {
+    pub target: Handle,
+    pub suspended: bool,
+    pub by: Moderator,
+    /// Why, for the audit log.
+    pub reason: Option<String>,
+}
+
+/// Report a post (its author is then the reported user) or a user to the moderators. A repeat
+/// of an open report by the same reporter answers that report.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Report, WriteError>")]
+pub struct CreateReport {
+    pub reporter: UserId,
+    pub post: Option<PostId>,
+    pub handle: Option<Handle>,
+    pub reason: ReportReason,
+    /// Already checked to be at most 1000 characters.
+    pub comment: String,
+}
+
+/// Resolve an open report with an action (removing the post, or suspending its target, in the
+/// same transaction).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Report, WriteError>")]
+pub struct ResolveReport {
+    pub report: i64,
+    pub action: ReportAction,
+    pub by: Moderator,
 }

@@ -11,6 +11,7 @@
 //! # Layout
 //! - `commands.rs`: one message per intent, and [`WriteError`].
 //! - `apply.rs`: the SQL of each command, inside a transaction the caller opened.
+//! - `moderation.rs`: the SQL of roles, suspensions and reports.
 //! - `batch.rs`: one batch, together or one by one, each step under a deadline.
 //! - `conn.rs`: the writer's connection, its session settings and prepared statements.
 
@@ -18,6 +19,7 @@ mod apply;
 mod batch;
 pub mod commands;
 mod conn;
+mod moderation;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -32,9 +34,10 @@ pub use self::apply::{
 };
 use self::batch::{count_outcome, fail_all, run_batch};
 pub use self::commands::{
-    CreatePost, CreatedPost, DeletePost, Drain, Follow, LikePost, NOT_A_DEV_ACCOUNT, NewRefresh,
-    PurgeEvents, RecordAiUsage, RecordAudit, RevokeFamily, RotateRefresh, SignInDev, SignInGoogle,
-    SignedIn, Unfollow, UnlikePost, UpdateProfile, WriteError, WriteFailure, WriteUnavailable,
+    CreatePost, CreateReport, CreatedPost, DeletePost, Drain, Follow, LikePost, Moderator,
+    NOT_A_DEV_ACCOUNT, NewRefresh, PurgeEvents, RecordAiUsage, RecordAudit, ResolveReport,
+    RevokeFamily, RotateRefresh, SetRole, SetSuspended, SignInDev, SignInGoogle, SignedIn,
+    Unfollow, UnlikePost, UpdateProfile, WriteError, WriteFailure, WriteUnavailable,
 };
 use self::conn::WriterConn;
 pub use self::conn::{ConnectError, IDLE_IN_TRANSACTION};
@@ -193,6 +196,10 @@ command_handler!(UnlikePost, ());
 command_handler!(DeletePost, ());
 command_handler!(Follow, ());
 command_handler!(Unfollow, ());
+command_handler!(SetRole, crate::model::User);
+command_handler!(SetSuspended, ());
+command_handler!(CreateReport, crate::model::Report);
+command_handler!(ResolveReport, crate::model::Report);
 
 impl Handler<Drain> for DbWriter {
     type Result = ResponseFuture<()>;

@@ -48,7 +48,7 @@ use crate::ids::{EventId, PostId, SessionId, UserId};
 use crate::meter::{self, ActorMeter, MeteredAddr, MeteredRecipient};
 use crate::metered_handler;
 use crate::protocol::{self, EventKind};
-use crate::revoked::RevokedFamilies;
+use crate::revoked::{RevokedFamilies, SuspendedUsers};
 use catchup::Catchup;
 use presence::Presence;
 use routing::Routing;
@@ -190,6 +190,9 @@ pub struct BrokerConfig {
     pub load_batch: usize,
     /// Sign-in sessions revoked on any node: a socket of one is refused at `Connect`.
     pub revoked: Arc<RevokedFamilies>,
+    /// Suspended accounts: kept up to date from the log's `route.account` records here; a
+    /// socket of one is refused at `Connect`.
+    pub suspended: Arc<SuspendedUsers>,
 }
 
 impl Default for BrokerConfig {
@@ -205,6 +208,7 @@ impl Default for BrokerConfig {
             max_held_bytes: 64 << 20,
             load_batch: 500,
             revoked: Arc::default(),
+            suspended: Arc::default(),
         }
     }
 }
@@ -322,6 +326,16 @@ impl FeedBroker {
     fn route(&mut self, logged: &Logged, committed_at: Option<Instant>) {
         match &logged.entry {
             LogEntry::Follow(change) => self.routing.apply(change),
+            LogEntry::Account(change) => {
+                self.config.suspended.apply(change.user, change.suspended);
+                if change.suspended {
+                    self.close_user(
+                        change.user,
+                        protocol::ACCOUNT_SUSPENDED,
+                        "this account was suspended",
+                    );
+                }
+            }
             LogEntry::Skip => {}
             LogEntry::Event(event) => {
                 if self.routing.anyone_for(event.audience) {
@@ -485,6 +499,13 @@ impl FeedBroker {
             msg.close.do_send(CloseSession {
                 code: 1008,
                 reason: "this sign-in session was revoked",
+            });
+            return;
+        }
+        if self.config.suspended.contains(msg.user) {
+            msg.close.do_send(CloseSession {
+                code: protocol::ACCOUNT_SUSPENDED,
+                reason: "this account was suspended",
             });
             return;
         }

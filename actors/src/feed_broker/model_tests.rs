@@ -115,7 +115,7 @@ impl Log {
                         out.push(l.id.0);
                     }
                 }
-                LogEntry::Skip => {}
+                LogEntry::Account(_) | LogEntry::Skip => {}
             }
         }
         out
@@ -212,7 +212,7 @@ impl Model {
                         self.delivered.entry(user.0).or_default().push(logged.id.0);
                     }
                 }
-                LogEntry::Skip => {}
+                LogEntry::Account(_) | LogEntry::Skip => {}
             }
             assert!(self.catchup.released(&logged).is_empty());
         }
