@@ -65,7 +65,7 @@ async fn start_server_with(extra: &[String], scheme: &str) -> Server {
     let cli = Cli::try_parse_from(argv).expect("server flags");
     let settings = match cli.command {
         ServerCommand::Serve(args) => Settings::from_args(*args).expect("settings"),
-        ServerCommand::Migrate(_) => panic!("not serve"),
+        ServerCommand::Migrate(_) | ServerCommand::Admin(_) => panic!("not serve"),
     };
     let app = Application::build(settings)
         .await

@@ -834,7 +834,7 @@ mod tests {
         let cli = Cli::try_parse_from(argv).map_err(|e| bad("argv", e.to_string()))?;
         match cli.command {
             Command::Serve(args) => Settings::from_args(*args),
-            Command::Migrate(_) => Err(bad("argv", "not serve")),
+            Command::Migrate(_) | Command::Admin(_) => Err(bad("argv", "not serve")),
         }
     }
 

@@ -49,13 +49,19 @@ fn with(f: impl Fn(&mut Value)) -> Value {
 #[actix_web::test]
 async fn a_valid_google_token_signs_in_and_keys_the_user_by_sub() {
     let provider = Provider::start().await;
-    let app = app_with(&provider, &["--admin-handles=jane_doe"]).await;
+    // The operator listed `jane_doe` by handle: under Google sign-in anyone can take a name,
+    // so a handle grants nothing to a Google account (it is admin by `sub` below, not here).
+    let app = app_with(
+        &provider,
+        &["--admin-handles=jane_doe", "--admin-subs=sub-2"],
+    )
+    .await;
     let (status, body) = google_sign_in(&app, &id_token("sub-1", "Jane.Doe@gmail.com")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user"]["handle"], "jane_doe");
     assert_eq!(
-        body["user"]["role"], "admin",
-        "ADMIN_HANDLES grants the role"
+        body["user"]["role"], "user",
+        "a handle in ADMIN_HANDLES grants no role to a Google account"
     );
     assert!(
         body["refresh_token"]
@@ -71,6 +77,7 @@ async fn a_valid_google_token_signs_in_and_keys_the_user_by_sub() {
     let (_, other) = google_sign_in(&app, &id_token("sub-2", "jane.doe@gmail.com")).await;
     assert_ne!(other["user"]["id"], first_id);
     assert_eq!(other["user"]["handle"], "jane_doe_2");
+    assert_eq!(other["user"]["role"], "admin", "ADMIN_SUBS grants the role");
     // An address Google is not authoritative for is not stored.
     let mut untrusted = claims("sub-3", "someone@example.org");
     untrusted["name"] = json!("Some One");
@@ -551,10 +558,20 @@ async fn google_routes_are_not_found_when_not_configured() {
 #[actix_web::test]
 async fn dev_login_refuses_google_accounts_and_the_ai_account() {
     let provider = Provider::start().await;
-    let app = app_with(&provider, &["--admin-handles=jane_doe,local_admin"]).await;
+    let app = app_with(
+        &provider,
+        &[
+            "--admin-handles=jane_doe,local_admin",
+            "--admin-emails=JANE.DOE@gmail.com",
+        ],
+    )
+    .await;
     let (status, body) = google_sign_in(&app, &id_token("sub-1", "Jane.Doe@gmail.com")).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["user"]["role"], "admin");
+    assert_eq!(
+        body["user"]["role"], "admin",
+        "ADMIN_EMAILS grants the role"
+    );
 
     let dev = |handle: &'static str| {
         let app = &app;

@@ -63,7 +63,7 @@ pub fn test_settings(
     let cli = Cli::try_parse_from(argv)?;
     match cli.command {
         Command::Serve(args) => Ok(Settings::from_args(*args)?),
-        Command::Migrate(_) => anyhow::bail!("not serve"),
+        Command::Migrate(_) | Command::Admin(_) => anyhow::bail!("not serve"),
     }
 }
 

@@ -19,6 +19,7 @@ mod feed;
 mod google;
 mod helpers;
 mod lifecycle;
+mod moderation;
 mod nodes;
 mod posts;
 mod provider;

@@ -197,7 +197,7 @@ const INSERT_REPORT: &str = "INSERT INTO reports \
      (reporter_id, target_user_id, post_id, post_body, reason, comment) \
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING id";
 const OPEN_REPORT: &str = "SELECT id FROM reports WHERE reporter_id = $1 \
-     AND target_user_id = $2 AND COALESCE(post_id, 0) = COALESCE($3, 0) AND resolved_at IS NULL";
+     AND target_user_id = $2 AND COALESCE(post_id, 0) = COALESCE($3::bigint, 0) AND resolved_at IS NULL";
 static REPORT_BY_ID: LazyLock<String> =
     LazyLock::new(|| format!("{REPORT_SELECT} WHERE r.id = $1"));
 
