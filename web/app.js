@@ -140,6 +140,11 @@ function hide(node) {
   node.hidden = true;
 }
 
+/** A passing note at the top of the page (a mute or a block done). */
+function showStatus(text) {
+  show($('page-status'), text);
+}
+
 function showError(node, error) {
   show(node, error instanceof ApiError ? error.userMessage : String(error && error.message ? error.message : error));
 }
@@ -358,6 +363,13 @@ function renderPost(post) {
     attrs: { datetime: post.created_at, title: new Date(post.created_at).toLocaleString() },
   });
   const head = el('div', { class: 'post-head' }, author, time);
+  if (post.ai_generated) {
+    head.append(el('span', {
+      class: 'ai-badge',
+      text: 'AI',
+      attrs: { title: 'Written by the AI, not a person' },
+    }));
+  }
   if (post.reply_to) {
     head.append(el('span', { class: 'muted small reply-note', text: `↳ reply to #${post.reply_to}` }));
   }
@@ -381,11 +393,30 @@ function renderPost(post) {
       attrs: { 'aria-expanded': 'false' },
     }, 'Replies (', el('span', { class: 'reply-count', text: post.reply_count }), ')'),
   );
-  if (mine || (state.me && state.me.role === 'admin')) {
+  const staff = state.me && (state.me.role === 'admin' || state.me.role === 'moderator');
+  if (mine || staff) {
     actions.append(el('button', { class: 'delete-button danger', type: 'button', text: 'Delete', data: { action: 'delete' } }));
   }
-  li.append(head, body, actions, el('p', { class: 'error post-error', attrs: { role: 'alert' } }));
+  if (state.me && !mine) {
+    actions.append(
+      el('button', { class: 'report-button', type: 'button', text: 'Report', data: { action: 'report' } }),
+    );
+    if (post.author.handle !== 'ai') {
+      actions.append(
+        el('button', { class: 'mute-button', type: 'button', text: 'Mute', data: { action: 'mute' } }),
+        el('button', { class: 'block-button danger', type: 'button', text: 'Block', data: { action: 'block' } }),
+      );
+    }
+  }
+  li.append(
+    head,
+    body,
+    actions,
+    el('p', { class: 'error post-error', attrs: { role: 'alert' } }),
+    el('p', { class: 'muted small post-note', attrs: { role: 'status' } }),
+  );
   li.querySelector('.post-error').hidden = true;
+  li.querySelector('.post-note').hidden = true;
   return li;
 }
 
@@ -496,6 +527,58 @@ async function toggleLike(node, id) {
   } catch (e) {
     showError(error, e);
   } finally {
+    button.disabled = false;
+  }
+}
+
+/** Opens (or closes) the report form under a post: a reason, an optional comment, send. */
+function openReportForm(node, id) {
+  const open = node.querySelector(':scope > .report-form');
+  if (open) {
+    open.remove();
+    return;
+  }
+  const reason = el('select', { class: 'report-reason', attrs: { 'aria-label': 'Why' } },
+    ...['spam', 'abuse', 'illegal', 'other'].map((r) => el('option', { text: r, attrs: { value: r } })));
+  const comment = el('input', {
+    class: 'report-comment',
+    attrs: { maxlength: 1000, placeholder: 'anything the moderators should know (optional)', 'aria-label': 'Comment' },
+  });
+  const send = el('button', { class: 'report-send', type: 'submit', text: 'Send report' });
+  const form = el('form', { class: 'report-form' }, reason, comment, send);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const error = node.querySelector(':scope > .post-error');
+    hide(error);
+    send.disabled = true;
+    try {
+      await api('POST', '/api/v1/reports', {
+        body: { post_id: id, reason: reason.value, comment: comment.value.trim() },
+      });
+      form.remove();
+      show(node.querySelector(':scope > .post-note'), 'Reported. Thank you: a moderator will look at it.');
+    } catch (e) {
+      showError(error, e);
+      send.disabled = false;
+    }
+  });
+  node.querySelector(':scope > .post-actions').after(form);
+}
+
+/** Mutes or blocks the post's author: their posts leave the page. */
+async function distance(node, how, button) {
+  const handle = node.dataset.author;
+  const error = node.querySelector(':scope > .post-error');
+  hide(error);
+  button.disabled = true;
+  try {
+    await api('PUT', `/api/v1/users/${encodeURIComponent(handle)}/${how}`);
+    for (const other of document.querySelectorAll('.post')) {
+      if (other.dataset.author === handle) other.remove();
+    }
+    showStatus(how === 'block' ? `You blocked @${handle}.` : `You muted @${handle}.`);
+  } catch (e) {
+    showError(error, e);
     button.disabled = false;
   }
 }
@@ -658,6 +741,15 @@ function onTimelineClick(event) {
       break;
     case 'delete':
       deletePost(node, id, button);
+      break;
+    case 'report':
+      openReportForm(node, id);
+      break;
+    case 'mute':
+      distance(node, 'mute', button);
+      break;
+    case 'block':
+      distance(node, 'block', button);
       break;
     default:
   }

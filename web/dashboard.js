@@ -3,6 +3,7 @@
 
 import { LineChart, compact } from '/static/chart.js';
 import { SESSION_KEY, RefreshDeferred, loadSession, refreshSession } from '/static/session.js';
+import { startModeration } from '/static/moderation.js';
 
 const POLL_MS = 1000;
 const POLL_TIMEOUT_MS = 4000;
@@ -283,6 +284,7 @@ function start() {
   $('dashboard-main').hidden = false;
   clearTimeout(timer);
   poll();
+  startModeration();
 }
 
 function main() {

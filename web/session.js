@@ -105,3 +105,24 @@ export function refreshSession(failedToken, { sleep = realSleep } = {}) {
   refreshing.then(done, done);
   return refreshing;
 }
+
+/**
+ * fetch() with the session's access token; a 401 refreshes the pair once and sends again.
+ * Resolves to the Response (the caller reads the status), or null when nobody is signed in or
+ * the session is over. A refresh that cannot be made now rejects with RefreshDeferred.
+ */
+export async function authorizedFetch(path, init = {}) {
+  const send = (token) =>
+    fetch(path, {
+      ...init,
+      headers: { Accept: 'application/json', ...(init.headers || {}), Authorization: 'Bearer ' + token },
+      cache: 'no-store',
+    });
+  let session = loadSession();
+  if (!session) return null;
+  let res = await send(session.access_token);
+  if (res.status !== 401) return res;
+  session = await refreshSession(session.access_token);
+  if (!session) return null;
+  return send(session.access_token);
+}

@@ -72,7 +72,8 @@ pub struct AuditEntry {
     /// Who did it (absent for anonymous attempts, or a deleted user).
     actor_id: Option<i64>,
     actor_handle: Option<String>,
-    /// `sign_in`, `refresh_reuse`, `logout`, `post_delete`, `role_granted`, …
+    /// `sign_in`, `refresh_reuse`, `logout`, `post_delete`, `role_change`, `suspend`, `unsuspend`, `report`,
+    /// `report_resolve`, …
     action: String,
     #[schema(value_type = Object)]
     detail: serde_json::Value,

@@ -11,7 +11,7 @@ use aisocial_actors::store::{REPORT_SELECT, report_from_row};
 use serde::{Deserialize, Serialize};
 
 use super::Writer;
-use super::body::JsonBody;
+use super::body::{JsonBody, trimmed_text};
 use crate::auth::AuthUser;
 use crate::auth::extract::{AdminUser, StaffUser};
 use crate::cache::Cache;
@@ -34,12 +34,15 @@ const REPORTS_PER_MIN: u32 = 10;
 #[serde(deny_unknown_fields)]
 pub struct NewReport {
     /// The reported post (its author is the reported user).
+    #[schema(minimum = 1)]
     post_id: Option<i64>,
     /// The reported user (with `post_id`, it must be the post's author).
+    #[schema(pattern = "^[a-z0-9_]{3,30}$")]
     handle: Option<String>,
     reason: ReportReason,
-    /// At most 1000 characters.
+    /// At most 1000 characters; no NUL.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     comment: String,
 }
 
@@ -63,12 +66,11 @@ pub async fn create_report(
     body: JsonBody<NewReport>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    if body.comment.chars().count() > MAX_COMMENT_CHARS {
-        return Err(ApiError::validation(
-            "comment",
-            format!("at most {MAX_COMMENT_CHARS} characters"),
-        ));
-    }
+    let comment = if body.comment.trim().is_empty() {
+        ""
+    } else {
+        trimmed_text("comment", "a comment", &body.comment, MAX_COMMENT_CHARS)?
+    };
     let post = body
         .post_id
         .map(|id| {
@@ -96,7 +98,7 @@ pub async fn create_report(
             post,
             handle,
             reason: body.reason,
-            comment: body.comment.trim().to_owned(),
+            comment: comment.to_owned(),
         })
         .await??;
     Ok(HttpResponse::Created().json(report))

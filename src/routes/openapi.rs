@@ -165,10 +165,12 @@ DELETE /api/v1/posts/{id} 204 401 403 404 429 503
 DELETE /api/v1/posts/{id}/like 204 401 404 429 503
 DELETE /api/v1/users/{handle}/follow 204 401 404 409 429 503
 GET / 200 429
-GET /admin/actors 200 401 403 429
+GET /admin/actors 200 401 403 429 503
 GET /admin/audit 200 400 401 403 422 429 503
 GET /admin/dashboard 200 429
-GET /admin/live 200 401 403 429
+GET /admin/live 200 401 403 429 503
+GET /api/v1/admin/reports 200 400 401 403 422 429 503
+GET /api/v1/admin/users/suspended 200 400 401 403 422 429 503
 GET /api/v1/auth/google/callback 200 400 401 404 429 503
 GET /api/v1/auth/google/login 302 404 429 503
 GET /api/v1/auth/methods 200 429
@@ -189,6 +191,9 @@ GET /health/system 200 429
 GET /metrics 200 401 404 429 503
 GET /static/{file} 200 404 429
 PATCH /api/v1/me 200 400 401 413 415 422 429 503
+POST /api/v1/admin/reports/{id}/resolve 200 400 401 403 404 409 413 415 422 429 503
+POST /api/v1/admin/users/{handle}/suspend 204 401 403 404 409 429 503
+POST /api/v1/admin/users/{handle}/unsuspend 204 401 403 404 409 429 503
 POST /api/v1/ai/compose 202 400 401 413 415 422 429 503
 POST /api/v1/ai/summary 202 401 429 503
 POST /api/v1/auth/dev 200 400 403 404 413 415 422 429 503
@@ -196,7 +201,9 @@ POST /api/v1/auth/google 200 400 401 404 413 415 422 429 503
 POST /api/v1/auth/logout 204 401 429 503
 POST /api/v1/auth/refresh 200 400 401 413 415 422 429 503
 POST /api/v1/posts 201 400 401 404 409 413 415 422 429 503
+POST /api/v1/reports 201 400 401 404 413 415 422 429 503
 POST /api/v1/ws/ticket 201 401 429 503
+PUT /api/v1/admin/users/{handle}/role 200 400 401 403 404 409 413 415 422 429 503
 PUT /api/v1/posts/{id}/like 204 401 404 429 503
 PUT /api/v1/users/{handle}/follow 204 401 404 409 429 503
 ";

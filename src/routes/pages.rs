@@ -48,6 +48,11 @@ const STATIC: &[Asset] = &[
         body: include_str!("../../web/session.js"),
     },
     Asset {
+        name: "moderation.js",
+        content_type: JS,
+        body: include_str!("../../web/moderation.js"),
+    },
+    Asset {
         name: "chart.js",
         content_type: JS,
         body: include_str!("../../web/chart.js"),
@@ -106,7 +111,7 @@ pub async fn dashboard() -> HttpResponse {
     summary = "A script or style of the bundled pages",
     params((
         "file" = String, Path,
-        description = "app.js, dashboard.js, session.js, chart.js or style.css"
+        description = "app.js, dashboard.js, moderation.js, session.js, chart.js or style.css"
     )),
     responses(
         (status = 200, description = "the file"),

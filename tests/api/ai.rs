@@ -242,6 +242,57 @@ async fn an_ai_mention_streams_to_the_author_and_the_thread_and_becomes_a_reply(
     assert_eq!(emulator.control().stats().requests, 1);
 }
 
+/// A prompt injection that makes the model name people (the emulator's `[[echo:…]]` marker
+/// puts `@bob @carol` in its answer) notifies nobody but the asker; the answer is marked as the
+/// AI's in the API.
+#[actix_web::test]
+async fn an_ai_answer_notifies_only_the_asker_and_is_marked_as_written_by_the_ai() {
+    let emulator = start_emulator(ROOMY, |_| {}).await;
+    let app = app_on(&emulator, ROOMY, &[]).await;
+    let alice = app.sign_in("alice").await;
+    let bob = app.sign_in("bob").await;
+    let carol = app.sign_in("carol").await;
+    let (mut ws, _) = app.ws(&alice, None).await;
+    let post = app
+        .create_post(&alice, "@ai [[echo:@bob @carol read this now]] hello")
+        .await;
+    assert_eq!(post["ai_generated"], false, "{post}");
+    let post_id = post["id"].as_i64();
+    let answer = read_ai(&mut ws, |d| d["post_id"].as_i64() == post_id).await;
+    assert_eq!(answer.end["type"], "ai.done", "{}", answer.end);
+    let reply_id = answer.end["data"]["reply_id"].as_i64().unwrap_or_default();
+    let (status, reply) = app
+        .get_json(&alice, &format!("/api/v1/posts/{reply_id}"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        reply["body"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("@bob @carol")),
+        "the model did say it: {reply}"
+    );
+    assert_eq!(reply["ai_generated"], true, "{reply}");
+    let from_ai = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n["actor"]["handle"] == "ai")
+            .map(|n| n["kind"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    for user in [&bob, &carol] {
+        let (_, page) = app.get_json(user, "/api/v1/notifications").await;
+        assert!(
+            from_ai(&page).is_empty(),
+            "@{} was notified: {page}",
+            user.handle
+        );
+    }
+    let (_, page) = app.get_json(&alice, "/api/v1/notifications").await;
+    assert_eq!(from_ai(&page), vec!["reply".to_owned()], "{page}");
+}
+
 #[actix_web::test]
 async fn the_ai_never_answers_its_own_posts() {
     let emulator = start_emulator(ROOMY, |_| {}).await;

@@ -428,7 +428,7 @@ async fn admins_read_the_audit_log_newest_first_and_nobody_else_does() {
         .filter_map(|e| e["action"].as_str())
         .collect();
     assert_eq!(actions[0], "post_delete", "newest first: {actions:?}");
-    assert!(actions.contains(&"role_grant") && actions.contains(&"sign_in"));
+    assert!(actions.contains(&"role_change") && actions.contains(&"sign_in"));
     assert_eq!(page["items"][0]["actor_handle"], "boss");
 
     // Filtered, and paged without skipping or repeating.

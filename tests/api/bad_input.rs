@@ -751,6 +751,13 @@ async fn the_openapi_document_describes_every_route() {
         "GET /static/{file}",
         "GET /api/v1/auth/methods",
         "GET /api/v1/openapi.json",
+        "POST /api/v1/reports",
+        "GET /api/v1/admin/reports",
+        "POST /api/v1/admin/reports/{id}/resolve",
+        "GET /api/v1/admin/users/suspended",
+        "POST /api/v1/admin/users/{handle}/suspend",
+        "POST /api/v1/admin/users/{handle}/unsuspend",
+        "PUT /api/v1/admin/users/{handle}/role",
     ]
     .iter()
     .map(|s| (*s).to_owned())

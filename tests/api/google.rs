@@ -93,7 +93,7 @@ async fn a_valid_google_token_signs_in_and_keys_the_user_by_sub() {
     assert_eq!(email, None);
     let audits: i64 = db
         .query_one(
-            "SELECT count(*) FROM audit_log WHERE action IN ('sign_in', 'role_grant')",
+            "SELECT count(*) FROM audit_log WHERE action IN ('sign_in', 'role_change')",
             &[],
         )
         .await

@@ -453,6 +453,11 @@ async fn reports_are_checked_queued_once_and_resolved_by_moderators() {
             422,
         ),
         (json!({"post_id": -3, "reason": "spam"}), 422),
+        (
+            json!({"post_id": post, "reason": "spam", "comment": "a\u{0}b"}),
+            422,
+        ),
+        (json!({"post_id": "seven", "reason": "spam"}), 422),
         (json!({"post_id": 999_999, "reason": "spam"}), 404),
         (json!({"handle": "nobody_here", "reason": "spam"}), 404),
         (

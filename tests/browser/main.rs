@@ -750,6 +750,18 @@ async fn the_ai_answer_appears_delta_by_delta() {
         )
         .await;
     let stored = stored.as_str().unwrap_or_default();
+    let badge = ann
+        .js(
+            "const p = document.querySelector(`#timeline > .post[data-post-id=\"${arguments[0]}\"]`); \
+             const b = p && p.querySelector(':scope > .replies-wrap .post[data-author=\"ai\"] .ai-badge'); \
+             return b && b.textContent;",
+            vec![json!(id)],
+        )
+        .await;
+    assert_eq!(
+        badge, "AI",
+        "the stored reply is marked as written by the AI"
+    );
     let longest = seen.last().map(|s| s.trim()).unwrap_or_default();
     assert!(
         stored.starts_with(longest),
@@ -929,6 +941,101 @@ async fn the_dashboard_shows_live_values() {
     boss.assert_clean_console().await;
     bob.assert_clean_console().await;
     boss.close().await;
+    bob.close().await;
+}
+
+/// A report made on the try-it page reaches the dashboard's queue; the admin suspends the
+/// reported user from there (their page loses its socket), then lifts the suspension.
+#[actix_web::test]
+async fn a_report_from_the_page_is_worked_on_the_dashboard() {
+    let _one_test_at_a_time = BROWSERS.lock().await;
+    let app = spawn_site(&["--admin-handles=boss"]).await;
+    let spam = format!("cheap followers here {}", &unique_name()[..6]);
+    let bob = Browser::launch("bob-spam").await;
+    bob.sign_in(&app, "bob").await;
+    bob.wait_connected().await;
+    let post = bob.post(&spam).await;
+
+    // Ann follows bob, sees the post and reports it from the page.
+    let ann_token = app.sign_in("ann").await;
+    assert_eq!(app.follow(&ann_token, "bob").await, 204);
+    let ann = Browser::launch("ann-report").await;
+    ann.sign_in(&app, "ann").await;
+    ann.wait(
+        "bob's post is in ann's timeline",
+        FIND_POST,
+        vec![json!(spam)],
+    )
+    .await;
+    let on_post = |css: &str| format!("#timeline > .post[data-post-id=\"{post}\"] {css}");
+    ann.click(&on_post(".report-button")).await;
+    ann.type_into(&on_post(".report-comment"), "selling followers")
+        .await;
+    ann.click(&on_post(".report-send")).await;
+    ann.wait(
+        "the page thanks ann for the report",
+        "const n = document.querySelector(arguments[0]); return n && !n.hidden && n.textContent;",
+        vec![json!(on_post("> .post-note"))],
+    )
+    .await;
+
+    // The admin's dashboard lists it; suspending bob from there closes his socket.
+    let boss = Browser::launch("boss-moderates").await;
+    boss.client()
+        .set_window_size(1280, 1900)
+        .await
+        .expect("window size");
+    boss.sign_in(&app, "boss").await;
+    boss.goto(&app.url("/admin/dashboard")).await;
+    let row = boss
+        .wait(
+            "the queue lists ann's report of bob's post",
+            "const r = [...document.querySelectorAll('#reports-table tbody tr[data-report]')] \
+               .find((tr) => tr.innerText.includes(arguments[0])); \
+             return r ? r.dataset.report : false;",
+            vec![json!(spam)],
+        )
+        .await;
+    let row = row.as_str().unwrap_or_default().to_owned();
+    boss.screenshot("moderation-queue.png").await;
+    boss.click(&format!(
+        "#reports-table tr[data-report=\"{row}\"] button[data-action=\"suspend\"]"
+    ))
+    .await;
+    boss.wait(
+        "bob is listed as suspended and the report left the queue",
+        "return document.querySelector('#suspended-table tr[data-handle=\"bob\"]') !== null \
+           && document.querySelector(`#reports-table tr[data-report=\"${arguments[0]}\"]`) === null;",
+        vec![json!(row)],
+    )
+    .await;
+    bob.wait(
+        "bob's page lost its socket",
+        "return document.querySelector('#ws-status[data-state=\"connected\"]') === null;",
+        vec![],
+    )
+    .await;
+    let auditor = app.sign_in("boss").await;
+    let (status, audit) = app
+        .get_json(&auditor, "/admin/audit?action=report_resolve")
+        .await;
+    assert_eq!(status, 200, "{audit}");
+    let audit = audit["items"].as_array().map_or(0, Vec::len);
+    assert_eq!(audit, 1, "the resolution is audited");
+
+    boss.click("#suspended-table tr[data-handle=\"bob\"] button[data-action=\"unsuspend\"]")
+        .await;
+    boss.wait(
+        "bob is no longer listed as suspended",
+        "return document.querySelector('#suspended-table tr[data-handle=\"bob\"]') === null \
+           && document.getElementById('moderation-status').dataset.state === 'ok';",
+        vec![],
+    )
+    .await;
+    boss.assert_clean_console().await;
+    ann.assert_clean_console().await;
+    boss.close().await;
+    ann.close().await;
     bob.close().await;
 }
 

@@ -93,7 +93,10 @@ const COMMON_WORDS: &[&str] = &[
 /// The answer to `prompt`: about `target_tokens` of text ending a sentence, cut at the first
 /// stop sequence (not included) or at `maxOutputTokens`.
 pub fn compose(prompt: &Prompt, target_tokens: u32) -> Answer {
-    let natural = natural_text(prompt, target_tokens);
+    let mut natural = natural_text(prompt, target_tokens);
+    if let Some(echo) = echoed(&prompt.last_user_text) {
+        natural = format!("{echo} {natural}");
+    }
     let stop_at = prompt
         .stop_sequences
         .iter()
@@ -204,6 +207,13 @@ fn capitalised(text: &str) -> String {
     })
 }
 
+/// The TEXT of an `[[echo:TEXT]]` marker in the user's text, which the answer starts with.
+fn echoed(text: &str) -> Option<&str> {
+    let (_, after) = text.split_once("[[echo:")?;
+    let (echo, _) = after.split_once("]]")?;
+    Some(echo.trim()).filter(|e| !e.is_empty())
+}
+
 /// The distinct words of the user's text worth talking about, in order, triggers left out.
 fn topics_of(text: &str) -> Vec<String> {
     let mut without_triggers = String::new();
@@ -284,6 +294,17 @@ mod tests {
             ..asked.clone()
         };
         assert_ne!(compose(&seeded, 40).text, first.text);
+    }
+
+    #[test]
+    fn an_echo_marker_starts_the_answer_verbatim() {
+        let answer = compose(&prompt("hi [[echo:@bob @carol look]] there"), 20);
+        assert!(
+            answer.text.starts_with("@bob @carol look "),
+            "{}",
+            answer.text
+        );
+        assert!(!compose(&prompt("hi [[echo:]]"), 20).text.starts_with(' '));
     }
 
     #[test]

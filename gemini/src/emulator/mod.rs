@@ -34,6 +34,8 @@
 //! - `[[stall]]`: a stream sends its first chunk, then nothing until the client goes away;
 //!   a plain `generateContent` never answers.
 //! - `[[unknown-finish]]`: finish reason `SOMETHING_NEW`.
+//! - `[[echo:TEXT]]`: the answer starts with TEXT verbatim (what a prompt injection that talks
+//!   the model into saying something looks like: `[[echo:@bob @carol]]`).
 //!
 //! # Failure injection
 //!
