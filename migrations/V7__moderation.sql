@@ -3,8 +3,7 @@
 -- A moderator works the report queue; an admin also suspends accounts and grants roles. The
 -- constraint is added NOT VALID and validated apart: no long lock on `users`.
 ALTER TABLE users DROP CONSTRAINT users_role_check;
-ALTER TABLE users ADD CONSTRAINT users_role_check
-    CHECK (role IN ('user', 'moderator', 'admin')) NOT VALID;
+ALTER TABLE users ADD CONSTRAINT users_role_check CHECK (role IN ('user', 'moderator', 'admin')) NOT VALID;
 ALTER TABLE users VALIDATE CONSTRAINT users_role_check;
 
 -- Where a role came from: `config` (ADMIN_SUBS, ADMIN_EMAILS, MODERATOR_SUBS, MODERATOR_EMAILS,
@@ -35,8 +34,8 @@ CREATE TABLE reports (
 );
 -- One open report per reporter and target (a repeat answers the open one): nobody floods the
 -- queue with copies.
-CREATE UNIQUE INDEX reports_open_once_idx
-    ON reports (reporter_id, target_user_id, COALESCE(post_id, 0)) WHERE resolved_at IS NULL;
+CREATE UNIQUE INDEX reports_open_once_idx ON reports (reporter_id, target_user_id, COALESCE(post_id, 0))
+    WHERE resolved_at IS NULL;
 -- The queue (oldest first) and the resolved list (newest first).
 CREATE INDEX reports_open_idx ON reports (id) WHERE resolved_at IS NULL;
 CREATE INDEX reports_resolved_idx ON reports (id) WHERE resolved_at IS NOT NULL;
