@@ -284,7 +284,6 @@ function start() {
   $('dashboard-main').hidden = false;
   clearTimeout(timer);
   poll();
-  startModeration();
 }
 
 function main() {
@@ -292,13 +291,18 @@ function main() {
   // Signed in (or out) on the try-it page in another tab.
   window.addEventListener('storage', (event) => {
     if (event.key !== SESSION_KEY) return;
-    if (loadSession() && stopped) start();
+    if (loadSession() && stopped) {
+      start();
+      startModeration();
+    }
   });
   if (!loadSession()) {
     needAuth('You are not signed in.');
     return;
   }
   start();
+  // Moderators work the queue here too, though only admins see the rest.
+  startModeration();
 }
 
 main();

@@ -33,7 +33,8 @@ pub struct DevSignIn {
     responses(
         (status = 200, body = TokenPair),
         (status = 403, description = "`not_a_dev_account`: the handle belongs to an account \
-         dev login did not create (one that signs in with Google, or a built-in one)",
+         dev login did not create (one that signs in with Google, or a built-in one); \
+         `account_suspended`: the account is suspended",
          body = Problem, content_type = PROBLEM_JSON),
         (status = 404, description = "dev login is off", body = Problem,
          content_type = PROBLEM_JSON),

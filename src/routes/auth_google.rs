@@ -94,6 +94,8 @@ async fn sign_in(
         (status = 200, body = TokenPair),
         (status = 401, description = "the ID token is not valid", body = Problem,
          content_type = PROBLEM_JSON),
+        (status = 403, description = "`account_suspended`: the account is suspended",
+         body = Problem, content_type = PROBLEM_JSON),
         (status = 404, description = "Google sign-in is not configured", body = Problem,
          content_type = PROBLEM_JSON),
         problems::Malformed, problems::JsonBody, problems::Invalid, problems::Busy,
@@ -236,6 +238,8 @@ fn invalid_state() -> ApiError {
          body = Problem, content_type = PROBLEM_JSON),
         (status = 401, description = "the code or ID token was refused", body = Problem,
          content_type = PROBLEM_JSON),
+        (status = 403, description = "`account_suspended`: the account is suspended",
+         body = Problem, content_type = PROBLEM_JSON),
         problems::CodeFlowOff, problems::Busy,
     )
 )]

@@ -44,18 +44,25 @@ fn is_json(req: &HttpRequest) -> bool {
 /// calls both integers.
 pub fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     use serde::Deserialize;
-    use serde::de::Error;
-    let Some(number) = Option::<serde_json::Number>::deserialize(d)? else {
-        return Ok(None);
-    };
+    Option::<serde_json::Number>::deserialize(d)?
+        .map(whole)
+        .transpose()
+}
+
+/// [`integral`] for a field that may be left out but, when sent, is a number (`null` is
+/// refused: the document does not allow it).
+pub fn present_integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize;
+    whole(serde_json::Number::deserialize(d)?).map(Some)
+}
+
+fn whole<E: serde::de::Error>(number: serde_json::Number) -> Result<i64, E> {
     if let Some(n) = number.as_i64() {
-        return Ok(Some(n));
+        return Ok(n);
     }
     match number.as_f64() {
-        Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => {
-            Ok(Some(f as i64))
-        }
-        _ => Err(D::Error::custom(format!(
+        Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => Ok(f as i64),
+        _ => Err(E::custom(format!(
             "invalid value: {number}, expected an integer id"
         ))),
     }

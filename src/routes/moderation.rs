@@ -6,7 +6,9 @@
 use actix_web::{HttpResponse, web};
 use aisocial_actors::db_writer::{CreateReport, Moderator, ResolveReport, SetRole, SetSuspended};
 use aisocial_actors::ids::{Handle, PostId, UserId};
-use aisocial_actors::model::{Author, Report, ReportAction, ReportReason, Role, User};
+use aisocial_actors::model::{
+    Author, Report, ReportAction, ReportReason, ReportStatus, Role, User,
+};
 use aisocial_actors::store::{REPORT_SELECT, report_from_row};
 use serde::{Deserialize, Serialize};
 
@@ -29,16 +31,55 @@ pub const MAX_COMMENT_CHARS: usize = 1000;
 /// send and costs a moderator's time.
 const REPORTS_PER_MIN: u32 = 10;
 
-/// `POST /api/v1/reports`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// `POST /api/v1/reports`, as read (documented as [`ReportRequest`]).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewReport {
-    /// The reported post (its author is the reported user).
-    #[schema(minimum = 1)]
+    /// The reported post (its author is the reported user): absent, or a number (`null` is
+    /// refused, as the document says).
+    #[serde(default, deserialize_with = "super::body::present_integral")]
     post_id: Option<i64>,
     /// The reported user (with `post_id`, it must be the post's author).
+    handle: Option<String>,
+    reason: ReportReason,
+    #[serde(default)]
+    comment: String,
+}
+
+/// What `POST /api/v1/reports` takes, as documented: a post (its author may be named too) or a
+/// user. The handler reads it as [`NewReport`], whose refusals name the field at fault.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "a schema for the document, never built")]
+enum ReportRequest {
+    Post(PostReport),
+    User(UserReport),
+}
+
+/// A report of a post.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "a schema for the document, never built")]
+struct PostReport {
+    #[schema(minimum = 1)]
+    post_id: i64,
+    /// The post's author, if named.
     #[schema(pattern = "^[a-z0-9_]{3,30}$")]
     handle: Option<String>,
+    reason: ReportReason,
+    /// At most 1000 characters; no NUL.
+    #[serde(default)]
+    #[schema(max_length = 1000)]
+    comment: String,
+}
+
+/// A report of a user.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "a schema for the document, never built")]
+struct UserReport {
+    #[schema(pattern = "^[a-z0-9_]{3,30}$")]
+    handle: String,
     reason: ReportReason,
     /// At most 1000 characters; no NUL.
     #[serde(default)]
@@ -51,9 +92,11 @@ pub struct NewReport {
     path = "/api/v1/reports",
     tag = "moderation",
     summary = "Report a post or a user to the moderators (a repeat answers the open report)",
-    request_body = NewReport,
+    request_body = ReportRequest,
     responses(
         (status = 201, body = Report),
+        (status = 409, description = "you cannot report yourself; the handle is not the \
+         post's author", body = Problem, content_type = PROBLEM_JSON),
         problems::Bearer, problems::Missing, problems::Malformed, problems::Invalid,
         problems::JsonBody, problems::Busy,
     ),
@@ -109,7 +152,7 @@ pub async fn create_report(
 #[into_params(parameter_in = Query)]
 pub struct ReportFilter {
     /// `open` (the queue, oldest first; the default) or `resolved` (newest first).
-    status: Option<String>,
+    status: Option<ReportStatus>,
 }
 
 static OPEN_REPORTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -139,10 +182,9 @@ pub async fn list_reports(
     page: web::Query<PageQuery>,
     filter: web::Query<ReportFilter>,
 ) -> Result<HttpResponse, ApiError> {
-    let (sql, order) = match filter.status.as_deref() {
-        None | Some("open") => (OPEN_REPORTS.as_str(), Order::OldestFirst),
-        Some("resolved") => (RESOLVED_REPORTS.as_str(), Order::NewestFirst),
-        Some(_) => return Err(ApiError::validation("status", "open or resolved")),
+    let (sql, order) = match filter.status {
+        None | Some(ReportStatus::Open) => (OPEN_REPORTS.as_str(), Order::OldestFirst),
+        Some(ReportStatus::Resolved) => (RESOLVED_REPORTS.as_str(), Order::NewestFirst),
     };
     let (position, limit) = page.bounds(order)?;
     let rows = query(&reads, sql, &[&position, &limit]).await?;

@@ -171,7 +171,7 @@ GET /admin/dashboard 200 429
 GET /admin/live 200 401 403 429 503
 GET /api/v1/admin/reports 200 400 401 403 422 429 503
 GET /api/v1/admin/users/suspended 200 400 401 403 422 429 503
-GET /api/v1/auth/google/callback 200 400 401 404 429 503
+GET /api/v1/auth/google/callback 200 400 401 403 404 429 503
 GET /api/v1/auth/google/login 302 404 429 503
 GET /api/v1/auth/methods 200 429
 GET /api/v1/me 200 401 429 503
@@ -197,11 +197,11 @@ POST /api/v1/admin/users/{handle}/unsuspend 204 401 403 404 409 429 503
 POST /api/v1/ai/compose 202 400 401 413 415 422 429 503
 POST /api/v1/ai/summary 202 401 429 503
 POST /api/v1/auth/dev 200 400 403 404 413 415 422 429 503
-POST /api/v1/auth/google 200 400 401 404 413 415 422 429 503
+POST /api/v1/auth/google 200 400 401 403 404 413 415 422 429 503
 POST /api/v1/auth/logout 204 401 429 503
 POST /api/v1/auth/refresh 200 400 401 413 415 422 429 503
 POST /api/v1/posts 201 400 401 404 409 413 415 422 429 503
-POST /api/v1/reports 201 400 401 404 413 415 422 429 503
+POST /api/v1/reports 201 400 401 404 409 413 415 422 429 503
 POST /api/v1/ws/ticket 201 401 429 503
 PUT /api/v1/admin/users/{handle}/role 200 400 401 403 404 409 413 415 422 429 503
 PUT /api/v1/posts/{id}/like 204 401 404 429 503

@@ -262,7 +262,7 @@ async fn sign_in_dev(conn: &mut WriterConn, cmd: &SignInDev) -> Applied {
         return Err(refuse(WriteError::Forbidden(NOT_A_DEV_ACCOUNT)));
     }
     if row.try_get::<_, bool>(4)? {
-        return Err(refuse(WriteError::Unauthorized("this account is disabled")));
+        return Err(refuse(WriteError::Suspended));
     }
     let user = user_from_row(&row)?;
     finish_sign_in(conn, user, &cmd.refresh, &cmd.grants, "dev").await
@@ -308,7 +308,7 @@ async fn sign_in_google(conn: &mut WriterConn, cmd: &SignInGoogle) -> Applied {
         )))
     })?;
     if row.try_get::<_, bool>(4)? {
-        return Err(refuse(WriteError::Unauthorized("this account is disabled")));
+        return Err(refuse(WriteError::Suspended));
     }
     let user = user_from_row(&row)?;
     if let Some(email) = &cmd.email {
@@ -381,7 +381,7 @@ async fn rotate_refresh(conn: &mut WriterConn, cmd: &RotateRefresh) -> Applied {
     let user_row = conn
         .query_opt(ACTIVE_USER.as_str(), &[&user])
         .await?
-        .ok_or_else(|| refuse(WriteError::Unauthorized("this account is disabled")))?;
+        .ok_or_else(|| refuse(WriteError::Unauthorized("this account is suspended")))?;
     conn.execute(MARK_ROTATED, &[&id]).await?;
     conn.execute(NEXT_IN_FAMILY, &[&id, &cmd.next.as_slice()])
         .await?;
@@ -424,7 +424,7 @@ async fn answer_retry(conn: &mut WriterConn, user: UserId, family: i64, expired:
     let user_row = conn
         .query_opt(ACTIVE_USER.as_str(), &[&user.0])
         .await?
-        .ok_or_else(|| refuse(WriteError::Unauthorized("this account is disabled")))?;
+        .ok_or_else(|| refuse(WriteError::Unauthorized("this account is suspended")))?;
     let detail = serde_json::json!({"family": family});
     audit(conn, Some(user), "refresh_retry", &detail).await?;
     let user = user_from_row(&user_row)?;

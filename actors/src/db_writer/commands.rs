@@ -29,6 +29,9 @@ pub enum WriteError {
     /// The caller may not do this to that resource.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The account is suspended: it may not sign in.
+    #[error("this account is suspended")]
+    Suspended,
     /// The command is well-formed but not allowed.
     #[error("{field}: {detail}")]
     Invalid { field: &'static str, detail: String },

@@ -212,10 +212,9 @@ pub(super) async fn create_report(conn: &mut WriterConn, cmd: &CreateReport) -> 
             if let Some(handle) = handle {
                 let named = conn.query_opt(REPORTED_USER, &[&handle.as_str()]).await?;
                 if named.map(|r| r.try_get::<_, i64>(0)).transpose()? != Some(author.0) {
-                    return Err(refuse(WriteError::Invalid {
-                        field: "handle",
-                        detail: "names someone other than the post's author".into(),
-                    }));
+                    return Err(refuse(WriteError::Conflict(
+                        "the handle names someone other than the post's author",
+                    )));
                 }
             }
             (author, Some(row.try_get::<_, String>(1)?))
@@ -235,10 +234,7 @@ pub(super) async fn create_report(conn: &mut WriterConn, cmd: &CreateReport) -> 
         }
     };
     if target == cmd.reporter {
-        return Err(refuse(WriteError::Invalid {
-            field: "handle",
-            detail: "you cannot report yourself".into(),
-        }));
+        return Err(refuse(WriteError::Conflict("you cannot report yourself")));
     }
     let post = cmd.post.map(|p| p.0);
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
