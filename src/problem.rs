@@ -151,6 +151,10 @@ impl From<WriteError> for ApiError {
             WriteError::Invalid { field, detail } => ApiError::validation(field, detail),
             WriteError::Unauthorized(why) => ApiError::Unauthorized(why.into()),
             WriteError::Forbidden(why) => ApiError::Forbidden(why.into()),
+            WriteError::Blocked(why) => ApiError::Denied {
+                code: "blocked",
+                detail: why.into(),
+            },
             WriteError::Conflict(why) => ApiError::Conflict(why.into()),
             WriteError::RefreshReused { .. } => ApiError::Unauthorized(
                 "this refresh token was already used; the session is revoked, sign in again".into(),

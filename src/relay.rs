@@ -100,6 +100,12 @@ fn record_to_wire(logged: &Logged) -> Option<WireRecord> {
             Some(f.follower.0),
             log_record::follow(f),
         ),
+        LogEntry::Filter(f) => (
+            log_record::FILTER_KIND,
+            None,
+            Some(f.user.0),
+            log_record::filter(f),
+        ),
         LogEntry::Skip => return None,
     };
     Some(WireRecord {

@@ -9,7 +9,7 @@ use actix::Message;
 use crate::event_log::CommittedEvent;
 use crate::ids::EventId;
 
-pub use crate::log_record::FollowChange;
+pub use crate::log_record::{FilterChange, FollowChange};
 
 /// What one id of the log holds, as far as this node can tell.
 #[derive(Debug, Clone)]
@@ -18,6 +18,9 @@ pub enum LogEntry {
     Event(Arc<CommittedEvent>),
     /// A routing record: from this id on, the follower does (not) receive the followee's events.
     Follow(FollowChange),
+    /// A routing record: from this id on, a user does (not) receive what another user causes
+    /// (a block, a mute, or their end).
+    Filter(FilterChange),
     /// Nothing this node can use: a kind or version it does not know, or a row no longer there
     /// (purged). Its id is passed over, never waited for.
     Skip,
@@ -36,7 +39,7 @@ impl Logged {
         const BASE: usize = 64;
         match &self.entry {
             LogEntry::Event(e) => BASE + e.weight(),
-            LogEntry::Follow(_) | LogEntry::Skip => BASE,
+            LogEntry::Follow(_) | LogEntry::Filter(_) | LogEntry::Skip => BASE,
         }
     }
 }

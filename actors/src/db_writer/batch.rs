@@ -63,6 +63,7 @@ pub(super) fn count_outcome(error: Option<&WriteError>) {
             | WriteError::Invalid { .. }
             | WriteError::Unauthorized(_)
             | WriteError::Forbidden(_)
+            | WriteError::Blocked(_)
             | WriteError::Conflict(_)
             | WriteError::RefreshReused { .. },
         ) => "refused",

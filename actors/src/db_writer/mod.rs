@@ -32,9 +32,10 @@ pub use self::apply::{
 };
 use self::batch::{count_outcome, fail_all, run_batch};
 pub use self::commands::{
-    CreatePost, CreatedPost, DeletePost, Drain, Follow, LikePost, NOT_A_DEV_ACCOUNT, NewRefresh,
-    PurgeEvents, RecordAiUsage, RecordAudit, RevokeFamily, RotateRefresh, SignInDev, SignInGoogle,
-    SignedIn, Unfollow, UnlikePost, UpdateProfile, WriteError, WriteFailure, WriteUnavailable,
+    BLOCKED, Block, CreatePost, CreatedPost, DeletePost, Drain, ExpireMutes, Follow, LikePost,
+    Mute, NOT_A_DEV_ACCOUNT, NewRefresh, PurgeEvents, RecordAiUsage, RecordAudit, RevokeFamily,
+    RotateRefresh, SignInDev, SignInGoogle, SignedIn, Unblock, Unfollow, UnlikePost, Unmute,
+    UpdateProfile, WriteError, WriteFailure, WriteUnavailable,
 };
 use self::conn::WriterConn;
 pub use self::conn::{ConnectError, IDLE_IN_TRANSACTION};
@@ -193,6 +194,11 @@ command_handler!(UnlikePost, ());
 command_handler!(DeletePost, ());
 command_handler!(Follow, ());
 command_handler!(Unfollow, ());
+command_handler!(Block, ());
+command_handler!(Unblock, ());
+command_handler!(Mute, ());
+command_handler!(Unmute, ());
+command_handler!(ExpireMutes, u64);
 
 impl Handler<Drain> for DbWriter {
     type Result = ResponseFuture<()>;
