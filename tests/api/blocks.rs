@@ -348,6 +348,33 @@ async fn a_mute_hides_the_muted_users_posts_and_notifications_from_the_muter_onl
         handles(&notifications).contains(&"alice".to_owned()),
         "{notifications}"
     );
+    // A resume from the start on B agrees with live delivery: alice's follow (before the
+    // mute), not her post or like while muted.
+    let (mut resumed, hello) = b.ws(&bob, Some(0)).await;
+    assert_eq!(hello["data"]["resume"]["status"], "resumed", "{hello}");
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let frame = next_durable(&mut resumed).await;
+        let what = &frame["data"];
+        seen.push(format!(
+            "{} {}",
+            frame["type"].as_str().unwrap_or_default(),
+            what["body"]
+                .as_str()
+                .or_else(|| what["kind"].as_str())
+                .unwrap_or_default()
+        ));
+    }
+    assert_eq!(
+        seen,
+        [
+            "notification follow",
+            "post.created bob's post",
+            "post.created carol",
+            "post.created bob to alice",
+            "post.created after the unmute"
+        ]
+    );
 }
 
 #[actix_web::test]
