@@ -456,6 +456,40 @@ mod tests {
     }
 
     #[test]
+    fn a_filter_record_crosses_nodes_as_it_is_stored() {
+        use aisocial_actors::log_record::{FilterChange, FilterKind};
+
+        let change = FilterChange {
+            user: UserId(7),
+            other: UserId(9),
+            kind: FilterKind::Mute,
+            on: false,
+        };
+        let logged = Logged {
+            id: EventId(43),
+            entry: LogEntry::Filter(change),
+        };
+        let wire = record_to_wire(&logged).expect("a filter record goes on the wire");
+        assert_eq!(
+            serde_json::to_string(&wire).expect("a record serialises"),
+            r#"{"id":43,"kind":"route.filter","version":1,"author":null,"recipient":7,"payload":{"kind":"mute","on":false,"other":9,"user":7}}"#
+        );
+        let remote = from_wire(WireBatch {
+            node: "node-b".into(),
+            events: vec![wire],
+            presence: Vec::new(),
+            pushes: Vec::new(),
+            heartbeat: None,
+            want_presence_of: None,
+            presence_list: None,
+        });
+        assert!(matches!(
+            remote.entries.as_slice(),
+            [Logged { id: EventId(43), entry: LogEntry::Filter(f) }] if *f == change
+        ));
+    }
+
+    #[test]
     fn a_record_of_an_unknown_kind_keeps_its_place_as_a_skip() {
         let newer = r#"{"node":"new","events":[{"id":42,"kind":"route.block","version":9,"author":null,"recipient":7,"payload":{}}]}"#;
         let batch: WireBatch = serde_json::from_str(newer).expect("a newer batch parses");
