@@ -185,6 +185,19 @@ async fn a_block_through_one_node_stops_live_delivery_both_ways_on_the_other() {
     until_post(&mut bob_ws, &mention, Some("alice")).await;
     until_post(&mut bob_ws, &sentinel, Some("alice")).await;
     until_post(&mut alice_ws, &sentinel, Some("bob")).await;
+    // The mention made no notification at all (not merely one the reads leave out).
+    let made: i64 = a
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM notifications WHERE user_id = $1 AND actor_id = $2 \
+             AND kind = 'mention'",
+            &[&alice.id, &bob.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(made, 0);
     let notifications = list(&a, &alice, "/api/v1/notifications").await;
     assert!(
         !handles(&notifications).contains(&"bob".to_owned()),
