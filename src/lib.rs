@@ -29,6 +29,7 @@ pub mod health;
 pub mod lifecycle;
 pub mod live;
 pub mod middleware;
+pub mod mute_expiry;
 pub mod problem;
 pub mod rate_limit;
 pub mod readiness;

@@ -155,6 +155,10 @@ impl From<WriteError> for ApiError {
                 code: "account_suspended",
                 detail: "this account is suspended".into(),
             },
+            WriteError::Blocked(why) => ApiError::Denied {
+                code: "blocked",
+                detail: why.into(),
+            },
             WriteError::Conflict(why) => ApiError::Conflict(why.into()),
             WriteError::RefreshReused { .. } => ApiError::Unauthorized(
                 "this refresh token was already used; the session is revoked, sign in again".into(),

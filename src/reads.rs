@@ -80,6 +80,24 @@ pub async fn views_of(
         .collect())
 }
 
+/// SQL (a condition): the viewer (parameter `viewer`, e.g. `$1`) hides the user in column
+/// `user`: a block between them either way, or, with `mutes`, a mute by the viewer that stands
+/// now (`until IS NULL OR until > now()`: a passed mute hides nothing, even before the sweep
+/// removes it). Each is one probe of a primary key.
+pub fn hidden_by(viewer: &str, user: &str, mutes: bool) -> String {
+    let blocks = format!(
+        "EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = {viewer} AND b.blocked_id = {user}) \
+         OR (b.blocker_id = {user} AND b.blocked_id = {viewer}))"
+    );
+    if !mutes {
+        return blocks;
+    }
+    format!(
+        "({blocks} OR EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = {viewer} \
+         AND m.muted_id = {user} AND (m.until IS NULL OR m.until > now())))"
+    )
+}
+
 /// A home timeline's page: `$1` the reader, `$2` the id to read below, `$3` the page size.
 /// Each of the reader's authors (themselves and their followees) gives at most one page of their
 /// newest post ids through `posts_author_idx` (`author_id, id DESC`, live posts only; an
@@ -90,12 +108,15 @@ pub async fn views_of(
 /// smaller table, read every live post and sort them, so the timeline slowed as posts
 /// accumulated (the soak's rising p99); and reading every author's page whole made the cost
 /// per followee a row fetch, not an index entry (1.9× slower at 38 followees, `BENCHMARKS.md`).
+/// Followees the reader hides (muted, or blocked either way) give none.
 pub static HOME_TIMELINE: LazyLock<String> = LazyLock::new(|| {
+    let hidden = hidden_by("$1", "f.followee_id", true);
     format!(
         "SELECT {POST_COLUMNS} \
          FROM (SELECT t.id \
                FROM (SELECT $1::bigint AS author_id \
-                     UNION SELECT followee_id FROM follows WHERE follower_id = $1) a \
+                     UNION SELECT f.followee_id FROM follows f WHERE f.follower_id = $1 \
+                       AND NOT {hidden}) a \
                CROSS JOIN LATERAL \
                  (SELECT q.id FROM posts q \
                   WHERE q.author_id = a.author_id AND q.deleted_at IS NULL AND q.id < $2 \

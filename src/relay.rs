@@ -106,6 +106,12 @@ fn record_to_wire(logged: &Logged) -> Option<WireRecord> {
             Some(a.user.0),
             log_record::account(a),
         ),
+        LogEntry::Filter(f) => (
+            log_record::FILTER_KIND,
+            None,
+            Some(f.user.0),
+            log_record::filter(f),
+        ),
         LogEntry::Skip => return None,
     };
     Some(WireRecord {
@@ -452,6 +458,40 @@ mod tests {
             remote.entries.as_slice(),
             [Logged { id: EventId(41), entry: LogEntry::Follow(change) }]
                 if change.follower == UserId(7) && change.followee == UserId(9) && change.following
+        ));
+    }
+
+    #[test]
+    fn a_filter_record_crosses_nodes_as_it_is_stored() {
+        use aisocial_actors::log_record::{FilterChange, FilterKind};
+
+        let change = FilterChange {
+            user: UserId(7),
+            other: UserId(9),
+            kind: FilterKind::Mute,
+            on: false,
+        };
+        let logged = Logged {
+            id: EventId(43),
+            entry: LogEntry::Filter(change),
+        };
+        let wire = record_to_wire(&logged).expect("a filter record goes on the wire");
+        assert_eq!(
+            serde_json::to_string(&wire).expect("a record serialises"),
+            r#"{"id":43,"kind":"route.filter","version":1,"author":null,"recipient":7,"payload":{"kind":"mute","on":false,"other":9,"user":7}}"#
+        );
+        let remote = from_wire(WireBatch {
+            node: "node-b".into(),
+            events: vec![wire],
+            presence: Vec::new(),
+            pushes: Vec::new(),
+            heartbeat: None,
+            want_presence_of: None,
+            presence_list: None,
+        });
+        assert!(matches!(
+            remote.entries.as_slice(),
+            [Logged { id: EventId(43), entry: LogEntry::Filter(f) }] if *f == change
         ));
     }
 

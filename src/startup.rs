@@ -264,6 +264,11 @@ impl Application {
             settings.event_retention,
             settings.event_purge_interval,
         );
+        crate::mute_expiry::spawn(
+            writer.clone(),
+            Arc::clone(&reads),
+            crate::mute_expiry::SWEEP_EVERY,
+        );
 
         crate::install_crypto_provider();
         let http = reqwest::Client::builder()

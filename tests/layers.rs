@@ -43,6 +43,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "live",
             "admission",
             "retention",
+            "mute_expiry",
         ],
     ),
     (

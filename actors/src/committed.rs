@@ -9,7 +9,7 @@ use actix::Message;
 use crate::event_log::CommittedEvent;
 use crate::ids::EventId;
 
-pub use crate::log_record::{AccountChange, FollowChange};
+pub use crate::log_record::{AccountChange, FilterChange, FollowChange};
 
 /// What one id of the log holds, as far as this node can tell.
 #[derive(Debug, Clone)]
@@ -20,6 +20,9 @@ pub enum LogEntry {
     Follow(FollowChange),
     /// A routing record: from this id on, the user is (no longer) suspended.
     Account(AccountChange),
+    /// A routing record: from this id on, a user does (not) receive what another user causes
+    /// (a block, a mute, or their end).
+    Filter(FilterChange),
     /// Nothing this node can use: a kind or version it does not know, or a row no longer there
     /// (purged). Its id is passed over, never waited for.
     Skip,
@@ -38,7 +41,9 @@ impl Logged {
         const BASE: usize = 64;
         match &self.entry {
             LogEntry::Event(e) => BASE + e.weight(),
-            LogEntry::Follow(_) | LogEntry::Account(_) | LogEntry::Skip => BASE,
+            LogEntry::Follow(_) | LogEntry::Filter(_) | LogEntry::Account(_) | LogEntry::Skip => {
+                BASE
+            }
         }
     }
 }

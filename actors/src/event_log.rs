@@ -14,11 +14,11 @@ use prometheus::IntCounter;
 use tokio_postgres::Client;
 
 pub use crate::audience::Audience;
-use crate::audience::{Followees, followees_at, select_for_user};
+use crate::audience::{Followees, RouteChange, followees_at, select_for_user};
 use crate::committed::{LogEntry, Logged};
 use crate::db_error::ReadError;
 use crate::ids::{EventId, UserId};
-use crate::log_record::{self, Decoded, FollowChange, StoredRecord};
+use crate::log_record::{self, Decoded, FilterChange, FilterKind, FollowChange, StoredRecord};
 use crate::meter;
 use crate::protocol::EventKind;
 
@@ -47,6 +47,11 @@ pub struct CommittedEvent {
 }
 
 impl CommittedEvent {
+    /// Who caused it (a post's author, a notification's actor): whom a block or mute hides.
+    pub fn actor(&self) -> Option<UserId> {
+        log_record::actor_of(self.kind, self.audience, &self.payload)
+    }
+
     /// A rough size in bytes (the body dominates), for bounding what is held in memory.
     pub fn weight(&self) -> usize {
         let body = self
@@ -64,6 +69,7 @@ pub enum NewRecord {
     Event(NewEvent),
     Follow(FollowChange),
     Account(log_record::AccountChange),
+    Filter(FilterChange),
 }
 
 const ALLOCATE_IDS: &str =
@@ -112,6 +118,12 @@ pub async fn append(
                 recipients.push(Some(a.user.0));
                 payloads.push(log_record::account(a));
             }
+            NewRecord::Filter(f) => {
+                kinds.push(log_record::FILTER_KIND);
+                authors.push(None);
+                recipients.push(Some(f.user.0));
+                payloads.push(log_record::filter(f));
+            }
         }
     }
     client
@@ -141,6 +153,7 @@ pub async fn append(
                 })),
                 NewRecord::Follow(f) => LogEntry::Follow(f),
                 NewRecord::Account(a) => LogEntry::Account(a),
+                NewRecord::Filter(f) => LogEntry::Filter(f),
             };
             Logged { id, entry }
         })
@@ -162,10 +175,17 @@ const HEAD: &str = "SELECT last_id FROM event_counter WHERE singleton";
 const HEAD_AND_FLOOR: &str = "SELECT c.last_id, r.purged_through FROM event_counter c, event_retention r \
      WHERE c.singleton AND r.singleton";
 const FOLLOWEES: &str = "SELECT followee_id FROM follows WHERE follower_id = $1";
-/// The same columns, with the payload only where a resume's plan needs it (routing records):
-/// the plan of a long resume holds ids, not bodies.
+/// The same columns, with the payload only where a resume's plan needs it (routing records,
+/// and notifications, whose actor a block or mute hides; both small): the plan of a long resume
+/// holds ids, not bodies.
 const PLAN_COLUMNS: &str = "id, kind, version, author_id, recipient_id, \
-     CASE WHEN kind = 'route.follow' THEN payload ELSE 'null'::jsonb END";
+     CASE WHEN kind IN ('route.follow', 'route.filter', 'notification') THEN payload \
+     ELSE 'null'::jsonb END";
+/// Whom `$1` hides now, by the routing state (a mute past its `until` counts until the sweep
+/// ends it in the log): 0 blocked by them, 1 blocking them, 2 muted by them.
+const HIDDEN: &str = "SELECT blocked_id, 0::smallint FROM blocks WHERE blocker_id = $1 \
+     UNION ALL SELECT blocker_id, 1::smallint FROM blocks WHERE blocked_id = $1 \
+     UNION ALL SELECT muted_id, 2::smallint FROM mutes WHERE muter_id = $1";
 /// The user's own records after `since`: notifications and routing records, through the
 /// recipient index (ordered as the index is, so that no plan walks the primary key instead).
 pub static OWN_RECORDS: LazyLock<String> = LazyLock::new(|| {
@@ -204,6 +224,7 @@ pub fn logged(record: StoredRecord) -> Logged {
         Decoded::Event(e) => LogEntry::Event(Arc::new(e)),
         Decoded::Follow(f) => LogEntry::Follow(f),
         Decoded::Account(a) => LogEntry::Account(a),
+        Decoded::Filter(f) => LogEntry::Filter(f),
         Decoded::Unknown => {
             UNKNOWN_RECORDS.inc();
             LogEntry::Skip
@@ -277,22 +298,29 @@ pub async fn replay(
         .iter()
         .map(|r| r.try_get(0).map(UserId))
         .collect::<Result<_, _>>()?;
+    let mut hidden = Vec::new();
+    for row in tx.query(HIDDEN, &[&user.0]).await? {
+        if let Some(kind) = FilterKind::from_code(row.try_get(1)?) {
+            hidden.push((UserId(row.try_get(0)?), kind));
+        }
+    }
     // The user's own records: a notification beyond the limit means a resync anyway, and
-    // follow records are few (each is a request of the user's).
+    // routing records are few (each is a request of the user's, or a block of them).
     let (own, _) = read_pages(&tx, &OWN_RECORDS, &user.0, since, head, usize::MAX).await?;
-    let records: Vec<(EventId, FollowChange)> = own
+    let records: Vec<(EventId, RouteChange)> = own
         .iter()
-        .filter_map(|l| match &l.entry {
-            LogEntry::Follow(f) if f.follower == user => Some((l.id, *f)),
-            _ => None,
-        })
+        .filter_map(|l| RouteChange::of_user(&l.entry, user).map(|c| (l.id, c)))
         .collect();
     let mut authors: Vec<i64> = now.iter().map(|u| u.0).collect();
-    authors.extend(records.iter().map(|(_, f)| f.followee.0));
+    authors.extend(records.iter().filter_map(|(_, c)| match c {
+        RouteChange::Follow(f) => Some(f.followee.0),
+        RouteChange::Filter(_) => None,
+    }));
     authors.push(user.0);
     authors.sort_unstable();
     authors.dedup();
-    let at_since = followees_at(user, Followees::new(now), &records, since);
+    let now = Followees::new(now).with_hidden(hidden);
+    let at_since = followees_at(user, now, &records, since);
     let (by_authors, over) = read_pages(
         &tx,
         &AUTHORS_EVENTS,

@@ -146,6 +146,29 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
+/// An optional JSON body, already read whole (`web::Bytes`): none at all (empty, whatever the
+/// content type) is `None`; otherwise the same rules as [`JsonBody`] (415, 413, 400, 422).
+pub fn optional_json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    bytes: &[u8],
+) -> Result<Option<T>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if !is_json(req) {
+        return Err(ApiError::UnsupportedMediaType(
+            "send the body as Content-Type: application/json".into(),
+        ));
+    }
+    if bytes.len() > MAX_JSON_BYTES {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the body is {} bytes; at most {MAX_JSON_BYTES} are accepted",
+            bytes.len()
+        )));
+    }
+    parse(bytes).map(Some)
+}
+
 /// A text field that must be 1 to `max` characters after trimming, and at most `max` as sent
 /// (the documented `maxLength`, which a schema cannot state "after trimming"), without NUL: the
 /// trimmed text, or a 422 naming `field` and calling the value `noun` ("a post", "a prompt").

@@ -52,7 +52,7 @@ async fn set_following(
         (status = 204, description = "following"),
         (status = 409, description = "you cannot follow yourself", body = Problem,
          content_type = PROBLEM_JSON),
-        problems::Bearer, problems::Missing, problems::Busy,
+        problems::Bearer, problems::Blocked, problems::Missing, problems::Busy,
     ),
     security(("bearer" = []))
 )]

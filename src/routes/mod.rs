@@ -6,6 +6,7 @@ mod ai;
 mod auth_dev;
 mod auth_google;
 mod auth_session;
+mod blocks;
 pub mod body;
 mod follows;
 pub mod health;
@@ -94,6 +95,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::put().to(follows::follow_user))
                         .route(web::delete().to(follows::unfollow_user)),
                 )
+                .service(
+                    web::resource("/users/{handle}/block")
+                        .route(web::put().to(blocks::block_user))
+                        .route(web::delete().to(blocks::unblock_user)),
+                )
+                .service(
+                    web::resource("/users/{handle}/mute")
+                        .route(web::put().to(blocks::mute_user))
+                        .route(web::delete().to(blocks::unmute_user)),
+                )
+                .service(web::resource("/me/blocks").route(web::get().to(blocks::my_blocks)))
+                .service(web::resource("/me/mutes").route(web::get().to(blocks::my_mutes)))
                 .service(web::resource("/posts").route(web::post().to(posts::create_post)))
                 .service(web::resource("/ai/compose").route(web::post().to(ai::compose)))
                 .service(web::resource("/ai/summary").route(web::post().to(ai::summary)))

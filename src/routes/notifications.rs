@@ -1,5 +1,7 @@
 //! `GET /api/v1/notifications`: likes, follows, replies and mentions, newest first.
 
+use std::sync::LazyLock;
+
 use actix_web::{HttpResponse, web};
 use aisocial_actors::ids::{PostId, UserId};
 use aisocial_actors::model::{Author, Notification};
@@ -7,13 +9,19 @@ use aisocial_actors::model::{Author, Notification};
 use crate::auth::AuthUser;
 use crate::cursor::{Order, Page, PageQuery};
 use crate::problem::ApiError;
-use crate::reads::{reader_for, rows_to};
+use crate::reads::{hidden_by, reader_for, rows_to};
 use crate::replicas::ReadRouting;
 use crate::routes::problems;
 
-const NOTIFICATIONS: &str = "SELECT n.id, n.kind, n.post_id, n.created_at, u.id, u.handle, \
-     u.display_name FROM notifications n JOIN users u ON u.id = n.actor_id \
-     WHERE n.user_id = $1 AND n.id < $2 ORDER BY n.id DESC LIMIT $3";
+/// None caused by someone the reader hides (blocked either way, or muted now).
+static NOTIFICATIONS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT n.id, n.kind, n.post_id, n.created_at, u.id, u.handle, \
+         u.display_name FROM notifications n JOIN users u ON u.id = n.actor_id \
+         WHERE n.user_id = $1 AND n.id < $2 AND NOT {} ORDER BY n.id DESC LIMIT $3",
+        hidden_by("$1", "n.actor_id", true)
+    )
+});
 
 #[utoipa::path(
     get,
@@ -35,7 +43,7 @@ pub async fn list(
     let (before, limit) = page.bounds(Order::NewestFirst)?;
     let reader = reader_for(&reads, me.id).await;
     let rows = reader
-        .query(NOTIFICATIONS, &[&me.id.0, &before, &limit])
+        .query(NOTIFICATIONS.as_str(), &[&me.id.0, &before, &limit])
         .await?;
     let items = rows_to(&rows, |r| {
         Ok(Notification {

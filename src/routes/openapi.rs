@@ -5,8 +5,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
-    admin, ai, auth_dev, auth_google, auth_session, follows, health, me, metrics, moderation,
-    notifications, pages, posts, timeline, users, ws,
+    admin, ai, auth_dev, auth_google, auth_session, blocks, follows, health, me, metrics,
+    moderation, notifications, pages, posts, timeline, users, ws,
 };
 
 struct BearerAuth;
@@ -92,6 +92,12 @@ impl utoipa::Modify for EveryRouteIsLimited {
         users::posts,
         follows::follow_user,
         follows::unfollow_user,
+        blocks::block_user,
+        blocks::unblock_user,
+        blocks::mute_user,
+        blocks::unmute_user,
+        blocks::my_blocks,
+        blocks::my_mutes,
         posts::create_post,
         posts::get_post,
         posts::delete_post,
@@ -163,7 +169,9 @@ mod tests {
     const RESPONSES: &str = "\
 DELETE /api/v1/posts/{id} 204 401 403 404 429 503
 DELETE /api/v1/posts/{id}/like 204 401 404 429 503
+DELETE /api/v1/users/{handle}/block 204 401 404 409 429 503
 DELETE /api/v1/users/{handle}/follow 204 401 404 409 429 503
+DELETE /api/v1/users/{handle}/mute 204 401 404 409 429 503
 GET / 200 429
 GET /admin/actors 200 401 403 429 503
 GET /admin/audit 200 400 401 403 422 429 503
@@ -175,6 +183,8 @@ GET /api/v1/auth/google/callback 200 400 401 403 404 429 503
 GET /api/v1/auth/google/login 302 404 429 503
 GET /api/v1/auth/methods 200 429
 GET /api/v1/me 200 401 429 503
+GET /api/v1/me/blocks 200 400 401 422 429 503
+GET /api/v1/me/mutes 200 400 401 422 429 503
 GET /api/v1/notifications 200 400 401 422 429 503
 GET /api/v1/openapi.json 200 429
 GET /api/v1/posts/{id} 200 401 404 429 503
@@ -200,12 +210,14 @@ POST /api/v1/auth/dev 200 400 403 404 413 415 422 429 503
 POST /api/v1/auth/google 200 400 401 403 404 413 415 422 429 503
 POST /api/v1/auth/logout 204 401 429 503
 POST /api/v1/auth/refresh 200 400 401 413 415 422 429 503
-POST /api/v1/posts 201 400 401 404 409 413 415 422 429 503
+POST /api/v1/posts 201 400 401 403 404 409 413 415 422 429 503
 POST /api/v1/reports 201 400 401 404 409 413 415 422 429 503
 POST /api/v1/ws/ticket 201 401 429 503
 PUT /api/v1/admin/users/{handle}/role 200 400 401 403 404 409 413 415 422 429 503
-PUT /api/v1/posts/{id}/like 204 401 404 429 503
-PUT /api/v1/users/{handle}/follow 204 401 404 409 429 503
+PUT /api/v1/posts/{id}/like 204 401 403 404 429 503
+PUT /api/v1/users/{handle}/block 204 401 404 409 429 503
+PUT /api/v1/users/{handle}/follow 204 401 403 404 409 429 503
+PUT /api/v1/users/{handle}/mute 204 400 401 404 409 413 415 422 429 503
 ";
 
     /// Every operation as `METHOD path`, with its responses.

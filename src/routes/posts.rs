@@ -82,8 +82,8 @@ pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiEr
         (status = 409,
          description = "the post made with this Idempotency-Key has since been deleted",
          body = Problem, content_type = PROBLEM_JSON),
-        problems::Bearer, problems::Malformed, problems::JsonBody, problems::Invalid,
-        problems::Busy,
+        problems::Bearer, problems::Blocked, problems::Malformed, problems::JsonBody,
+        problems::Invalid, problems::Busy,
     ),
     security(("bearer" = []))
 )]
@@ -132,11 +132,13 @@ static ONE_POST: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// None by someone with a block between them and the reader `$4`.
 static REPLIES: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {POST_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id \
-         WHERE p.reply_to = $1 AND p.deleted_at IS NULL AND p.id > $2 \
-         ORDER BY p.id ASC LIMIT $3"
+         WHERE p.reply_to = $1 AND p.deleted_at IS NULL AND p.id > $2 AND NOT {} \
+         ORDER BY p.id ASC LIMIT $3",
+        crate::reads::hidden_by("$4", "p.author_id", false)
     )
 });
 
@@ -250,7 +252,7 @@ pub async fn replies(
         &reader,
         me.id,
         REPLIES.as_str(),
-        &[&id.0, &after, &limit],
+        &[&id.0, &after, &limit, &me.id.0],
         limit,
     )
     .await?;
@@ -265,7 +267,7 @@ pub async fn replies(
     params(("id" = i64, Path, description = "a post id")),
     responses(
         (status = 204, description = "liked"),
-        problems::Bearer, problems::Missing, problems::Busy,
+        problems::Bearer, problems::Blocked, problems::Missing, problems::Busy,
     ),
     security(("bearer" = []))
 )]

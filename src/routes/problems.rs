@@ -91,6 +91,17 @@ pub enum Missing {
     NotFound(Problem<'static>),
 }
 
+/// 403 `blocked` for a follow, reply or like across a block.
+#[derive(IntoResponses)]
+pub enum Blocked {
+    #[response(
+        status = 403,
+        description = "`blocked`: a block stands between the caller and this user",
+        content_type = PROBLEM_JSON
+    )]
+    Forbidden(Problem<'static>),
+}
+
 /// 401 and 403 for the admin routes.
 #[derive(IntoResponses)]
 pub enum AdminOnly {

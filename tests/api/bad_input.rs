@@ -2,7 +2,7 @@
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
-struct Case {
+pub(crate) struct Case {
     name: &'static str,
     method: &'static str,
     path: String,
@@ -13,7 +13,7 @@ struct Case {
     code: &'static str,
 }
 
-fn case(
+pub(crate) fn case(
     name: &'static str,
     method: &'static str,
     path: &str,
@@ -33,22 +33,22 @@ fn case(
 }
 
 impl Case {
-    fn token(mut self, token: &str) -> Self {
+    pub(crate) fn token(mut self, token: &str) -> Self {
         self.token = Some(token.to_owned());
         self
     }
-    fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+    pub(crate) fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = Some(body.into());
         self
     }
-    fn header(mut self, name: &'static str, value: &str) -> Self {
+    pub(crate) fn header(mut self, name: &'static str, value: &str) -> Self {
         self.headers.retain(|(n, _)| *n != name);
         self.headers.push((name, value.to_owned()));
         self
     }
 }
 
-async fn check(app: &TestApp, case: Case) {
+pub(crate) async fn check(app: &TestApp, case: Case) {
     let method = reqwest::Method::from_bytes(case.method.as_bytes()).unwrap_or_default();
     let mut req = app.http.request(method, app.url(&case.path));
     for (name, value) in &case.headers {
@@ -758,6 +758,12 @@ async fn the_openapi_document_describes_every_route() {
         "POST /api/v1/admin/users/{handle}/suspend",
         "POST /api/v1/admin/users/{handle}/unsuspend",
         "PUT /api/v1/admin/users/{handle}/role",
+        "PUT /api/v1/users/{handle}/block",
+        "DELETE /api/v1/users/{handle}/block",
+        "PUT /api/v1/users/{handle}/mute",
+        "DELETE /api/v1/users/{handle}/mute",
+        "GET /api/v1/me/blocks",
+        "GET /api/v1/me/mutes",
     ]
     .iter()
     .map(|s| (*s).to_owned())

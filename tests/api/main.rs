@@ -12,6 +12,7 @@ mod ai;
 mod ai_unconfigured;
 mod auth;
 mod bad_input;
+mod blocks;
 mod client_frames;
 mod contention;
 mod dependency_errors;

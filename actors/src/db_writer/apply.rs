@@ -9,16 +9,16 @@ use std::sync::LazyLock;
 use tokio::sync::oneshot;
 
 use super::commands::{
-    CreatePost, CreateReport, CreatedPost, DeletePost, Follow, LikePost, NOT_A_DEV_ACCOUNT,
-    NewRefresh, PurgeEvents, RecordAiUsage, RecordAudit, ResolveReport, RevokeFamily,
-    RotateRefresh, SetRole, SetSuspended, SignInDev, SignInGoogle, SignedIn, Unfollow, UnlikePost,
-    UpdateProfile, WriteError, WriteFailure,
+    BLOCKED, Block, CreatePost, CreateReport, CreatedPost, DeletePost, ExpireMutes, Follow,
+    LikePost, Mute, NOT_A_DEV_ACCOUNT, NewRefresh, PurgeEvents, RecordAiUsage, RecordAudit,
+    ResolveReport, RevokeFamily, RotateRefresh, SetRole, SetSuspended, SignInDev, SignInGoogle,
+    SignedIn, Unblock, Unfollow, UnlikePost, Unmute, UpdateProfile, WriteError, WriteFailure,
 };
 use super::conn::WriterConn;
 use super::moderation;
 use crate::event_log::{Audience, NewEvent, NewRecord};
 use crate::ids::{Handle, PostId, UserId};
-use crate::log_record::{self, FollowChange};
+use crate::log_record::{self, FilterChange, FilterKind, FollowChange};
 use crate::model::{Report, User};
 use crate::protocol::EventKind;
 use crate::roles::RoleGrants;
@@ -44,6 +44,11 @@ pub enum Command {
     SetSuspended(SetSuspended, Reply<()>),
     CreateReport(CreateReport, Reply<Report>),
     ResolveReport(ResolveReport, Reply<Report>),
+    Block(Block, Reply<()>),
+    Unblock(Unblock, Reply<()>),
+    Mute(Mute, Reply<()>),
+    Unmute(Unmute, Reply<()>),
+    ExpireMutes(ExpireMutes, Reply<u64>),
 }
 
 pub type Reply<T> = oneshot::Sender<Result<T, WriteError>>;
@@ -123,6 +128,11 @@ impl Command {
             Command::SetSuspended(..) => "SetSuspended",
             Command::CreateReport(..) => "CreateReport",
             Command::ResolveReport(..) => "ResolveReport",
+            Command::Block(..) => "Block",
+            Command::Unblock(..) => "Unblock",
+            Command::Mute(..) => "Mute",
+            Command::Unmute(..) => "Unmute",
+            Command::ExpireMutes(..) => "ExpireMutes",
         }
     }
 
@@ -146,6 +156,13 @@ impl Command {
             Command::SetSuspended(cmd, _) => moderation::set_suspended(conn, cmd).await,
             Command::CreateReport(cmd, _) => moderation::create_report(conn, cmd).await,
             Command::ResolveReport(cmd, _) => moderation::resolve_report(conn, cmd).await,
+            Command::Block(cmd, _) => set_block(conn, cmd.blocker, &cmd.blocked, true).await,
+            Command::Unblock(cmd, _) => set_block(conn, cmd.blocker, &cmd.blocked, false).await,
+            Command::Mute(cmd, _) => {
+                set_mute(conn, cmd.muter, &cmd.muted, Some(cmd.duration)).await
+            }
+            Command::Unmute(cmd, _) => set_mute(conn, cmd.muter, &cmd.muted, None).await,
+            Command::ExpireMutes(cmd, _) => expire_mutes(conn, cmd).await,
         }
     }
 
@@ -172,10 +189,12 @@ impl Command {
                     _ => None,
                 })
             }
-            Command::PurgeEvents(_, tx) => answer(tx, result, |o| match o {
-                Output::Purged(n) => Some(n),
-                _ => None,
-            }),
+            Command::PurgeEvents(_, tx) | Command::ExpireMutes(_, tx) => {
+                answer(tx, result, |o| match o {
+                    Output::Purged(n) => Some(n),
+                    _ => None,
+                })
+            }
             Command::CreatePost(_, tx) => answer(tx, result, |o| match o {
                 Output::Post(p) => Some(p),
                 _ => None,
@@ -188,7 +207,11 @@ impl Command {
             | Command::DeletePost(_, tx)
             | Command::Follow(_, tx)
             | Command::Unfollow(_, tx)
-            | Command::SetSuspended(_, tx) => answer(tx, result, done),
+            | Command::SetSuspended(_, tx)
+            | Command::Block(_, tx)
+            | Command::Unblock(_, tx)
+            | Command::Mute(_, tx)
+            | Command::Unmute(_, tx) => answer(tx, result, done),
         }
     }
 }
@@ -586,6 +609,9 @@ async fn create_post(conn: &mut WriterConn, cmd: &CreatePost) -> Applied {
             let parent_id: i64 = row.try_get(0)?;
             let parent_root: Option<i64> = row.try_get(1)?;
             let parent_author: i64 = row.try_get(2)?;
+            if blocked_between(conn, cmd.author, UserId(parent_author)).await? {
+                return Err(refuse(WriteError::Blocked(BLOCKED)));
+            }
             (
                 Some(parent_id),
                 Some(parent_root.unwrap_or(parent_id)),
@@ -642,7 +668,9 @@ async fn create_post(conn: &mut WriterConn, cmd: &CreatePost) -> Applied {
         mentions(&post.body)
     };
     if !mentioned.is_empty() {
-        let rows = conn.query(MENTIONED_USERS, &[&mentioned]).await?;
+        let rows = conn
+            .query(MENTIONED_USERS, &[&mentioned, &cmd.author.0])
+            .await?;
         for row in rows {
             let user = UserId(row.try_get(0)?);
             if user != cmd.author && Some(user) != parent_author {
@@ -691,6 +719,9 @@ async fn set_follow(
     if followee == follower {
         return Err(refuse(WriteError::Conflict("you cannot follow yourself")));
     }
+    if following && blocked_between(conn, follower, followee).await? {
+        return Err(refuse(WriteError::Blocked(BLOCKED)));
+    }
     let sql = if following {
         INSERT_FOLLOW
     } else {
@@ -718,7 +749,143 @@ async fn set_follow(
     Ok((Output::Done, changes))
 }
 
-const MENTIONED_USERS: &str = "SELECT id FROM users WHERE handle = ANY($1) AND disabled_at IS NULL";
+/// The users named, but none with a block between them and the author `$2` (either way): a
+/// mention across a block notifies nobody.
+const BLOCK_BETWEEN: &str = "SELECT 1 FROM blocks WHERE (blocker_id = $1 AND blocked_id = $2) \
+     OR (blocker_id = $2 AND blocked_id = $1)";
+
+/// Whether a block stands between `a` and `b`, either way.
+async fn blocked_between(conn: &mut WriterConn, a: UserId, b: UserId) -> Result<bool, ApplyError> {
+    Ok(conn
+        .query_opt(BLOCK_BETWEEN, &[&a.0, &b.0])
+        .await?
+        .is_some())
+}
+
+/// The user `handle` names, who must not be `me`.
+async fn other_user(
+    conn: &mut WriterConn,
+    me: UserId,
+    handle: &Handle,
+    yourself: &'static str,
+) -> Result<UserId, ApplyError> {
+    let row = conn
+        .query_opt(USER_BY_HANDLE, &[&handle.as_str()])
+        .await?
+        .ok_or(ApplyError::Refused(WriteError::NotFound("user")))?;
+    let other = UserId(row.try_get(0)?);
+    if other == me {
+        return Err(refuse(WriteError::Conflict(yourself)));
+    }
+    Ok(other)
+}
+
+const INSERT_BLOCK: &str =
+    "INSERT INTO blocks (blocker_id, blocked_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+const DELETE_BLOCK: &str = "DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2";
+
+/// A block (`on`) or its end: the filter records of both sides, and with a block the end of
+/// the follows between them, each with its record and counts.
+async fn set_block(conn: &mut WriterConn, blocker: UserId, blocked: &Handle, on: bool) -> Applied {
+    let blocked = other_user(conn, blocker, blocked, "you cannot block yourself").await?;
+    let sql = if on { INSERT_BLOCK } else { DELETE_BLOCK };
+    if conn.execute(sql, &[&blocker.0, &blocked.0]).await? == 0 {
+        return Ok((Output::Done, Vec::new()));
+    }
+    let mut changes = Vec::new();
+    if on {
+        for (follower, followee) in [(blocker, blocked), (blocked, blocker)] {
+            if conn
+                .execute(DELETE_FOLLOW, &[&follower.0, &followee.0])
+                .await?
+                == 1
+            {
+                conn.execute(COUNT_FOLLOW, &[&follower.0, &followee.0, &-1i64])
+                    .await?;
+                changes.push(Change::Follow(FollowChange {
+                    follower,
+                    followee,
+                    following: false,
+                }));
+            }
+        }
+    }
+    for (user, other, kind) in [
+        (blocker, blocked, FilterKind::Block),
+        (blocked, blocker, FilterKind::BlockedBy),
+    ] {
+        changes.push(Change::Filter(FilterChange {
+            user,
+            other,
+            kind,
+            on,
+        }));
+    }
+    Ok((Output::Done, changes))
+}
+
+/// A new mute answers a row (`true`); one that stood gets its new end and answers `false`.
+const UPSERT_MUTE: &str = "INSERT INTO mutes (muter_id, muted_id, until) \
+     VALUES ($1, $2, now() + make_interval(secs => $3::float8)) \
+     ON CONFLICT (muter_id, muted_id) DO UPDATE SET until = EXCLUDED.until \
+     RETURNING (xmax = 0)";
+const DELETE_MUTE: &str = "DELETE FROM mutes WHERE muter_id = $1 AND muted_id = $2";
+
+/// A mute (`Some(duration)`, `None` inside for no end) or its end (`None`).
+async fn set_mute(
+    conn: &mut WriterConn,
+    muter: UserId,
+    muted: &Handle,
+    mute: Option<Option<std::time::Duration>>,
+) -> Applied {
+    let muted = other_user(conn, muter, muted, "you cannot mute yourself").await?;
+    let changed = match mute {
+        Some(duration) => {
+            let secs = duration.map(|d| d.as_secs_f64());
+            match conn
+                .query_opt(UPSERT_MUTE, &[&muter.0, &muted.0, &secs])
+                .await?
+            {
+                Some(row) => row.try_get::<_, bool>(0)?,
+                None => false,
+            }
+        }
+        None => conn.execute(DELETE_MUTE, &[&muter.0, &muted.0]).await? == 1,
+    };
+    if !changed {
+        return Ok((Output::Done, Vec::new()));
+    }
+    let change = FilterChange {
+        user: muter,
+        other: muted,
+        kind: FilterKind::Mute,
+        on: mute.is_some(),
+    };
+    Ok((Output::Done, vec![Change::Filter(change)]))
+}
+
+/// The timed mutes whose end has passed, a bounded number of them (walking the `until` index).
+const EXPIRE_MUTES: &str = "DELETE FROM mutes WHERE (muter_id, muted_id) IN \
+     (SELECT muter_id, muted_id FROM mutes WHERE until <= now() ORDER BY until LIMIT $1 \
+      FOR UPDATE SKIP LOCKED) RETURNING muter_id, muted_id";
+
+async fn expire_mutes(conn: &mut WriterConn, cmd: &ExpireMutes) -> Applied {
+    let rows = conn.query(EXPIRE_MUTES, &[&cmd.max_rows]).await?;
+    let mut changes = Vec::with_capacity(rows.len());
+    for row in &rows {
+        changes.push(Change::Filter(FilterChange {
+            user: UserId(row.try_get(0)?),
+            other: UserId(row.try_get(1)?),
+            kind: FilterKind::Mute,
+            on: false,
+        }));
+    }
+    Ok((Output::Purged(rows.len() as u64), changes))
+}
+
+const MENTIONED_USERS: &str = "SELECT id FROM users u WHERE handle = ANY($1) AND disabled_at IS NULL \
+     AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = u.id AND b.blocked_id = $2) \
+       OR (b.blocker_id = $2 AND b.blocked_id = u.id))";
 
 /// The most people one post can notify by mention.
 pub const MAX_MENTIONS: usize = 10;
@@ -886,6 +1053,9 @@ async fn set_like(conn: &mut WriterConn, user: UserId, post: PostId, liked: bool
         .await?
         .ok_or_else(|| refuse(WriteError::NotFound("post")))?;
     let author = UserId(row.try_get(0)?);
+    if liked && blocked_between(conn, user, author).await? {
+        return Err(refuse(WriteError::Blocked(BLOCKED)));
+    }
     let sql = if liked { INSERT_LIKE } else { DELETE_LIKE };
     if conn.execute(sql, &[&user.0, &post.0]).await? == 0 {
         return Ok((Output::Done, Vec::new()));

@@ -64,6 +64,7 @@ pub(super) fn count_outcome(error: Option<&WriteError>) {
             | WriteError::Unauthorized(_)
             | WriteError::Forbidden(_)
             | WriteError::Suspended
+            | WriteError::Blocked(_)
             | WriteError::Conflict(_)
             | WriteError::RefreshReused { .. },
         ) => "refused",

@@ -32,6 +32,9 @@ pub enum WriteError {
     /// The account is suspended: it may not sign in.
     #[error("this account is suspended")]
     Suspended,
+    /// A block stands between the caller and the user the command concerns (either way).
+    #[error("{0}")]
+    Blocked(&'static str),
     /// The command is well-formed but not allowed.
     #[error("{field}: {detail}")]
     Invalid { field: &'static str, detail: String },
@@ -236,6 +239,52 @@ pub struct Unfollow {
     pub follower: UserId,
     pub followee: Handle,
 }
+
+/// `blocker` blocks the user `blocked` (idempotent): the follows between them end, both ways,
+/// and from this record on neither receives what the other causes.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), WriteError>")]
+pub struct Block {
+    pub blocker: UserId,
+    pub blocked: Handle,
+}
+
+/// `blocker` ends a block of the user `blocked` (idempotent; follows are not restored).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), WriteError>")]
+pub struct Unblock {
+    pub blocker: UserId,
+    pub blocked: Handle,
+}
+
+/// `muter` mutes the user `muted`, for `duration` or until unmuted (a second mute sets the new
+/// end): from this record on the muter does not receive what the muted user causes.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), WriteError>")]
+pub struct Mute {
+    pub muter: UserId,
+    pub muted: Handle,
+    pub duration: Option<Duration>,
+}
+
+/// `muter` ends a mute of the user `muted` (idempotent).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), WriteError>")]
+pub struct Unmute {
+    pub muter: UserId,
+    pub muted: Handle,
+}
+
+/// Ends the timed mutes whose end has passed, at most `max_rows` of them, each with its routing
+/// record; answers how many it ended.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<u64, WriteError>")]
+pub struct ExpireMutes {
+    pub max_rows: i64,
+}
+
+/// Why a follow, a reply or a like across a block is refused.
+pub const BLOCKED: &str = "a block stands between you and this user";
 
 /// Resolves once every command received so far has been committed or failed, or after
 /// `within`, when whatever still waits is answered [`WriteError::Unavailable`].

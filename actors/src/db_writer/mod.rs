@@ -34,10 +34,11 @@ pub use self::apply::{
 };
 use self::batch::{count_outcome, fail_all, run_batch};
 pub use self::commands::{
-    CreatePost, CreateReport, CreatedPost, DeletePost, Drain, Follow, LikePost, Moderator,
-    NOT_A_DEV_ACCOUNT, NewRefresh, PurgeEvents, RecordAiUsage, RecordAudit, ResolveReport,
-    RevokeFamily, RotateRefresh, SetRole, SetSuspended, SignInDev, SignInGoogle, SignedIn,
-    Unfollow, UnlikePost, UpdateProfile, WriteError, WriteFailure, WriteUnavailable,
+    BLOCKED, Block, CreatePost, CreateReport, CreatedPost, DeletePost, Drain, ExpireMutes, Follow,
+    LikePost, Moderator, Mute, NOT_A_DEV_ACCOUNT, NewRefresh, PurgeEvents, RecordAiUsage,
+    RecordAudit, ResolveReport, RevokeFamily, RotateRefresh, SetRole, SetSuspended, SignInDev,
+    SignInGoogle, SignedIn, Unblock, Unfollow, UnlikePost, Unmute, UpdateProfile, WriteError,
+    WriteFailure, WriteUnavailable,
 };
 use self::conn::WriterConn;
 pub use self::conn::{ConnectError, IDLE_IN_TRANSACTION};
@@ -200,6 +201,11 @@ command_handler!(SetRole, crate::model::User);
 command_handler!(SetSuspended, ());
 command_handler!(CreateReport, crate::model::Report);
 command_handler!(ResolveReport, crate::model::Report);
+command_handler!(Block, ());
+command_handler!(Unblock, ());
+command_handler!(Mute, ());
+command_handler!(Unmute, ());
+command_handler!(ExpireMutes, u64);
 
 impl Handler<Drain> for DbWriter {
     type Result = ResponseFuture<()>;

@@ -145,7 +145,8 @@ impl Catchup {
                 continue;
             }
             self.loading.remove(&user);
-            let now = Followees::new(snapshot.followees.get(&user).into_iter().flatten().copied());
+            let now = Followees::new(snapshot.followees.get(&user).into_iter().flatten().copied())
+                .with_hidden(snapshot.hidden.get(&user).into_iter().flatten().copied());
             let at_from = followees_at(user, now, &snapshot.records, from);
             let after_from = self.held.iter().filter(|l| l.id > from);
             let (selected, followees) = select_for_user(user, at_from, after_from);
@@ -205,7 +206,8 @@ mod tests {
         let snapshot = FollowSnapshot {
             head: EventId(12),
             followees: [(UserId(1), vec![UserId(2)])].into_iter().collect(),
-            records: vec![(EventId(12), change)],
+            records: vec![(EventId(12), crate::audience::RouteChange::Follow(change))],
+            ..FollowSnapshot::default()
         };
         let done = c.loaded(&snapshot, EventId(13));
         let ids: Vec<i64> = done[0].deliver.iter().map(|l| l.id.0).collect();

@@ -336,6 +336,7 @@ impl FeedBroker {
                     );
                 }
             }
+            LogEntry::Filter(change) => self.routing.apply_filter(change),
             LogEntry::Skip => {}
             LogEntry::Event(event) => {
                 if self.routing.anyone_for(event.audience) {
@@ -608,7 +609,20 @@ impl FeedBroker {
             return;
         };
         let frame = protocol::thread_reply_frame(&event.payload);
+        let author = event.actor();
+        // A reply by someone the subscriber hides (a block either way, a mute) is not theirs to
+        // hear, by the same routing state as durable events.
+        let hidden_from = |session: &SessionId| {
+            let user = self.session_user.get(session);
+            author.is_some_and(|author| {
+                user.and_then(|u| self.routing.followees(*u))
+                    .is_some_and(|f| Some(&author) != user && f.hides(author))
+            })
+        };
         for session in subscribers {
+            if hidden_from(session) {
+                continue;
+            }
             if let Some(link) = self.link(*session)
                 && link.backlog.admit_ephemeral(self.config.outbound_limit) == Admit::Send
             {

@@ -2,7 +2,8 @@
 //! for any log of events and routing records, any order, duplication or loss of its records on
 //! the way in, repairs from the log, users coming online at any moment and follow-list reads
 //! answered at any later head, what each user is handed is strictly increasing, never twice, and
-//! exactly what the log addresses to them after they came online — computed here by a plain
+//! exactly what the log addresses to them after they came online (follows and filters — mutes,
+//! standing for blocks too, which are the same record of another kind — as they stood at each id) — computed here by a plain
 //! fold over the log, independently of the code under test.
 
 use std::collections::{BTreeSet, HashMap};
@@ -13,22 +14,28 @@ use proptest::prelude::*;
 use super::catchup::Catchup;
 use super::routing::Routing;
 use super::sequencer::{Sequencer, SequencerLimits};
-use crate::audience::Audience;
+use crate::audience::{Audience, RouteChange};
 use crate::committed::{LogEntry, Logged};
 use crate::event_log::CommittedEvent;
 use crate::follow_graph::FollowSnapshot;
 use crate::ids::{EventId, UserId};
-use crate::log_record::FollowChange;
+use crate::log_record::{FilterChange, FilterKind, FollowChange};
 use crate::protocol::EventKind;
 
 const USERS: i64 = 4;
+
+/// (follower, followee) edges, or (muter, muted) mutes.
+type Pairs = BTreeSet<(i64, i64)>;
 
 /// What one id of the generated log holds.
 #[derive(Debug, Clone)]
 enum Gen {
     Post(i64),
-    Notify(i64),
+    /// A notification for the first user caused by the second.
+    Notify(i64, i64),
     Toggle(i64, i64),
+    /// The first user mutes or unmutes the second.
+    Hide(i64, i64),
     Skip,
 }
 
@@ -42,12 +49,22 @@ struct Log {
 impl Log {
     fn build(initial: BTreeSet<(i64, i64)>, gens: Vec<Gen>) -> Self {
         let mut edges = initial.clone();
+        let mut hidden: BTreeSet<(i64, i64)> = BTreeSet::new();
         let mut entries = Vec::new();
         for (n, g) in gens.into_iter().enumerate() {
             let id = EventId(n as i64 + 1);
             let entry = match g {
                 Gen::Post(author) => event(id, Audience::FollowersOf(UserId(author))),
-                Gen::Notify(user) => event(id, Audience::User(UserId(user))),
+                Gen::Notify(user, actor) => notification(id, user, actor),
+                Gen::Hide(u, o) if u != o => {
+                    let on = hidden.insert((u, o)) || !hidden.remove(&(u, o));
+                    LogEntry::Filter(FilterChange {
+                        user: UserId(u),
+                        other: UserId(o),
+                        kind: FilterKind::Mute,
+                        on,
+                    })
+                }
                 Gen::Toggle(f, a) if f != a => {
                     let following = !edges.contains(&(f, a));
                     if following {
@@ -61,7 +78,7 @@ impl Log {
                         following,
                     })
                 }
-                Gen::Toggle(..) | Gen::Skip => LogEntry::Skip,
+                Gen::Toggle(..) | Gen::Hide(..) | Gen::Skip => LogEntry::Skip,
             };
             entries.push(Logged { id, entry });
         }
@@ -78,44 +95,33 @@ impl Log {
             .and_then(|i| self.entries.get(i))
     }
 
-    /// The follow edges just after `position` (a plain fold).
-    fn edges_at(&self, position: EventId) -> BTreeSet<(i64, i64)> {
+    /// The follow edges and the mutes just after `position` (a plain fold).
+    fn edges_at(&self, position: EventId) -> (Pairs, Pairs) {
         let mut edges = self.initial.clone();
+        let mut hidden = BTreeSet::new();
         for l in self.entries.iter().take_while(|l| l.id <= position) {
-            if let LogEntry::Follow(f) = &l.entry {
-                if f.following {
-                    edges.insert((f.follower.0, f.followee.0));
-                } else {
-                    edges.remove(&(f.follower.0, f.followee.0));
-                }
-            }
+            fold(&l.entry, &mut edges, &mut hidden);
         }
-        edges
+        (edges, hidden)
     }
 
     /// What the log addresses to `user` after `position`, with the follow edges at each id.
     fn expected(&self, user: i64, position: EventId) -> Vec<i64> {
-        let mut edges = self.edges_at(position);
+        let (mut edges, mut hidden) = self.edges_at(position);
         let mut out = Vec::new();
         for l in self.entries.iter().filter(|l| l.id > position) {
-            match &l.entry {
-                LogEntry::Follow(f) => {
-                    if f.following {
-                        edges.insert((f.follower.0, f.followee.0));
-                    } else {
-                        edges.remove(&(f.follower.0, f.followee.0));
+            fold(&l.entry, &mut edges, &mut hidden);
+            if let LogEntry::Event(e) = &l.entry {
+                let (addressed, actor) = match e.audience {
+                    Audience::User(u) => (u.0 == user, e.payload["actor"]["id"].as_i64()),
+                    Audience::FollowersOf(a) => {
+                        (a.0 == user || edges.contains(&(user, a.0)), Some(a.0))
                     }
+                };
+                let muted = actor.is_some_and(|a| a != user && hidden.contains(&(user, a)));
+                if addressed && !muted {
+                    out.push(l.id.0);
                 }
-                LogEntry::Event(e) => {
-                    let reaches = match e.audience {
-                        Audience::User(u) => u.0 == user,
-                        Audience::FollowersOf(a) => a.0 == user || edges.contains(&(user, a.0)),
-                    };
-                    if reaches {
-                        out.push(l.id.0);
-                    }
-                }
-                LogEntry::Account(_) | LogEntry::Skip => {}
             }
         }
         out
@@ -123,7 +129,7 @@ impl Log {
 
     /// A follow-list read for `users` after `after`, answered at `head`.
     fn snapshot(&self, users: &[UserId], after: EventId, head: EventId) -> FollowSnapshot {
-        let edges = self.edges_at(head);
+        let (edges, hidden) = self.edges_at(head);
         FollowSnapshot {
             head,
             followees: users
@@ -137,17 +143,58 @@ impl Log {
                     (*u, followees)
                 })
                 .collect(),
+            hidden: users
+                .iter()
+                .map(|u| {
+                    let muted = hidden
+                        .iter()
+                        .filter(|(m, _)| *m == u.0)
+                        .map(|(_, o)| (UserId(*o), FilterKind::Mute))
+                        .collect();
+                    (*u, muted)
+                })
+                .collect(),
             records: self
                 .entries
                 .iter()
                 .filter(|l| l.id > after && l.id <= head)
-                .filter_map(|l| match &l.entry {
-                    LogEntry::Follow(f) if users.contains(&f.follower) => Some((l.id, *f)),
-                    _ => None,
+                .filter_map(|l| {
+                    users
+                        .iter()
+                        .find_map(|u| RouteChange::of_user(&l.entry, *u))
+                        .map(|c| (l.id, c))
                 })
                 .collect(),
         }
     }
+}
+
+/// Applies a routing record to the plain sets: follow edges and mutes, as (user, other).
+fn fold(entry: &LogEntry, edges: &mut BTreeSet<(i64, i64)>, hidden: &mut BTreeSet<(i64, i64)>) {
+    match entry {
+        LogEntry::Follow(f) if f.following => {
+            edges.insert((f.follower.0, f.followee.0));
+        }
+        LogEntry::Follow(f) => {
+            edges.remove(&(f.follower.0, f.followee.0));
+        }
+        LogEntry::Filter(f) if f.on => {
+            hidden.insert((f.user.0, f.other.0));
+        }
+        LogEntry::Filter(f) => {
+            hidden.remove(&(f.user.0, f.other.0));
+        }
+        LogEntry::Event(_) | LogEntry::Account(_) | LogEntry::Skip => {}
+    }
+}
+
+fn notification(id: EventId, user: i64, actor: i64) -> LogEntry {
+    LogEntry::Event(Arc::new(CommittedEvent {
+        id,
+        kind: EventKind::Notification,
+        audience: Audience::User(UserId(user)),
+        payload: serde_json::json!({"actor": {"id": actor}}),
+    }))
 }
 
 fn event(id: EventId, audience: Audience) -> LogEntry {
@@ -207,6 +254,7 @@ impl Model {
         for (logged, _) in self.sequencer.offer_all(entries, None) {
             match &logged.entry {
                 LogEntry::Follow(f) => self.routing.apply(f),
+                LogEntry::Filter(f) => self.routing.apply_filter(f),
                 LogEntry::Event(e) => {
                     for user in self.routing.recipients(e).collect::<Vec<_>>() {
                         self.delivered.entry(user.0).or_default().push(logged.id.0);
@@ -281,8 +329,9 @@ impl Model {
 fn gen_strategy() -> impl Strategy<Value = Gen> {
     prop_oneof![
         4 => (1..=USERS).prop_map(Gen::Post),
-        1 => (1..=USERS).prop_map(Gen::Notify),
+        1 => (1..=USERS, 1..=USERS).prop_map(|(u, a)| Gen::Notify(u, a)),
         3 => (1..=USERS, 1..=USERS).prop_map(|(f, a)| Gen::Toggle(f, a)),
+        2 => (1..=USERS, 1..=USERS).prop_map(|(u, o)| Gen::Hide(u, o)),
         1 => Just(Gen::Skip),
     ]
 }

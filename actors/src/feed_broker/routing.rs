@@ -1,5 +1,6 @@
 //! The broker's routing state: for each online user whose follow list is in, whom they follow
-//! at the broker's position in the log, and, inverted, each author's online followers. Routing
+//! (and hide) at the broker's position in the log, and, inverted, each author's online
+//! followers. Routing
 //! records change it only as the sequencer releases them, in id order with the events.
 
 use std::collections::{HashMap, HashSet};
@@ -7,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use crate::audience::{Audience, Followees};
 use crate::event_log::CommittedEvent;
 use crate::ids::UserId;
-use crate::log_record::FollowChange;
+use crate::log_record::{FilterChange, FollowChange};
 
 #[derive(Debug, Default)]
 pub struct Routing {
@@ -78,6 +79,14 @@ impl Routing {
                 .insert(change.follower);
         } else {
             self.forget_follower(change.followee, change.follower);
+        }
+    }
+
+    /// A released filter record (a block, a mute, or their end): the index of followers does
+    /// not change, the decision for each candidate does.
+    pub fn apply_filter(&mut self, change: &FilterChange) {
+        if let Some(followees) = self.users.get_mut(&change.user) {
+            followees.apply_filter(change);
         }
     }
 
