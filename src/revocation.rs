@@ -87,6 +87,12 @@ impl Revocations {
         self.suspended.contains(user)
     }
 
+    /// A suspension (or its end) this node just committed: its tokens are refused (or taken)
+    /// here from now on, not only once the broker releases the log record, which follows.
+    pub fn suspension_committed(&self, user: UserId, suspended: bool) {
+        self.suspended.apply(user, suspended);
+    }
+
     /// Remembers the revocation, then closes the session's sockets here (once: a socket
     /// that connects later is refused by the broker, which reads the same set).
     fn apply(&self, user: UserId, family: i64) {

@@ -22,6 +22,7 @@ use crate::problem::{ApiError, PROBLEM_JSON, Problem};
 use crate::rate_limit::RateLimiting;
 use crate::reads::{query, rows_to};
 use crate::replicas::ReadRouting;
+use crate::revocation::Revocations;
 use crate::routes::problems;
 
 /// The longest report comment, in characters.
@@ -218,6 +219,7 @@ pub struct Resolution {
 )]
 pub async fn resolve_report(
     writer: Writer,
+    revocations: web::Data<Revocations>,
     reads: web::Data<ReadRouting>,
     staff: StaffUser,
     path: web::Path<String>,
@@ -236,6 +238,9 @@ pub async fn resolve_report(
             by,
         })
         .await??;
+    if report.action == Some(ReportAction::Suspend) && report.target_suspended {
+        revocations.suspension_committed(report.target.id, true);
+    }
     reads.wrote(staff.0.id).await;
     Ok(HttpResponse::Ok().json(report))
 }
@@ -255,6 +260,7 @@ fn handle_in(raw: &str) -> Result<Handle, ApiError> {
 /// Both suspension routes.
 async fn set_suspended(
     writer: &Writer,
+    revocations: &Revocations,
     cache: &Cache,
     admin: &AdminUser,
     raw: &str,
@@ -262,7 +268,7 @@ async fn set_suspended(
 ) -> Result<HttpResponse, ApiError> {
     let target = handle_in(raw)?;
     let handle = target.as_str().to_owned();
-    writer
+    let user = writer
         .send(SetSuspended {
             target,
             suspended,
@@ -270,6 +276,7 @@ async fn set_suspended(
             reason: None,
         })
         .await??;
+    revocations.suspension_committed(user, suspended);
     cache.invalidate_profiles(&[&handle]).await;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -291,11 +298,12 @@ async fn set_suspended(
 )]
 pub async fn suspend(
     writer: Writer,
+    revocations: web::Data<Revocations>,
     cache: web::Data<Cache>,
     admin: AdminUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    set_suspended(&writer, &cache, &admin, &path, true).await
+    set_suspended(&writer, &revocations, &cache, &admin, &path, true).await
 }
 
 #[utoipa::path(
@@ -314,11 +322,12 @@ pub async fn suspend(
 )]
 pub async fn unsuspend(
     writer: Writer,
+    revocations: web::Data<Revocations>,
     cache: web::Data<Cache>,
     admin: AdminUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    set_suspended(&writer, &cache, &admin, &path, false).await
+    set_suspended(&writer, &revocations, &cache, &admin, &path, false).await
 }
 
 /// A suspended account, for the dashboard.

@@ -1039,6 +1039,73 @@ async fn a_report_from_the_page_is_worked_on_the_dashboard() {
     bob.close().await;
 }
 
+/// Mute and Block on a post: the author's posts leave the page, and the server lists them.
+#[actix_web::test]
+async fn mute_and_block_on_the_page_hide_the_author() {
+    let _one_test_at_a_time = BROWSERS.lock().await;
+    let app = spawn_site(&[]).await;
+    let tag = &unique_name()[..6];
+    let bob = app.sign_in("bob").await;
+    let carol = app.sign_in("carol").await;
+    let ann_api = app.sign_in("ann").await;
+    for who in ["bob", "carol"] {
+        assert_eq!(app.follow(&ann_api, who).await, 204);
+    }
+    let bobs = format!("bob says hi {tag}");
+    let carols = format!("carol says hi {tag}");
+    app.create_post(&bob, &bobs).await;
+    app.create_post(&carol, &carols).await;
+
+    let ann = Browser::launch("ann-distance").await;
+    ann.sign_in(&app, "ann").await;
+    for text in [&bobs, &carols] {
+        ann.wait(
+            "the post is in ann's timeline",
+            FIND_POST,
+            vec![json!(text)],
+        )
+        .await;
+    }
+    ann.click("#timeline > .post[data-author=\"bob\"] .mute-button")
+        .await;
+    ann.wait(
+        "bob's posts left the page and the page says so",
+        "return document.querySelector('.post[data-author=\"bob\"]') === null \
+           && document.getElementById('page-status').textContent.includes('muted @bob');",
+        vec![],
+    )
+    .await;
+    ann.click("#timeline > .post[data-author=\"carol\"] .block-button")
+        .await;
+    ann.wait(
+        "carol's posts left the page",
+        "return document.querySelector('.post[data-author=\"carol\"]') === null \
+           && document.getElementById('page-status').textContent.includes('blocked @carol');",
+        vec![],
+    )
+    .await;
+    let handles = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| i["handle"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let (_, mutes) = app.get_json(&ann_api, "/api/v1/me/mutes").await;
+    assert_eq!(handles(&mutes), vec!["bob".to_owned()], "{mutes}");
+    let (_, blocks) = app.get_json(&ann_api, "/api/v1/me/blocks").await;
+    assert_eq!(handles(&blocks), vec!["carol".to_owned()], "{blocks}");
+    let (_, following) = app.get_json(&ann_api, "/api/v1/users/ann/following").await;
+    assert_eq!(
+        handles(&following),
+        vec!["bob".to_owned()],
+        "the block ended the follow"
+    );
+    ann.assert_clean_console().await;
+    ann.close().await;
+}
+
 #[actix_web::test]
 async fn google_sign_in_in_a_popup_signs_the_page_in() {
     require_browser();

@@ -41,7 +41,7 @@ pub enum Command {
     Follow(Follow, Reply<()>),
     Unfollow(Unfollow, Reply<()>),
     SetRole(SetRole, Reply<User>),
-    SetSuspended(SetSuspended, Reply<()>),
+    SetSuspended(SetSuspended, Reply<UserId>),
     CreateReport(CreateReport, Reply<Report>),
     ResolveReport(ResolveReport, Reply<Report>),
     Block(Block, Reply<()>),
@@ -59,6 +59,8 @@ pub enum Output {
     User(User),
     Post(CreatedPost),
     Report(Report),
+    /// The account a command acted on.
+    Account(UserId),
     Done,
     Purged(u64),
     /// The transaction must commit (it records why), but the caller gets this error.
@@ -183,6 +185,10 @@ impl Command {
                     _ => None,
                 })
             }
+            Command::SetSuspended(_, tx) => answer(tx, result, |o| match o {
+                Output::Account(user) => Some(user),
+                _ => None,
+            }),
             Command::CreateReport(_, tx) | Command::ResolveReport(_, tx) => {
                 answer(tx, result, |o| match o {
                     Output::Report(r) => Some(r),
@@ -207,7 +213,6 @@ impl Command {
             | Command::DeletePost(_, tx)
             | Command::Follow(_, tx)
             | Command::Unfollow(_, tx)
-            | Command::SetSuspended(_, tx)
             | Command::Block(_, tx)
             | Command::Unblock(_, tx)
             | Command::Mute(_, tx)

@@ -349,9 +349,9 @@ pub struct SetRole {
 
 /// Suspend `target` (every sign-in session revoked, sign-in refused, sockets closed on every
 /// node through the log's `route.account` record), or end a suspension. Idempotent. Staff may
-/// act only on accounts of a lower role than theirs.
+/// act only on accounts of a lower role than theirs. Answers the target's id.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), WriteError>")]
+#[rtype(result = "Result<UserId, WriteError>")]
 pub struct SetSuspended {
     pub target: Handle,
     pub suspended: bool,

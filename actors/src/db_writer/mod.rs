@@ -198,7 +198,7 @@ command_handler!(DeletePost, ());
 command_handler!(Follow, ());
 command_handler!(Unfollow, ());
 command_handler!(SetRole, crate::model::User);
-command_handler!(SetSuspended, ());
+command_handler!(SetSuspended, crate::ids::UserId);
 command_handler!(CreateReport, crate::model::Report);
 command_handler!(ResolveReport, crate::model::Report);
 command_handler!(Block, ());

@@ -140,7 +140,7 @@ const REVOKE_ALL: &str =
 
 pub(super) async fn set_suspended(conn: &mut WriterConn, cmd: &SetSuspended) -> Applied {
     let target = target(conn, cmd.target.as_str()).await?;
-    suspend_target(
+    let (_, changes) = suspend_target(
         conn,
         &target,
         cmd.target.as_str(),
@@ -148,7 +148,8 @@ pub(super) async fn set_suspended(conn: &mut WriterConn, cmd: &SetSuspended) -> 
         cmd.by,
         cmd.reason.as_deref(),
     )
-    .await
+    .await?;
+    Ok((Output::Account(target.id), changes))
 }
 
 async fn suspend_target(
