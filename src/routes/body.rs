@@ -147,7 +147,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 }
 
 /// An optional JSON body, already read whole (`web::Bytes`): none at all (empty, whatever the
-/// content type) is `None`; otherwise the same rules as [`JsonBody`] (415, 413, 400, 422).
+/// content type) or a JSON `null` (what the document's nullable body allows) is `None`;
+/// otherwise the same rules as [`JsonBody`] (415, 413, 400, 422).
 pub fn optional_json<T: DeserializeOwned>(
     req: &HttpRequest,
     bytes: &[u8],
@@ -165,6 +166,9 @@ pub fn optional_json<T: DeserializeOwned>(
             "the body is {} bytes; at most {MAX_JSON_BYTES} are accepted",
             bytes.len()
         )));
+    }
+    if bytes.trim_ascii() == b"null" {
+        return Ok(None);
     }
     parse(bytes).map(Some)
 }

@@ -614,4 +614,15 @@ async fn the_block_and_mute_routes_answer_bad_input_with_a_problem_document() {
     .await;
     assert_eq!(status, 422);
     assert_eq!(body["field"], "duration_secs", "{body}");
+    // The document allows a `null` body (no end), as it allows none.
+    let res = app
+        .http
+        .put(app.url("/api/v1/users/bob/mute"))
+        .bearer_auth(&alice.token)
+        .header("content-type", "application/json")
+        .body("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
 }
