@@ -50,6 +50,15 @@ fn default_expires_in() -> u64 {
 }
 
 impl SignedIn {
+    /// The token pair of this sign-in (for [`crate::SharedTokens`]).
+    pub fn pair(&self) -> TokenPair {
+        TokenPair {
+            access_token: self.token.clone(),
+            refresh_token: self.refresh.clone(),
+            expires_in: self.expires_in,
+        }
+    }
+
     /// Reads a sign-in answer.
     pub fn parse(body: &[u8]) -> Result<Self, Error> {
         let answer: Answer = serde_json::from_slice(body).map_err(|source| Error::Decode {

@@ -58,6 +58,11 @@ pub enum Error {
     /// The first text frame was not `hello`.
     #[error("the first frame was not hello")]
     NotHello,
+    /// The server ended the session for good (suspended 4003, revoked or a policy broken 1008,
+    /// a frame too big 1009, a protocol error 1002; 401: the token pair cannot be renewed): a
+    /// reconnect cannot help.
+    #[error("the server ended the session ({0})")]
+    Ended(u16),
 }
 
 impl Error {

@@ -23,23 +23,28 @@
 //!   over TCP sockets of its own (a small receive buffer, a source address) or any stream.
 //! - [`frame`]: the server's frames ([`Frame`], borrowed and lazy; [`Hello`]), close codes,
 //!   and the client's ops ([`Op`]).
+//! - [`resume`]: [`ResumingFeed`], the feed that keeps itself open: it resumes with `since`
+//!   after every close it did not ask for, with [`backoff`] (full jitter, `Retry-After`) and the
+//!   next node when one is down, renews the token pair once for every holder of
+//!   [`SharedTokens`], keeps thread subscriptions, and hands out each durable id once, in order.
 //! - [`error`]: [`Error`], one typed error for all of it.
-//!
-//! Not yet here (issue 21): reconnect with backoff and `since`, one token refresh shared by
-//! all callers, subscriptions kept across reconnects.
 
 pub mod auth;
+pub mod backoff;
 pub mod error;
 pub mod frame;
 pub mod health;
 pub mod http;
+pub mod resume;
 pub mod ws;
 
 pub use auth::{SignedIn, TokenPair};
+pub use backoff::Backoff;
 pub use error::Error;
 pub use frame::{Frame, FrameData, Hello, Op, ResumeStatus, close_code};
 pub use health::SystemSample;
 pub use http::{Client, CreatedPost, NewPost, Ticket};
+pub use resume::{FeedEvent, ResumingFeed, SharedTokens};
 pub use ws::Socket;
 
 /// What every fallible call here returns.

@@ -27,6 +27,7 @@ mod provider;
 mod relay;
 mod revocation;
 mod routing;
+mod sdk;
 mod social;
 mod tls;
 mod websocket;

@@ -57,7 +57,7 @@ async fn a_logout_while_redis_is_paused_closes_the_socket_on_another_node() {
 }
 
 /// An access token for `user`'s sign-in session that lives `ttl`.
-fn token_living(user: &TestUser, ttl: Duration) -> String {
+pub(crate) fn token_living(user: &TestUser, ttl: Duration) -> String {
     let long = TokenIssuer::new(SIGNING_KEY.as_bytes(), Duration::from_secs(900));
     let claims = long.verify(&user.token).expect("the user's token is ours");
     let who = User {
