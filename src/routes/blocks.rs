@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use aisocial_actors::db_writer::{Block, Mute, Unblock, Unmute};
+use aisocial_actors::db_writer::{Block, DbWriter, Mute, Unblock, Unmute, WriteError};
 use aisocial_actors::ids::{Handle, UserId};
+use aisocial_actors::meter::Envelope;
 use aisocial_actors::model::Author;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -54,6 +55,27 @@ async fn wrote(reads: &ReadRouting, cache: &Cache, me: &AuthUser, other: &str) {
     cache.invalidate_profiles(&[&me.handle, other]).await;
 }
 
+/// Every route here but the lists: the command `make` builds for the user `raw` names, then
+/// [`wrote`], then 204.
+async fn change<M>(
+    writer: &Writer,
+    reads: &ReadRouting,
+    cache: &Cache,
+    me: &AuthUser,
+    raw: &str,
+    make: impl FnOnce(Handle) -> M,
+) -> Result<HttpResponse, ApiError>
+where
+    M: actix::Message<Result = Result<(), WriteError>> + Send + 'static,
+    DbWriter: actix::Handler<Envelope<M>>,
+{
+    let other = target(raw)?;
+    let handle = other.as_str().to_owned();
+    writer.send(make(other)).await??;
+    wrote(reads, cache, me, &handle).await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 #[utoipa::path(
     put,
     path = "/api/v1/users/{handle}/block",
@@ -76,16 +98,12 @@ pub async fn block_user(
     me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let blocked = target(&path)?;
-    let handle = blocked.as_str().to_owned();
-    writer
-        .send(Block {
-            blocker: me.id,
-            blocked,
-        })
-        .await??;
-    wrote(&reads, &cache, &me, &handle).await;
-    Ok(HttpResponse::NoContent().finish())
+    let blocker = me.id;
+    change(&writer, &reads, &cache, &me, &path, |blocked| Block {
+        blocker,
+        blocked,
+    })
+    .await
 }
 
 #[utoipa::path(
@@ -109,16 +127,12 @@ pub async fn unblock_user(
     me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let blocked = target(&path)?;
-    let handle = blocked.as_str().to_owned();
-    writer
-        .send(Unblock {
-            blocker: me.id,
-            blocked,
-        })
-        .await??;
-    wrote(&reads, &cache, &me, &handle).await;
-    Ok(HttpResponse::NoContent().finish())
+    let blocker = me.id;
+    change(&writer, &reads, &cache, &me, &path, |blocked| Unblock {
+        blocker,
+        blocked,
+    })
+    .await
 }
 
 /// The mute's length from the optional body: `None` for a mute without end.
@@ -165,18 +179,14 @@ pub async fn mute_user(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let muted = target(&path)?;
     let duration = mute_duration(&req, &body)?;
-    let handle = muted.as_str().to_owned();
-    writer
-        .send(Mute {
-            muter: me.id,
-            muted,
-            duration,
-        })
-        .await??;
-    wrote(&reads, &cache, &me, &handle).await;
-    Ok(HttpResponse::NoContent().finish())
+    let muter = me.id;
+    change(&writer, &reads, &cache, &me, &path, |muted| Mute {
+        muter,
+        muted,
+        duration,
+    })
+    .await
 }
 
 #[utoipa::path(
@@ -200,16 +210,12 @@ pub async fn unmute_user(
     me: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let muted = target(&path)?;
-    let handle = muted.as_str().to_owned();
-    writer
-        .send(Unmute {
-            muter: me.id,
-            muted,
-        })
-        .await??;
-    wrote(&reads, &cache, &me, &handle).await;
-    Ok(HttpResponse::NoContent().finish())
+    let muter = me.id;
+    change(&writer, &reads, &cache, &me, &path, |muted| Unmute {
+        muter,
+        muted,
+    })
+    .await
 }
 
 const MY_BLOCKS: &str = "SELECT u.id, u.handle, u.display_name FROM blocks b \
