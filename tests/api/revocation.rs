@@ -1,7 +1,7 @@
 //! Revocation fails closed: a logout reaches every node even when Redis loses its
 //! announcement, and no socket outlives its access token unless the client renews it in-band.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aisocial::auth::TokenIssuer;
 use aisocial_actors::ids::UserId;
@@ -120,7 +120,18 @@ async fn a_socket_closes_when_its_token_expires_unless_renewed_in_band() {
     }
     let lived = opened.elapsed();
     println!("a socket whose token was not renewed closed after {lived:?} (token lifetime 3 s)");
-    assert!(lived >= Duration::from_secs(2), "{lived:?}");
+    // Not before the token's `exp` (whole seconds: the token lives 2 to 3 s from its issue).
+    let exp = TokenIssuer::new(SIGNING_KEY.as_bytes(), Duration::from_secs(900))
+        .verify(&short.token)
+        .expect("our token")
+        .exp;
+    let closed_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    assert!(
+        closed_at + Duration::from_millis(50) >= Duration::from_secs(exp),
+        "closed at {closed_at:?}, before the token's exp {exp}"
+    );
 
     renewed.send_text(r#"{"op":"ping"}"#).await;
     assert_eq!(
