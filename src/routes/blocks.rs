@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Writer;
+use super::users::path_handle;
 use crate::auth::AuthUser;
 use crate::cache::Cache;
 use crate::cursor::{Order, Page, PageQuery};
@@ -43,11 +44,6 @@ pub struct MutedUser {
     pub until: Option<DateTime<Utc>>,
 }
 
-fn target(raw: &str) -> Result<Handle, ApiError> {
-    // A string that cannot be a handle names no user.
-    Handle::parse(raw).map_err(|_| ApiError::NotFound("user not found".into()))
-}
-
 /// After a committed change: the caller reads their own write, and both cached profiles
 /// (whose follow counts a block may change) are dropped.
 async fn wrote(reads: &ReadRouting, cache: &Cache, me: &AuthUser, other: &str) {
@@ -69,7 +65,7 @@ where
     M: actix::Message<Result = Result<(), WriteError>> + Send + 'static,
     DbWriter: actix::Handler<Envelope<M>>,
 {
-    let other = target(raw)?;
+    let other = path_handle(raw)?;
     let handle = other.as_str().to_owned();
     writer.send(make(other)).await??;
     wrote(reads, cache, me, &handle).await;

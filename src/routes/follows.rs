@@ -2,19 +2,14 @@
 
 use actix_web::{HttpResponse, web};
 use aisocial_actors::db_writer::{Follow, Unfollow};
-use aisocial_actors::ids::Handle;
 
 use super::Writer;
+use super::users::path_handle;
 use crate::auth::AuthUser;
 use crate::cache::Cache;
 use crate::problem::{ApiError, PROBLEM_JSON, Problem};
 use crate::replicas::ReadRouting;
 use crate::routes::problems;
-
-fn target(raw: &str) -> Result<Handle, ApiError> {
-    // A string that cannot be a handle names no user.
-    Handle::parse(raw).map_err(|_| ApiError::NotFound("user not found".into()))
-}
 
 /// Both routes: `me` follows (`follow`) or stops following the user `raw` names. After the
 /// committed change both cached profiles (their counts) are dropped. (Brokers learn of the
@@ -27,7 +22,7 @@ async fn set_following(
     raw: &str,
     follow: bool,
 ) -> Result<HttpResponse, ApiError> {
-    let followee = target(raw)?;
+    let followee = path_handle(raw)?;
     let followee_handle = followee.as_str().to_owned();
     let follower = me.id;
     if follow {

@@ -5,7 +5,7 @@
 
 use actix_web::{HttpResponse, web};
 use aisocial_actors::db_writer::{CreateReport, Moderator, ResolveReport, SetRole, SetSuspended};
-use aisocial_actors::ids::{Handle, PostId, UserId};
+use aisocial_actors::ids::{PostId, UserId};
 use aisocial_actors::model::{
     Author, Report, ReportAction, ReportReason, ReportStatus, Role, User,
 };
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Writer;
 use super::body::{JsonBody, trimmed_text};
+use super::users::path_handle;
 use crate::auth::AuthUser;
 use crate::auth::extract::{AdminUser, StaffUser};
 use crate::cache::Cache;
@@ -124,11 +125,7 @@ pub async fn create_report(
         })
         .transpose()?;
     // A handle that cannot be one names no user.
-    let handle = body
-        .handle
-        .as_deref()
-        .map(|raw| Handle::parse(raw).map_err(|_| ApiError::NotFound("user not found".into())))
-        .transpose()?;
+    let handle = body.handle.as_deref().map(path_handle).transpose()?;
     if post.is_none() && handle.is_none() {
         return Err(ApiError::validation(
             "post_id",
@@ -252,11 +249,6 @@ fn staff_moderator(user: &AuthUser) -> Moderator {
     }
 }
 
-/// The account a path names (a string that cannot be a handle names no user).
-fn handle_in(raw: &str) -> Result<Handle, ApiError> {
-    Handle::parse(raw).map_err(|_| ApiError::NotFound("user not found".into()))
-}
-
 /// Both suspension routes.
 async fn set_suspended(
     writer: &Writer,
@@ -266,7 +258,7 @@ async fn set_suspended(
     raw: &str,
     suspended: bool,
 ) -> Result<HttpResponse, ApiError> {
-    let target = handle_in(raw)?;
+    let target = path_handle(raw)?;
     let handle = target.as_str().to_owned();
     let user = writer
         .send(SetSuspended {
@@ -403,7 +395,7 @@ pub async fn set_role(
     path: web::Path<String>,
     body: JsonBody<RoleChange>,
 ) -> Result<HttpResponse, ApiError> {
-    let target = handle_in(&path)?;
+    let target = path_handle(&path)?;
     let handle = target.as_str().to_owned();
     let user = writer
         .send(SetRole {
